@@ -1,0 +1,48 @@
+// swift-tools-version:6.0
+// S2Scope — passive analyzer of XMPP server-to-server (s2s) traffic and Server Dialback.
+//
+// The targets form a one-way pipeline; each depends only on the layers below it, so a
+// layer reaching upward does not compile:
+//   S2Model ← S2Capture(CPcap) ; S2Model ← S2Wire ← S2Reassembly
+//   S2Model ← S2XMPP(CExpat) ← S2Dialback ← S2Rules ← S2Report
+//   S2Engine wires them all; the s2scope executable is a thin CLI over S2Engine + S2Report.
+import PackageDescription
+
+let package = Package(
+    name: "S2Scope",
+    products: [
+        .library(name: "S2Scope", targets: ["S2Engine", "S2Report", "S2Rules", "S2Dialback", "S2XMPP",
+                                            "S2Reassembly", "S2Wire", "S2Capture", "S2Model", "S2Synth"]),
+        .executable(name: "s2scope", targets: ["s2scope"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+    ],
+    targets: [
+        .systemLibrary(name: "CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"])]),
+        .systemLibrary(name: "CExpat", pkgConfig: "expat", providers: [.apt(["libexpat1-dev"])]),
+        .target(name: "S2Model"),
+        .target(name: "S2Capture", dependencies: ["S2Model", "CPcap"]),
+        .target(name: "S2Wire", dependencies: ["S2Model"]),
+        .target(name: "S2Reassembly", dependencies: ["S2Model", "S2Wire"]),
+        .target(name: "S2XMPP", dependencies: ["S2Model", "CExpat"]),
+        .target(name: "S2Dialback", dependencies: ["S2Model", "S2XMPP",
+                                                   .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "S2Rules", dependencies: ["S2Model", "S2XMPP", "S2Dialback"]),
+        .target(name: "S2Report", dependencies: ["S2Model", "S2Rules", "S2Dialback"]),
+        .target(name: "S2Synth", dependencies: ["S2Model"]),
+        .target(name: "S2Engine", dependencies: ["S2Model", "S2Capture", "S2Wire", "S2Reassembly",
+                                                 "S2XMPP", "S2Dialback", "S2Rules", "S2Report", "S2Synth"]),
+        .executableTarget(name: "s2scope", dependencies: [
+            "S2Engine", "S2Report", "S2Capture",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "S2WireTests", dependencies: ["S2Wire", "S2Capture", "S2Model"]),
+        .testTarget(name: "S2ReassemblyTests", dependencies: ["S2Reassembly", "S2Wire", "S2Capture", "S2Model"]),
+        .testTarget(name: "S2XMPPTests", dependencies: ["S2XMPP", "S2Model"]),
+        .testTarget(name: "S2RulesTests", dependencies: ["S2Rules", "S2Dialback", "S2XMPP", "S2Model", "S2Engine"]),
+        .testTarget(name: "S2EngineTests", dependencies: ["S2Engine", "S2Report", "S2Model"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

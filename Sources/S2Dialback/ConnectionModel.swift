@@ -1,0 +1,147 @@
+import S2Model
+import S2XMPP
+
+/// A (Sender Domain, Target Domain) pair that dialback authorizes, in one direction.
+public struct DomainPair: Hashable, Sendable, CustomStringConvertible {
+    public var sender: String
+    public var target: String
+    public init(sender: String, target: String) {
+        self.sender = sender
+        self.target = target
+    }
+    public var description: String { "(\(sender) → \(target))" }
+}
+
+/// Which rule set a peer is judged by where the sources disagree (RULES.md §1, §4).
+public enum Profile: String, Sendable, CaseIterable {
+    /// RFC 3920 §8: every dialback failure is a stream error.
+    case rfc3920
+    /// XEP-0220 1.1.1 on RFC 6120: non-fatal `type='error'` dialback errors.
+    case xep0220
+    /// Accept either profile's reaction; flag only behaviour wrong under both.
+    case either
+}
+
+/// One stream header as seen on a connection (for the report's `streams`).
+public struct StreamRecord: Sendable {
+    public var direction: Direction
+    public var header: StreamHeader
+    public var frame: FrameRef
+    public var closed = false
+}
+
+/// Everything S2Scope knows about one TCP connection at the XMPP level: who opened it, the
+/// stream headers both ways, features, TLS, and the dialback state — pending requests and
+/// the validated domain pairs VP(c) of RULES.md §2.
+public final class ConnectionModel {
+    public let id: ConnectionID
+    /// `address:port` of the initiator and the acceptor.
+    public let client: String
+    public let server: String
+    public let clientAddress: String
+    public let serverAddress: String
+    public let input: Int
+    public let firstFrame: FrameRef
+    public internal(set) var lastFrame: FrameRef
+    /// `fin`, `rst`, `timeout` or `open` once the connection ended.
+    public internal(set) var close: String?
+    public internal(set) var closeFrame: FrameRef?
+
+    /// All stream headers in order (restarts included).
+    public internal(set) var streams: [StreamRecord] = []
+    /// The latest header per direction.
+    public internal(set) var initialHeader: StreamHeader?
+    public internal(set) var responseHeader: StreamHeader?
+    public internal(set) var headerFrames: [FrameRef?] = [nil, nil]
+    /// Top-level elements each direction sent since its latest header.
+    public internal(set) var elementsSinceHeader = [0, 0]
+    /// The acceptor's latest `<stream:features/>`.
+    public internal(set) var features: XMLElement?
+    /// Features offered before TLS (for STREAM-FEAT-2 / TLS-3).
+    public internal(set) var preTLSFeatures: XMLElement?
+    public internal(set) var tls = false
+    public internal(set) var tlsFrame: FrameRef?
+    public internal(set) var saslSucceeded = false
+    public internal(set) var bidi = false
+    public internal(set) var streamClosed = [false, false]
+    public internal(set) var streamClosedFrame: [FrameRef?] = [nil, nil]
+    /// The first stream error each direction sent.
+    public internal(set) var streamError: [XMLElement?] = [nil, nil]
+    public internal(set) var streamErrorFrame: [FrameRef?] = [nil, nil]
+    /// Whether each side emitted a `type='error'` dialback element.
+    public internal(set) var sentDialbackError = [false, false]
+    /// Untyped db:result requests from the initiator awaiting the acceptor's answer.
+    public internal(set) var pendingResults: [DomainPair: DialbackExchange] = [:]
+    /// Untyped db:verify requests from the initiator awaiting the acceptor's answer, by (from, to, id).
+    public internal(set) var pendingVerifies: [VerifyKey: VerifyRequest] = [:]
+    /// VP(c): pairs the acceptor answered `valid` for on this connection.
+    public internal(set) var validated: Set<DomainPair> = []
+    /// Pairs the acceptor answered `invalid` for.
+    public internal(set) var invalidated: Set<DomainPair> = []
+    /// Targets the initiator asked for with db:result on this stream (for DB-RES-5).
+    public internal(set) var requestedTargets: [String] = []
+    /// The kinds of top-level elements seen, for DB-RCV-10 (verify-only connections).
+    public internal(set) var carriedOnlyVerify = true
+    public internal(set) var stanzaCount = [0, 0]
+    /// Whether parsing of a direction was damaged (gap, desync): rules then stay quiet.
+    public internal(set) var damaged = [false, false]
+
+    init(id: ConnectionID, client: String, server: String, clientAddress: String, serverAddress: String,
+         input: Int, frame: FrameRef) {
+        self.id = id
+        self.client = client
+        self.server = server
+        self.clientAddress = clientAddress
+        self.serverAddress = serverAddress
+        self.input = input
+        firstFrame = frame
+        lastFrame = frame
+    }
+
+    public func header(_ d: Direction) -> StreamHeader? { d == .clientToServer ? initialHeader : responseHeader }
+
+    /// The acceptor's stream ID — what dialback keys on this connection are bound to.
+    public var streamID: String? { responseHeader?.id }
+
+    /// Address of the party that sends in direction `d`.
+    public func address(of d: Direction) -> String { d == .clientToServer ? clientAddress : serverAddress }
+
+    /// True when the acceptor advertised `<dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback>`.
+    public var acceptorAdvertisedDialbackErrors: Bool {
+        guard let f = features ?? preTLSFeatures, let db = f.child("dialback", namespace: Namespace.dialbackFeature) else { return false }
+        return db.child("errors") != nil
+    }
+
+    public var acceptorAdvertisedDialback: Bool {
+        (responseHeader?.prefixes(for: Namespace.dialback).isEmpty == false)
+            || (features ?? preTLSFeatures)?.child("dialback", namespace: Namespace.dialbackFeature) != nil
+    }
+
+    /// Domains validated for the initiator on this connection (by dialback or SASL).
+    public var validatedSenders: Set<String> {
+        var s = Set(validated.map(\.sender))
+        if saslSucceeded, let f = initialHeader?.from { s.insert(f) }
+        return s
+    }
+}
+
+/// Key of a db:verify request: the request's (from, to, id).
+public struct VerifyKey: Hashable, Sendable {
+    public var from: String
+    public var to: String
+    public var id: String
+    public init(from: String, to: String, id: String) {
+        self.from = from
+        self.to = to
+        self.id = id
+    }
+}
+
+/// A db:verify request waiting for the authoritative server's answer.
+public struct VerifyRequest: Sendable {
+    public var key: VerifyKey
+    /// The key text the request carried.
+    public var keyText: String
+    public var frame: FrameRef
+    public var exchange: DialbackExchange?
+}

@@ -1,0 +1,250 @@
+import S2Model
+import S2XMPP
+
+/// How a top-level dialback element relates to what came before (the model's verdict, which
+/// rules then judge).
+public enum DialbackEvent: Sendable {
+    /// Untyped db:result from the initiator (XEP-0220 step 1).
+    case resultRequest(DialbackExchange?)
+    /// Typed db:result from the acceptor; `request` is the pending request it answers (nil: unsolicited).
+    case resultReply(pair: DomainPair, type: String?, request: DialbackExchange?)
+    /// Untyped db:verify from the initiator (step 2), with the exchange it was matched to and how.
+    case verifyRequest(VerifyKey, match: VerifyMatch)
+    /// Typed db:verify from the acceptor (step 3); `request` is the request it answers on this connection.
+    case verifyReply(VerifyKey, type: String?, request: VerifyRequest?)
+    /// A db element in the wrong direction (typed on the initial stream, untyped on the response stream).
+    case misdirected
+}
+
+/// How a db:verify request was matched to a db:result seen elsewhere.
+public enum VerifyMatch: Sendable {
+    /// id, domains and key all match a db:result.
+    case exact(DialbackExchange)
+    /// Domains and key match, but the id is not the RS's stream ID on that connection.
+    case wrongID(DialbackExchange)
+    /// Domains and id match, but the key differs.
+    case wrongKey(DialbackExchange)
+    /// No db:result for this pair was seen (it may have travelled outside the capture).
+    case none
+}
+
+/// Keeps every connection's XMPP state and reconstructs dialback exchanges across connections.
+///
+/// A db:verify is matched to a db:result by (stream id, Sender, Target, key) — not by
+/// addresses — so a verify on a third connection (ejabberd), on the reverse connection of the
+/// server pair (Prosody), or from another cluster node is still found (DIALBACK.md §3–4).
+public final class DialbackModel {
+    public private(set) var connections: [ConnectionModel] = []
+    public private(set) var exchanges: [DialbackExchange] = []
+    private var byID: [ConnectionID: ConnectionModel] = [:]
+    private var resultsByBinding: [ResultBinding: DialbackExchange] = [:]
+    private var resultsByPair: [DomainPair: [DialbackExchange]] = [:]
+    /// Stream IDs issued, by issuing address, with the first connection that carried each.
+    public private(set) var issuedStreamIDs: [String: [String: ConnectionID]] = [:]
+    /// Domains each address has shown it hosts (response-header `from`, dialback `from` it asserted).
+    public private(set) var hostedByAddress: [String: Set<String>] = [:]
+    /// Domains given by the user for each address.
+    public var configuredHosts: [String: Set<String>] = [:]
+
+    struct ResultBinding: Hashable {
+        var streamID: String
+        var sender: String
+        var target: String
+    }
+
+    public init() {}
+
+    public func connection(_ id: ConnectionID) -> ConnectionModel? { byID[id] }
+
+    public func open(id: ConnectionID, client: String, server: String, clientAddress: String, serverAddress: String,
+                     input: Int, frame: FrameRef) -> ConnectionModel {
+        let c = ConnectionModel(id: id, client: client, server: server, clientAddress: clientAddress,
+                                serverAddress: serverAddress, input: input, frame: frame)
+        connections.append(c)
+        byID[id] = c
+        return c
+    }
+
+    public func closed(_ c: ConnectionModel, reason: String, frame: FrameRef) {
+        c.close = reason
+        c.closeFrame = frame
+    }
+
+    public func markDamaged(_ c: ConnectionModel, _ d: Direction) { c.damaged[d.rawValue] = true }
+
+    /// Forgets per-connection bookkeeping of a connection that ended (bounded memory in live mode).
+    public func release(_ c: ConnectionModel) {
+        c.pendingVerifies.removeAll()
+    }
+
+    /// Domains the party at `address` is known to host: what it proved on the wire plus what
+    /// the user configured.
+    public func hosted(by address: String) -> Set<String> {
+        hostedByAddress[address, default: []].union(configuredHosts[address, default: []])
+    }
+
+    public func isHostKnown(_ address: String) -> Bool { configuredHosts[address] != nil }
+
+    /// Applies one XMPP event to the model; returns what it meant for dialback (if anything).
+    @discardableResult
+    public func apply(_ e: XMPPEvent, on c: ConnectionModel) -> DialbackEvent? {
+        c.lastFrame = e.lastFrame
+        let d = e.direction
+        switch e.kind {
+        case .streamOpened(let h):
+            if d == .clientToServer { c.initialHeader = h } else { c.responseHeader = h }
+            c.headerFrames[d.rawValue] = e.firstFrame
+            c.elementsSinceHeader[d.rawValue] = 0
+            c.streams.append(StreamRecord(direction: d, header: h, frame: e.firstFrame))
+            if d == .serverToClient {
+                if let from = h.from, !from.isEmpty { hostedByAddress[c.serverAddress, default: []].insert(from) }
+                if let id = h.id, !id.isEmpty, issuedStreamIDs[c.serverAddress]?[id] == nil {
+                    issuedStreamIDs[c.serverAddress, default: [:]][id] = c.id
+                }
+            }
+            return nil
+        case .streamClosed:
+            c.streamClosed[d.rawValue] = true
+            c.streamClosedFrame[d.rawValue] = e.firstFrame
+            if let i = c.streams.lastIndex(where: { $0.direction == d }) { c.streams[i].closed = true }
+            return nil
+        case .tlsStarted:
+            if !c.tls { c.tls = true; c.tlsFrame = e.firstFrame }
+            return nil
+        case .element(let el):
+            c.elementsSinceHeader[d.rawValue] += 1
+            return element(el, e, on: c)
+        default:
+            return nil
+        }
+    }
+
+    private func element(_ el: XMLElement, _ e: XMPPEvent, on c: ConnectionModel) -> DialbackEvent? {
+        let d = e.direction
+        if el.namespace == Namespace.streams {
+            if el.local == "features" && d == .serverToClient {
+                c.features = el
+                if !c.tls { c.preTLSFeatures = el }
+            } else if el.local == "error" && c.streamError[d.rawValue] == nil {
+                c.streamError[d.rawValue] = el
+                c.streamErrorFrame[d.rawValue] = e.firstFrame
+            }
+            return nil
+        }
+        if el.is("success", Namespace.sasl) && d == .serverToClient { c.saslSucceeded = true }
+        if el.is("bidi", Namespace.bidi) && d == .clientToServer { c.bidi = true }
+        if el.local == "message" || el.local == "presence" || el.local == "iq" {
+            c.stanzaCount[d.rawValue] += 1
+            c.carriedOnlyVerify = false
+        }
+        guard el.namespace == Namespace.dialback else {
+            if el.local != "features" { c.carriedOnlyVerify = c.carriedOnlyVerify && el.namespace == Namespace.streams }
+            return nil
+        }
+        let type = el[attribute: "type"]
+        if type == "error" { c.sentDialbackError[d.rawValue] = true }
+        let typed = type != nil
+        let forward = d == .clientToServer
+        if el.local == "result" {
+            c.carriedOnlyVerify = false
+            if forward && !typed { return resultRequest(el, e, on: c) }
+            if !forward && typed { return resultReply(el, type: type, e, on: c) }
+            if c.bidi { return forward ? resultReply(el, type: type, e, on: c) : resultRequest(el, e, on: c) }
+            return .misdirected
+        }
+        if el.local == "verify" {
+            if forward && !typed { return verifyRequest(el, e, on: c) }
+            if !forward && typed { return verifyReply(el, type: type, e, on: c) }
+            return c.bidi ? nil : .misdirected
+        }
+        return nil
+    }
+
+    private func resultRequest(_ el: XMLElement, _ e: XMPPEvent, on c: ConnectionModel) -> DialbackEvent {
+        guard let s = el[attribute: "from"], let t = el[attribute: "to"], !s.isEmpty, !t.isEmpty else {
+            return .resultRequest(nil)
+        }
+        let pair = DomainPair(sender: s, target: t)
+        hostedByAddress[c.clientAddress, default: []].insert(s)
+        if !c.requestedTargets.contains(t) { c.requestedTargets.append(t) }
+        let x = DialbackExchange(number: exchanges.count + 1, originating: s, receiving: t, streamID: c.streamID,
+                                 key: el.trimmedText, connection: c, frame: e.firstFrame, element: el)
+        x.steps.append(DialbackStep(kind: .resultRequest, connection: c.id, direction: e.direction, frame: e.firstFrame,
+                                    summary: "<db:result from='\(s)' to='\(t)'>"))
+        exchanges.append(x)
+        c.pendingResults[pair] = x
+        if let id = c.streamID { resultsByBinding[ResultBinding(streamID: id, sender: s, target: t)] = x }
+        resultsByPair[pair, default: []].append(x)
+        return .resultRequest(x)
+    }
+
+    private func resultReply(_ el: XMLElement, type: String?, _ e: XMPPEvent, on c: ConnectionModel) -> DialbackEvent {
+        // The reply says from=T to=S.
+        let pair = DomainPair(sender: el[attribute: "to"] ?? "", target: el[attribute: "from"] ?? "")
+        let request = c.pendingResults.removeValue(forKey: pair)
+        if let x = request {
+            x.outcome = type
+            x.resultReplyFrame = e.firstFrame
+            x.steps.append(DialbackStep(kind: .resultReply, connection: c.id, direction: e.direction, frame: e.firstFrame,
+                                        type: type, summary: "<db:result type='\(type ?? "")'/>"))
+        }
+        if request != nil || c.bidi {
+            switch type {
+            case "valid": c.validated.insert(pair); c.invalidated.remove(pair)
+            case "invalid": c.invalidated.insert(pair); c.validated.remove(pair)
+            default: break
+            }
+        }
+        return .resultReply(pair: pair, type: type, request: request)
+    }
+
+    private func verifyRequest(_ el: XMLElement, _ e: XMPPEvent, on c: ConnectionModel) -> DialbackEvent {
+        let key = VerifyKey(from: el[attribute: "from"] ?? "", to: el[attribute: "to"] ?? "", id: el[attribute: "id"] ?? "")
+        let text = el.trimmedText
+        // The verify says from=T to=S id=<RS stream id on A>.
+        let pair = DomainPair(sender: key.to, target: key.from)
+        var match = VerifyMatch.none
+        if let x = resultsByBinding[ResultBinding(streamID: key.id, sender: pair.sender, target: pair.target)] {
+            match = x.key == text ? .exact(x) : .wrongKey(x)
+        } else if let x = resultsByPair[pair]?.last(where: { $0.key == text && $0.verifyConnection == nil }) {
+            match = .wrongID(x)
+        }
+        var exchange: DialbackExchange?
+        if case .exact(let x) = match { exchange = x }
+        if case .wrongKey(let x) = match { exchange = x }
+        if case .wrongID(let x) = match { exchange = x }
+        if let x = exchange, x.verifyConnection == nil {
+            x.verifyConnection = c.id
+            x.verifyFrame = e.firstFrame
+            x.verifyKey = text
+            x.authoritativeAddress = c.serverAddress
+            x.steps.append(DialbackStep(kind: .verifyRequest, connection: c.id, direction: e.direction, frame: e.firstFrame,
+                                        summary: "<db:verify from='\(key.from)' to='\(key.to)' id='\(key.id)'>"))
+        }
+        c.pendingVerifies[key] = VerifyRequest(key: key, keyText: text, frame: e.firstFrame, exchange: exchange)
+        return .verifyRequest(key, match: match)
+    }
+
+    private func verifyReply(_ el: XMLElement, type: String?, _ e: XMPPEvent, on c: ConnectionModel) -> DialbackEvent {
+        // The reply swaps from/to and copies id: from=S to=T.
+        let key = VerifyKey(from: el[attribute: "to"] ?? "", to: el[attribute: "from"] ?? "", id: el[attribute: "id"] ?? "")
+        let request = c.pendingVerifies.removeValue(forKey: key)
+        if let r = request, let x = r.exchange {
+            x.verifyType = type
+            x.verifyReplyFrame = e.firstFrame
+            x.steps.append(DialbackStep(kind: .verifyReply, connection: c.id, direction: e.direction, frame: e.firstFrame,
+                                        type: type, summary: "<db:verify type='\(type ?? "")'/>"))
+        }
+        return .verifyReply(key, type: type, request: request)
+    }
+
+    /// The exchange a verify with (from=T, to=S, id) belongs to, if any.
+    public func exchange(streamID: String, sender: String, target: String) -> DialbackExchange? {
+        resultsByBinding[ResultBinding(streamID: streamID, sender: sender, target: target)]
+    }
+
+    /// Connections whose acceptor issued `streamID`.
+    public func connections(withStreamID id: String) -> [ConnectionModel] {
+        connections.filter { $0.streamID == id }
+    }
+}

@@ -1,0 +1,191 @@
+import S2Capture
+import S2Dialback
+import S2Model
+import S2Reassembly
+import S2Report
+import S2Rules
+import S2Wire
+import S2XMPP
+
+/// Wires the layers: capture → frame decoding → TCP reassembly → XMPP streams → dialback model
+/// and rules → report. Used by the CLI and the tests alike.
+public final class Engine: ReassemblySink {
+    public let configuration: EngineConfiguration
+    public let analyzer: Analyzer
+    public let report = AnalysisReport()
+    /// Called for every violation and anomaly as it is found (live output).
+    public var onViolation: ((Violation) -> Void)? {
+        didSet { analyzer.context.onViolation = onViolation }
+    }
+    public var onAnomaly: ((Anomaly) -> Void)?
+
+    private let decoder = FrameDecoder()
+    private var reassembler: TCPReassembler!
+    private var currentInput = 0
+    private let started = MonotonicClock.now()
+    private var finished = false
+
+    public init(configuration: EngineConfiguration = .init()) {
+        self.configuration = configuration
+        analyzer = Analyzer(configuration: configuration.rules, hosts: configuration.hosts)
+        let ports = configuration.ports
+        reassembler = TCPReassembler(limits: configuration.reassembly, sink: self, isServerPort: { ports.contains($0) })
+    }
+
+    // MARK: - Inputs
+
+    /// Opens every input first, so that a bad argument fails before any output (exit 2).
+    public static func open(paths: [String], filter: String?) throws -> [PcapFileReader] {
+        var readers: [PcapFileReader] = []
+        for (i, p) in paths.enumerated() {
+            let r = try PcapFileReader(path: p, inputIndex: i, filter: filter)
+            guard LinkType(dlt: r.linkType) != nil else {
+                throw CaptureError("\(p): link type \(linkTypeName(r.linkType)) is not supported (supported: EN10MB, LINUX_SLL, LINUX_SLL2, NULL, LOOP, RAW, IPV4, IPV6)")
+            }
+            readers.append(r)
+        }
+        return readers
+    }
+
+    /// Reads one opened input to its end (or to the damage).
+    public func read(_ reader: PcapFileReader, progress: ((PcapFileReader) -> Void)? = nil) {
+        currentInput = reader.inputIndex
+        var n = 0
+        let end = reader.read { packet in
+            process(packet.bytes, linkType: packet.linkType, frame: packet.frame, wireLength: packet.wireLength)
+            n += 1
+            if n & 0x3fff == 0 { progress?(reader) }
+            return true
+        }
+        var summary = InputSummary(path: reader.path, format: reader.format.rawValue, linkType: linkTypeName(reader.linkType),
+                                   packets: reader.framesRead, bytes: reader.fileSize ?? reader.bytesRead, truncated: false)
+        if case .truncated(let why) = end {
+            summary.truncated = true
+            summary.note = why
+            anomaly(Anomaly(kind: .truncatedCapture, frame: nil,
+                            message: "\(reader.path): the capture ends in the middle of a record after frame \(reader.framesRead) (\(why)); everything before was analysed"))
+        }
+        report.inputs.append(summary)
+    }
+
+    // MARK: - Frames
+
+    /// Decodes and analyses one frame.
+    public func process(_ bytes: UnsafeRawBufferPointer, linkType: Int32, frame: FrameRef, wireLength: Int) {
+        report.statistics.packets += 1
+        report.statistics.bytes += Int64(bytes.count)
+        switch decoder.decode(bytes, linkType: linkType, frame: frame) {
+        case .success(let seg):
+            guard configuration.ports.contains(seg.source.port) || configuration.ports.contains(seg.destination.port) else { return }
+            report.statistics.tcpSegments += 1
+            reassembler.process(seg)
+        case .failure(.malformed(let why)):
+            report.statistics.malformedPackets += 1
+            anomaly(Anomaly(kind: bytes.count < wireLength ? .truncatedPacket : .malformedPacket, frame: frame,
+                            message: "frame \(frame.number) could not be decoded: \(why)"))
+        case .failure:
+            break
+        }
+        analyzer.advance(to: frame.time)
+    }
+
+    /// Ends the analysis: open connections are flushed and every pending timer judged.
+    public func finish() -> AnalysisReport {
+        guard !finished else { return report }
+        finished = true
+        decoder.fragments.flush()
+        for f in decoder.fragments.droppedFrames {
+            anomaly(Anomaly(kind: .fragmentIncomplete, frame: f, message: "IP fragments starting at frame \(f.number) never completed a datagram"))
+        }
+        reassembler.finish()
+        analyzer.finish()
+        report.connections = analyzer.model.connections
+        report.exchanges = analyzer.model.exchanges
+        report.violations = analyzer.violations.sorted {
+            ($0.frame.input, $0.frame.number, $0.connection) < ($1.frame.input, $1.frame.number, $1.connection)
+        }
+        let s = reassembler.statistics
+        report.statistics.tcpConnections = s.connectionsOpened
+        report.statistics.gapBytes = s.gapBytes
+        report.statistics.connectionsEvicted = s.connectionsEvicted
+        report.statistics.suppressedViolations = analyzer.context.suppressed
+        report.statistics.seconds = MonotonicClock.now() - started
+        return report
+    }
+
+    // MARK: - Reassembly sink
+
+    final class ConnectionContext: XMPPEventSink {
+        let model: ConnectionModel
+        var decoder: XMPPConnectionDecoder!
+        unowned let engine: Engine
+        init(model: ConnectionModel, engine: Engine) {
+            self.model = model
+            self.engine = engine
+        }
+        func xmppEvent(_ event: XMPPEvent) { engine.analyzer.event(event, on: model) }
+        func xmppAnomaly(_ anomaly: Anomaly) {
+            if anomaly.kind == .xmlDesync, let d = anomaly.direction { engine.analyzer.damaged(model, d) }
+            engine.anomaly(anomaly)
+        }
+    }
+
+    public func connectionOpened(_ c: TCPConnection) {
+        let m = analyzer.open(id: c.id, client: c.client.description, server: c.server.description,
+                              clientAddress: c.client.address.description, serverAddress: c.server.address.description,
+                              input: c.firstFrame.input, frame: c.firstFrame)
+        let ctx = ConnectionContext(model: m, engine: self)
+        ctx.decoder = XMPPConnectionDecoder(connection: c.id, limits: configuration.xml, sink: ctx)
+        c.context = ctx
+    }
+
+    public func streamData(_ c: TCPConnection, _ d: Direction, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, frame: FrameRef) {
+        guard let ctx = c.context as? ConnectionContext else { return }
+        ctx.decoder.feed(d, bytes, at: offset, frame: frame)
+    }
+
+    public func streamGap(_ c: TCPConnection, _ d: Direction, at offset: UInt64, length: UInt64, frame: FrameRef) {
+        guard let ctx = c.context as? ConnectionContext else { return }
+        analyzer.damaged(ctx.model, d)
+        ctx.decoder.gap(d, at: offset, length: length, frame: frame)
+    }
+
+    public func connectionClosed(_ c: TCPConnection) {
+        guard let ctx = c.context as? ConnectionContext else { return }
+        ctx.decoder.finish()
+        report.statistics.encryptedBytes += ctx.decoder.initiator.encryptedBytes + ctx.decoder.acceptor.encryptedBytes
+        if ctx.decoder.tls {
+            anomaly(Anomaly(kind: .encrypted, connection: c.id, frame: ctx.model.tlsFrame,
+                            bytes: ctx.decoder.initiator.encryptedBytes + ctx.decoder.acceptor.encryptedBytes,
+                            message: "STARTTLS: \(ctx.decoder.initiator.encryptedBytes + ctx.decoder.acceptor.encryptedBytes) bytes after <proceed/> are encrypted and were not checked (dialback inside TLS is invisible without the session keys)"))
+        }
+        let reason: String
+        switch c.closeReason ?? .open {
+        case .fin: reason = "fin"
+        case .rst: reason = "rst"
+        case .timeout, .evicted: reason = "timeout"
+        case .open, .reused: reason = "open"
+        }
+        analyzer.closed(ctx.model, reason: reason, frame: c.lastFrame)
+        c.context = nil
+    }
+
+    public func anomaly(_ a: Anomaly) {
+        report.statistics.anomaliesByKind[a.kind.rawValue, default: 0] += 1
+        if report.anomalies.count < configuration.maxAnomaliesKept { report.anomalies.append(a) }
+        onAnomaly?(a)
+    }
+}
+
+/// Wall-clock seconds for run statistics (not used for any verdict).
+enum MonotonicClock {
+    static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

@@ -1,0 +1,20 @@
+import S2Reassembly
+import S2Rules
+import S2XMPP
+
+/// Everything that shapes one analysis run.
+public struct EngineConfiguration: Sendable {
+    /// TCP ports that carry s2s traffic (a segment is analysed when either port matches).
+    public var ports: Set<UInt16> = [5269]
+    /// A BPF expression applied to every frame (frames it rejects still count for numbering).
+    public var filter: String?
+    public var reassembly = ReassemblyLimits()
+    public var xml = XMLLimits()
+    public var rules = RuleConfiguration()
+    /// Domains hosted at each address, from the user (`--host DOMAIN=ADDRESS`).
+    public var hosts: [String: Set<String>] = [:]
+    /// Anomalies kept for the report (all are counted).
+    public var maxAnomaliesKept = 10_000
+
+    public init() {}
+}

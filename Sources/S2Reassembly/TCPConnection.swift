@@ -1,0 +1,98 @@
+import S2Model
+import S2Wire
+
+/// How a connection ended, as the report contract names it (`reused` and `evicted` are
+/// S2Scope's additions; the report maps them onto the contract's words).
+public enum CloseReason: String, Sendable {
+    case fin, rst, timeout, open, reused, evicted
+}
+
+/// One TCP connection, identified by its 4-tuple and the SYN that opened it.
+///
+/// The initiator ("client") is the side that sent the SYN; without a SYN it is the side not
+/// using an s2s port. Consumers hang their per-connection state on `context`, so that the hot
+/// path needs no second table lookup.
+public final class TCPConnection {
+    public let id: ConnectionID
+    public let client: Endpoint
+    public let server: Endpoint
+    public let firstFrame: FrameRef
+    public internal(set) var lastFrame: FrameRef
+    /// Set once the connection ended (or the capture did); nil while it is open.
+    public internal(set) var closeReason: CloseReason?
+    /// True when the capture holds the connection's SYN or SYN-ACK.
+    public internal(set) var sawHandshake: Bool
+    public internal(set) var sawFIN = false
+    public internal(set) var sawRST = false
+    /// The consumer's state for this connection.
+    public var context: AnyObject?
+
+    var c2s = HalfStream()
+    var s2c = HalfStream()
+    var clientISN: UInt32?
+    var lastSeen: Timestamp
+    var queuedAt: Timestamp
+    var removed = false
+    var limitReported = false
+
+    init(id: ConnectionID, client: Endpoint, server: Endpoint, frame: FrameRef, handshake: Bool) {
+        self.id = id
+        self.client = client
+        self.server = server
+        firstFrame = frame
+        lastFrame = frame
+        sawHandshake = handshake
+        lastSeen = frame.time
+        queuedAt = frame.time
+    }
+
+    /// Packets seen in each direction.
+    public func packets(_ d: Direction) -> Int { d == .clientToServer ? c2s.packets : s2c.packets }
+    /// Payload bytes delivered in each direction.
+    public func bytesDelivered(_ d: Direction) -> UInt64 { d == .clientToServer ? c2s.delivered : s2c.delivered }
+    /// Bytes declared missing (gaps) in each direction.
+    public func bytesMissing(_ d: Direction) -> UInt64 { d == .clientToServer ? c2s.missing : s2c.missing }
+    public var isClosed: Bool { closeReason != nil }
+
+    @inline(__always)
+    func withHalf<R>(_ d: Direction, _ body: (inout HalfStream) -> R) -> R {
+        d == .clientToServer ? body(&c2s) : body(&s2c)
+    }
+}
+
+/// Bytes that arrived ahead of a hole, waiting for it to fill.
+struct HeldSegment {
+    var offset: UInt64
+    var bytes: [UInt8]
+    var frame: FrameRef
+    var end: UInt64 { offset + UInt64(bytes.count) }
+}
+
+/// Reassembly state of one direction.
+struct HalfStream {
+    var started = false
+    var space = SequenceSpace()
+    /// Next stream offset to deliver; everything below it was delivered or declared a gap.
+    var next: UInt64 = 0
+    var finOffset: UInt64?
+    var finished = false
+    var packets = 0
+    var delivered: UInt64 = 0
+    var missing: UInt64 = 0
+    /// Sorted, non-overlapping.
+    var held: [HeldSegment] = []
+    var heldBytes = 0
+    /// The last delivered bytes, ending at `next` (for overlap comparison).
+    var retained: [UInt8] = []
+    /// Stream offset up to which `retained` is contiguous with `next` (a gap resets it).
+    var retainedValid = true
+}
+
+/// Canonical (direction-independent) key of a 4-tuple.
+struct FlowKey: Hashable {
+    var a: Endpoint
+    var b: Endpoint
+    init(_ x: Endpoint, _ y: Endpoint) {
+        if x < y { a = x; b = y } else { a = y; b = x }
+    }
+}

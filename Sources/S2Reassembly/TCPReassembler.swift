@@ -1,0 +1,464 @@
+import S2Model
+import S2Wire
+
+/// Receives what the reassembler produces. Data arrives in stream order per direction, each
+/// chunk tagged with the frame that carried it; holes arrive as `streamGap`, never as filler.
+public protocol ReassemblySink: AnyObject {
+    func connectionOpened(_ connection: TCPConnection)
+    func streamData(_ connection: TCPConnection, _ direction: Direction, _ bytes: UnsafeRawBufferPointer,
+                    at offset: UInt64, frame: FrameRef)
+    func streamGap(_ connection: TCPConnection, _ direction: Direction, at offset: UInt64, length: UInt64,
+                   frame: FrameRef)
+    func connectionClosed(_ connection: TCPConnection)
+    func anomaly(_ anomaly: Anomaly)
+}
+
+/// TCP stream reassembly for a passive observer.
+///
+/// Policies (see also README "TCP reassembly"):
+/// - **First copy wins** on overlap (RFC 9293 receivers keep the bytes they accepted first);
+///   a later copy that differs raises `overlap-conflict`. Delivered bytes are compared against
+///   the last `retainedBytesPerDirection` bytes kept for that purpose.
+/// - **Gaps are never filled.** Bytes missing for good — the receiver acknowledged past them, or
+///   the flow ended — are reported once per hole with their size (`gap`), then delivery goes on.
+/// - **Midstream pickup** (no SYN/SYN-ACK) starts the stream at the first byte seen
+///   (`midstream-pickup`); one-sided flows are analysed and reported (`one-sided`).
+/// - A RST delivers its payload, then ends the connection; a SYN on a closed 4-tuple, or one
+///   with a new ISN, starts a new connection.
+/// - Sequence numbers live in a 64-bit relative space, so the 2^32 wrap is invisible.
+/// - Memory is bounded by `ReassemblyLimits`; idle connections expire on capture time.
+public final class TCPReassembler {
+    public let limits: ReassemblyLimits
+    public private(set) var statistics = ReassemblyStatistics()
+    /// Decides which port is the server side of a connection whose SYN was not seen.
+    public var isServerPort: (UInt16) -> Bool
+
+    private unowned let sink: ReassemblySink
+    private var table: [FlowKey: TCPConnection] = [:]
+    private var queue: [TCPConnection] = []
+    private var queueHead = 0
+    private var nextID = 1
+    private var heldTotal = 0
+    private var lastKey: FlowKey?
+    private var lastConnection: TCPConnection?
+    private var lastExpirySecond: Int64 = .min
+    private var tableLimitReported = false
+
+    public init(limits: ReassemblyLimits = .init(), sink: ReassemblySink, isServerPort: @escaping (UInt16) -> Bool) {
+        self.limits = limits
+        self.sink = sink
+        self.isServerPort = isServerPort
+    }
+
+    public var activeConnections: Int { table.count }
+    public var heldBytes: Int { heldTotal }
+
+    // MARK: - Segments
+
+    public func process(_ seg: TCPSegment) {
+        statistics.segments += 1
+        let now = seg.frame.time
+        if now.seconds != lastExpirySecond {
+            lastExpirySecond = now.seconds
+            expire(now: now)
+        }
+        let key = FlowKey(seg.source, seg.destination)
+        var conn: TCPConnection?
+        if key == lastKey, let c = lastConnection, !c.removed { conn = c } else { conn = table[key] }
+        let syn = seg.flags.contains(.syn), ack = seg.flags.contains(.ack)
+
+        if let c = conn, syn && !ack {
+            if c.isClosed {
+                remove(c)
+                conn = nil
+            } else if seg.source == c.client, let isn = c.clientISN, isn == seg.sequence {
+                // A retransmitted SYN: nothing new.
+            } else if seg.source != c.client || c.clientISN != nil || c.c2s.delivered > 0 || c.s2c.delivered > 0 {
+                // A new SYN on a live 4-tuple: the old connection is over (port reuse).
+                close(c, reason: .reused, frame: seg.frame)
+                remove(c)
+                conn = nil
+            }
+        }
+        if conn == nil {
+            if seg.flags.contains(.rst) && seg.payload.isEmpty && seg.payloadLength == 0 && !syn {
+                statistics.ignoredSegments += 1  // a lone RST for a connection we never saw
+                return
+            }
+            conn = open(seg)
+        }
+        guard let c = conn else { return }
+        lastKey = key
+        lastConnection = c
+        if c.isClosed {
+            statistics.ignoredSegments += 1
+            c.lastSeen = now
+            return
+        }
+        c.lastFrame = seg.frame
+        c.lastSeen = now
+        let dir: Direction = seg.source == c.client ? .clientToServer : .serverToClient
+        handle(seg, on: c, dir)
+    }
+
+    private func open(_ seg: TCPSegment) -> TCPConnection {
+        if table.count >= limits.maxConnections { evictOne(frame: seg.frame) }
+        let syn = seg.flags.contains(.syn), ack = seg.flags.contains(.ack)
+        let client: Endpoint, server: Endpoint
+        if syn && !ack {
+            (client, server) = (seg.source, seg.destination)
+        } else if syn && ack {
+            (client, server) = (seg.destination, seg.source)
+        } else if isServerPort(seg.source.port) && !isServerPort(seg.destination.port) {
+            (client, server) = (seg.destination, seg.source)
+        } else {
+            (client, server) = (seg.source, seg.destination)
+        }
+        let c = TCPConnection(id: ConnectionID(nextID), client: client, server: server, frame: seg.frame, handshake: syn)
+        nextID += 1
+        table[FlowKey(client, server)] = c
+        queue.append(c)
+        statistics.connectionsOpened += 1
+        statistics.peakConnections = max(statistics.peakConnections, table.count)
+        sink.connectionOpened(c)
+        if !syn {
+            sink.anomaly(Anomaly(kind: .midstreamPickup, connection: c.id, frame: seg.frame,
+                                 message: "connection picked up mid-stream: its SYN was not captured; the stream starts at the first byte seen"))
+        }
+        return c
+    }
+
+    private func handle(_ seg: TCPSegment, on c: TCPConnection, _ dir: Direction) {
+        let syn = seg.flags.contains(.syn)
+        c.withHalf(dir) { $0.packets += 1 }
+        if syn {
+            if dir == .clientToServer { c.clientISN = seg.sequence }
+            c.sawHandshake = true
+            c.withHalf(dir) { h in
+                if !h.started || (h.delivered == 0 && h.held.isEmpty) {
+                    h.space.base = seg.sequence &+ 1
+                    h.next = 0
+                    h.started = true
+                }
+            }
+        }
+        let dataSeq = syn ? seg.sequence &+ 1 : seg.sequence
+        let hasData = seg.payloadLength > 0
+        if !c.withHalf(dir, { $0.started }) && (hasData || seg.flags.contains(.fin)) {
+            c.withHalf(dir) { h in
+                h.space.base = dataSeq
+                h.started = true
+            }
+        }
+        var offset: Int64 = 0
+        if c.withHalf(dir, { $0.started }) {
+            offset = c.withHalf(dir) { $0.space.offset(of: dataSeq, near: $0.next) }
+        }
+        if hasData {
+            if seg.isSnapTruncated {
+                sink.anomaly(Anomaly(kind: .truncatedPacket, connection: c.id, direction: dir, frame: seg.frame,
+                                     bytes: UInt64(seg.payloadLength - seg.payload.count),
+                                     message: "frame cut by the snap length: \(seg.payloadLength - seg.payload.count) of \(seg.payloadLength) payload bytes missing"))
+            }
+            if !seg.payload.isEmpty { insert(seg.payload, at: offset, on: c, dir, frame: seg.frame) }
+        }
+        if seg.flags.contains(.fin) {
+            c.sawFIN = true
+            let finAt = offset + Int64(seg.payloadLength)
+            if finAt >= 0 {
+                c.withHalf(dir) { h in if h.finOffset == nil { h.finOffset = UInt64(finAt) } }
+            }
+            checkFinished(c, dir)
+        }
+        if seg.flags.contains(.ack) {
+            let peer = dir.reversed
+            let (started, ackOffset, next, fin) = c.withHalf(peer) { h in
+                (h.started, h.space.offset(of: seg.acknowledgment, near: h.next), h.next, h.finOffset)
+            }
+            if started && ackOffset > Int64(next) {
+                var limit = UInt64(ackOffset)
+                if let fin, limit > fin { limit = fin }
+                // One unacknowledged-looking byte may be a FIN we did not see, not data.
+                if limit > next + 1 || (limit > next && fin != nil) {
+                    flush(c, peer, upTo: limit, frame: seg.frame)
+                    checkFinished(c, peer)
+                }
+            }
+        }
+        if seg.flags.contains(.rst) {
+            c.sawRST = true
+            close(c, reason: .rst, frame: seg.frame)
+        } else if c.c2s.finished && c.s2c.finished {
+            close(c, reason: .fin, frame: seg.frame)
+        }
+    }
+
+    private func checkFinished(_ c: TCPConnection, _ dir: Direction) {
+        c.withHalf(dir) { h in
+            if let fin = h.finOffset, h.next >= fin { h.finished = true }
+        }
+    }
+
+    // MARK: - Insertion and delivery
+
+    private func insert(_ bytes: UnsafeRawBufferPointer, at offset: Int64, on c: TCPConnection, _ dir: Direction, frame: FrameRef) {
+        var start = offset
+        let end = offset + Int64(bytes.count)
+        guard end > 0 else { statistics.ignoredSegments += 1; return }
+        if start < 0 { start = 0 }
+        let next = Int64(c.withHalf(dir) { $0.next })
+        if start < next {
+            statistics.retransmittedSegments += 1
+            let overlapEnd = min(end, next)
+            compareWithDelivered(c, dir, UnsafeRawBufferPointer(rebasing: bytes[Int(start - offset)..<Int(overlapEnd - offset)]),
+                                 at: UInt64(start), frame: frame)
+            start = overlapEnd
+            if start >= end { return }
+        }
+        let slice = UnsafeRawBufferPointer(rebasing: bytes[Int(start - offset)..<bytes.count])
+        if start == next && c.withHalf(dir, { $0.held.isEmpty }) {
+            deliver(slice, at: UInt64(start), on: c, dir, frame: frame)  // the common, copy-free path
+            return
+        }
+        hold(slice, at: UInt64(start), on: c, dir, frame: frame)
+        drain(c, dir)
+        enforceLimits(c, dir, frame: frame)
+    }
+
+    private func compareWithDelivered(_ c: TCPConnection, _ dir: Direction, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, frame: FrameRef) {
+        let conflict: Bool = c.withHalf(dir) { h in
+            guard h.retainedValid else { return false }
+            let retainedStart = h.next - UInt64(h.retained.count)
+            let from = max(offset, retainedStart)
+            let to = offset + UInt64(bytes.count)
+            guard from < to else { return false }
+            for o in from..<to where h.retained[Int(o - retainedStart)] != bytes[Int(o - offset)] { return true }
+            return false
+        }
+        if conflict { reportConflict(c, dir, at: offset, frame: frame) }
+    }
+
+    private func reportConflict(_ c: TCPConnection, _ dir: Direction, at offset: UInt64, frame: FrameRef) {
+        statistics.overlapConflicts += 1
+        sink.anomaly(Anomaly(kind: .overlapConflict, connection: c.id, direction: dir, frame: frame,
+                             message: "retransmitted bytes at stream offset \(offset) differ from the first copy; the first copy was kept"))
+    }
+
+    /// Stores the parts of `bytes` not already held; compares the parts that are.
+    private func hold(_ bytes: UnsafeRawBufferPointer, at offset: UInt64, on c: TCPConnection, _ dir: Direction, frame: FrameRef) {
+        let end = offset + UInt64(bytes.count)
+        var conflict = false
+        var added = 0
+        c.withHalf(dir) { h in
+            var pieces: [HeldSegment] = []
+            var cursor = offset
+            for seg in h.held where seg.end > cursor && seg.offset < end {
+                if seg.offset > cursor {
+                    let a = Int(cursor - offset), b = Int(seg.offset - offset)
+                    pieces.append(HeldSegment(offset: cursor, bytes: Array(bytes[a..<b]), frame: frame))
+                }
+                let from = max(cursor, seg.offset), to = min(end, seg.end)
+                for o in from..<to where seg.bytes[Int(o - seg.offset)] != bytes[Int(o - offset)] {
+                    conflict = true
+                    break
+                }
+                cursor = max(cursor, seg.end)
+                if cursor >= end { break }
+            }
+            if cursor < end {
+                pieces.append(HeldSegment(offset: cursor, bytes: Array(bytes[Int(cursor - offset)..<bytes.count]), frame: frame))
+            }
+            for p in pieces {
+                added += p.bytes.count
+                let i = h.held.firstIndex { $0.offset > p.offset } ?? h.held.count
+                h.held.insert(p, at: i)
+            }
+            h.heldBytes += added
+        }
+        heldTotal += added
+        statistics.peakOutOfOrderBytes = max(statistics.peakOutOfOrderBytes, heldTotal)
+        if conflict { reportConflict(c, dir, at: offset, frame: frame) }
+    }
+
+    /// Delivers held segments that have become contiguous.
+    private func drain(_ c: TCPConnection, _ dir: Direction) {
+        while true {
+            let first: HeldSegment? = c.withHalf(dir) { h in
+                guard let f = h.held.first, f.offset <= h.next else { return nil }
+                h.held.removeFirst()
+                h.heldBytes -= f.bytes.count
+                return f
+            }
+            guard let f = first else { return }
+            heldTotal -= f.bytes.count
+            let next = c.withHalf(dir) { $0.next }
+            if f.end > next {
+                f.bytes.withUnsafeBytes { b in
+                    deliver(UnsafeRawBufferPointer(rebasing: b[Int(next - f.offset)..<b.count]), at: next, on: c, dir, frame: f.frame)
+                }
+            }
+        }
+    }
+
+    private func deliver(_ bytes: UnsafeRawBufferPointer, at offset: UInt64, on c: TCPConnection, _ dir: Direction, frame: FrameRef) {
+        let keep = limits.retainedBytesPerDirection
+        c.withHalf(dir) { h in
+            h.next = offset + UInt64(bytes.count)
+            h.delivered += UInt64(bytes.count)
+            if keep > 0 {
+                if !h.retainedValid { h.retained.removeAll(keepingCapacity: true); h.retainedValid = true }
+                if bytes.count >= keep {
+                    h.retained.removeAll(keepingCapacity: true)
+                    h.retained.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[(bytes.count - keep)...]))
+                } else {
+                    let overflow = h.retained.count + bytes.count - keep
+                    if overflow > 0 { h.retained.removeFirst(overflow) }
+                    h.retained.append(contentsOf: bytes)
+                }
+            }
+        }
+        sink.streamData(c, dir, bytes, at: offset, frame: frame)
+    }
+
+    /// Declares everything below `limit` (or all held data when nil) final: holes become gaps.
+    private func flush(_ c: TCPConnection, _ dir: Direction, upTo limit: UInt64?, frame: FrameRef) {
+        while true {
+            let (next, firstOffset) = c.withHalf(dir) { ($0.next, $0.held.first?.offset) }
+            if let f = firstOffset, limit == nil || f < limit! {
+                if f > next { gap(c, dir, at: next, length: f - next, frame: frame) }
+                drain(c, dir)
+                continue
+            }
+            if let limit, limit > next { gap(c, dir, at: next, length: limit - next, frame: frame) }
+            return
+        }
+    }
+
+    private func gap(_ c: TCPConnection, _ dir: Direction, at offset: UInt64, length: UInt64, frame: FrameRef) {
+        c.withHalf(dir) { h in
+            h.next = offset + length
+            h.missing += length
+            h.retainedValid = false
+        }
+        statistics.gaps += 1
+        statistics.gapBytes += length
+        sink.streamGap(c, dir, at: offset, length: length, frame: frame)
+        sink.anomaly(Anomaly(kind: .gap, connection: c.id, direction: dir, frame: frame, bytes: length,
+                             message: "\(length) bytes missing at stream offset \(offset) (never captured); analysis resumes after the hole"))
+    }
+
+    private func enforceLimits(_ c: TCPConnection, _ dir: Direction, frame: FrameRef) {
+        while true {
+            let (bytes, count) = c.withHalf(dir) { ($0.heldBytes, $0.held.count) }
+            guard count > 0, bytes > limits.maxOutOfOrderBytesPerDirection
+                || count > limits.maxOutOfOrderSegmentsPerDirection
+                || heldTotal > limits.maxOutOfOrderBytesTotal else { return }
+            statistics.limitHits += 1
+            if !c.limitReported {
+                c.limitReported = true
+                sink.anomaly(Anomaly(kind: .limitReached, connection: c.id, direction: dir, frame: frame,
+                                     message: "out-of-order buffer full (\(bytes) bytes in \(count) segments held); the missing bytes are declared a gap"))
+            }
+            // Give up on the first hole: it becomes a gap and the held bytes behind it flow.
+            let (next, first) = c.withHalf(dir) { ($0.next, $0.held.first!.offset) }
+            if first > next { gap(c, dir, at: next, length: first - next, frame: frame) }
+            drain(c, dir)
+        }
+    }
+
+    // MARK: - Closing, expiry, eviction
+
+    private func close(_ c: TCPConnection, reason: CloseReason, frame: FrameRef) {
+        guard !c.isClosed else { return }
+        for d in Direction.allCases {
+            let fin = c.withHalf(d) { $0.finOffset }
+            flush(c, d, upTo: fin, frame: frame)
+            checkFinished(c, d)
+        }
+        c.closeReason = reason
+        if c.c2s.packets == 0 || c.s2c.packets == 0 {
+            let seen: Direction = c.c2s.packets == 0 ? .serverToClient : .clientToServer
+            sink.anomaly(Anomaly(kind: .oneSided, connection: c.id, direction: seen, frame: c.firstFrame,
+                                 message: "only the \(seen.reportName) direction was captured"))
+        }
+        for d in Direction.allCases {
+            c.withHalf(d) { h in
+                heldTotal -= h.heldBytes
+                h.held = []
+                h.heldBytes = 0
+                h.retained = []
+            }
+        }
+        sink.connectionClosed(c)
+    }
+
+    private func remove(_ c: TCPConnection) {
+        guard !c.removed else { return }
+        c.removed = true
+        table[FlowKey(c.client, c.server)] = nil
+        if lastConnection === c { lastConnection = nil; lastKey = nil }
+    }
+
+    private func popQueue() -> TCPConnection? {
+        guard queueHead < queue.count else { return nil }
+        let c = queue[queueHead]
+        queueHead += 1
+        if queueHead > 4096 && queueHead * 2 > queue.count {
+            queue.removeFirst(queueHead)
+            queueHead = 0
+        }
+        return c
+    }
+
+    /// Closes connections idle for longer than the timeout (capture time). Each connection sits
+    /// in the queue once; one found still active is re-queued at its last activity, so the
+    /// work is amortised O(1) per packet.
+    public func expire(now: Timestamp) {
+        while queueHead < queue.count {
+            let c = queue[queueHead]
+            if c.removed { _ = popQueue(); continue }
+            let wait = c.isClosed ? limits.closedLingerSeconds : limits.idleTimeoutSeconds
+            if now.secondsSince(c.lastSeen) > wait {
+                _ = popQueue()
+                if !c.isClosed { close(c, reason: .timeout, frame: c.lastFrame) }
+                remove(c)
+            } else if c.queuedAt < c.lastSeen {
+                _ = popQueue()
+                c.queuedAt = c.lastSeen
+                queue.append(c)
+            } else {
+                return
+            }
+        }
+    }
+
+    private func evictOne(frame: FrameRef) {
+        var requeued = 0
+        while let c = popQueue() {
+            if c.removed { continue }
+            if c.queuedAt < c.lastSeen && requeued < table.count {
+                requeued += 1
+                c.queuedAt = c.lastSeen
+                queue.append(c)
+                continue
+            }
+            statistics.connectionsEvicted += 1
+            if !tableLimitReported {
+                tableLimitReported = true
+                sink.anomaly(Anomaly(kind: .limitReached, connection: c.id, frame: frame,
+                                     message: "connection table full (\(limits.maxConnections) connections): the least recently active connections are closed early; see the statistics for how many"))
+            }
+            if !c.isClosed { close(c, reason: .evicted, frame: c.lastFrame) }
+            remove(c)
+            return
+        }
+    }
+
+    /// Ends the capture: every connection still open is flushed and reported, in ID order.
+    public func finish() {
+        let open = table.values.filter { !$0.isClosed }.sorted { $0.id < $1.id }
+        for c in open {
+            close(c, reason: c.sawFIN ? .fin : .open, frame: c.lastFrame)
+        }
+    }
+}

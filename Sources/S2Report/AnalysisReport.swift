@@ -1,0 +1,60 @@
+import S2Dialback
+import S2Model
+import S2Rules
+
+/// One input file as the report describes it.
+public struct InputSummary: Sendable {
+    public var path: String
+    public var format: String
+    public var linkType: String
+    public var packets: Int
+    public var bytes: Int64
+    public var truncated: Bool
+    public var note: String?
+
+    public init(path: String, format: String, linkType: String, packets: Int, bytes: Int64, truncated: Bool, note: String? = nil) {
+        self.path = path
+        self.format = format
+        self.linkType = linkType
+        self.packets = packets
+        self.bytes = bytes
+        self.truncated = truncated
+        self.note = note
+    }
+}
+
+/// Counters about the run.
+public struct RunStatistics: Sendable {
+    public var packets = 0
+    public var bytes: Int64 = 0
+    public var tcpSegments = 0
+    public var tcpConnections = 0
+    public var malformedPackets = 0
+    public var encryptedBytes: UInt64 = 0
+    public var gapBytes: UInt64 = 0
+    public var anomaliesByKind: [String: Int] = [:]
+    public var suppressedViolations: [String: Int] = [:]
+    public var connectionsEvicted = 0
+    public var seconds: Double = 0
+    public init() {}
+}
+
+/// Everything one analysis produced: what the JSON, text and HTML reports render.
+public final class AnalysisReport {
+    public static let schema = "s2scope/1"
+    public static let toolVersion = "0.1.0"
+
+    public var inputs: [InputSummary] = []
+    public var connections: [ConnectionModel] = []
+    public var exchanges: [DialbackExchange] = []
+    public var violations: [Violation] = []
+    public var anomalies: [Anomaly] = []
+    public var statistics = RunStatistics()
+
+    public init() {}
+
+    /// Violations at or above `severity`.
+    public func count(atLeast severity: Severity) -> Int { violations.filter { $0.severity >= severity }.count }
+
+    public var xmppStreamCount: Int { connections.reduce(0) { $0 + $1.streams.count } }
+}

@@ -1,0 +1,182 @@
+import S2Dialback
+import S2Model
+import S2Rules
+import S2XMPP
+
+/// Renders the report contract `s2scope/1` (../shared/spec/REPORT.md): one JSON document, or
+/// JSON Lines events.
+public enum JSONReport {
+    public static func document(_ r: AnalysisReport, pretty: Bool = true) -> String {
+        var w = JSONWriter(pretty: pretty)
+        w.beginObject()
+        w.field("schema", AnalysisReport.schema)
+        w.beginObject("tool")
+        w.field("name", "s2scope")
+        w.field("version", AnalysisReport.toolVersion)
+        w.endObject()
+        w.beginArray("inputs")
+        for i in r.inputs { input(&w, i) }
+        w.endArray()
+        w.beginObject("summary")
+        w.field("packets", r.statistics.packets)
+        w.field("tcp_connections", r.statistics.tcpConnections)
+        w.field("xmpp_streams", r.xmppStreamCount)
+        w.field("dialbacks", r.exchanges.count)
+        w.field("violations", r.violations.count)
+        w.field("anomalies", r.anomalies.count)
+        w.beginObject("violations_by_severity")
+        for s in Severity.allCases.reversed() { w.field(s.name, r.violations.filter { $0.severity == s }.count) }
+        w.endObject()
+        w.beginObject("anomalies_by_kind")
+        for (k, v) in r.statistics.anomaliesByKind.sorted(by: { $0.key < $1.key }) { w.field(k, v) }
+        w.endObject()
+        w.beginObject("suppressed_violations")
+        for (k, v) in r.statistics.suppressedViolations.sorted(by: { $0.key < $1.key }) { w.field(k, v) }
+        w.endObject()
+        w.field("encrypted_bytes", r.statistics.encryptedBytes)
+        w.field("gap_bytes", r.statistics.gapBytes)
+        w.endObject()
+        w.beginArray("connections")
+        for c in r.connections { connection(&w, c) }
+        w.endArray()
+        w.beginArray("dialbacks")
+        for x in r.exchanges { dialback(&w, x) }
+        w.endArray()
+        w.beginArray("violations")
+        for v in r.violations { violation(&w, v) }
+        w.endArray()
+        w.beginArray("anomalies")
+        for a in r.anomalies { anomaly(&w, a) }
+        w.endArray()
+        w.endObject()
+        return w.output + "\n"
+    }
+
+    static func input(_ w: inout JSONWriter, _ i: InputSummary) {
+        w.beginObject()
+        w.field("path", i.path)
+        w.field("format", i.format)
+        w.field("link_type", i.linkType)
+        w.field("packets", i.packets)
+        w.field("bytes", i.bytes)
+        w.field("truncated", i.truncated)
+        if let n = i.note { w.field("note", n) }
+        w.endObject()
+    }
+
+    public static func connection(_ w: inout JSONWriter, _ c: ConnectionModel, event: Bool = false) {
+        w.beginObject()
+        if event { w.field("event", "connection"); w.field("time", (c.closeFrame ?? c.lastFrame).time.rfc3339) }
+        w.field("id", c.id.description)
+        w.field("input", c.input)
+        w.field("client", c.client)
+        w.field("server", c.server)
+        w.field("first_packet", c.firstFrame.number)
+        w.field("last_packet", (c.closeFrame ?? c.lastFrame).number)
+        w.field("start", c.firstFrame.time.rfc3339)
+        w.field("end", (c.closeFrame ?? c.lastFrame).time.rfc3339)
+        w.field("close", c.close ?? "open")
+        w.field("tls", c.tls)
+        w.beginArray("streams")
+        for s in c.streams {
+            w.beginObject()
+            w.field("direction", s.direction.reportName)
+            w.beginObject("header")
+            w.field("to", s.header.to)
+            w.field("from", s.header.from)
+            w.field("id", s.header.id)
+            w.field("version", s.header.version)
+            w.endObject()
+            w.field("closed", s.closed)
+            w.endObject()
+        }
+        w.endArray()
+        w.endObject()
+    }
+
+    public static func dialback(_ w: inout JSONWriter, _ x: DialbackExchange, event: Bool = false) {
+        w.beginObject()
+        if event { w.field("event", "dialback"); w.field("time", (x.resultReplyFrame ?? x.resultFrame).time.rfc3339) }
+        w.field("id", x.id)
+        w.field("originating", x.originating)
+        w.field("receiving", x.receiving)
+        w.field("stream_id", x.streamID)
+        w.field("result_connection", x.resultConnection.description)
+        w.field("verify_connection", x.verifyConnection?.description)
+        w.field("verify_type", x.verifyType)
+        w.field("outcome", x.outcomeName)
+        w.field("result_packet", x.resultFrame.number)
+        if let f = x.verifyFrame { w.field("verify_packet", f.number) }
+        if let f = x.verifyReplyFrame { w.field("verify_reply_packet", f.number) }
+        if let f = x.resultReplyFrame {
+            w.field("result_reply_packet", f.number)
+            w.field("seconds_to_outcome", f.time.secondsSince(x.resultFrame.time))
+        }
+        w.endObject()
+    }
+
+    public static func violation(_ w: inout JSONWriter, _ v: Violation, event: Bool = false) {
+        w.beginObject()
+        if event { w.field("event", "violation") }
+        w.field("rule", v.rule)
+        w.field("severity", v.severity.name)
+        w.field("connection", v.connection.description)
+        w.field("direction", v.direction.reportName)
+        w.field("actor", v.actor.rawValue)
+        w.field("input", v.frame.input)
+        w.field("packet", v.frame.number)
+        w.field("time", v.frame.time.rfc3339)
+        w.field("message", v.message)
+        w.field("evidence", v.evidence)
+        w.endObject()
+    }
+
+    public static func anomaly(_ w: inout JSONWriter, _ a: Anomaly, event: Bool = false) {
+        w.beginObject()
+        if event { w.field("event", "anomaly") }
+        w.field("kind", a.kind.rawValue)
+        w.field("connection", a.connection?.description)
+        if let d = a.direction { w.field("direction", d.reportName) }
+        if let f = a.frame {
+            w.field("input", f.input)
+            w.field("packet", f.number)
+            w.field("time", f.time.rfc3339)
+        } else {
+            w.fieldNull("packet")
+        }
+        if let b = a.bytes { w.field("bytes", b) }
+        w.field("message", a.message)
+        w.endObject()
+    }
+
+    /// One JSON Lines event.
+    public static func line(_ body: (inout JSONWriter) -> Void) -> String {
+        var w = JSONWriter(pretty: false)
+        body(&w)
+        return w.output + "\n"
+    }
+
+    /// The whole report as JSON Lines (connections, dialbacks, violations, anomalies, then stats).
+    public static func lines(_ r: AnalysisReport) -> String {
+        var out = ""
+        for c in r.connections { out += line { connection(&$0, c, event: true) } }
+        for x in r.exchanges { out += line { dialback(&$0, x, event: true) } }
+        for v in r.violations { out += line { violation(&$0, v, event: true) } }
+        for a in r.anomalies { out += line { anomaly(&$0, a, event: true) } }
+        out += line { stats(&$0, r) }
+        return out
+    }
+
+    public static func stats(_ w: inout JSONWriter, _ r: AnalysisReport) {
+        w.beginObject()
+        w.field("event", "stats")
+        w.field("time", r.connections.last.map { ($0.closeFrame ?? $0.lastFrame).time.rfc3339 })
+        w.field("packets", r.statistics.packets)
+        w.field("bytes", r.statistics.bytes)
+        w.field("tcp_connections", r.statistics.tcpConnections)
+        w.field("dialbacks", r.exchanges.count)
+        w.field("violations", r.violations.count)
+        w.field("anomalies", r.anomalies.count)
+        w.endObject()
+    }
+}

@@ -1,0 +1,91 @@
+/// A small streaming JSON writer: exact control over field order and escaping, no Foundation.
+public struct JSONWriter {
+    public private(set) var output = ""
+    private var needsComma: [Bool] = [false]
+    private let pretty: Bool
+    private var depth = 0
+
+    public init(pretty: Bool = true) { self.pretty = pretty }
+
+    private mutating func separator() {
+        if needsComma[needsComma.count - 1] { output += "," }
+        needsComma[needsComma.count - 1] = true
+        if pretty && depth > 0 { output += "\n" + String(repeating: "  ", count: depth) }
+    }
+
+    public mutating func beginObject(_ key: String? = nil) {
+        if let key { self.key(key) } else { separator() }
+        output += "{"
+        depth += 1
+        needsComma.append(false)
+    }
+
+    public mutating func endObject() {
+        let had = needsComma.removeLast()
+        depth -= 1
+        if pretty && had { output += "\n" + String(repeating: "  ", count: depth) }
+        output += "}"
+    }
+
+    public mutating func beginArray(_ key: String? = nil) {
+        if let key { self.key(key) } else { separator() }
+        output += "["
+        depth += 1
+        needsComma.append(false)
+    }
+
+    public mutating func endArray() {
+        let had = needsComma.removeLast()
+        depth -= 1
+        if pretty && had { output += "\n" + String(repeating: "  ", count: depth) }
+        output += "]"
+    }
+
+    private mutating func key(_ k: String) {
+        separator()
+        JSONWriter.appendString(k, to: &output)
+        output += pretty ? ": " : ":"
+    }
+
+    public mutating func field(_ k: String, _ v: String?) {
+        key(k)
+        if let v { JSONWriter.appendString(v, to: &output) } else { output += "null" }
+    }
+
+    public mutating func field(_ k: String, _ v: Int) { key(k); output += String(v) }
+    public mutating func field(_ k: String, _ v: Int64) { key(k); output += String(v) }
+    public mutating func field(_ k: String, _ v: UInt64) { key(k); output += String(v) }
+    public mutating func field(_ k: String, _ v: Bool) { key(k); output += v ? "true" : "false" }
+    public mutating func field(_ k: String, _ v: Double) {
+        key(k)
+        output += v.isFinite ? String(v) : "null"
+    }
+    public mutating func fieldNull(_ k: String) { key(k); output += "null" }
+
+    public mutating func value(_ v: String) {
+        separator()
+        JSONWriter.appendString(v, to: &output)
+    }
+
+    /// JSON string escaping (RFC 8259): quotes, backslash and every control character.
+    public static func appendString(_ s: String, to out: inout String) {
+        out += "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 || u.value == 0x7f || (u.value >= 0x80 && u.value < 0xa0) || u.value == 0x2028 || u.value == 0x2029 {
+                    let hex = String(u.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        out += "\""
+    }
+}

@@ -1,0 +1,111 @@
+import S2Dialback
+import S2Model
+import S2Rules
+
+/// Makes wire text safe for a terminal: control characters (ESC, CR, BEL, C1 controls…) are
+/// shown as `\x1b`-style escapes, so bytes from the network never drive the terminal.
+public func terminalSafe(_ s: String) -> String {
+    var out = ""
+    out.reserveCapacity(s.utf8.count)
+    for u in s.unicodeScalars {
+        if u.value < 0x20 || u.value == 0x7f || (u.value >= 0x80 && u.value < 0xa0) || u.value == 0x2028 || u.value == 0x2029
+            || (u.value >= 0x202a && u.value <= 0x202e) || (u.value >= 0x2066 && u.value <= 0x2069) {
+            let hex = String(u.value, radix: 16)
+            out += u.value > 0xff ? "\\u{\(hex)}" : "\\x" + (hex.count == 1 ? "0" : "") + hex
+        } else {
+            out.unicodeScalars.append(u)
+        }
+    }
+    return out
+}
+
+/// The human report: summary, dialback exchanges, violations with evidence, anomalies.
+public struct TextReport {
+    public var color: Bool
+    public var verbose: Bool
+
+    public init(color: Bool, verbose: Bool = false) {
+        self.color = color
+        self.verbose = verbose
+    }
+
+    private func paint(_ s: String, _ code: String) -> String { color ? "\u{1b}[\(code)m\(s)\u{1b}[0m" : s }
+
+    private func severityLabel(_ s: Severity) -> String {
+        let name = s.name.uppercased()
+        switch s {
+        case .critical: return paint(name, "1;31")
+        case .high: return paint(name, "31")
+        case .medium: return paint(name, "33")
+        case .low: return paint(name, "36")
+        case .info: return paint(name, "2")
+        }
+    }
+
+    public func render(_ r: AnalysisReport) -> String {
+        var o = ""
+        o += paint("S2Scope \(AnalysisReport.toolVersion)", "1") + " — XMPP server-to-server / Server Dialback analysis\n\n"
+        for i in r.inputs {
+            o += "input  \(terminalSafe(i.path))  \(i.format) \(i.linkType)  \(i.packets) frames  \(i.bytes) bytes"
+            if i.truncated { o += paint("  TRUNCATED: \(terminalSafe(i.note ?? ""))", "33") }
+            o += "\n"
+        }
+        let bySeverity = Severity.allCases.reversed().map { s in "\(r.violations.filter { $0.severity == s }.count) \(s.name)" }
+        let outcomes = ["valid", "invalid", "error", "pending"].map { k in "\(r.exchanges.filter { $0.outcomeName == k }.count) \(k)" }
+        o += "\nsummary  \(r.statistics.tcpConnections) TCP connections, \(r.xmppStreamCount) XMPP streams, \(r.exchanges.count) dialback exchanges (\(outcomes.joined(separator: ", ")))\n"
+        o += "         \(r.violations.count) violations (\(bySeverity.joined(separator: ", "))), \(r.anomalies.count) anomalies\n"
+        if r.statistics.encryptedBytes > 0 {
+            o += "         \(r.statistics.encryptedBytes) bytes were inside TLS and not checked (rules there are unknown, not passed)\n"
+        }
+
+        if !r.exchanges.isEmpty {
+            o += "\n" + paint("Dialback exchanges", "1") + "\n"
+            for x in r.exchanges {
+                let outcome = x.outcomeName
+                let colored = outcome == "valid" ? paint(outcome, "32") : outcome == "pending" ? paint(outcome, "2") : paint(outcome, "31")
+                o += "  \(x.id)  \(terminalSafe(x.originating)) → \(terminalSafe(x.receiving))  \(colored)"
+                o += "  stream id '\(terminalSafe(x.streamID ?? ""))'  db:result on \(x.resultConnection) frame \(x.resultFrame.number)"
+                if let v = x.verifyConnection {
+                    o += ", db:verify on \(v) frame \(x.verifyFrame?.number ?? 0) → \(x.verifyType ?? "no answer")"
+                } else {
+                    o += ", no db:verify seen"
+                }
+                if let f = x.resultReplyFrame { o += ", answer frame \(f.number)" }
+                o += "\n"
+            }
+        }
+
+        if !r.violations.isEmpty {
+            o += "\n" + paint("Violations", "1") + "\n"
+            for v in r.violations {
+                o += "  \(severityLabel(v.severity)) \(paint(v.rule, "1"))  \(v.connection) \(v.direction.reportName) (\(v.actor.rawValue))  frame \(v.frame.number)\(r.inputs.count > 1 ? " of input \(v.frame.input)" : "")  \(v.frame.time.rfc3339)\n"
+                o += "      \(terminalSafe(v.message))\n"
+                o += "      " + paint(terminalSafe(v.evidence), "2") + "\n"
+            }
+            if !r.statistics.suppressedViolations.isEmpty {
+                let s = r.statistics.suppressedViolations.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }
+                o += "  (repeats not shown: \(s.joined(separator: ", ")))\n"
+            }
+        }
+
+        if !r.anomalies.isEmpty {
+            o += "\n" + paint("Anomalies (capture and transport, not protocol violations)", "1") + "\n"
+            let shown = verbose ? r.anomalies : Array(r.anomalies.prefix(20))
+            for a in shown {
+                o += "  \(a.kind.rawValue)  \(a.connection?.description ?? "-")  frame \(a.frame.map { String($0.number) } ?? "-")  \(terminalSafe(a.message))\n"
+            }
+            if shown.count < r.anomalies.count { o += "  … \(r.anomalies.count - shown.count) more (use --verbose or --format json)\n" }
+        }
+
+        if verbose && !r.connections.isEmpty {
+            o += "\n" + paint("Connections", "1") + "\n"
+            for c in r.connections {
+                o += "  \(c.id)  \(c.client) → \(c.server)  frames \(c.firstFrame.number)–\((c.closeFrame ?? c.lastFrame).number)  close \(c.close ?? "open")\(c.tls ? "  TLS" : "")\n"
+                for s in c.streams {
+                    o += "      \(s.direction.reportName): to='\(terminalSafe(s.header.to ?? ""))' from='\(terminalSafe(s.header.from ?? ""))' id='\(terminalSafe(s.header.id ?? ""))' version='\(terminalSafe(s.header.version ?? ""))'\n"
+                }
+            }
+        }
+        return o
+    }
+}

@@ -1,0 +1,90 @@
+import S2Dialback
+import S2Model
+import S2XMPP
+
+/// The role a violation is charged to, in the report contract's words.
+public enum Actor: String, Sendable {
+    case originating, receiving, authoritative, initiator, acceptor
+}
+
+/// How a rule can be observed on the wire (RULES.md §1, column Obs).
+public enum Observability: String, Sendable {
+    case oneConnection = "1C", crossConnection = "XC", userKnowledge = "UK", notObservable = "NO"
+}
+
+/// Everything a rule says about itself: stable ID, source, default severity, and examples that
+/// must make it fire and keep it quiet (the examples are run as tests).
+public struct RuleDescription: Sendable {
+    public var id: String
+    public var title: String
+    public var severity: Severity
+    public var source: String
+    public var observability: Observability
+    /// Nil when implemented; otherwise why S2Scope does not check it.
+    public var notImplemented: String?
+    /// Transcripts (see `Transcript`) on which the rule must fire.
+    public var firing: [String]
+    /// Transcripts on which the rule must stay quiet.
+    public var quiet: [String]
+
+    public init(id: String, title: String, severity: Severity, source: String, observability: Observability = .oneConnection,
+                notImplemented: String? = nil, firing: [String] = [], quiet: [String] = []) {
+        self.id = id
+        self.title = title
+        self.severity = severity
+        self.source = source
+        self.observability = observability
+        self.notImplemented = notImplemented
+        self.firing = firing
+        self.quiet = quiet
+    }
+
+    public var isImplemented: Bool { notImplemented == nil }
+}
+
+/// A broken rule, with the evidence that shows it.
+public struct Violation: Sendable {
+    public var rule: String
+    public var severity: Severity
+    public var connection: ConnectionID
+    public var direction: Direction
+    public var actor: Actor
+    /// The frame that carries the evidence (for a missing reaction: the frame that demanded it).
+    public var frame: FrameRef
+    public var message: String
+    /// The offending XML, or a description of the missing reaction.
+    public var evidence: String
+
+    public init(rule: String, severity: Severity, connection: ConnectionID, direction: Direction, actor: Actor,
+                frame: FrameRef, message: String, evidence: String) {
+        self.rule = rule
+        self.severity = severity
+        self.connection = connection
+        self.direction = direction
+        self.actor = actor
+        self.frame = frame
+        self.message = message
+        self.evidence = evidence
+    }
+}
+
+/// What rules are shown.
+public enum RuleInput {
+    /// An XMPP event, after the dialback model applied it.
+    case event(XMPPEvent, ConnectionModel, DialbackEvent?)
+    /// The TCP connection ended (FIN, RST, timeout, or end of capture).
+    case closed(ConnectionModel)
+    /// The capture ended; cross-connection rules settle their accounts.
+    case finished
+}
+
+/// A rule of RULES.md. Implementations keep their own state only for what the model lacks.
+public protocol Rule: AnyObject {
+    var description: RuleDescription { get }
+    func check(_ input: RuleInput, _ ctx: RuleContext)
+}
+
+extension Direction {
+    /// The actor for the sender of `self` on a connection.
+    public var senderActor: Actor { self == .clientToServer ? .initiator : .acceptor }
+}

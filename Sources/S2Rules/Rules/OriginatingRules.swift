@@ -1,0 +1,106 @@
+import S2Dialback
+import S2Model
+import S2XMPP
+
+/// DB-RES-1: db:result carries from, to and a key.
+final class DBRes1: Rule {
+    let description = RuleDescription(
+        id: "DB-RES-1", title: "db:result request without from/to or without a key", severity: .high,
+        source: "XEP-0220 §2.1.1; RFC3920 §8.3 s4",
+        firing: [Example.openA + "\nC> <db:result from='a.example' to='b.example'/>",
+                 Example.openA + "\nC> <db:result to='b.example'>\(Example.key)</db:result>"],
+        quiet: [Example.clean])
+    func check(_ input: RuleInput, _ ctx: RuleContext) {
+        guard let (e, el, c, db) = input.element, case .resultRequest(let x) = db else { return }
+        var problems: [String] = []
+        if (el[attribute: "from"] ?? "").isEmpty { problems.append("no 'from' (Sender Domain)") }
+        if (el[attribute: "to"] ?? "").isEmpty { problems.append("no 'to' (Target Domain)") }
+        if x?.key.isEmpty ?? el.trimmedText.isEmpty { problems.append("no key") }
+        guard !problems.isEmpty else { return }
+        ctx.report(self, c, e.direction, actor: .originating, frame: e.firstFrame,
+                   "The originating server's db:result request has \(problems.joined(separator: " and ")).", evidence: el.render())
+    }
+}
+
+/// DB-RES-2: the key depends on the RS's stream id: sent after the header, never reused.
+final class DBRes2: Rule {
+    let description = RuleDescription(
+        id: "DB-RES-2", title: "Dialback key sent before the stream id, or reused across streams", severity: .high,
+        source: "RFC3920 §8.1, §8.3 s4; XEP-0185 §2", observability: .crossConnection,
+        firing: ["C> $HDR to='b.example' from='a.example'>\n" + Example.resultA,
+                 Example.openA + "\n" + Example.resultA + "\n2C> $HDR to='b.example' from='a.example'>\n2S> $HDR from='b.example' to='a.example' id='s7'>\n2" + Example.resultA],
+        quiet: [Example.clean])
+    private var keys: [String: (streamID: String?, pair: DomainPair, connection: ConnectionID)] = [:]
+    func check(_ input: RuleInput, _ ctx: RuleContext) {
+        guard let (e, el, c, db) = input.element, case .resultRequest(let x?) = db, !x.key.isEmpty else { return }
+        if c.responseHeader == nil {
+            ctx.report(self, c, e.direction, actor: .originating, frame: e.firstFrame,
+                       "The originating server sent its dialback key before the receiving server's stream header (and its stream id) arrived, so the key cannot depend on the stream id.",
+                       evidence: el.render())
+            return
+        }
+        if let prev = keys[x.key] {
+            if prev.streamID != x.streamID || prev.pair != x.pair {
+                ctx.report(self, c, e.direction, actor: .originating, frame: e.firstFrame,
+                           "The same dialback key was already sent on \(prev.connection) for \(prev.pair) with stream id '\(prev.streamID ?? "")'; a key bound to the stream id cannot repeat on stream '\(x.streamID ?? "")'.",
+                           evidence: el.render())
+            }
+        } else if keys.count < 100_000 {
+            keys[x.key] = (x.streamID, x.pair, c.id)
+        }
+    }
+}
+
+/// DB-RES-3: no stanzas before the pair is validated.
+final class DBRes3: Rule {
+    let description = RuleDescription(
+        id: "DB-RES-3", title: "Stanzas sent before dialback validated the domain pair", severity: .high,
+        source: "XEP-0220 §1.4, §2.1.1; RFC3920 §8.3 s10, §4.3",
+        firing: [Example.openA + "\n" + Example.resultA + "\n" + Example.message],
+        quiet: [Example.clean])
+    func check(_ input: RuleInput, _ ctx: RuleContext) {
+        guard let (e, el, c, _) = input.element, e.direction == .clientToServer, el.isStanza,
+              c.initialHeader != nil, !c.damaged[0], !c.tls, !c.saslSucceeded, c.validated.isEmpty else { return }
+        ctx.report(self, c, e.direction, actor: .originating, frame: e.firstFrame,
+                   "The originating server sent a <\(el.local)/> before the receiving server validated any domain pair on this connection.",
+                   evidence: el.render())
+    }
+}
+
+/// DB-RES-4: nothing for a pair after `type='invalid'` (and preferably nothing at all).
+final class DBRes4: Rule {
+    let description = RuleDescription(
+        id: "DB-RES-4", title: "Stanzas sent after the dialback result was invalid", severity: .high, source: "XEP-0220 §2.1.1",
+        firing: [Example.openA + "\n" + Example.resultA + "\nS> <db:result from='b.example' to='a.example' type='invalid'/>\n" + Example.message],
+        quiet: [Example.clean])
+    func check(_ input: RuleInput, _ ctx: RuleContext) {
+        guard let (e, el, c, _) = input.element, e.direction == .clientToServer, el.isStanza, !c.invalidated.isEmpty,
+              let f = el[attribute: "from"].flatMap(jidDomain), let t = el[attribute: "to"].flatMap(jidDomain) else { return }
+        let pair = DomainPair(sender: f, target: t)
+        if c.invalidated.contains(pair) {
+            ctx.report(self, c, e.direction, actor: .originating, frame: e.firstFrame,
+                       "The originating server sent a <\(el.local)/> for \(pair) after the receiving server declared that pair invalid.",
+                       evidence: el.render())
+        } else if c.validated.contains(pair) {
+            ctx.report(self, severity: .low, c, e.direction, actor: .originating, frame: e.firstFrame,
+                       "The originating server kept sending on a connection where another pair was declared invalid (the receiving server is expected to close it).",
+                       evidence: el.render())
+        }
+    }
+}
+
+/// DB-RES-5: target multiplexing only toward peers that advertised dialback errors.
+final class DBRes5: Rule {
+    let description = RuleDescription(
+        id: "DB-RES-5", title: "Target multiplexing without the dialback <errors/> feature", severity: .low, source: "XEP-0220 §2.6.2",
+        firing: ["C> $HDR to='b.example' from='a.example'>\nS> $HDR from='b.example' to='a.example' id='s1'>\nS> <stream:features><dialback xmlns='urn:xmpp:features:dialback'/></stream:features>\n" + Example.resultA + "\nC> <db:result from='a.example' to='chat.b.example'>\(Example.key)</db:result>"],
+        quiet: [Example.clean])
+    func check(_ input: RuleInput, _ ctx: RuleContext) {
+        guard let (e, el, c, db) = input.element, case .resultRequest(let x?) = db, c.requestedTargets.count > 1,
+              c.requestedTargets.last == x.receiving, c.requestedTargets.firstIndex(of: x.receiving) == c.requestedTargets.count - 1,
+              !c.acceptorAdvertisedDialbackErrors else { return }
+        ctx.report(self, c, e.direction, actor: .originating, frame: e.firstFrame,
+                   "The originating server multiplexes a new target domain '\(x.receiving)' on this stream although the receiving server did not advertise <dialback><errors/></dialback>.",
+                   evidence: el.render())
+    }
+}

@@ -1,0 +1,215 @@
+import S2Dialback
+import S2Model
+import S2XMPP
+
+/// DB-RCV-1: if the RS proceeds, its stream header comes first.
+final class DBRcv1: Rule {
+    let description = RuleDescription(
+        id: "DB-RCV-1", title: "Acceptor sends elements before its stream header", severity: .high, source: "RFC3920 §8.3 s3",
+        firing: ["C> $HDR to='b.example' from='a.example'>\nS> <stream:features xmlns:stream='http://etherx.jabber.org/streams'/>"],
+        quiet: [Example.clean])
+    func check(_ input: RuleInput, _ ctx: RuleContext) {
+        guard let (e, h, c) = input.header, e.direction == .serverToClient, h.local != "stream",
+              !(h.local == "error" && h.namespace == Namespace.streams) else { return }
+        ctx.report(self, c, e.direction, actor: .receiving, frame: e.firstFrame,
+                   "The acceptor's first element is <\(h.local)/> instead of its stream header (which carries the stream id dialback needs).",
+                   evidence: h.render())
+    }
+}
+
+/// DB-RCV-2: a db:result for a domain the RS does not host is refused, never validated.
+final class DBRcv2: Rule {
+    let description = RuleDescription(
+        id: "DB-RCV-2", title: "db:result for a domain the receiving server does not host is not refused", severity: .high,
+        source: "RFC3920 §8.3 s4; XEP-0220 §2.2.1, §2.5", observability: .userKnowledge,
+        firing: ["#!host b.example=10.0.0.2\n" + Example.openA + "\nC> <db:result from='a.example' to='nope.example'>\(Example.key)</db:result>\nS> <db:result from='nope.example' to='a.example' type='valid'/>",
+                 Example.openA + "\nC> <db:result from='a.example' to='nope.example'>\(Example.key)</db:result>\nS> <stream:error><unsupported-stanza-type xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"],
+        quiet: [Example.clean,
+                Example.openA + "\nC> <db:result from='a.example' to='nope.example'>\(Example.key)</db:result>\nS> <db:result from='nope.example' to='a.example' type='error'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></db:result>",
+                Example.openA + "\nC> <db:result from='a.example' to='nope.example'>\(Example.key)</db:result>\nS> <stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"])
+    func check(_ input: RuleInput, _ ctx: RuleContext) {
+        guard let (e, el, c, db) = input.element, case .resultRequest(let x?) = db else { return }
+        let hosted = ctx.model.hosted(by: c.serverAddress).union(c.responseHeader?.from.map { [$0] } ?? [])
+        guard !hosted.isEmpty, !hosted.contains(x.receiving) else { return }
+        let configured = ctx.model.isHostKnown(c.serverAddress)
+        let pair = x.pair
+        let what = "a db:result for '\(x.receiving)', a domain it does not host"
+        ctx.expect(self, on: c, by: .serverToClient, actor: .receiving, trigger: e.firstFrame, within: ctx.configuration.timers.dialback,
+                   missing: ("The receiving server did not refuse \(what) (expected <host-unknown/> or an item-not-found dialback error).",
+                             el.render(), .medium)) { r in
+            guard r.direction == .serverToClient else { return .pending }
+            switch r.kind {
+            case .element(let reply) where reply.isStreamError:
+                let cond = reply.streamErrorCondition ?? "?"
+                if ["host-unknown", "host-gone", "item-not-found"].contains(cond) { return .satisfied }
+                return .violated(severity: .low, message: "The receiving server answered \(what) with <\(cond)/> instead of <host-unknown/> (or an item-not-found dialback error).",
+                                 evidence: reply.render(), frame: r.firstFrame)
+            case .element(let reply) where reply.isDialback && reply.local == "result"
+                && reply[attribute: "from"] == pair.target && reply[attribute: "to"] == pair.sender:
+                if reply[attribute: "type"] == "valid" {
+                    // Without user knowledge, `valid` proves the domain is hosted after all.
+                    return configured ? .violated(severity: .high, message: "The receiving server validated \(what).",
+                                                  evidence: reply.render(), frame: r.firstFrame) : .satisfied
+                }
+                return .satisfied
+            case .streamClosed:
+                return .satisfied
+            default:
+                return .pending
+            }
+        }
+    }
+}
+
+/// DB-RCV-3: a dialback error is not a stream error: the sender keeps the stream.
+final class DBRcv3: Rule {
+    let description = RuleDescription(
+        id: "DB-RCV-3", title: "Stream closed right after a dialback error", severity: .medium,
+        source: "XEP-0220 §2.2.1, §2.2.2, §2.5",
+        firing: [Example.openA + "\n" + Example.resultA + "\nS> <db:result from='b.example' to='a.example' type='error'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></db:result>\nS> </stream:stream>"],
+        quiet: [Example.openA + "\n" + Example.resultA + "\nS> <db:result from='b.example' to='a.example' type='error'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></db:result>\n+20\nS> </stream:stream>"])
+    private var lastError: [ConnectionID: (Direction, FrameRef)] = [:]
+    func check(_ input: RuleInput, _ ctx: RuleContext) {
+        guard case .event(let e, let c, _) = input else {
+            if case .closed(let c) = input { lastError[c.id] = nil }
+            return
+        }
+        if case .element(let el) = e.kind, el.isDialback, el[attribute: "type"] == "error" {
+            lastError[c.id] = (e.direction, e.firstFrame)
+            return
+        }
+        let closing: Bool
+        switch e.kind {
+        case .streamClosed: closing = true
+        case .element(let el): closing = el.isStreamError
+        default: closing = false
+        }
+        guard closing, let (d, f) = lastError[c.id], d == e.direction,
+              e.firstFrame.time.secondsSince(f.time) <= ctx.configuration.timers.react,
+              c.streamError[d.reversed.rawValue] == nil, !c.streamClosed[d.reversed.rawValue] else { return }
+        lastError[c.id] = nil
+        ctx.report(self, c, e.direction, actor: e.direction == .serverToClient ? .receiving : .initiator, frame: e.firstFrame,
+                   "The \(e.direction.sideName) closed the stream right after sending a dialback error; XEP-0220 dialback errors are not stream errors and the stream must stay up.",
+                   evidence: "stream closed \(String(format3(e.firstFrame.time.secondsSince(f.time)))) s after the dialback error in frame \(f.number)")
+    }
+}
+
+func format3(_ v: Double) -> String {
+    let ms = Int((v * 1000).rounded())
+    return "\(ms / 1000).\(String(repeating: "0", count: 3 - String(ms % 1000).count))\(ms % 1000)"
+}
+
+/// DB-RCV-5: after `invalid` with nothing else validated, the RS closes the stream.
+final class DBRcv5: Rule {
+    let description = RuleDescription(
+        id: "DB-RCV-5", title: "Receiving server does not close the stream after an invalid key", severity: .medium,
+        source: "RFC3920 §8.3 s10; XEP-0220 §2.2.1",
+        firing: [Example.openA + "\n" + Example.resultA + "\nS> <db:result from='b.example' to='a.example' type='invalid'/>\n+15\nC> <message from='u@a.example' to='v@b.example'/>",
+                 Example.openA + "\n" + Example.resultA + "\nS> <db:result from='b.example' to='a.example' type='invalid'/>\nC> </stream:stream>\nclose"],
+        quiet: [Example.openA + "\n" + Example.resultA + "\nS> <db:result from='b.example' to='a.example' type='invalid'/>\nS> </stream:stream>\nclose"])
+    func check(_ input: RuleInput, _ ctx: RuleContext) {
+        guard let (e, el, c, db) = input.element, case .resultReply(_, "invalid", _?) = db, c.validated.isEmpty else { return }
+        ctx.expect(self, on: c, by: .serverToClient, actor: .receiving, trigger: e.firstFrame, within: ctx.configuration.timers.react,
+                   closeIsEnough: false,
+                   missing: ("The receiving server answered type='invalid' with no other pair validated, but did not close its stream (</stream:stream>) and the connection.",
+                             el.render(), nil)) { r in
+            guard r.direction == .serverToClient else { return .pending }
+            if case .streamClosed = r.kind { return .satisfied }
+            return .pending
+        }
+    }
+}
+
+/// DB-RCV-6: the db:result answer swaps from/to.
+final class DBRcv6: Rule {
+    let description = RuleDescription(
+        id: "DB-RCV-6", title: "db:result answer not addressed back to the request", severity: .high,
+        source: "XEP-0220 §2.2.1; RFC3920 §8.3 s10",
+        firing: [Example.openA + "\n" + Example.resultA + "\nS> <db:result from='a.example' to='b.example' type='valid'/>"],
+        quiet: [Example.clean])
+    func check(_ input: RuleInput, _ ctx: RuleContext) {
+        guard let (e, el, c, db) = input.element, case .resultReply(let pair, _, nil) = db else { return }
+        let unswapped = DomainPair(sender: pair.target, target: pair.sender)
+        guard c.pendingResults[unswapped] != nil else { return }
+        ctx.report(self, c, e.direction, actor: .receiving, frame: e.firstFrame,
+                   "The receiving server's db:result answer is addressed from='\(pair.target)' to='\(pair.sender)', the same way as the request; the answer must swap them.",
+                   evidence: el.render())
+    }
+}
+
+/// DB-RCV-8: piggybacked db:result requests on a validated stream still get answers.
+final class DBRcv8: Rule {
+    let description = RuleDescription(
+        id: "DB-RCV-8", title: "Piggybacked db:result gets no answer", severity: .low,
+        source: "RFC3920 §8.3; XEP-0220 §2.2.1, §2.6.1",
+        firing: [Example.validated + "\nC> <db:result from='rooms.a.example' to='b.example'>\(Example.key)</db:result>\n+70\nC> <message from='u@a.example' to='v@b.example'/>"],
+        quiet: [Example.validated + "\nC> <db:result from='rooms.a.example' to='b.example'>\(Example.key)</db:result>\n+5\nS> <db:result from='b.example' to='rooms.a.example' type='valid'/>"])
+    func check(_ input: RuleInput, _ ctx: RuleContext) {
+        guard let (e, el, c, db) = input.element, case .resultRequest(let x?) = db, !c.validated.isEmpty else { return }
+        let pair = x.pair
+        ctx.expect(self, on: c, by: .serverToClient, actor: .receiving, trigger: e.firstFrame, within: ctx.configuration.timers.dialback,
+                   missing: ("The receiving server never answered a piggybacked db:result for \(pair) on an already validated stream.", el.render(), nil)) { r in
+            guard r.direction == .serverToClient else { return .pending }
+            switch r.kind {
+            case .element(let reply) where reply.isDialback && reply.local == "result"
+                && reply[attribute: "to"] == pair.sender && reply[attribute: "from"] == pair.target: return .satisfied
+            case .element(let reply) where reply.isStreamError: return .satisfied
+            case .streamClosed: return .satisfied
+            default: return .pending
+            }
+        }
+    }
+}
+
+/// DB-RCV-9: a failed verify leg is reported to the originating server.
+final class DBRcv9: Rule {
+    let description = RuleDescription(
+        id: "DB-RCV-9", title: "Failure toward the authoritative server not reported to the originating server", severity: .medium,
+        source: "RFC3920 §8.3 s7; XEP-0220 §2.5, §2.1.2", observability: .crossConnection,
+        firing: [Example.openA + "\n" + Example.resultA + "\n@2 10.0.0.2 -> 10.0.0.1\n2C> $HDR to='a.example' from='b.example'>\n2S> $HDR from='a.example' to='b.example' id='s2'>\n2C> <db:verify from='b.example' to='a.example' id='s1'>\(Example.key)</db:verify>\n2S> <stream:error><internal-server-error xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>\n2S> </stream:stream>\n" + Example.validA],
+        quiet: [Example.openA + "\n" + Example.resultA + "\n@2 10.0.0.2 -> 10.0.0.1\n2C> $HDR to='a.example' from='b.example'>\n2S> $HDR from='a.example' to='b.example' id='s2'>\n2C> <db:verify from='b.example' to='a.example' id='s1'>\(Example.key)</db:verify>\n2S> <stream:error><internal-server-error xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>\n2S> </stream:stream>\nS> <db:result from='b.example' to='a.example' type='error'><error type='cancel'><remote-server-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></db:result>"])
+    func check(_ input: RuleInput, _ ctx: RuleContext) {
+        var failed: ConnectionModel?
+        var trigger: FrameRef?
+        if let (e, el, c, _) = input.element, e.direction == .serverToClient, el.isStreamError { failed = c; trigger = e.firstFrame }
+        if case .closed(let c) = input, c.close == "rst" { failed = c; trigger = c.closeFrame }
+        guard let b = failed, let trigger else { return }
+        for r in b.pendingVerifies.values {
+            guard let x = r.exchange, x.outcome == nil, let a = ctx.model.connection(x.resultConnection), a.close == nil else { continue }
+            let pair = x.pair
+            ctx.expect(self, on: a, by: .serverToClient, actor: .receiving, trigger: trigger, within: ctx.configuration.timers.react,
+                       missing: ("The verification of \(pair) with the authoritative server failed on \(b.id), but the receiving server did not report it on \(a.id) (expected <remote-connection-failed/> or a remote-server-not-found dialback error).",
+                                 "failure on \(b.id) at frame \(trigger.number)", nil)) { ev in
+                guard ev.direction == .serverToClient else { return .pending }
+                switch ev.kind {
+                case .element(let el) where el.isStreamError: return .satisfied
+                case .streamClosed: return .satisfied
+                case .element(let el) where el.isDialback && el.local == "result" && el[attribute: "to"] == pair.sender:
+                    let t = el[attribute: "type"]
+                    if t == "error" || t == "invalid" { return .satisfied }
+                    return .violated(severity: nil, message: "The receiving server answered type='\(t ?? "")' for \(pair) although its verification with the authoritative server failed.",
+                                     evidence: el.render(), frame: ev.firstFrame)
+                default: return .pending
+                }
+            }
+        }
+    }
+}
+
+/// DB-RCV-10: a verify-only connection is closed after the verdict.
+final class DBRcv10: Rule {
+    let description = RuleDescription(
+        id: "DB-RCV-10", title: "Verify-only connection left open after the verdict", severity: .info,
+        source: "XEP-0220 §2.1.2; RFC3920 §8.3 s9",
+        firing: [Example.validated + "\n+40\n" + Example.message],
+        quiet: [Example.clean])
+    func check(_ input: RuleInput, _ ctx: RuleContext) {
+        guard let (e, el, c, db) = input.element, case .verifyReply = db, c.carriedOnlyVerify, c.pendingVerifies.isEmpty else { return }
+        ctx.expect(self, on: c, by: e.direction, actor: .authoritative, trigger: e.firstFrame, within: ctx.configuration.timers.close,
+                   missing: ("A connection that only carried dialback verification stayed open more than \(Int(ctx.configuration.timers.close)) s after the verdict.", el.render(), nil)) { r in
+            if case .element(let x) = r.kind, x.isDialback || x.isStanza { return .satisfied }
+            if case .streamClosed = r.kind { return .satisfied }
+            return .pending
+        }
+    }
+}

@@ -1,0 +1,201 @@
+import S2Dialback
+import S2Model
+import S2XMPP
+
+/// STANZA-ADDR-1 and -2: every s2s stanza has valid `to` and `from`.
+final class StanzaAddr: Rule {
+    let attribute: String
+    let description: RuleDescription
+    init(attribute: String) {
+        self.attribute = attribute
+        description = attribute == "to"
+            ? RuleDescription(id: "STANZA-ADDR-1", title: "Stanza without a valid 'to'", severity: .high,
+                              source: "RFC3920 §9.1.1; RFC6120 §8.1.1.2, §4.9.3.7",
+                              firing: [Example.validated + "\nC> <message from='u@a.example'><body>x</body></message>"],
+                              quiet: [Example.clean])
+            : RuleDescription(id: "STANZA-ADDR-2", title: "Stanza without a valid 'from'", severity: .high,
+                              source: "RFC3920 §9.1.2; RFC6120 §8.1.2.2",
+                              firing: [Example.validated + "\nC> <message to='v@b.example'><body>x</body></message>"],
+                              quiet: [Example.clean])
+    }
+    func check(_ input: RuleInput, _ ctx: RuleContext) {
+        guard let (e, el, c, _) = input.element, el.isStanza else { return }
+        let v = el[attribute: attribute]
+        guard v == nil || v!.isEmpty || jidDomain(v!) == nil else { return }
+        ctx.report(self, c, e.direction, actor: e.direction.senderActor, frame: e.firstFrame,
+                   v == nil ? "A <\(el.local)/> on an s2s stream has no '\(attribute)' address." : "A <\(el.local)/> has an unusable '\(attribute)' address '\(v!)'.",
+                   evidence: el.render())
+    }
+}
+
+/// STANZA-ADDR-3: a stanza missing `to`/`from` is answered with `<improper-addressing/>`.
+final class StanzaAddr3: Rule {
+    let description = RuleDescription(
+        id: "STANZA-ADDR-3", title: "Receiver does not answer a badly addressed stanza with <improper-addressing/>", severity: .medium,
+        source: "RFC3920 §8.3, §9.1.1–9.1.2",
+        firing: [Example.validated + "\nC> <message from='u@a.example'><body>x</body></message>\nS> <stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>",
+                 Example.validated + "\nC> <message from='u@a.example'><body>x</body></message>\n+15\n" + Example.message],
+        quiet: [Example.validated + "\nC> <message from='u@a.example'><body>x</body></message>\nS> <stream:error><improper-addressing xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>\nS> </stream:stream>"])
+    func check(_ input: RuleInput, _ ctx: RuleContext) {
+        guard let (e, el, c, _) = input.element, el.isStanza else { return }
+        let to = el[attribute: "to"], from = el[attribute: "from"]
+        let bad = (to ?? "").isEmpty || (from ?? "").isEmpty
+        guard bad else { return }
+        demandStreamError(self, ctx, c, reactor: e.direction.reversed, actor: e.direction.reversed.senderActor, trigger: e.firstFrame,
+                          conditions: ["improper-addressing"], what: "a stanza without '\((to ?? "").isEmpty ? "to" : "from")'",
+                          keepSeverity: .medium, otherSeverity: .low)
+    }
+}
+
+/// The from-domain of a stanza checked against what the connection validated.
+enum StanzaAuthorization {
+    case fine, notValidated(String), wrongTarget(DomainPair)
+
+    static func judge(_ el: XMLElement, _ c: ConnectionModel, _ d: Direction) -> StanzaAuthorization {
+        guard d == .clientToServer, el.isStanza, c.initialHeader != nil, !c.damaged[0], !c.tls,
+              let f = el[attribute: "from"].flatMap(jidDomain), let t = el[attribute: "to"].flatMap(jidDomain),
+              !(c.validated.isEmpty && !c.saslSucceeded) else { return .fine }
+        if !c.validatedSenders.contains(f) { return .notValidated(f) }
+        let pair = DomainPair(sender: f, target: t)
+        if !c.saslSucceeded && !c.validated.contains(pair) { return .wrongTarget(pair) }
+        return .fine
+    }
+}
+
+/// STANZA-ADDR-4: the from-domain is validated on this stream.
+final class StanzaAddr4: Rule {
+    let description = RuleDescription(
+        id: "STANZA-ADDR-4", title: "Stanza from a domain not validated on this stream (spoofed 'from')", severity: .critical,
+        source: "RFC3920 §8.3, §9.1.2; RFC6120 §8.1.2.2, §4.9.3.9",
+        firing: [Example.validated + "\nC> <message from='mallory@evil.example' to='v@b.example'><body>x</body></message>"],
+        quiet: [Example.clean])
+    func check(_ input: RuleInput, _ ctx: RuleContext) {
+        guard let (e, el, c, _) = input.element, case .notValidated(let f) = StanzaAuthorization.judge(el, c, e.direction) else { return }
+        ctx.report(self, c, e.direction, actor: .originating, frame: e.firstFrame,
+                   "A <\(el.local)/> claims to come from '\(f)', a domain never validated on this stream (validated: \(c.validatedSenders.sorted().joined(separator: ", "))).",
+                   evidence: el.render())
+    }
+}
+
+/// STANZA-ADDR-5: an unvalidated from-domain is answered with `<invalid-from/>`.
+final class StanzaAddr5: Rule {
+    let description = RuleDescription(
+        id: "STANZA-ADDR-5", title: "Receiver does not answer a spoofed 'from' with <invalid-from/>", severity: .high,
+        source: "RFC3920 §8.3, §9.1.2",
+        firing: [Example.validated + "\nC> <message from='mallory@evil.example' to='v@b.example'><body>x</body></message>\nS> <stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"],
+        quiet: [Example.validated + "\nC> <message from='mallory@evil.example' to='v@b.example'><body>x</body></message>\nS> <stream:error><invalid-from xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>\nS> </stream:stream>"])
+    func check(_ input: RuleInput, _ ctx: RuleContext) {
+        guard let (e, _, c, _) = input.element, case .notValidated(let f) = StanzaAuthorization.judge(input.element!.1, c, e.direction) else { return }
+        demandStreamError(self, ctx, c, reactor: .serverToClient, actor: .receiving, trigger: e.firstFrame,
+                          conditions: ["invalid-from"], what: "a stanza from the unvalidated domain '\(f)'",
+                          keepSeverity: .high, otherSeverity: .low)
+    }
+}
+
+/// STANZA-ADDR-6: the to-domain is the target of a pair validated with the from-domain.
+final class StanzaAddr6: Rule {
+    let description = RuleDescription(
+        id: "STANZA-ADDR-6", title: "Stanza for a domain pair that was not validated", severity: .high,
+        source: "RFC6120 §8.1.1.2, §4.9.3.6; XEP-0220 §1.4",
+        firing: [Example.validated + "\nC> <message from='u@a.example' to='v@other.example'><body>x</body></message>"],
+        quiet: [Example.clean])
+    func check(_ input: RuleInput, _ ctx: RuleContext) {
+        guard let (e, el, c, _) = input.element, case .wrongTarget(let pair) = StanzaAuthorization.judge(el, c, e.direction) else { return }
+        ctx.report(self, c, e.direction, actor: .originating, frame: e.firstFrame,
+                   "A <\(el.local)/> for \(pair) travels on a stream where only \(c.validated.map(\.description).sorted().joined(separator: ", ")) was validated.",
+                   evidence: el.render())
+    }
+}
+
+/// STANZA-NS-1: s2s stanzas are unprefixed `jabber:server` elements.
+final class StanzaNS1: Rule {
+    let description = RuleDescription(
+        id: "STANZA-NS-1", title: "Stanza in jabber:client or with a prefix", severity: .medium,
+        source: "RFC6120 §4.8.3, §4.9.3.10, §4.9.3.24; RFC3920 §11.2.2",
+        firing: [Example.validated + "\nC> <message xmlns='jabber:client' from='u@a.example' to='v@b.example'/>"],
+        quiet: [Example.clean])
+    func check(_ input: RuleInput, _ ctx: RuleContext) {
+        guard let (e, el, c, _) = input.element, el.isStanza else { return }
+        if el.namespace == Namespace.client {
+            ctx.report(self, c, e.direction, actor: e.direction.senderActor, frame: e.firstFrame,
+                       "A <\(el.local)/> on an s2s stream is qualified by jabber:client; server-to-server stanzas must be in jabber:server.",
+                       evidence: el.render())
+        } else if let p = el.prefix {
+            ctx.report(self, c, e.direction, actor: e.direction.senderActor, frame: e.firstFrame,
+                       "A stanza is sent as <\(p):\(el.local)/>; jabber:server stanzas must not be prefixed.", evidence: el.render())
+        }
+    }
+}
+
+/// STANZA-IQ-1: IQ syntax.
+final class StanzaIQ1: Rule {
+    let description = RuleDescription(
+        id: "STANZA-IQ-1", title: "Malformed IQ (id, type, child count)", severity: .low,
+        source: "RFC3920 §9.2.3; RFC6120 §8.2.3",
+        firing: [Example.validated + "\nC> <iq from='a.example' to='b.example' type='get'/>",
+                 Example.validated + "\nC> <iq from='a.example' to='b.example' id='1' type='fetch'><ping xmlns='urn:xmpp:ping'/></iq>"],
+        quiet: [Example.validated + "\nC> <iq from='a.example' to='b.example' id='1' type='get'><ping xmlns='urn:xmpp:ping'/></iq>"])
+    func check(_ input: RuleInput, _ ctx: RuleContext) {
+        guard let (e, el, c, _) = input.element, el.isStanza, el.local == "iq", !el.truncated else { return }
+        var problems: [String] = []
+        if (el[attribute: "id"] ?? "").isEmpty { problems.append("no 'id'") }
+        let type = el[attribute: "type"]
+        let payload = el.children.filter { $0.local != "error" }.count
+        switch type {
+        case "get", "set": if el.children.count != 1 { problems.append("type='\(type!)' with \(el.children.count) children (exactly one required)") }
+        case "result": if payload > 1 { problems.append("type='result' with \(payload) children (at most one)") }
+        case "error": if el.child("error") == nil { problems.append("type='error' without <error/>") }
+        case nil: problems.append("no 'type'")
+        default: problems.append("type='\(type!)'")
+        }
+        guard !problems.isEmpty else { return }
+        ctx.report(self, c, e.direction, actor: e.direction.senderActor, frame: e.firstFrame,
+                   "An IQ is malformed: \(problems.joined(separator: ", ")).", evidence: el.render())
+    }
+}
+
+/// STANZA-IQ-2: every get/set gets exactly one result or error (on either connection).
+final class StanzaIQ2: Rule {
+    let description = RuleDescription(
+        id: "STANZA-IQ-2", title: "IQ get/set never answered", severity: .low,
+        source: "RFC3920 §9.2.3; RFC6120 §8.2.3", observability: .crossConnection,
+        firing: [Example.validated + "\nC> <iq from='a.example' to='b.example' id='p1' type='get'><ping xmlns='urn:xmpp:ping'/></iq>\n+70\n" + Example.message],
+        quiet: [Example.validated + "\nC> <iq from='a.example' to='b.example' id='p1' type='get'><ping xmlns='urn:xmpp:ping'/></iq>\n" + "@3 10.0.0.2 -> 10.0.0.1\n3C> $HDR to='a.example' from='b.example'>\n3S> $HDR from='a.example' to='b.example' id='s3'>\n3C> <iq from='b.example' to='a.example' id='p1' type='result'/>\n+70\n" + Example.message])
+    struct Pending { var key: String; var frame: FrameRef; var connection: ConnectionID; var evidence: String }
+    private var pending: [Pending] = []
+    private var index: [String: Int] = [:]
+    private var head = 0
+    func check(_ input: RuleInput, _ ctx: RuleContext) {
+        if let (e, el, c, _) = input.element, el.isStanza, el.local == "iq", let id = el[attribute: "id"] {
+            let from = el[attribute: "from"] ?? "", to = el[attribute: "to"] ?? ""
+            switch el[attribute: "type"] {
+            case "get", "set":
+                if pending.count - head < 100_000 {
+                    let key = "\(id)\u{1}\(from)\u{1}\(to)"
+                    index[key] = pending.count
+                    pending.append(Pending(key: key, frame: e.firstFrame, connection: c.id, evidence: el.render()))
+                }
+            case "result", "error":
+                if let i = index.removeValue(forKey: "\(id)\u{1}\(to)\u{1}\(from)") { pending[i].key = "" }
+            default: break
+            }
+        }
+        let now: Timestamp
+        if case .finished = input { now = ctx.now } else { now = ctx.now }
+        while head < pending.count, now.secondsSince(pending[head].frame.time) > ctx.configuration.timers.iq {
+            let p = pending[head]
+            head += 1
+            if !p.key.isEmpty, index[p.key] != nil {
+                index[p.key] = nil
+                ctx.report(description, severity: nil, p.connection, .clientToServer, actor: .acceptor, frame: p.frame,
+                           "An IQ get/set got no result or error on any connection within \(Int(ctx.configuration.timers.iq)) s.",
+                           evidence: p.evidence)
+            }
+        }
+        if head > 1024 && head * 2 > pending.count {
+            pending.removeFirst(head)
+            head = 0
+            index = Dictionary(uniqueKeysWithValues: pending.enumerated().compactMap { $0.element.key.isEmpty ? nil : ($0.element.key, $0.offset) })
+        }
+    }
+}

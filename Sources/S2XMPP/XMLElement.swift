@@ -1,0 +1,143 @@
+/// Namespace names S2Scope cares about.
+public enum Namespace {
+    public static let streams = "http://etherx.jabber.org/streams"
+    public static let server = "jabber:server"
+    public static let client = "jabber:client"
+    public static let dialback = "jabber:server:dialback"
+    public static let dialbackFeature = "urn:xmpp:features:dialback"
+    public static let tls = "urn:ietf:params:xml:ns:xmpp-tls"
+    public static let sasl = "urn:ietf:params:xml:ns:xmpp-sasl"
+    public static let streamErrors = "urn:ietf:params:xml:ns:xmpp-streams"
+    public static let stanzaErrors = "urn:ietf:params:xml:ns:xmpp-stanzas"
+    public static let bidi = "urn:xmpp:bidi"
+    public static let bidiFeature = "urn:xmpp:features:bidi"
+    public static let xml = "http://www.w3.org/XML/1998/namespace"
+}
+
+/// An attribute as the parser saw it: local name, namespace (empty for unprefixed
+/// attributes), the prefix used on the wire, and the value.
+public struct XMLAttribute: Hashable, Sendable {
+    public var local: String
+    public var namespace: String
+    public var prefix: String?
+    public var value: String
+
+    public init(local: String, namespace: String = "", prefix: String? = nil, value: String) {
+        self.local = local
+        self.namespace = namespace
+        self.prefix = prefix
+        self.value = value
+    }
+
+    public var qualifiedName: String { prefix.map { "\($0):\(local)" } ?? local }
+}
+
+/// A namespace declaration (`xmlns='…'` has a nil prefix, `xmlns:db='…'` the prefix `db`).
+public struct NamespaceDeclaration: Hashable, Sendable {
+    public var prefix: String?
+    public var uri: String
+    public init(prefix: String?, uri: String) {
+        self.prefix = prefix
+        self.uri = uri
+    }
+}
+
+/// A compact element tree of one top-level element, bounded in depth, node count and text.
+public struct XMLElement: Sendable, Hashable {
+    public var local: String
+    public var namespace: String
+    /// The prefix used on the wire (nil when the element was in a default namespace).
+    public var prefix: String?
+    public var attributes: [XMLAttribute]
+    public var declarations: [NamespaceDeclaration]
+    public var children: [XMLElement]
+    public var text: String
+    /// True when children or text were dropped because a cap was reached.
+    public var truncated: Bool
+
+    public init(local: String, namespace: String = "", prefix: String? = nil, attributes: [XMLAttribute] = [],
+                declarations: [NamespaceDeclaration] = [], children: [XMLElement] = [], text: String = "",
+                truncated: Bool = false) {
+        self.local = local
+        self.namespace = namespace
+        self.prefix = prefix
+        self.attributes = attributes
+        self.declarations = declarations
+        self.children = children
+        self.text = text
+        self.truncated = truncated
+    }
+
+    public var qualifiedName: String { prefix.map { "\($0):\(local)" } ?? local }
+
+    /// The value of an unprefixed attribute.
+    public subscript(attribute local: String) -> String? {
+        for a in attributes where a.local == local && a.namespace.isEmpty { return a.value }
+        return nil
+    }
+
+    public func hasAttribute(_ local: String) -> Bool { self[attribute: local] != nil }
+
+    public func child(_ local: String, namespace: String? = nil) -> XMLElement? {
+        children.first { $0.local == local && (namespace == nil || $0.namespace == namespace!) }
+    }
+
+    public func `is`(_ local: String, _ namespace: String) -> Bool {
+        self.local == local && self.namespace == namespace
+    }
+
+    /// The text content, whitespace trimmed.
+    public var trimmedText: String {
+        var s = Substring(text)
+        while let f = s.first, f.isWhitespace { s.removeFirst() }
+        while let l = s.last, l.isWhitespace { s.removeLast() }
+        return String(s)
+    }
+
+    /// A compact XML rendering for evidence (escaped, at most `limit` characters).
+    public func render(limit: Int = 400) -> String {
+        var out = ""
+        render(into: &out, limit: limit)
+        if out.count > limit { return String(out.prefix(limit)) + "…" }
+        return out
+    }
+
+    private func render(into out: inout String, limit: Int) {
+        if out.count > limit { return }
+        out += "<" + qualifiedName
+        for d in declarations {
+            out += d.prefix.map { " xmlns:\($0)='" } ?? " xmlns='"
+            out += escapeXML(d.uri) + "'"
+        }
+        for a in attributes { out += " \(a.qualifiedName)='\(escapeXML(a.value))'" }
+        if children.isEmpty && text.isEmpty && !truncated {
+            out += "/>"
+            return
+        }
+        out += ">"
+        out += escapeXML(text)
+        for c in children { c.render(into: &out, limit: limit) }
+        if truncated { out += "…" }
+        out += "</\(qualifiedName)>"
+    }
+}
+
+/// Escapes the XML special characters.
+public func escapeXML(_ s: String) -> String {
+    var needs = false
+    for u in s.utf8 where u == 0x3C || u == 0x3E || u == 0x26 || u == 0x27 || u == 0x22 { needs = true; break }
+    guard needs else { return s }
+    var out = ""
+    out.reserveCapacity(s.utf8.count + 8)
+    for ch in s.unicodeScalars {
+        switch ch {
+        case "<": out += "&lt;"
+        case ">": out += "&gt;"
+        case "&": out += "&amp;"
+        case "'": out += "&apos;"
+        case "\"": out += "&quot;"
+        default: out.unicodeScalars.append(ch)
+        }
+    }
+    return out
+}

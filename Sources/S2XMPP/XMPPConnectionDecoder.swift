@@ -1,0 +1,54 @@
+import S2Model
+
+/// Both directions of one XMPP connection. Applies the two events that change how the
+/// *other* direction must be read: `<proceed/>` (both directions become TLS) and SASL
+/// `<success/>` (both streams restart).
+public final class XMPPConnectionDecoder: XMPPEventSink {
+    public private(set) var initiator: XMPPStreamDecoder!
+    public private(set) var acceptor: XMPPStreamDecoder!
+    public unowned let sink: XMPPEventSink
+    public let connection: ConnectionID
+    /// True once `<proceed/>` switched the connection to TLS.
+    public private(set) var tls = false
+
+    public init(connection: ConnectionID, limits: XMLLimits = .init(), sink: XMPPEventSink) {
+        self.connection = connection
+        self.sink = sink
+        initiator = XMPPStreamDecoder(direction: .clientToServer, limits: limits, sink: self)
+        acceptor = XMPPStreamDecoder(direction: .serverToClient, limits: limits, sink: self)
+        initiator.connection = connection
+        acceptor.connection = connection
+    }
+
+    public func decoder(_ d: Direction) -> XMPPStreamDecoder { d == .clientToServer ? initiator : acceptor }
+
+    public func feed(_ d: Direction, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, frame: FrameRef) {
+        decoder(d).feed(bytes, at: offset, frame: frame)
+    }
+
+    public func gap(_ d: Direction, at offset: UInt64, length: UInt64, frame: FrameRef) {
+        decoder(d).gap(at: offset, length: length, frame: frame)
+    }
+
+    public func finish() {
+        initiator.finish()
+        acceptor.finish()
+    }
+
+    public func xmppEvent(_ event: XMPPEvent) {
+        sink.xmppEvent(event)
+        guard case .element(let el) = event.kind else { return }
+        let from = decoder(event.direction)
+        let other = decoder(event.direction.reversed)
+        if el.is("proceed", Namespace.tls) {
+            tls = true
+            from.stopForTLSAfterCurrentElement()
+            other.switchToTLS()
+        } else if el.is("success", Namespace.sasl) {
+            from.restartAfterCurrentElement()
+            other.restart()
+        }
+    }
+
+    public func xmppAnomaly(_ anomaly: Anomaly) { sink.xmppAnomaly(anomaly) }
+}

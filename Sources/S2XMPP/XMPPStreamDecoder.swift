@@ -1,0 +1,599 @@
+import CExpat
+#if canImport(Glibc)
+import Glibc
+#endif
+import S2Model
+
+/// Receives XMPP stream events and the anomalies of the XML layer.
+public protocol XMPPEventSink: AnyObject {
+    func xmppEvent(_ event: XMPPEvent)
+    func xmppAnomaly(_ anomaly: Anomaly)
+}
+
+/// Turns one direction's reassembled bytes into XMPP stream events, incrementally, with a
+/// namespace-aware expat push parser (the parser Prosody, ejabberd and jabberd use).
+///
+/// Feed chunks as they arrive; events carry exact stream offsets and the frames that carried
+/// them. After a reassembly gap or a well-formedness error the decoder resynchronises at the
+/// next plausible top-level element (reporting `xml-desync`), re-creating the header's
+/// namespace context with a synthetic header so prefixes keep resolving.
+public final class XMPPStreamDecoder {
+    public enum Mode: Sendable { case xml, resync, tls, closed }
+
+    enum Stop { case tls, restart, closed, resync }
+
+    public let direction: Direction
+    public let limits: XMLLimits
+    public unowned let sink: XMPPEventSink
+    public var connection: ConnectionID?
+    public private(set) var mode: Mode = .xml
+    /// The latest stream header of this direction.
+    public private(set) var header: StreamHeader?
+    /// Bytes seen after the switch to TLS.
+    public private(set) var encryptedBytes: UInt64 = 0
+    /// Bytes skipped while resynchronising.
+    public private(set) var skippedBytes: UInt64 = 0
+
+    private var parser: XML_Parser?
+    /// Stream offset of expat byte index 0 of the current parser.
+    private var parserBase: Int64 = 0
+    private var suppressHeader = false
+    private var depth = 0
+    private var pendingDeclarations: [NamespaceDeclaration] = []
+    private var hadXMLDeclaration = false
+    private var declaredEncoding: String?
+    private var stack: [XMLElement] = []
+    private var nodeCount = 0
+    private var elementStart: UInt64 = 0
+    private var headerStart: UInt64 = 0
+    private var lastStartTagEnd: UInt64 = 0
+    private var lastEventEnd: UInt64 = 0
+    private var fedEnd: UInt64 = 0
+    private var index = OffsetIndex()
+    private var pendingStop: (Stop, UInt64)?
+    private var resyncFrom: UInt64 = 0
+    private var resyncCarry: [UInt8] = []
+    private var tlsReported = false
+    private var currentChunk: UnsafeRawBufferPointer?
+    private var currentChunkOffset: UInt64 = 0
+    private var lastFrame: FrameRef?
+
+    public init(direction: Direction, limits: XMLLimits = .init(), sink: XMPPEventSink) {
+        self.direction = direction
+        self.limits = limits
+        self.sink = sink
+    }
+
+    deinit { destroyParser() }
+
+    // MARK: - Input
+
+    /// Feeds the next chunk of the direction's byte stream, starting at stream offset `offset`.
+    public func feed(_ bytes: UnsafeRawBufferPointer, at offset: UInt64, frame: FrameRef) {
+        guard !bytes.isEmpty else { return }
+        index.append(offset: offset, frame: frame)
+        lastFrame = frame
+        fedEnd = offset + UInt64(bytes.count)
+        var data = bytes
+        var off = offset
+        while !data.isEmpty {
+            let consumed: Int
+            switch mode {
+            case .xml: consumed = parse(data, at: off)
+            case .tls: consumed = consumeTLS(data, at: off)
+            case .closed: consumed = consumeAfterClose(data, at: off)
+            case .resync: consumed = resync(data, at: off)
+            }
+            data = UnsafeRawBufferPointer(rebasing: data[consumed...])
+            off += UInt64(consumed)
+        }
+        index.trim(before: depth >= 2 ? min(elementStart, lastEventEnd) : lastEventEnd)
+    }
+
+    /// Bytes `[offset, offset+length)` will never arrive: the parser state is lost.
+    public func gap(at offset: UInt64, length: UInt64, frame: FrameRef) {
+        index.append(offset: offset, frame: frame)
+        switch mode {
+        case .xml:
+            if parser == nil && depth == 0 && header == nil && offset == 0 {
+                // Nothing parsed yet: start in resync mode so a header or stanza can be found.
+            }
+            destroyParser()
+            mode = .resync
+            resyncFrom = offset
+            resyncCarry = []
+        case .resync:
+            resyncCarry = []
+        case .tls:
+            encryptedBytes += length
+        case .closed:
+            break
+        }
+        fedEnd = offset + length
+        lastEventEnd = fedEnd
+    }
+
+    /// Ends the direction (the connection closed or the capture ended).
+    public func finish() {
+        if mode == .resync, fedEnd > resyncFrom {
+            reportDesync(skipped: fedEnd - resyncFrom, found: false)
+        }
+        destroyParser()
+    }
+
+    /// The peer's `<proceed/>` switched this direction to TLS at its current position.
+    public func switchToTLS() {
+        destroyParser()
+        mode = .tls
+    }
+
+    /// The stream restarts (SASL success) at this direction's current position.
+    public func restart() {
+        destroyParser()
+        mode = .xml
+        depth = 0
+    }
+
+    /// Called from an event handler of this decoder: stop after the current event.
+    func requestStop(_ stop: Stop) {
+        guard let p = parser else { return }
+        pendingStop = (stop, lastEventEnd)
+        XML_StopParser(p, XML_FALSE)
+    }
+
+    /// Asks this decoder (from within its own event delivery) to switch to TLS after the
+    /// element just reported.
+    public func stopForTLSAfterCurrentElement() { requestStop(.tls) }
+    /// Asks this decoder (from within its own event delivery) to restart after the element just reported.
+    public func restartAfterCurrentElement() { requestStop(.restart) }
+
+    // MARK: - Parsing
+
+    private func makeParser(base: Int64) {
+        destroyParser()
+        let p = XML_ParserCreateNS("UTF-8", 0x01)!
+        XML_SetReturnNSTriplet(p, 1)
+        XML_SetUserData(p, Unmanaged.passUnretained(self).toOpaque())
+        XML_SetElementHandler(p, onStart, onEnd)
+        XML_SetCharacterDataHandler(p, onText)
+        XML_SetNamespaceDeclHandler(p, onNamespaceStart, nil)
+        XML_SetCommentHandler(p, onComment)
+        XML_SetProcessingInstructionHandler(p, onProcessingInstruction)
+        XML_SetXmlDeclHandler(p, onXMLDeclaration)
+        XML_SetStartDoctypeDeclHandler(p, onDoctype)
+        _ = XML_SetBillionLaughsAttackProtectionMaximumAmplification(p, 100)
+        _ = XML_SetBillionLaughsAttackProtectionActivationThreshold(p, 1 << 20)
+        parser = p
+        parserBase = base
+        depth = 0
+        stack = []
+        pendingDeclarations = []
+        hadXMLDeclaration = false
+        declaredEncoding = nil
+        pendingStop = nil
+    }
+
+    private func destroyParser() {
+        if let p = parser {
+            XML_ParserFree(p)
+            parser = nil
+        }
+        stack = []
+    }
+
+    /// Absolute stream offset of expat's current event.
+    @inline(__always)
+    private func currentOffset() -> UInt64 {
+        let i = parserBase + Int64(XML_GetCurrentByteIndex(parser!))
+        return UInt64(max(0, i))
+    }
+
+    @inline(__always)
+    private func currentEnd() -> UInt64 {
+        currentOffset() + UInt64(max(0, XML_GetCurrentByteCount(parser!)))
+    }
+
+    private func parse(_ data: UnsafeRawBufferPointer, at offset: UInt64) -> Int {
+        if parser == nil { makeParser(base: Int64(offset)) }
+        currentChunk = data
+        currentChunkOffset = offset
+        defer { currentChunk = nil }
+        let status = XML_Parse(parser!, data.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(data.count), 0)
+        if status == XML_STATUS_ERROR {
+            let code = XML_GetErrorCode(parser!)
+            if code == XML_ERROR_ABORTED, let (stop, at) = pendingStop {
+                pendingStop = nil
+                destroyParser()
+                switch stop {
+                case .tls: mode = .tls
+                case .restart: mode = .xml; depth = 0
+                case .closed: mode = .closed
+                case .resync: mode = .resync; resyncFrom = at; resyncCarry = []
+                }
+                return consumedUpTo(at, chunkStart: offset, count: data.count)
+            }
+            let errorAt = currentOffset()
+            reportError(code: code, at: errorAt)
+            destroyParser()
+            mode = .resync
+            resyncFrom = errorAt
+            resyncCarry = []
+            // Rescan from just after the error position.
+            return consumedUpTo(errorAt + 1, chunkStart: offset, count: data.count)
+        }
+        if fedEnd > lastEventEnd + UInt64(limits.maxTokenBytes) {
+            sink.xmppAnomaly(Anomaly(kind: .limitReached, connection: connection, direction: direction, frame: lastFrame,
+                                     bytes: fedEnd - lastEventEnd,
+                                     message: "a single XML token (tag, comment or attribute) exceeds \(limits.maxTokenBytes) bytes; parsing resumes at the next top-level element"))
+            destroyParser()
+            mode = .resync
+            resyncFrom = lastEventEnd
+            resyncCarry = []
+        }
+        return data.count
+    }
+
+    private func consumedUpTo(_ absolute: UInt64, chunkStart: UInt64, count: Int) -> Int {
+        if absolute <= chunkStart { return 0 }
+        return Int(min(UInt64(count), absolute - chunkStart))
+    }
+
+    private func reportError(code: XML_Error, at offset: UInt64) {
+        let frameEvent = { (kind: XMPPEventKind) in
+            self.emit(kind, start: offset, end: offset + 1)
+        }
+        if code == XML_ERROR_UNDEFINED_ENTITY {
+            frameEvent(.restricted(.entityReference(name: entityName(at: offset) ?? "?")))
+            return
+        }
+        if let b = byte(at: offset), b >= 0x80, !validUTF8(at: offset) {
+            frameEvent(.restricted(.invalidUTF8))
+            return
+        }
+        let reason = String(cString: XML_ErrorString(code))
+        frameEvent(.notWellFormed(code: Int(code.rawValue), reason: reason, offset: offset))
+    }
+
+    private func byte(at absolute: UInt64) -> UInt8? {
+        guard let c = currentChunk, absolute >= currentChunkOffset, absolute < currentChunkOffset + UInt64(c.count) else { return nil }
+        return c[Int(absolute - currentChunkOffset)]
+    }
+
+    private func validUTF8(at absolute: UInt64) -> Bool {
+        guard let c = currentChunk, absolute >= currentChunkOffset else { return true }
+        let i = Int(absolute - currentChunkOffset)
+        let end = min(c.count, i + 4)
+        guard i < end else { return true }
+        var bytes = Array(c[i..<end])
+        // A sequence cut by the chunk end cannot be judged; only report clear breakage.
+        var decoder = UTF8()
+        var it = bytes.makeIterator()
+        switch decoder.decode(&it) {
+        case .scalarValue: return true
+        case .emptyInput: return true
+        case .error:
+            bytes.removeAll()
+            return end - i < 4 && c.count == end ? true : false
+        }
+    }
+
+    private func entityName(at absolute: UInt64) -> String? {
+        guard let c = currentChunk, absolute >= currentChunkOffset else { return nil }
+        var i = Int(absolute - currentChunkOffset)
+        guard i < c.count, c[i] == UInt8(ascii: "&") else { return nil }
+        i += 1
+        var name: [UInt8] = []
+        while i < c.count, c[i] != UInt8(ascii: ";"), name.count < 64 { name.append(c[i]); i += 1 }
+        return String(decoding: name, as: UTF8.self)
+    }
+
+    // MARK: - Non-XML modes
+
+    private func consumeTLS(_ data: UnsafeRawBufferPointer, at offset: UInt64) -> Int {
+        if !tlsReported {
+            tlsReported = true
+            let looks = data.count >= 2 ? (data[0] == 0x16 && data[1] == 0x03) : data[0] == 0x16
+            emit(.tlsStarted(looksLikeTLS: looks), start: offset, end: offset + UInt64(min(data.count, 5)))
+        }
+        encryptedBytes += UInt64(data.count)
+        return data.count
+    }
+
+    private func consumeAfterClose(_ data: UnsafeRawBufferPointer, at offset: UInt64) -> Int {
+        var i = 0
+        while i < data.count, isXMLSpace(data[i]) { i += 1 }
+        if i == data.count { return i }
+        emit(.dataAfterClose, start: offset + UInt64(i), end: offset + UInt64(data.count))
+        // Keep analysing whatever follows as a new stream.
+        mode = .xml
+        header = nil
+        return i
+    }
+
+    // MARK: - Resynchronisation
+
+    private func candidates() -> [[UInt8]] {
+        let sp = header?.prefix ?? "stream"
+        var names = ["message", "presence", "iq", "\(sp):features", "\(sp):error", "\(sp):stream",
+                     "/\(sp):stream", "?xml", "starttls", "proceed", "success", "failure", "auth", "challenge", "response"]
+        for p in header?.prefixes(for: Namespace.dialback) ?? ["db"] {
+            names.append("\(p):result")
+            names.append("\(p):verify")
+        }
+        return names.map { Array(("<" + $0).utf8) }
+    }
+
+    private func resync(_ data: UnsafeRawBufferPointer, at offset: UInt64) -> Int {
+        let cands = candidates()
+        let maxLen = cands.map(\.count).max()! + 1
+        // Work on carry + data so that a candidate split across chunks is still found.
+        let carryCount = resyncCarry.count
+        var buf = resyncCarry
+        buf.append(contentsOf: data)
+        let bufStart = offset - UInt64(carryCount)
+        var i = 0
+        while i < buf.count {
+            if buf[i] == UInt8(ascii: "<") {
+                var undecided = false
+                for c in cands {
+                    if i + c.count + 1 > buf.count {
+                        if buf.count - i < maxLen && Array(buf[i..<buf.count]) == Array(c.prefix(buf.count - i)) { undecided = true }
+                        continue
+                    }
+                    if Array(buf[i..<(i + c.count)]) == c {
+                        let after = buf[i + c.count]
+                        if isXMLSpace(after) || after == UInt8(ascii: ">") || after == UInt8(ascii: "/") {
+                            let at = bufStart + UInt64(i)
+                            resume(at: at, candidate: c)
+                            resyncCarry = []
+                            // Hand back the bytes from the candidate on (the carry part is re-fed here).
+                            if i < carryCount {
+                                let tail = Array(buf[i..<carryCount])
+                                tail.withUnsafeBytes { t in
+                                    if let f = index.frame(at: at) { feedInternal(t, at: at, frame: f) }
+                                }
+                                return 0
+                            }
+                            return i - carryCount
+                        }
+                    }
+                }
+                if undecided {
+                    resyncCarry = Array(buf[i...])
+                    return data.count
+                }
+            }
+            i += 1
+        }
+        resyncCarry = []
+        return data.count
+    }
+
+    /// Re-feeds bytes that were held back while resynchronising.
+    private func feedInternal(_ bytes: UnsafeRawBufferPointer, at offset: UInt64, frame: FrameRef) {
+        var data = bytes
+        var off = offset
+        while !data.isEmpty && mode == .xml {
+            let n = parse(data, at: off)
+            data = UnsafeRawBufferPointer(rebasing: data[n...])
+            off += UInt64(n)
+        }
+    }
+
+    private func resume(at offset: UInt64, candidate: [UInt8]) {
+        let text = String(decoding: candidate, as: UTF8.self)
+        let sp = header?.prefix ?? "stream"
+        reportDesync(skipped: offset - resyncFrom, found: true)
+        if text == "<?xml" || text == "<\(sp):stream" {
+            mode = .xml
+            makeParser(base: Int64(offset))
+            return
+        }
+        if text == "</\(sp):stream" {
+            // Wrap the closing tag in a synthetic header so the parser sees it close.
+        }
+        // Re-create the namespace context of the stream header.
+        let synthetic = syntheticHeader()
+        mode = .xml
+        makeParser(base: Int64(offset) - Int64(synthetic.count))
+        suppressHeader = true
+        synthetic.withUnsafeBytes { b in
+            _ = XML_Parse(parser!, b.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(b.count), 0)
+        }
+    }
+
+    private func syntheticHeader() -> [UInt8] {
+        let h = header
+        let sp = h?.prefix ?? "stream"
+        var decls = h?.declarations ?? [NamespaceDeclaration(prefix: nil, uri: Namespace.server),
+                                         NamespaceDeclaration(prefix: "db", uri: Namespace.dialback)]
+        if !decls.contains(where: { $0.prefix == sp }) { decls.append(NamespaceDeclaration(prefix: sp, uri: Namespace.streams)) }
+        var s = "<\(sp):stream"
+        for d in decls { s += d.prefix.map { " xmlns:\($0)='\(escapeXML(d.uri))'" } ?? " xmlns='\(escapeXML(d.uri))'" }
+        s += ">"
+        return Array(s.utf8)
+    }
+
+    private func reportDesync(skipped: UInt64, found: Bool) {
+        skippedBytes += skipped
+        guard skipped > 0 || !found else { return }
+        sink.xmppAnomaly(Anomaly(kind: .xmlDesync, connection: connection, direction: direction,
+                                 frame: index.frame(at: resyncFrom) ?? lastFrame, bytes: skipped,
+                                 message: found
+                                    ? "XML parsing lost the stream; \(skipped) bytes skipped before resynchronising at the next top-level element"
+                                    : "XML parsing lost the stream; the last \(skipped) bytes could not be parsed"))
+    }
+
+    // MARK: - Events
+
+    private func emit(_ kind: XMPPEventKind, start: UInt64, end: UInt64) {
+        let first = index.frame(at: start) ?? lastFrame!
+        let last = index.frame(at: end > start ? end - 1 : start) ?? first
+        sink.xmppEvent(XMPPEvent(kind: kind, direction: direction, startOffset: start, endOffset: end,
+                                 firstFrame: first, lastFrame: last))
+    }
+
+    fileprivate func startElement(_ name: UnsafePointer<CChar>, _ atts: UnsafeMutablePointer<UnsafePointer<CChar>?>?) {
+        let start = currentOffset()
+        let end = currentEnd()
+        lastEventEnd = end
+        lastStartTagEnd = end
+        let (ns, local, prefix) = splitName(name)
+        let decls = pendingDeclarations
+        pendingDeclarations = []
+        if depth == 0 {
+            var attributes: [XMLAttribute] = []
+            readAttributes(atts, into: &attributes)
+            var h = StreamHeader(local: local, namespace: ns, prefix: prefix, attributes: attributes, declarations: decls)
+            h.hadXMLDeclaration = hadXMLDeclaration
+            h.declaredEncoding = declaredEncoding
+            depth = 1
+            headerStart = start
+            if suppressHeader {
+                suppressHeader = false
+            } else {
+                header = h
+                emit(.streamOpened(h), start: start, end: end)
+            }
+            return
+        }
+        depth += 1
+        if depth > limits.maxNestingDepth {
+            sink.xmppAnomaly(Anomaly(kind: .limitReached, connection: connection, direction: direction, frame: index.frame(at: start),
+                                     message: "XML nesting deeper than \(limits.maxNestingDepth) levels; parsing resumes at the next top-level element"))
+            pendingStop = (.resync, end)
+            XML_StopParser(parser!, XML_FALSE)
+            return
+        }
+        if depth == 2 {
+            elementStart = start
+            nodeCount = 0
+            stack.removeAll(keepingCapacity: true)
+        }
+        // Keep the node when its parent is kept and the caps allow.
+        if stack.count == depth - 2 && depth - 2 <= limits.maxTreeDepth && nodeCount < limits.maxNodes
+            && end - elementStart <= UInt64(limits.maxElementBytes) {
+            var attributes: [XMLAttribute] = []
+            readAttributes(atts, into: &attributes)
+            nodeCount += 1
+            stack.append(XMLElement(local: local, namespace: ns, prefix: prefix, attributes: attributes, declarations: decls))
+        } else if !stack.isEmpty {
+            stack[stack.count - 1].truncated = true
+        }
+    }
+
+    fileprivate func endElement() {
+        var end = currentEnd()
+        if XML_GetCurrentByteCount(parser!) == 0 { end = lastStartTagEnd }  // empty-element tag
+        lastEventEnd = max(lastEventEnd, end)
+        if depth == 1 {
+            depth = 0
+            emit(.streamClosed, start: currentOffset(), end: end)
+            pendingStop = (.closed, end)
+            XML_StopParser(parser!, XML_FALSE)
+            return
+        }
+        if stack.count == depth - 1 {
+            let done = stack.removeLast()
+            if stack.isEmpty {
+                depth -= 1
+                var el = done
+                if end - elementStart > UInt64(limits.maxElementBytes) {
+                    el.truncated = true
+                    sink.xmppAnomaly(Anomaly(kind: .limitReached, connection: connection, direction: direction,
+                                             frame: index.frame(at: elementStart), bytes: end - elementStart,
+                                             message: "top-level <\(el.qualifiedName)> spans \(end - elementStart) bytes, over the \(limits.maxElementBytes)-byte element cap; its content was not kept"))
+                }
+                emit(.element(el), start: elementStart, end: end)
+                return
+            }
+            stack[stack.count - 1].children.append(done)
+        }
+        depth -= 1
+    }
+
+    fileprivate func characters(_ s: UnsafePointer<CChar>, _ len: Int32) {
+        guard depth >= 2, stack.count == depth - 1, len > 0 else { return }
+        let i = stack.count - 1
+        if stack[i].text.utf8.count + Int(len) > limits.maxTextBytes {
+            stack[i].truncated = true
+            return
+        }
+        let buf = UnsafeRawBufferPointer(start: s, count: Int(len))
+        stack[i].text += String(decoding: buf, as: UTF8.self)
+    }
+
+    fileprivate func namespaceStart(_ prefix: UnsafePointer<CChar>?, _ uri: UnsafePointer<CChar>?) {
+        pendingDeclarations.append(NamespaceDeclaration(prefix: prefix.map { String(cString: $0) },
+                                                        uri: uri.map { String(cString: $0) } ?? ""))
+    }
+
+    fileprivate func restricted(_ r: RestrictedXML) {
+        let start = currentOffset(), end = currentEnd()
+        lastEventEnd = max(lastEventEnd, end)
+        emit(.restricted(r), start: start, end: end)
+    }
+
+    fileprivate func xmlDeclaration(_ encoding: UnsafePointer<CChar>?) {
+        hadXMLDeclaration = true
+        lastEventEnd = max(lastEventEnd, currentEnd())
+        if let e = encoding {
+            let enc = String(cString: e)
+            declaredEncoding = enc
+            if enc.lowercased() != "utf-8" && enc.lowercased() != "utf8" {
+                restricted(.nonUTF8Encoding(declared: enc))
+            }
+        }
+    }
+
+    fileprivate func doctype(_ name: UnsafePointer<CChar>?) {
+        restricted(.doctype(name: name.map { String(cString: $0) } ?? ""))
+        // A DTD never reaches the entity expander: stop here and resynchronise after it.
+        pendingStop = (.resync, currentOffset() + 1)
+        XML_StopParser(parser!, XML_FALSE)
+    }
+
+    private func readAttributes(_ atts: UnsafeMutablePointer<UnsafePointer<CChar>?>?, into out: inout [XMLAttribute]) {
+        guard let atts else { return }
+        var i = 0
+        while let n = atts[i], let v = atts[i + 1] {
+            let (ns, local, prefix) = splitName(n)
+            out.append(XMLAttribute(local: local, namespace: ns, prefix: prefix, value: String(cString: v)))
+            i += 2
+        }
+    }
+}
+
+@inline(__always) func isXMLSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x0a || b == 0x0d || b == 0x09 }
+
+/// Splits expat's triplet `uri\u{1}local\u{1}prefix` (or `uri\u{1}local`, or `local`).
+func splitName(_ name: UnsafePointer<CChar>) -> (String, String, String?) {
+    let len = strlen(name)
+    let bytes = UnsafeRawBufferPointer(start: name, count: len)
+    guard let first = bytes.firstIndex(of: 1) else {
+        return ("", String(decoding: bytes, as: UTF8.self), nil)
+    }
+    let uri = String(decoding: bytes[..<first], as: UTF8.self)
+    let rest = bytes[(first + 1)...]
+    if let second = rest.firstIndex(of: 1) {
+        return (uri, String(decoding: bytes[(first + 1)..<second], as: UTF8.self),
+                String(decoding: bytes[(second + 1)...], as: UTF8.self))
+    }
+    return (uri, String(decoding: rest, as: UTF8.self), nil)
+}
+
+@inline(__always)
+private func decoder(_ ud: UnsafeMutableRawPointer?) -> XMPPStreamDecoder {
+    Unmanaged<XMPPStreamDecoder>.fromOpaque(ud!).takeUnretainedValue()
+}
+
+private let onStart: XML_StartElementHandler = { ud, name, atts in decoder(ud).startElement(name!, atts) }
+private let onEnd: XML_EndElementHandler = { ud, _ in decoder(ud).endElement() }
+private let onText: XML_CharacterDataHandler = { ud, s, len in decoder(ud).characters(s!, len) }
+private let onNamespaceStart: XML_StartNamespaceDeclHandler = { ud, prefix, uri in decoder(ud).namespaceStart(prefix, uri) }
+private let onComment: XML_CommentHandler = { ud, _ in decoder(ud).restricted(.comment) }
+private let onProcessingInstruction: XML_ProcessingInstructionHandler = { ud, target, _ in
+    decoder(ud).restricted(.processingInstruction(target: target.map { String(cString: $0) } ?? ""))
+}
+private let onXMLDeclaration: XML_XmlDeclHandler = { ud, _, encoding, _ in decoder(ud).xmlDeclaration(encoding) }
+private let onDoctype: XML_StartDoctypeDeclHandler = { ud, name, _, _, _ in decoder(ud).doctype(name) }

@@ -1,0 +1,226 @@
+import ArgumentParser
+import S2Capture
+import S2Dialback
+import S2Engine
+import S2Model
+import S2Report
+import S2Rules
+
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+    case text, json, jsonl
+}
+
+enum ProfileOption: String, ExpressibleByArgument, CaseIterable {
+    case auto, rfc3920, xep0220
+}
+
+extension Severity: ExpressibleByArgument {
+    public init?(argument: String) { self.init(name: argument) }
+    public static var allValueStrings: [String] { Severity.allCases.map(\.name) }
+}
+
+/// Options shared by everything that analyses traffic.
+struct AnalysisOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("TCP port that carries s2s traffic; repeat for several.", valueName: "port"))
+    var port: [UInt16] = []
+
+    @Option(name: .long, help: ArgumentHelp("BPF filter applied to every frame (frames it drops still count for frame numbers).", valueName: "expr"))
+    var filter: String?
+
+    @Option(name: .long, help: "Severity at or above which the exit status is 1: info, low, medium, high, critical.")
+    var failOn: Severity = .high
+
+    @Option(name: .long, help: ArgumentHelp("Do not check this rule (an ID from 's2scope rules'); repeatable.", valueName: "rule"))
+    var disable: [String] = []
+
+    @Option(name: .long, help: "Rule profile where RFC 3920 and XEP-0220 disagree: auto (per peer, from its dialback features), rfc3920, xep0220.")
+    var profile: ProfileOption = .auto
+
+    @Option(name: .long, help: ArgumentHelp("Declare that ADDRESS hosts DOMAIN (DOMAIN=ADDRESS); repeatable. Enables the hosted-domain checks.", valueName: "domain=address"))
+    var host: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("File with one 'DOMAIN ADDRESS' (or DOMAIN=ADDRESS) per line; # starts a comment.", valueName: "file"))
+    var hosts: String?
+
+    @Option(name: .long, help: ArgumentHelp("Dialback secret of an authoritative domain (DOMAIN=SECRET), to check keys with XEP-0185 (DB-AUTH-3); repeatable.", valueName: "domain=secret"))
+    var dialbackSecret: [String] = []
+
+    @Option(name: .long, help: "Seconds a party has to react to a violation (stream error, close).")
+    var reactTimeout: Double = 10
+
+    @Option(name: .long, help: "Seconds a dialback round trip (verify, answer) may take.")
+    var dialbackTimeout: Double = 60
+
+    @Option(name: .long, help: "Seconds to tear TCP down after both streams closed.")
+    var closeTimeout: Double = 30
+
+    @Option(name: .long, help: "Maximum TCP connections tracked at once (the least recently active are closed early beyond it).")
+    var maxConnections: Int = 100_000
+
+    @Option(name: .long, help: "Seconds without packets (capture time) after which a connection is closed as 'timeout'.")
+    var idleTimeout: Double = 600
+
+    func validate() throws {
+        for h in host where !h.contains("=") { throw ValidationError("--host expects DOMAIN=ADDRESS, got '\(h)'") }
+        for s in dialbackSecret where !s.contains("=") { throw ValidationError("--dialback-secret expects DOMAIN=SECRET") }
+        for r in disable where RuleCatalog.description(of: r) == nil {
+            throw ValidationError("--disable: unknown rule '\(r)' (see 's2scope rules')")
+        }
+        if reactTimeout <= 0 || dialbackTimeout <= 0 || closeTimeout <= 0 { throw ValidationError("timeouts must be positive") }
+        if maxConnections < 1 { throw ValidationError("--max-connections must be at least 1") }
+    }
+
+    func makeConfiguration() throws -> EngineConfiguration {
+        var c = EngineConfiguration()
+        if !port.isEmpty { c.ports = Set(port) }
+        c.filter = filter
+        c.rules.disabled = Set(disable)
+        c.rules.profile = profile == .auto ? nil : (profile == .rfc3920 ? .rfc3920 : .xep0220)
+        c.rules.timers.react = reactTimeout
+        c.rules.timers.dialback = dialbackTimeout
+        c.rules.timers.close = closeTimeout
+        c.reassembly.maxConnections = maxConnections
+        c.reassembly.idleTimeoutSeconds = idleTimeout
+        var pairs = host
+        if let hosts {
+            guard let f = fopen(hosts, "r") else { throw FatalError(message: "\(hosts): cannot read the hosts file") }
+            defer { fclose(f) }
+            var line: UnsafeMutablePointer<CChar>? = nil
+            var cap = 0
+            while getline(&line, &cap, f) > 0 {
+                let text = String(cString: line!).split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+                let parts = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "=" || $0 == "\n" })
+                if parts.count >= 2 { pairs.append("\(parts[0])=\(parts[1])") }
+            }
+            free(line)
+        }
+        for p in pairs {
+            let kv = p.split(separator: "=", maxSplits: 1)
+            guard kv.count == 2 else { continue }
+            c.hosts[String(kv[1]), default: []].insert(String(kv[0]))
+        }
+        for s in dialbackSecret {
+            let kv = s.split(separator: "=", maxSplits: 1)
+            if kv.count == 2 { c.rules.secrets[String(kv[0])] = String(kv[1]) }
+        }
+        return c
+    }
+}
+
+struct Analyze: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Analyse pcap/pcapng captures (several files form one report; '-' reads standard input).",
+        discussion: """
+            Frames are numbered per file from 1, as Wireshark numbers them. A capture cut short is analysed up \
+            to the cut and reported as truncated. Bytes after STARTTLS are encrypted: rules there are 'not \
+            checked', never 'passed'.
+            """)
+
+    @Argument(help: ArgumentHelp("Capture files (pcap or pcapng), or '-' for standard input.", valueName: "file"))
+    var files: [String]
+
+    @OptionGroup var analysis: AnalysisOptions
+
+    @Option(name: .long, help: "Report format: text (for people), json (one document, schema s2scope/1), jsonl (one event per line).")
+    var format: OutputFormat = .text
+
+    @Option(name: [.short, .long], help: ArgumentHelp("Write the report to this file instead of standard output.", valueName: "file"))
+    var output: String?
+
+    @Flag(inversion: .prefixedNo, help: "Colour the text report (default: only when writing to a terminal; NO_COLOR disables).")
+    var color: Bool?
+
+    @Flag(name: .shortAndLong, help: "List every anomaly and connection in the text report.")
+    var verbose = false
+
+    @Flag(name: .shortAndLong, help: "No progress indicator on standard error.")
+    var quiet = false
+
+    func validate() throws {
+        if files.isEmpty { throw ValidationError("give at least one capture file (or '-' for standard input)") }
+        if files.filter({ $0 == "-" }).count > 1 { throw ValidationError("standard input ('-') can be read only once") }
+    }
+
+    func run() throws {
+        let configuration = try analysis.makeConfiguration()
+        let readers: [PcapFileReader]
+        do {
+            readers = try Engine.open(paths: files, filter: configuration.filter)
+        } catch let e as CaptureError {
+            throw FatalError(message: e.message)
+        }
+        let engine = Engine(configuration: configuration)
+        let progress = Progress(enabled: !quiet && isatty(2) == 1, total: readers.compactMap(\.fileSize).reduce(0, +))
+        for r in readers {
+            engine.read(r) { progress.update($0) }
+            progress.finishInput(r)
+        }
+        progress.clear()
+        let report = engine.finish()
+        let text: String
+        switch format {
+        case .json: text = JSONReport.document(report)
+        case .jsonl: text = JSONReport.lines(report)
+        case .text:
+            let useColor = color ?? (output == nil && isatty(1) == 1 && getenv("NO_COLOR") == nil)
+            text = TextReport(color: useColor, verbose: verbose).render(report)
+        }
+        try write(text, to: output)
+        if report.count(atLeast: analysis.failOn) > 0 { throw ExitCode(1) }
+    }
+}
+
+func write(_ text: String, to path: String?) throws {
+    if let path {
+        guard let f = fopen(path, "w") else { throw FatalError(message: "\(path): cannot write (\(String(cString: strerror(errno))))") }
+        defer { fclose(f) }
+        fputs(text, f)
+    } else {
+        fputs(text, stdout)
+        fflush(stdout)
+    }
+}
+
+/// Bytes read of total, MB/s and ETA on standard error, only when it is a terminal.
+final class Progress {
+    let enabled: Bool
+    let total: Int64
+    var done: Int64 = 0
+    let start = now()
+    var last = 0.0
+
+    init(enabled: Bool, total: Int64) {
+        self.enabled = enabled
+        self.total = total
+    }
+
+    static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+    }
+
+    func update(_ r: PcapFileReader) {
+        guard enabled else { return }
+        let t = Progress.now()
+        guard t - last > 0.25 else { return }
+        last = t
+        let pos = done + (r.filePosition ?? r.bytesRead)
+        let rate = Double(pos) / max(t - start, 0.001)
+        var line = "\r\u{1b}[K\(pos / 1_000_000) MB"
+        if total > 0 {
+            line += " of \(total / 1_000_000) MB (\(Int(Double(pos) * 100 / Double(total)))%)"
+            line += ", ETA \(Int(Double(total - pos) / max(rate, 1))) s"
+        }
+        line += ", \(Int(rate / 1_000_000)) MB/s"
+        fputs(line, stderr)
+    }
+
+    func finishInput(_ r: PcapFileReader) { done += r.fileSize ?? r.bytesRead }
+
+    func clear() { if enabled { fputs("\r\u{1b}[K", stderr) } }
+}

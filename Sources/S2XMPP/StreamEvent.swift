@@ -149,7 +149,8 @@ public struct XMLLimits: Sendable {
     public var maxTextBytes = 4096
     /// Nesting beyond this depth stops the parse of the direction (resynchronised later).
     public var maxNestingDepth = 1024
-    /// Bytes expat may hold without producing an event (one giant tag or comment).
-    public var maxTokenBytes = 1 << 20
+    /// Bytes expat may hold without producing an event (one giant tag or comment). Small, because
+    /// each new chunk re-scans the pending token.
+    public var maxTokenBytes = 256 << 10
     public init() {}
 }

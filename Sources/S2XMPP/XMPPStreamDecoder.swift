@@ -161,6 +161,11 @@ public final class XMPPStreamDecoder {
         XML_SetProcessingInstructionHandler(p, onProcessingInstruction)
         XML_SetXmlDeclHandler(p, onXMLDeclaration)
         XML_SetStartDoctypeDeclHandler(p, onDoctype)
+        // Debian's expat 2.5.0-1+deb12u5 backports reparse deferral (CVE-2023-52425): a token split
+        // over small chunks would only be parsed once the buffer doubles, so events would lag behind
+        // the packets (or never come at the end of a stream). Parse eagerly; `maxTokenBytes` bounds
+        // the quadratic re-scan that deferral protects against.
+        _ = XML_SetReparseDeferralEnabled(p, 0)
         _ = XML_SetBillionLaughsAttackProtectionMaximumAmplification(p, 100)
         _ = XML_SetBillionLaughsAttackProtectionActivationThreshold(p, 1 << 20)
         parser = p

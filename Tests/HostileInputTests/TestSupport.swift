@@ -1,0 +1,53 @@
+import Foundation
+
+/// The repository root (tests read fixtures from it).
+let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// The `s2scope` executable built next to the test bundle.
+func s2scopeBinary() -> URL {
+    var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+    for _ in 0..<4 {
+        let candidate = dir.appendingPathComponent("s2scope")
+        if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+        dir = dir.deletingLastPathComponent()
+    }
+    return repoRoot.appendingPathComponent(".build/debug/s2scope")
+}
+
+struct RunResult {
+    var status: Int32
+    var stdout: String
+    var stderr: String
+}
+
+/// Runs s2scope with `arguments` (and optional standard input) and collects its output.
+func runS2Scope(_ arguments: [String], stdin: Data? = nil, environment: [String: String]? = nil) throws -> RunResult {
+    let p = Process()
+    p.executableURL = s2scopeBinary()
+    p.arguments = arguments
+    if let environment { p.environment = environment }
+    let out = Pipe()
+    let errPath = NSTemporaryDirectory() + "s2scope-stderr-\(UUID().uuidString)"
+    FileManager.default.createFile(atPath: errPath, contents: nil)
+    defer { try? FileManager.default.removeItem(atPath: errPath) }
+    p.standardOutput = out
+    p.standardError = FileHandle(forWritingAtPath: errPath)
+    let input = Pipe()
+    p.standardInput = stdin == nil ? FileHandle.nullDevice : input
+    try p.run()
+    if let stdin {
+        input.fileHandleForWriting.write(stdin)
+        try input.fileHandleForWriting.close()
+    }
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
+    p.waitUntilExit()
+    let errData = FileManager.default.contents(atPath: errPath) ?? Data()
+    return RunResult(status: p.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                     stderr: String(decoding: errData, as: UTF8.self))
+}
+
+func temporaryFile(_ bytes: [UInt8], suffix: String = ".pcap") -> String {
+    let path = NSTemporaryDirectory() + "s2scope-test-\(UUID().uuidString)\(suffix)"
+    FileManager.default.createFile(atPath: path, contents: Data(bytes))
+    return path
+}

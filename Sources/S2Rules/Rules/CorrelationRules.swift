@@ -22,11 +22,15 @@ final class DBCorr1: Rule {
                        "The receiving server's db:verify carries another key than the db:result it verifies (\(x.resultConnection), frame \(x.resultFrame.number)).",
                        evidence: el.render())
         case .none:
-            // Only when the stream the id names is in the capture and carried no such db:result.
+            // The db:result may have reached the RS where the capture cannot see. The finding is strong
+            // (HIGH) when the capture does see connections toward the RS — or the stream the id names —
+            // and none of them carried such a db:result; otherwise it is only a hint (LOW).
             let named = ctx.model.connections(withStreamID: key.id)
-            guard !named.isEmpty, named.allSatisfy({ !$0.damaged[0] && !$0.tls }) else { return }
-            ctx.report(self, c, e.direction, actor: .receiving, frame: e.firstFrame,
-                       "The receiving server asks to verify (\(key.to) → \(key.from)) for stream '\(key.id)' (\(named[0].id)), but no such db:result was sent on that stream.",
+            if !named.isEmpty && !named.allSatisfy({ !$0.damaged[0] && !$0.tls }) { return }
+            let inbound = ctx.model.connections.contains { $0.serverAddress == c.clientAddress && !$0.tls && !$0.damaged[0] }
+            let seen = !named.isEmpty || inbound
+            ctx.report(self, severity: seen ? .high : .low, c, e.direction, actor: .receiving, frame: e.firstFrame,
+                       "The receiving server asks to verify (\(key.to) → \(key.from)) for stream id '\(key.id)', but no such db:result was sent on \(named.isEmpty ? "any stream in the capture" : "that stream (\(named[0].id))")\(seen ? "" : " (it may have travelled outside the capture)").",
                        evidence: el.render())
         case .exact: break
         }

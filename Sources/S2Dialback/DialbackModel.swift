@@ -37,6 +37,7 @@ public final class DialbackModel {
     public private(set) var connections: [ConnectionModel] = []
     public private(set) var exchanges: [DialbackExchange] = []
     private var byID: [ConnectionID: ConnectionModel] = [:]
+    private var exchangeCounter = 0
     private var resultsByBinding: [ResultBinding: DialbackExchange] = [:]
     private var resultsByPair: [DomainPair: [DialbackExchange]] = [:]
     /// Stream IDs issued, by issuing address, with the first connection that carried each.
@@ -45,6 +46,8 @@ public final class DialbackModel {
     public private(set) var hostedByAddress: [String: Set<String>] = [:]
     /// Domains given by the user for each address.
     public var configuredHosts: [String: Set<String>] = [:]
+    /// Called when the receiving server answers a db:result (the exchange has its outcome).
+    public var onOutcome: ((DialbackExchange) -> Void)?
 
     struct ResultBinding: Hashable {
         var streamID: String
@@ -75,6 +78,25 @@ public final class DialbackModel {
     /// Forgets per-connection bookkeeping of a connection that ended (bounded memory in live mode).
     public func release(_ c: ConnectionModel) {
         c.pendingVerifies.removeAll()
+    }
+
+    /// Drops a closed connection and the exchanges that are settled with it, so that a live run
+    /// keeps memory flat. Offline runs keep everything for the report.
+    public func forget(_ c: ConnectionModel) {
+        byID[c.id] = nil
+        if let i = connections.firstIndex(where: { $0 === c }) { connections.remove(at: i) }
+        let gone = exchanges.filter { x in
+            x.resultConnection == c.id || (x.outcome != nil && byID[x.resultConnection] == nil)
+        }
+        guard !gone.isEmpty else { return }
+        let ids = Set(gone.map(\.number))
+        exchanges.removeAll { ids.contains($0.number) }
+        resultsByBinding = resultsByBinding.filter { !ids.contains($0.value.number) }
+        for (k, list) in resultsByPair {
+            let rest = list.filter { !ids.contains($0.number) }
+            resultsByPair[k] = rest.isEmpty ? nil : rest
+        }
+        for (addr, ids) in issuedStreamIDs where ids.count > 100_000 { issuedStreamIDs[addr] = [:] }
     }
 
     /// Domains the party at `address` is known to host: what it proved on the wire plus what
@@ -167,7 +189,8 @@ public final class DialbackModel {
         let pair = DomainPair(sender: s, target: t)
         hostedByAddress[c.clientAddress, default: []].insert(s)
         if !c.requestedTargets.contains(t) { c.requestedTargets.append(t) }
-        let x = DialbackExchange(number: exchanges.count + 1, originating: s, receiving: t, streamID: c.streamID,
+        exchangeCounter += 1
+        let x = DialbackExchange(number: exchangeCounter, originating: s, receiving: t, streamID: c.streamID,
                                  key: el.trimmedText, connection: c, frame: e.firstFrame, element: el)
         x.steps.append(DialbackStep(kind: .resultRequest, connection: c.id, direction: e.direction, frame: e.firstFrame,
                                     summary: "<db:result from='\(s)' to='\(t)'>"))
@@ -187,6 +210,7 @@ public final class DialbackModel {
             x.resultReplyFrame = e.firstFrame
             x.steps.append(DialbackStep(kind: .resultReply, connection: c.id, direction: e.direction, frame: e.firstFrame,
                                         type: type, summary: "<db:result type='\(type ?? "")'/>"))
+            onOutcome?(x)
         }
         if request != nil || c.bidi {
             switch type {

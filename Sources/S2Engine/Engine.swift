@@ -14,10 +14,17 @@ public final class Engine: ReassemblySink {
     public let analyzer: Analyzer
     public let report = AnalysisReport()
     /// Called for every violation and anomaly as it is found (live output).
-    public var onViolation: ((Violation) -> Void)? {
-        didSet { analyzer.context.onViolation = onViolation }
-    }
+    public var onViolation: ((Violation) -> Void)?
     public var onAnomaly: ((Anomaly) -> Void)?
+    /// Called when a dialback exchange gets its outcome (live output).
+    public var onDialback: ((DialbackExchange) -> Void)?
+    /// Called when a connection ends, before a live run forgets it.
+    public var onConnectionClosed: ((ConnectionModel) -> Void)?
+    /// Connections seen and dialback exchanges completed, counted even when history is not kept.
+    public private(set) var connectionsClosed = 0
+    public private(set) var outcomes: [String: Int] = [:]
+    public private(set) var violationsByRule: [String: Int] = [:]
+    public private(set) var violationsBySeverity: [String: Int] = [:]
 
     private let decoder = FrameDecoder()
     private var reassembler: TCPReassembler!
@@ -28,6 +35,12 @@ public final class Engine: ReassemblySink {
     public init(configuration: EngineConfiguration = .init()) {
         self.configuration = configuration
         analyzer = Analyzer(configuration: configuration.rules, hosts: configuration.hosts)
+        analyzer.model.onOutcome = { [unowned self] x in
+            self.outcomes[x.outcomeName, default: 0] += 1
+            self.onDialback?(x)
+        }
+        analyzer.context.onViolation = { [unowned self] v in self.count(v) }
+        analyzer.context.keepViolations = configuration.retainHistory
         let ports = configuration.ports
         reassembler = TCPReassembler(limits: configuration.reassembly, sink: self, isServerPort: { ports.contains($0) })
     }
@@ -168,11 +181,29 @@ public final class Engine: ReassemblySink {
         }
         analyzer.closed(ctx.model, reason: reason, frame: c.lastFrame)
         c.context = nil
+        connectionsClosed += 1
+        onConnectionClosed?(ctx.model)
+        if !configuration.retainHistory { analyzer.forget(ctx.model) }
+    }
+
+    private func count(_ v: Violation) {
+        violationsByRule[v.rule, default: 0] += 1
+        violationsBySeverity[v.severity.name, default: 0] += 1
+        onViolation?(v)
+    }
+
+    /// Connections currently tracked by the reassembler.
+    public var activeConnections: Int { reassembler.activeConnections }
+
+    /// Capture time moved on without packets (live idle periods): expire flows and timers.
+    public func advanceIdle(to t: Timestamp) {
+        reassembler.expire(now: t)
+        analyzer.advance(to: t)
     }
 
     public func anomaly(_ a: Anomaly) {
         report.statistics.anomaliesByKind[a.kind.rawValue, default: 0] += 1
-        if report.anomalies.count < configuration.maxAnomaliesKept { report.anomalies.append(a) }
+        if report.anomalies.count < configuration.maxAnomaliesKept && configuration.retainHistory { report.anomalies.append(a) }
         onAnomaly?(a)
     }
 }

@@ -15,6 +15,9 @@ public struct EngineConfiguration: Sendable {
     public var hosts: [String: Set<String>] = [:]
     /// Anomalies kept for the report (all are counted).
     public var maxAnomaliesKept = 10_000
+    /// Keep closed connections and settled exchanges for the final report (offline). Live runs
+    /// stream them out and forget them, so memory stays flat over days.
+    public var retainHistory = true
 
     public init() {}
 }

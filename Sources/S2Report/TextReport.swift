@@ -42,6 +42,21 @@ public struct TextReport {
         }
     }
 
+    /// One line for a live violation.
+    public func line(for v: Violation) -> String {
+        "\(v.frame.time.rfc3339) \(severityLabel(v.severity)) \(v.rule) \(v.connection) \(v.direction.reportName) (\(v.actor.rawValue)) frame \(v.frame.number): \(terminalSafe(v.message)) | \(terminalSafe(v.evidence))\n"
+    }
+
+    /// One line for a completed dialback exchange.
+    public func line(for x: DialbackExchange) -> String {
+        "\((x.resultReplyFrame ?? x.resultFrame).time.rfc3339) dialback \(x.id) \(terminalSafe(x.originating)) → \(terminalSafe(x.receiving)) \(x.outcomeName) (verify \(x.verifyConnection.map(\.description) ?? "not seen")\(x.verifyType.map { ": \($0)" } ?? ""))\n"
+    }
+
+    /// One line for an anomaly.
+    public func line(for a: Anomaly) -> String {
+        "\(a.frame?.time.rfc3339 ?? "-") anomaly \(a.kind.rawValue) \(a.connection?.description ?? "-"): \(terminalSafe(a.message))\n"
+    }
+
     public func render(_ r: AnalysisReport) -> String {
         var o = ""
         o += paint("S2Scope \(AnalysisReport.toolVersion)", "1") + " — XMPP server-to-server / Server Dialback analysis\n\n"

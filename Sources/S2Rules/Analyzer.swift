@@ -42,6 +42,12 @@ public final class Analyzer {
         model.release(c)
     }
 
+    /// Drops a closed connection from memory (live mode keeps no history).
+    public func forget(_ c: ConnectionModel) {
+        context.forget(c)
+        model.forget(c)
+    }
+
     /// Capture time moved on: expired reaction timers fire.
     public func advance(to t: Timestamp) {
         if t > context.now { context.advance(to: t) }

@@ -73,8 +73,10 @@ public final class RuleContext {
     /// Called for each violation as it is judged (live output).
     public var onViolation: ((Violation) -> Void)?
     public private(set) var now: Timestamp = .zero
+    /// Keep every violation in `violations` (offline); live runs only stream them.
+    public var keepViolations = true
 
-    private var perKey: [String: Int] = [:]
+    private var perKey: [ConnectionID: [String: Int]] = [:]
     private var expectations: [ConnectionID: [Expectation]] = [:]
     private var expectationCount = 0
 
@@ -100,16 +102,15 @@ public final class RuleContext {
     func report(_ desc: RuleDescription, severity: Severity? = nil, _ c: ConnectionID, _ d: Direction, actor: Actor,
                 frame: FrameRef, _ message: String, evidence: String) {
         guard !configuration.disabled.contains(desc.id) else { return }
-        let key = "\(desc.id)#\(c.value)"
-        let n = perKey[key, default: 0]
-        perKey[key] = n + 1
+        let n = perKey[c, default: [:]][desc.id, default: 0]
+        perKey[c, default: [:]][desc.id] = n + 1
         if n >= configuration.maxPerRuleAndConnection {
             suppressed[desc.id, default: 0] += 1
             return
         }
         let v = Violation(rule: desc.id, severity: severity ?? desc.severity, connection: c, direction: d, actor: actor,
                           frame: frame, message: message, evidence: String(evidence.prefix(600)))
-        violations.append(v)
+        if keepViolations { violations.append(v) }
         onViolation?(v)
     }
 
@@ -153,6 +154,11 @@ public final class RuleContext {
         list.removeAll { $0.done }
         expectations[c.id] = list.isEmpty ? nil : list
         expectationCount = max(0, expectationCount)
+    }
+
+    /// Forgets the per-connection counters of a connection that is gone (live runs).
+    func forget(_ c: ConnectionModel) {
+        perKey[c.id] = nil
     }
 
     func connectionClosed(_ c: ConnectionModel) {

@@ -103,8 +103,13 @@ public enum JSONReport {
         w.field("stream_id", x.streamID)
         w.field("result_connection", x.resultConnection.description)
         w.field("verify_connection", x.verifyConnection?.description)
-        w.field("verify_type", x.verifyType)
-        w.field("outcome", x.outcomeName)
+        // The contract's values only (valid|invalid|error); an answer with any other type (DB-SYN-1)
+        // counts as error, its type kept beside in *_raw.
+        let known: Set<String> = ["valid", "invalid", "error"]
+        w.field("verify_type", x.verifyType.map { known.contains($0) ? $0 : "error" })
+        w.field("outcome", x.outcome.map { known.contains($0) ? $0 : "error" } ?? "pending")
+        if let t = x.verifyType, !known.contains(t) { w.field("verify_type_raw", t) }
+        if let t = x.outcome, !known.contains(t) { w.field("outcome_raw", t) }
         w.field("result_packet", x.resultFrame.number)
         if let f = x.verifyFrame { w.field("verify_packet", f.number) }
         if let f = x.verifyReplyFrame { w.field("verify_reply_packet", f.number) }

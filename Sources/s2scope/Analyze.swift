@@ -140,9 +140,31 @@ struct Analyze: ParsableCommand {
     @Flag(name: .shortAndLong, help: "No progress indicator on standard error.")
     var quiet = false
 
+    @Option(name: .long, help: ArgumentHelp("Also write the report as one self-contained HTML page (summary, filters, a sequence diagram per dialback exchange, violations, connections).", valueName: "file"))
+    var html: String?
+
+    @Option(name: .long, help: ArgumentHelp("After the analysis, write the packets of every connection with a violation (or of those --select picks), with the connections of their dialback exchanges, to a new pcap in the input's link type. Reads the inputs again: not with standard input.", valueName: "file"))
+    var writePcap: String?
+
+    @Option(name: .long, help: ArgumentHelp("Which connections --write-pcap writes: rule=ID (those with a violation of rule ID) or domain=NAME (those whose stream headers or dialback exchanges name NAME); repeatable, the union is written.", valueName: "rule=ID|domain=NAME"))
+    var select: [String] = []
+
     func validate() throws {
         if files.isEmpty { throw ValidationError("give at least one capture file (or '-' for standard input)") }
         if files.filter({ $0 == "-" }).count > 1 { throw ValidationError("standard input ('-') can be read only once") }
+        if let w = writePcap {
+            if files.contains("-") {
+                throw ValidationError("--write-pcap reads the inputs a second time, so standard input ('-') is not supported with it; save the capture to a file first")
+            }
+            if w == "-" || w.isEmpty { throw ValidationError("--write-pcap needs a file name") }
+        }
+        if !select.isEmpty && writePcap == nil { throw ValidationError("--select chooses what --write-pcap writes; give --write-pcap FILE too") }
+        if case .failure(let e) = PacketExport.Selection.parse(select) { throw ValidationError(e.message) }
+        for item in select where item.hasPrefix("rule=") {
+            let id = String(item.dropFirst(5))
+            if RuleCatalog.description(of: id) == nil { throw ValidationError("--select: unknown rule '\(id)' (see 's2scope rules')") }
+        }
+        if html == "-" && output == nil { throw ValidationError("--html - would mix the HTML page with the report on standard output; give -o FILE for the report") }
     }
 
     func run() throws {
@@ -170,6 +192,19 @@ struct Analyze: ParsableCommand {
             text = TextReport(color: useColor, verbose: verbose).render(report)
         }
         try write(text, to: output)
+        if let html { try write(HTMLReport().render(report), to: html == "-" ? nil : html) }
+        if let writePcap {
+            guard case .success(let selection) = PacketExport.Selection.parse(select) else { throw FatalError(message: "bad --select") }
+            let chosen = PacketExport.connections(in: report, selection: selection)
+            do {
+                let done = try PacketExport.write(chosen, paths: files, filter: configuration.filter, to: writePcap)
+                if !quiet {
+                    fputs("s2scope: wrote \(done.packets) packets of \(done.connections) connection\(done.connections == 1 ? "" : "s") (\(done.linkType)) to \(writePcap)\n", stderr)
+                }
+            } catch let e as CaptureError {
+                throw FatalError(message: e.message)
+            }
+        }
         if report.count(atLeast: analysis.failOn) > 0 { throw ExitCode(1) }
     }
 }

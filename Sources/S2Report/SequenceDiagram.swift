@@ -1,0 +1,143 @@
+import S2Dialback
+import S2Model
+import S2Rules
+
+/// One dialback exchange as an inline SVG sequence diagram: three lanes (originating, receiving,
+/// authoritative server, each labelled with its domain and the address seen on the wire) and one
+/// arrow per step (db:result, db:verify, db:verify reply, db:result reply) labelled with the
+/// element, the time since the first step, the frame and the connection. Violations found on a
+/// step's frame and connection are marked on its arrow (red dot, rule ID, tooltip).
+///
+/// Every string that came off the wire goes through `htmlEscape`, in text and attributes alike.
+public struct SequenceDiagram {
+    public var exchange: DialbackExchange
+    public var violations: [Violation]
+    /// Whether to print `input N` next to frame numbers (several inputs).
+    public var showInput: Bool
+
+    public init(exchange: DialbackExchange, violations: [Violation], showInput: Bool = false) {
+        self.exchange = exchange
+        self.violations = violations
+        self.showInput = showInput
+    }
+
+    static let laneX = [150, 450, 750]
+    static let width = 1120
+    static let markColumn = 905
+
+    /// The steps in capture order.
+    public var orderedSteps: [DialbackStep] {
+        exchange.steps.enumerated().sorted {
+            ($0.element.frame.input, $0.element.frame.number, $0.offset) < ($1.element.frame.input, $1.element.frame.number, $1.offset)
+        }.map(\.element)
+    }
+
+    /// Violations on the frame and connection of `step`.
+    public func violations(on step: DialbackStep) -> [Violation] {
+        violations.filter { $0.connection == step.connection && $0.frame.input == step.frame.input && $0.frame.number == step.frame.number }
+    }
+
+    /// The lanes an arrow of `kind` runs between (0 originating, 1 receiving, 2 authoritative).
+    static func lanes(_ kind: DialbackStep.Kind) -> (Int, Int) {
+        switch kind {
+        case .resultRequest: return (0, 1)
+        case .verifyRequest: return (1, 2)
+        case .verifyReply: return (2, 1)
+        case .resultReply: return (1, 0)
+        }
+    }
+
+    public func render() -> String {
+        let x = exchange
+        let steps = orderedSteps
+        let base = steps.map(\.frame.time).min() ?? x.resultFrame.time
+        let rowHeights = steps.map { 64 + max(0, violations(on: $0).count - 2) * 15 }
+        let top = 96
+        let height = top + rowHeights.reduce(0, +) + 24
+        let W = SequenceDiagram.width
+        var o = "<svg class=\"seq\" xmlns=\"http://www.w3.org/2000/svg\" width=\"\(W)\" height=\"\(height)\" viewBox=\"0 0 \(W) \(height)\" role=\"img\""
+        o += " aria-label=\"" + htmlEscape("dialback exchange \(x.id): \(x.originating) to \(x.receiving), outcome \(x.outcomeName)") + "\""
+        o += " data-exchange=\"" + htmlEscape(x.id) + "\">"
+        o += "<title>" + htmlEscape("\(x.id): \(x.originating) → \(x.receiving) (\(x.outcomeName))") + "</title>"
+
+        // Lanes: header boxes and lifelines.
+        let lanes: [(String, String, String?)] = [
+            ("originating server", x.originating, x.originatingAddress),
+            ("receiving server", x.receiving, x.receivingAddress),
+            ("authoritative server", x.originating, x.authoritativeAddress),
+        ]
+        for (i, lane) in lanes.enumerated() {
+            let cx = SequenceDiagram.laneX[i]
+            let seen = lane.2 != nil
+            o += "<g class=\"lane\(seen ? "" : " unseen")\" data-lane=\"\(i)\">"
+            o += "<title>" + htmlEscape("\(lane.0): \(lane.1) at \(lane.2 ?? "not seen (no db:verify observed)")") + "</title>"
+            o += "<rect x=\"\(cx - 135)\" y=\"8\" width=\"270\" height=\"62\" rx=\"6\" class=\"lanebox\"/>"
+            o += "<text x=\"\(cx)\" y=\"26\" class=\"role\" text-anchor=\"middle\">" + htmlEscape(lane.0) + "</text>"
+            o += "<text x=\"\(cx)\" y=\"44\" class=\"domain\" text-anchor=\"middle\">" + htmlEscape(clip(lane.1, 36)) + "</text>"
+            o += "<text x=\"\(cx)\" y=\"61\" class=\"addr\" text-anchor=\"middle\">" + htmlEscape(clip(lane.2 ?? "not seen", 40)) + "</text>"
+            o += "<line x1=\"\(cx)\" y1=\"70\" x2=\"\(cx)\" y2=\"\(height - 8)\" class=\"lifeline\"/>"
+            o += "</g>"
+        }
+        o += "<text x=\"\(SequenceDiagram.markColumn)\" y=\"26\" class=\"role\">violations on this step</text>"
+
+        var y = top
+        for (i, step) in steps.enumerated() {
+            let (from, to) = SequenceDiagram.lanes(step.kind)
+            let x1 = SequenceDiagram.laneX[from], x2 = SequenceDiagram.laneX[to]
+            let dir = x2 > x1 ? 1 : -1
+            let ay = y + 20
+            let found = violations(on: step)
+            let offset = step.frame.time.secondsSince(base)
+            let frameText = "frame \(step.frame.number)" + (showInput ? " of input \(step.frame.input)" : "")
+            let reply = step.type.map { " type=\($0)" } ?? ""
+            o += "<g class=\"step\(found.isEmpty ? "" : " flagged")\" data-kind=\"" + htmlEscape(step.kind.rawValue) + "\" data-frame=\"\(step.frame.number)\""
+            o += " data-connection=\"" + htmlEscape(step.connection.description) + "\">"
+            o += "<title>" + htmlEscape("step \(i + 1): \(step.kind.rawValue)\(reply) on \(step.connection) \(step.direction.reportName), \(frameText), \(step.frame.time.rfc3339)\n\(step.summary)") + "</title>"
+            o += "<line x1=\"\(x1)\" y1=\"\(ay)\" x2=\"\(x2 - dir * 9)\" y2=\"\(ay)\" class=\"arrow\"/>"
+            o += "<polygon points=\"\(x2),\(ay) \(x2 - dir * 11),\(ay - 5) \(x2 - dir * 11),\(ay + 5)\" class=\"head\"/>"
+            let mid = (x1 + x2) / 2
+            o += "<text x=\"\(mid)\" y=\"\(ay - 7)\" class=\"el\" text-anchor=\"middle\">" + htmlEscape(clip(step.summary, 52)) + "</text>"
+            o += "<text x=\"\(mid)\" y=\"\(ay + 16)\" class=\"meta\" text-anchor=\"middle\">"
+            o += htmlEscape("+\(fixed(offset, 3)) s · \(frameText) · \(step.connection)") + "</text>"
+            if !found.isEmpty {
+                o += "<g class=\"vmarks\">"
+                let tip = found.map { "\($0.rule) (\($0.severity.name)): \($0.message)" }.joined(separator: "\n")
+                o += "<circle cx=\"\(mid)\" cy=\"\(ay)\" r=\"7\" class=\"vdot\"><title>" + htmlEscape(tip) + "</title></circle>"
+                for (k, v) in found.enumerated() {
+                    let ty = ay + 4 + k * 15
+                    o += "<g class=\"vmark\" data-severity=\"" + htmlEscape(v.severity.name) + "\" data-rule=\"" + htmlEscape(v.rule) + "\">"
+                    o += "<title>" + htmlEscape("\(v.rule) (\(v.severity.name), \(v.actor.rawValue)): \(v.message)\n\(clip(v.evidence, 400))") + "</title>"
+                    o += "<circle cx=\"\(SequenceDiagram.markColumn + 5)\" cy=\"\(ty - 4)\" r=\"5\" class=\"vdot\"/>"
+                    o += "<text x=\"\(SequenceDiagram.markColumn + 15)\" y=\"\(ty)\" class=\"vrule\">" + htmlEscape("\(v.rule) · \(v.severity.name)") + "</text>"
+                    o += "</g>"
+                }
+                o += "</g>"
+            }
+            o += "</g>"
+            y += rowHeights[i]
+        }
+        if steps.isEmpty {
+            o += "<text x=\"\(SequenceDiagram.laneX[1])\" y=\"\(top + 10)\" class=\"meta\" text-anchor=\"middle\">no steps recorded</text>"
+        }
+        o += "</svg>"
+        return o
+    }
+}
+
+/// At most `n` characters of `s`, with an ellipsis when cut (on characters, before escaping).
+func clip(_ s: String, _ n: Int) -> String {
+    s.count <= n ? s : String(s.prefix(n - 1)) + "…"
+}
+
+/// `v` with `digits` decimals (no Foundation).
+func fixed(_ v: Double, _ digits: Int) -> String {
+    guard v.isFinite else { return "?" }
+    var scale = 1.0
+    for _ in 0..<digits { scale *= 10 }
+    let n = Int64((abs(v) * scale).rounded())
+    let s = Int64(scale)
+    let whole = n / s, frac = n % s
+    var f = String(frac)
+    while f.count < digits { f = "0" + f }
+    return (v < 0 && n != 0 ? "-" : "") + String(whole) + (digits > 0 ? "." + f : "")
+}

@@ -528,7 +528,7 @@ public final class XMPPStreamDecoder {
             let done = stack.removeLast()
             if stack.isEmpty {
                 depth -= 1
-                var el = done
+                let el = done
                 if end - elementStart > UInt64(limits.maxElementBytes) {
                     el.truncated = true
                     sink.xmppAnomaly(Anomaly(kind: .limitReached, connection: connection, direction: direction,

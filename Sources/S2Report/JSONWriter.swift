@@ -70,6 +70,17 @@ public struct JSONWriter {
     /// JSON string escaping (RFC 8259): quotes, backslash and every control character.
     public static func appendString(_ s: String, to out: inout String) {
         out += "\""
+        // Fast path: nothing to escape (the common case) is appended in one piece.
+        var plain = true
+        for u in s.utf8 where u < 0x20 || u == 0x22 || u == 0x5c || u == 0x7f || u >= 0xc2 {
+            plain = false
+            break
+        }
+        if plain {
+            out += s
+            out += "\""
+            return
+        }
         for u in s.unicodeScalars {
             switch u {
             case "\"": out += "\\\""

@@ -8,11 +8,27 @@ public final class Analyzer {
     public let context: RuleContext
     public let rules: [Rule]
 
+    private let byInterest: [[Rule]]
+
     public init(configuration: RuleConfiguration = .init(), hosts: [String: Set<String>] = [:]) {
         model = DialbackModel()
         model.configuredHosts = hosts
         context = RuleContext(model: model, configuration: configuration)
-        rules = RuleCatalog.makeRules().filter { !configuration.disabled.contains($0.description.id) }
+        let enabled = RuleCatalog.makeRules().filter { !configuration.disabled.contains($0.description.id) }
+        rules = enabled
+        let kinds: [RuleInterests] = [.header, .stanza, .element, .streamEvent, .lifecycle]
+        byInterest = kinds.map { k in enabled.filter { $0.interests.contains(k) } }
+    }
+
+    private func rules(for e: XMPPEvent) -> [Rule] {
+        switch e.kind {
+        case .streamOpened: return byInterest[0]
+        case .element(let el):
+            let stanza = (el.local == "message" || el.local == "presence" || el.local == "iq")
+                && (el.namespace == Namespace.server || el.namespace == Namespace.client)
+            return byInterest[stanza ? 1 : 2]
+        default: return byInterest[3]
+        }
     }
 
     public var violations: [Violation] { context.violations }
@@ -28,7 +44,7 @@ public final class Analyzer {
         let db = model.apply(e, on: c)
         context.judgeExpectations(e, c)
         let input = RuleInput.event(e, c, db)
-        for r in rules { r.check(input, context) }
+        for r in rules(for: e) { r.check(input, context) }
     }
 
     /// A parsing problem on a direction: rules about that direction's content stay careful.
@@ -38,7 +54,7 @@ public final class Analyzer {
         advance(to: frame.time)
         model.closed(c, reason: reason, frame: frame)
         context.connectionClosed(c)
-        for r in rules { r.check(.closed(c), context) }
+        for r in byInterest[4] { r.check(.closed(c), context) }
         model.release(c)
     }
 
@@ -54,6 +70,6 @@ public final class Analyzer {
     }
 
     public func finish() {
-        for r in rules { r.check(.finished, context) }
+        for r in byInterest[4] { r.check(.finished, context) }
     }
 }

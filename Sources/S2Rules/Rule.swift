@@ -78,10 +78,35 @@ public enum RuleInput {
     case finished
 }
 
+/// Which inputs a rule looks at. Stanzas are most of the traffic, so only rules that judge
+/// stanzas are shown them (the analyzer dispatches by kind instead of asking every rule).
+public struct RuleInterests: OptionSet, Sendable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+    /// Stream headers.
+    public static let header = RuleInterests(rawValue: 1)
+    /// `<message/>`, `<presence/>`, `<iq/>`.
+    public static let stanza = RuleInterests(rawValue: 2)
+    /// Every other top-level element (dialback, features, errors, TLS, SASL…).
+    public static let element = RuleInterests(rawValue: 4)
+    /// Stream close, restricted XML, ill-formed XML, TLS start, data after close.
+    public static let streamEvent = RuleInterests(rawValue: 8)
+    /// Connection closed, capture finished.
+    public static let lifecycle = RuleInterests(rawValue: 16)
+    public static let allButStanzas: RuleInterests = [.header, .element, .streamEvent, .lifecycle]
+    public static let all: RuleInterests = [.header, .stanza, .element, .streamEvent, .lifecycle]
+}
+
 /// A rule of RULES.md. Implementations keep their own state only for what the model lacks.
 public protocol Rule: AnyObject {
     var description: RuleDescription { get }
+    /// What the rule needs to see; by default everything except stanzas.
+    var interests: RuleInterests { get }
     func check(_ input: RuleInput, _ ctx: RuleContext)
+}
+
+extension Rule {
+    public var interests: RuleInterests { .allButStanzas }
 }
 
 extension Direction {

@@ -126,6 +126,7 @@ public final class RuleContext {
                             closeIsEnough: closeIsEnough)
         expectations[c.id, default: []].append(x)
         expectationCount += 1
+        if x.deadline < nextDeadline { nextDeadline = x.deadline }
     }
 
     // MARK: driven by the analyzer
@@ -174,10 +175,14 @@ public final class RuleContext {
         }
     }
 
+    /// The earliest deadline of any pending expectation: time can move on for free until then.
+    private var nextDeadline = Timestamp(seconds: .max, nanoseconds: 0)
+
     func advance(to t: Timestamp) {
         now = t
-        guard expectationCount > 0 else { return }
+        guard expectationCount > 0, t > nextDeadline else { return }
         var remaining = 0
+        var earliest = Timestamp(seconds: .max, nanoseconds: 0)
         for (id, list) in expectations {
             var changed = false
             for x in list where !x.done && t > x.deadline {
@@ -188,8 +193,10 @@ public final class RuleContext {
             let rest = changed ? list.filter { !$0.done } : list
             if changed { expectations[id] = rest.isEmpty ? nil : rest }
             remaining += rest.count
+            for x in rest where x.deadline < earliest { earliest = x.deadline }
         }
         expectationCount = remaining
+        nextDeadline = earliest
     }
 
 }

@@ -43,7 +43,9 @@ public struct NamespaceDeclaration: Hashable, Sendable {
 }
 
 /// A compact element tree of one top-level element, bounded in depth, node count and text.
-public struct XMLElement: Sendable, Hashable {
+/// A class: events pass through every rule, and a reference is one retain where a struct of
+/// strings and arrays would be many. It is never mutated once its event is emitted.
+public final class XMLElement: @unchecked Sendable {
     public var local: String
     public var namespace: String
     /// The prefix used on the wire (nil when the element was in a default namespace).

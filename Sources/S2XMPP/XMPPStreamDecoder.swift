@@ -44,6 +44,10 @@ public final class XMPPStreamDecoder {
     private var declaredEncoding: String?
     private var stack: [XMLElement] = []
     private var nodeCount = 0
+    /// Depth below the top-level element kept for the current element (stanzas: 1).
+    private var keptDepth = 8
+    /// Whether text is kept for the current element (not for stanzas).
+    private var keepText = true
     private var elementStart: UInt64 = 0
     private var headerStart: UInt64 = 0
     private var lastStartTagEnd: UInt64 = 0
@@ -443,10 +447,10 @@ public final class XMPPStreamDecoder {
         let end = currentEnd()
         lastEventEnd = end
         lastStartTagEnd = end
-        let (ns, local, prefix) = splitName(name)
-        let decls = pendingDeclarations
-        pendingDeclarations = []
         if depth == 0 {
+            let (ns, local, prefix) = splitName(name)
+            let decls = pendingDeclarations
+            pendingDeclarations = []
             var attributes: [XMLAttribute] = []
             readAttributes(atts, into: &attributes)
             var h = StreamHeader(local: local, namespace: ns, prefix: prefix, attributes: attributes, declarations: decls)
@@ -462,6 +466,7 @@ public final class XMPPStreamDecoder {
             }
             return
         }
+        let kept = nextStartIsKept(end: end)
         depth += 1
         if depth > limits.maxNestingDepth {
             sink.xmppAnomaly(Anomaly(kind: .limitReached, connection: connection, direction: direction, frame: index.frame(at: start),
@@ -473,18 +478,39 @@ public final class XMPPStreamDecoder {
         if depth == 2 {
             elementStart = start
             nodeCount = 0
+            keptDepth = limits.maxTreeDepth
+            keepText = true
             stack.removeAll(keepingCapacity: true)
         }
-        // Keep the node when its parent is kept and the caps allow.
-        if stack.count == depth - 2 && depth - 2 <= limits.maxTreeDepth && nodeCount < limits.maxNodes
-            && end - elementStart <= UInt64(limits.maxElementBytes) {
-            var attributes: [XMLAttribute] = []
-            readAttributes(atts, into: &attributes)
-            nodeCount += 1
-            stack.append(XMLElement(local: local, namespace: ns, prefix: prefix, attributes: attributes, declarations: decls))
-        } else if !stack.isEmpty {
-            stack[stack.count - 1].truncated = true
+        guard kept else {
+            pendingDeclarations.removeAll(keepingCapacity: true)
+            if !stack.isEmpty && keepText { stack[stack.count - 1].truncated = true }
+            return
         }
+        // Names, attributes and text become Strings only for the nodes the tree keeps.
+        let (ns, local, prefix) = splitName(name)
+        let decls = pendingDeclarations
+        pendingDeclarations = []
+        var attributes: [XMLAttribute] = []
+        readAttributes(atts, into: &attributes)
+        nodeCount += 1
+        if depth == 2 && (local == "message" || local == "presence" || local == "iq")
+            && (ns == Namespace.server || ns == Namespace.client) {
+            // Stanzas: rules need their addresses and the names of their children, never their
+            // content; keeping no text is faster and keeps message bodies out of reports.
+            keptDepth = 1
+            keepText = false
+        }
+        stack.append(XMLElement(local: local, namespace: ns, prefix: prefix, attributes: attributes, declarations: decls))
+    }
+
+    /// Whether an element starting now (one level below the current depth) enters the kept tree.
+    @inline(__always)
+    private func nextStartIsKept(end: UInt64) -> Bool {
+        let d = depth + 1
+        if d == 2 { return true }
+        return stack.count == d - 2 && d - 2 <= keptDepth && nodeCount < limits.maxNodes
+            && end - elementStart <= UInt64(limits.maxElementBytes)
     }
 
     fileprivate func endElement() {
@@ -502,7 +528,7 @@ public final class XMPPStreamDecoder {
             let done = stack.removeLast()
             if stack.isEmpty {
                 depth -= 1
-                var el = done
+                let el = done
                 if end - elementStart > UInt64(limits.maxElementBytes) {
                     el.truncated = true
                     sink.xmppAnomaly(Anomaly(kind: .limitReached, connection: connection, direction: direction,
@@ -518,7 +544,7 @@ public final class XMPPStreamDecoder {
     }
 
     fileprivate func characters(_ s: UnsafePointer<CChar>, _ len: Int32) {
-        guard depth >= 2, stack.count == depth - 1, len > 0 else { return }
+        guard keepText, depth >= 2, stack.count == depth - 1, len > 0 else { return }
         let i = stack.count - 1
         if stack[i].text.utf8.count + Int(len) > limits.maxTextBytes {
             stack[i].truncated = true
@@ -529,6 +555,8 @@ public final class XMPPStreamDecoder {
     }
 
     fileprivate func namespaceStart(_ prefix: UnsafePointer<CChar>?, _ uri: UnsafePointer<CChar>?) {
+        // Declarations are kept only for elements the tree keeps (and the stream header).
+        guard depth == 0 || nextStartIsKept(end: lastEventEnd) else { return }
         pendingDeclarations.append(NamespaceDeclaration(prefix: prefix.map { String(cString: $0) },
                                                         uri: uri.map { String(cString: $0) } ?? ""))
     }

@@ -88,6 +88,7 @@ final class DBCorr3: Rule {
 
 /// DB-CORR-4: the OS acts only on db:result replies to its own requests.
 final class DBCorr4: Rule {
+    let interests: RuleInterests = .all
     let description = RuleDescription(
         id: "DB-CORR-4", title: "Originating server acts on an unsolicited db:result reply", severity: .critical,
         source: "XEP-0220 §2.1.1, §3.1; XSF 2012-08-21",

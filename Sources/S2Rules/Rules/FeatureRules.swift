@@ -47,6 +47,7 @@ final class StreamVer2: Rule {
 
 /// STREAM-FEAT-1: after a 1.0 header the acceptor sends `<stream:features/>` first.
 final class StreamFeat1: Rule {
+    let interests: RuleInterests = .all
     let description = RuleDescription(
         id: "STREAM-FEAT-1", title: "No <stream:features/> after the response header of a 1.0 stream", severity: .high,
         source: "RFC3920 §4.6; RFC6120 §4.3.2",
@@ -118,6 +119,7 @@ final class TLS2: Rule {
 
 /// TLS-3: with `<starttls><required/></starttls>` offered, no plaintext dialback or stanzas.
 final class TLS3: Rule {
+    let interests: RuleInterests = .all
     let description = RuleDescription(
         id: "TLS-3", title: "Plaintext dialback or stanzas although STARTTLS was required", severity: .medium,
         source: "RFC6120 §4.3.1, §5.3.1; XEP-0220 §2.5",

@@ -4,6 +4,7 @@ import S2XMPP
 
 /// STANZA-ADDR-1 and -2: every s2s stanza has valid `to` and `from`.
 final class StanzaAddr: Rule {
+    let interests: RuleInterests = .all
     let attribute: String
     let description: RuleDescription
     init(attribute: String) {
@@ -30,6 +31,7 @@ final class StanzaAddr: Rule {
 
 /// STANZA-ADDR-3: a stanza missing `to`/`from` is answered with `<improper-addressing/>`.
 final class StanzaAddr3: Rule {
+    let interests: RuleInterests = .all
     let description = RuleDescription(
         id: "STANZA-ADDR-3", title: "Receiver does not answer a badly addressed stanza with <improper-addressing/>", severity: .medium,
         source: "RFC3920 §8.3, §9.1.1–9.1.2",
@@ -64,6 +66,7 @@ enum StanzaAuthorization {
 
 /// STANZA-ADDR-4: the from-domain is validated on this stream.
 final class StanzaAddr4: Rule {
+    let interests: RuleInterests = .all
     let description = RuleDescription(
         id: "STANZA-ADDR-4", title: "Stanza from a domain not validated on this stream (spoofed 'from')", severity: .critical,
         source: "RFC3920 §8.3, §9.1.2; RFC6120 §8.1.2.2, §4.9.3.9",
@@ -79,6 +82,7 @@ final class StanzaAddr4: Rule {
 
 /// STANZA-ADDR-5: an unvalidated from-domain is answered with `<invalid-from/>`.
 final class StanzaAddr5: Rule {
+    let interests: RuleInterests = .all
     let description = RuleDescription(
         id: "STANZA-ADDR-5", title: "Receiver does not answer a spoofed 'from' with <invalid-from/>", severity: .high,
         source: "RFC3920 §8.3, §9.1.2",
@@ -94,6 +98,7 @@ final class StanzaAddr5: Rule {
 
 /// STANZA-ADDR-6: the to-domain is the target of a pair validated with the from-domain.
 final class StanzaAddr6: Rule {
+    let interests: RuleInterests = .all
     let description = RuleDescription(
         id: "STANZA-ADDR-6", title: "Stanza for a domain pair that was not validated", severity: .high,
         source: "RFC6120 §8.1.1.2, §4.9.3.6; XEP-0220 §1.4",
@@ -109,6 +114,7 @@ final class StanzaAddr6: Rule {
 
 /// STANZA-NS-1: s2s stanzas are unprefixed `jabber:server` elements.
 final class StanzaNS1: Rule {
+    let interests: RuleInterests = .all
     let description = RuleDescription(
         id: "STANZA-NS-1", title: "Stanza in jabber:client or with a prefix", severity: .medium,
         source: "RFC6120 §4.8.3, §4.9.3.10, §4.9.3.24; RFC3920 §11.2.2",
@@ -129,6 +135,7 @@ final class StanzaNS1: Rule {
 
 /// STANZA-IQ-1: IQ syntax.
 final class StanzaIQ1: Rule {
+    let interests: RuleInterests = .all
     let description = RuleDescription(
         id: "STANZA-IQ-1", title: "Malformed IQ (id, type, child count)", severity: .low,
         source: "RFC3920 §9.2.3; RFC6120 §8.2.3",
@@ -156,6 +163,7 @@ final class StanzaIQ1: Rule {
 
 /// STANZA-IQ-2: every get/set gets exactly one result or error (on either connection).
 final class StanzaIQ2: Rule {
+    let interests: RuleInterests = .all
     let description = RuleDescription(
         id: "STANZA-IQ-2", title: "IQ get/set never answered", severity: .low,
         source: "RFC3920 §9.2.3; RFC6120 §8.2.3", observability: .crossConnection,

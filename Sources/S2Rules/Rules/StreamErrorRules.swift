@@ -97,6 +97,7 @@ final class StreamErr4: Rule {
 
 /// STREAM-ERR-5: the receiver of a stream error closes its own stream.
 final class StreamErr5: Rule {
+    let interests: RuleInterests = .all
     let description = RuleDescription(
         id: "STREAM-ERR-5", title: "Receiver of a stream error keeps sending", severity: .low, source: "RFC6120 §4.9.1.1",
         firing: [Example.openA + "\nS> <stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>\n" + Example.message],

@@ -2,7 +2,7 @@
 SWIFT ?= swift
 DEMO ?= fixtures/lab/prosody-prosody.pcap
 
-.PHONY: all deps build release demo test fixtures lab lab-test bench fuzz clean
+.PHONY: all deps build release demo test fixtures lab lab-test bench fuzz sanitize clean
 
 all: build
 
@@ -42,6 +42,29 @@ lab:
 lab-test: build
 	@scripts/install-deps.sh lab
 	scripts/lab/lab-test.sh
+
+# libFuzzer targets of the Fuzz/ package (decode, reassembly, xmpp, pipeline), FUZZ_SECONDS each
+# (default 600); FUZZ_TARGETS picks some. Crashes land in Fuzz/.work/artifacts/<target>/.
+FUZZ_SECONDS ?= 600
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh $(FUZZ_TARGETS)
+
+# The whole test suite under AddressSanitizer, then under ThreadSanitizer, each in its own build
+# folder. Suppressed leaks are not S2Scope's: objects kept until exit by libXCTest, Foundation's
+# Process and FileManager, and ArgumentParser's error path in the (sanitized) s2scope children.
+sanitize:
+	@scripts/install-deps.sh test
+	mkdir -p .build-asan
+	printf 'leak:libXCTest.so\nleak:libFoundation.so\nleak:libFoundationEssentials.so\nleak:ArgumentParser\n' > .build-asan/lsan-suppressions.txt
+	SWIFT_BACKTRACE=enable=no LSAN_OPTIONS=suppressions=$(CURDIR)/.build-asan/lsan-suppressions.txt \
+		$(SWIFT) test --sanitize=address --scratch-path .build-asan
+	SWIFT_BACKTRACE=enable=no $(SWIFT) test --sanitize=thread --scratch-path .build-tsan
+
+# s2scope vs tshark vs a plain libpcap read loop on generated s2s captures (100M and 1G by default;
+# BENCH_SIZES, BENCH_RUNS, BENCH_PROFILE=1 … see scripts/bench.sh), with a check of the verdicts
+# against the generator's truth; writes docs/BENCH.md.
+bench:
+	scripts/bench.sh
 
 clean:
 	rm -rf .build

@@ -32,8 +32,9 @@ let package = Package(
         .target(name: "S2Rules", dependencies: ["S2Model", "S2XMPP", "S2Dialback"]),
         .target(name: "S2Report", dependencies: ["S2Model", "S2Rules", "S2Dialback"]),
         .target(name: "S2Synth", dependencies: ["S2Model"]),
+        .target(name: "S2TLS", dependencies: ["S2Model", .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "S2Engine", dependencies: ["S2Model", "S2Capture", "S2Wire", "S2Reassembly",
-                                                 "S2XMPP", "S2Dialback", "S2Rules", "S2Report", "S2Synth"]),
+                                                 "S2XMPP", "S2Dialback", "S2Rules", "S2Report", "S2Synth", "S2TLS"]),
         .executableTarget(name: "s2scope", dependencies: [
             "S2Engine", "S2Report", "S2Capture",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -44,7 +45,8 @@ let package = Package(
         .testTarget(name: "S2RulesTests", dependencies: ["S2Rules", "S2Dialback", "S2XMPP", "S2Model", "S2Engine"]),
         .testTarget(name: "S2EngineTests", dependencies: ["S2Engine", "S2Report", "S2Model", "S2Rules", "S2Synth"]),
         .testTarget(name: "S2ReportTests", dependencies: ["S2Engine", "S2Report", "S2Model", "S2Rules", "S2Synth"]),
-        .testTarget(name: "HostileInputTests", dependencies: ["S2Engine", "S2Report", "S2Model", "S2XMPP", "S2Synth"]),
+        .testTarget(name: "S2TLSTests", dependencies: ["S2TLS", "S2Engine", "S2Report", "S2Model"]),
+        .testTarget(name: "HostileInputTests", dependencies: ["S2Engine", "S2Report", "S2Model", "S2XMPP", "S2Synth", "S2Reassembly", "S2Wire"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -7,7 +7,7 @@ set -euo pipefail
 want=(libpcap-dev libexpat1-dev pkg-config)
 case "${1:-build}" in
   build) ;;
-  test) want+=(tshark tcpdump chromium) ;;
+  test) want+=(tshark tcpdump chromium time) ;;
   lab) want+=(tshark tcpdump prosody ejabberd dnsmasq-base iproute2 openssl) ;;
   *) echo "usage: $0 build|test|lab" >&2; exit 2 ;;
 esac

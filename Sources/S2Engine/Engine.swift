@@ -4,8 +4,13 @@ import S2Model
 import S2Reassembly
 import S2Report
 import S2Rules
+import S2TLS
 import S2Wire
 import S2XMPP
+
+/// S2TLS implements the XMPP layer's hook for the bytes after `<proceed/>` (S2XMPP does not
+/// depend on S2TLS; the engine joins them).
+extension TLSSession: TLSRecordSink {}
 
 /// Wires the layers: capture → frame decoding → TCP reassembly → XMPP streams → dialback model
 /// and rules → report. Used by the CLI and the tests alike.
@@ -18,6 +23,9 @@ public final class Engine: ReassemblySink {
     public var onAnomaly: ((Anomaly) -> Void)?
     /// Called when a dialback exchange gets its outcome (live output).
     public var onDialback: ((DialbackExchange) -> Void)?
+    /// Called with every piece of TLS application data decrypted with the key log (connection,
+    /// direction, plaintext, the frame that completed its record) before the XMPP layer parses it.
+    public var onDecrypted: ((ConnectionID, Direction, UnsafeRawBufferPointer, FrameRef) -> Void)?
     /// Called when a connection ends, before a live run forgets it.
     public var onConnectionClosed: ((ConnectionModel) -> Void)?
     /// Connections seen and dialback exchanges completed, counted even when history is not kept.
@@ -131,6 +139,7 @@ public final class Engine: ReassemblySink {
     final class ConnectionContext: XMPPEventSink {
         let model: ConnectionModel
         var decoder: XMPPConnectionDecoder!
+        var tls: TLSSession!
         unowned let engine: Engine
         init(model: ConnectionModel, engine: Engine) {
             self.model = model
@@ -149,6 +158,15 @@ public final class Engine: ReassemblySink {
                               input: c.firstFrame.input, frame: c.firstFrame)
         let ctx = ConnectionContext(model: m, engine: self)
         ctx.decoder = XMPPConnectionDecoder(connection: c.id, limits: configuration.xml, sink: ctx)
+        let tls = TLSSession(connection: c.id, keyLog: configuration.keyLog)
+        let id = c.id
+        tls.onPlaintext = { [unowned ctx, unowned self] d, bytes, frame in
+            self.onDecrypted?(id, d, bytes, frame)
+            ctx.decoder.decrypted(d, bytes, frame: frame)
+        }
+        tls.onAnomaly = { [unowned ctx] a in ctx.xmppAnomaly(a) }
+        ctx.tls = tls
+        ctx.decoder.tlsSink = tls
         c.context = ctx
     }
 
@@ -165,12 +183,25 @@ public final class Engine: ReassemblySink {
 
     public func connectionClosed(_ c: TCPConnection) {
         guard let ctx = c.context as? ConnectionContext else { return }
+        ctx.tls.tlsFinish()
         ctx.decoder.finish()
-        report.statistics.encryptedBytes += ctx.decoder.initiator.encryptedBytes + ctx.decoder.acceptor.encryptedBytes
+        let afterProceed = ctx.decoder.initiator.encryptedBytes + ctx.decoder.acceptor.encryptedBytes
         if ctx.decoder.tls {
-            anomaly(Anomaly(kind: .encrypted, connection: c.id, frame: ctx.model.tlsFrame,
-                            bytes: ctx.decoder.initiator.encryptedBytes + ctx.decoder.acceptor.encryptedBytes,
-                            message: "STARTTLS: \(ctx.decoder.initiator.encryptedBytes + ctx.decoder.acceptor.encryptedBytes) bytes after <proceed/> are encrypted and were not checked (dialback inside TLS is invisible without the session keys)"))
+            let t = ctx.tls.info
+            if configuration.retainHistory { report.tlsInfo[c.id] = Engine.reportInfo(t) }
+            if configuration.keyLog == nil {
+                report.statistics.encryptedBytes += afterProceed
+                anomaly(Anomaly(kind: .encrypted, connection: c.id, frame: ctx.model.tlsFrame, bytes: afterProceed,
+                                message: "STARTTLS: \(afterProceed) bytes after <proceed/> are encrypted and were not checked (dialback inside TLS is invisible without the session keys; a TLS key log given with --keylog would reveal it)"))
+            } else {
+                report.statistics.encryptedBytes += t.undecryptedBytes
+                if t.undecryptedBytes > 0 && !ctx.tls.reportedProblem {
+                    anomaly(Anomaly(kind: .encrypted, connection: c.id, frame: ctx.model.tlsFrame, bytes: t.undecryptedBytes,
+                                    message: "STARTTLS: \(t.undecryptedBytes) bytes of TLS records were not decrypted and not checked (\(t.decryptionNote ?? "the key log did not cover them"))"))
+                }
+            }
+        } else {
+            report.statistics.encryptedBytes += afterProceed
         }
         let reason: String
         switch c.closeReason ?? .open {
@@ -184,6 +215,26 @@ public final class Engine: ReassemblySink {
         connectionsClosed += 1
         onConnectionClosed?(ctx.model)
         if !configuration.retainHistory { analyzer.forget(ctx.model) }
+    }
+
+    static func reportInfo(_ t: TLSInfo) -> TLSReportInfo {
+        var r = TLSReportInfo()
+        r.version = t.version
+        r.clientVersions = t.clientVersions
+        r.cipherSuite = t.cipherSuite
+        r.sni = t.sni
+        r.alpn = t.alpn
+        r.alpnOffered = t.alpnOffered
+        r.helloRetryRequest = t.helloRetryRequest
+        r.clientCertificates = t.clientCertificates
+        r.serverCertificates = t.serverCertificates
+        r.alerts = t.alerts.map { "\($0.direction.reportName) \($0.levelName) \($0.name)\($0.encrypted ? " (encrypted)" : "") frame \($0.frame.number)" }
+        r.records = t.records
+        r.decryption = t.decryption.rawValue
+        r.decryptionNote = t.decryptionNote
+        r.decryptedBytes = t.decryptedBytes
+        r.undecryptedBytes = t.undecryptedBytes
+        return r
     }
 
     private func count(_ v: Violation) {

@@ -1,5 +1,6 @@
 import S2Reassembly
 import S2Rules
+import S2TLS
 import S2XMPP
 
 /// Everything that shapes one analysis run.
@@ -18,6 +19,19 @@ public struct EngineConfiguration: Sendable {
     /// Keep closed connections and settled exchanges for the final report (offline). Live runs
     /// stream them out and forget them, so memory stays flat over days.
     public var retainHistory = true
+    /// TLS secrets (`--keylog`): traffic after STARTTLS is decrypted and analysed as the
+    /// restarted stream. Without it the TLS record layer is still parsed for its parameters.
+    public var keyLog: KeyLog?
 
     public init() {}
+
+    /// Reads an NSS key log into `keyLog`; returns what went wrong, if anything.
+    public mutating func loadKeyLog(path: String) -> String? {
+        do {
+            keyLog = try KeyLog(path: path)
+            return nil
+        } catch {
+            return error.message
+        }
+    }
 }

@@ -135,7 +135,9 @@ public final class TCPReassembler {
             if dir == .clientToServer { c.clientISN = seg.sequence }
             c.sawHandshake = true
             c.withHalf(dir) { h in
-                if !h.started || (h.delivered == 0 && h.held.isEmpty) {
+                // Re-base only while nothing of this direction was delivered *or declared a gap*
+                // (`next` counts both): the sink has seen offsets up to `next` already.
+                if !h.started || (h.next == 0 && h.held.isEmpty) {
                     h.space.base = seg.sequence &+ 1
                     h.next = 0
                     h.started = true

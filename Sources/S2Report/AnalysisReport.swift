@@ -50,6 +50,8 @@ public final class AnalysisReport {
     public var violations: [Violation] = []
     public var anomalies: [Anomaly] = []
     public var statistics = RunStatistics()
+    /// TLS parameters of the connections that switched to TLS (`tls_info`).
+    public var tlsInfo: [ConnectionID: TLSReportInfo] = [:]
 
     public init() {}
 

@@ -3,6 +3,28 @@ import S2Model
 import S2Rules
 import S2XMPP
 
+/// TLS parameters of one connection as the reports show them (filled by the engine from S2TLS).
+public struct TLSReportInfo: Sendable {
+    public var version: String?
+    public var clientVersions: [String] = []
+    public var cipherSuite: String?
+    public var sni: String?
+    public var alpn: String?
+    public var alpnOffered: [String] = []
+    public var helloRetryRequest = false
+    public var clientCertificates: Int?
+    public var serverCertificates: Int?
+    /// "client-to-server fatal handshake_failure (frame 12)"…
+    public var alerts: [String] = []
+    public var records = [0, 0]
+    /// no-keylog | no-secrets | decrypted | failed | unsupported-suite | incomplete
+    public var decryption: String = "no-keylog"
+    public var decryptionNote: String?
+    public var decryptedBytes: UInt64 = 0
+    public var undecryptedBytes: UInt64 = 0
+    public init() {}
+}
+
 /// Renders the report contract `s2scope/1` (../shared/spec/REPORT.md): one JSON document, or
 /// JSON Lines events.
 public enum JSONReport {
@@ -37,7 +59,7 @@ public enum JSONReport {
         w.field("gap_bytes", r.statistics.gapBytes)
         w.endObject()
         w.beginArray("connections")
-        for c in r.connections { connection(&w, c) }
+        for c in r.connections { connection(&w, c, tls: r.tlsInfo[c.id]) }
         w.endArray()
         w.beginArray("dialbacks")
         for x in r.exchanges { dialback(&w, x) }
@@ -52,6 +74,35 @@ public enum JSONReport {
         return w.output + "\n"
     }
 
+    static func tlsInfo(_ w: inout JSONWriter, _ t: TLSReportInfo) {
+        w.beginObject("tls_info")
+        w.field("version", t.version)
+        w.beginArray("client_versions")
+        for v in t.clientVersions { w.value(v) }
+        w.endArray()
+        w.field("cipher_suite", t.cipherSuite)
+        w.field("sni", t.sni)
+        w.field("alpn", t.alpn)
+        w.beginArray("alpn_offered")
+        for v in t.alpnOffered { w.value(v) }
+        w.endArray()
+        w.field("hello_retry_request", t.helloRetryRequest)
+        if let n = t.clientCertificates { w.field("client_certificates", n) } else { w.fieldNull("client_certificates") }
+        if let n = t.serverCertificates { w.field("server_certificates", n) } else { w.fieldNull("server_certificates") }
+        w.beginArray("alerts")
+        for a in t.alerts { w.value(a) }
+        w.endArray()
+        w.beginObject("records")
+        w.field("client-to-server", t.records[0])
+        w.field("server-to-client", t.records[1])
+        w.endObject()
+        w.field("decryption", t.decryption)
+        if let n = t.decryptionNote { w.field("decryption_note", n) }
+        w.field("decrypted_bytes", t.decryptedBytes)
+        w.field("undecrypted_bytes", t.undecryptedBytes)
+        w.endObject()
+    }
+
     static func input(_ w: inout JSONWriter, _ i: InputSummary) {
         w.beginObject()
         w.field("path", i.path)
@@ -64,7 +115,7 @@ public enum JSONReport {
         w.endObject()
     }
 
-    public static func connection(_ w: inout JSONWriter, _ c: ConnectionModel, event: Bool = false) {
+    public static func connection(_ w: inout JSONWriter, _ c: ConnectionModel, event: Bool = false, tls: TLSReportInfo? = nil) {
         w.beginObject()
         if event { w.field("event", "connection"); w.field("time", (c.closeFrame ?? c.lastFrame).time.rfc3339) }
         w.field("id", c.id.description)
@@ -91,6 +142,7 @@ public enum JSONReport {
             w.endObject()
         }
         w.endArray()
+        if let tls { tlsInfo(&w, tls) }
         w.endObject()
     }
 
@@ -164,7 +216,7 @@ public enum JSONReport {
     /// The whole report as JSON Lines (connections, dialbacks, violations, anomalies, then stats).
     public static func lines(_ r: AnalysisReport) -> String {
         var out = ""
-        for c in r.connections { out += line { connection(&$0, c, event: true) } }
+        for c in r.connections { out += line { connection(&$0, c, event: true, tls: r.tlsInfo[c.id]) } }
         for x in r.exchanges { out += line { dialback(&$0, x, event: true) } }
         for v in r.violations { out += line { violation(&$0, v, event: true) } }
         for a in r.anomalies { out += line { anomaly(&$0, a, event: true) } }

@@ -57,6 +57,20 @@ public struct TextReport {
         "\(a.frame?.time.rfc3339 ?? "-") anomaly \(a.kind.rawValue) \(a.connection?.description ?? "-"): \(terminalSafe(a.message))\n"
     }
 
+    /// One line of TLS parameters: version, suite, SNI, ALPN, certificates, decryption.
+    public func tlsLine(_ t: TLSReportInfo) -> String {
+        var parts = ["tls: \(t.version ?? "version unknown")", t.cipherSuite ?? "suite unknown"]
+        if let s = t.sni { parts.append("sni '\(terminalSafe(s))'") }
+        if let a = t.alpn { parts.append("alpn '\(terminalSafe(a))'") }
+        if t.helloRetryRequest { parts.append("HelloRetryRequest") }
+        if let n = t.serverCertificates { parts.append("\(n) server certificate\(n == 1 ? "" : "s")") }
+        if let n = t.clientCertificates { parts.append("\(n) client certificate\(n == 1 ? "" : "s")") }
+        parts.append("records \(t.records[0])/\(t.records[1])")
+        parts.append("decryption \(t.decryption): \(t.decryptedBytes) bytes decrypted, \(t.undecryptedBytes) not")
+        if !t.alerts.isEmpty { parts.append("alerts: " + t.alerts.joined(separator: "; ")) }
+        return parts.joined(separator: ", ")
+    }
+
     public func render(_ r: AnalysisReport) -> String {
         var o = ""
         o += paint("S2Scope \(AnalysisReport.toolVersion)", "1") + " — XMPP server-to-server / Server Dialback analysis\n\n"
@@ -71,6 +85,10 @@ public struct TextReport {
         o += "         \(r.violations.count) violations (\(bySeverity.joined(separator: ", "))), \(r.anomalies.count) anomalies\n"
         if r.statistics.encryptedBytes > 0 {
             o += "         \(r.statistics.encryptedBytes) bytes were inside TLS and not checked (rules there are unknown, not passed)\n"
+        }
+        let decrypted = r.tlsInfo.values.reduce(UInt64(0)) { $0 + $1.decryptedBytes }
+        if decrypted > 0 {
+            o += "         \(decrypted) bytes decrypted with the TLS key log and analysed\n"
         }
 
         if !r.exchanges.isEmpty {
@@ -116,6 +134,7 @@ public struct TextReport {
             o += "\n" + paint("Connections", "1") + "\n"
             for c in r.connections {
                 o += "  \(c.id)  \(c.client) → \(c.server)  frames \(c.firstFrame.number)–\((c.closeFrame ?? c.lastFrame).number)  close \(c.close ?? "open")\(c.tls ? "  TLS" : "")\n"
+                if let t = r.tlsInfo[c.id] { o += "      " + tlsLine(t) + "\n" }
                 for s in c.streams {
                     o += "      \(s.direction.reportName): to='\(terminalSafe(s.header.to ?? ""))' from='\(terminalSafe(s.header.from ?? ""))' id='\(terminalSafe(s.header.id ?? ""))' version='\(terminalSafe(s.header.version ?? ""))'\n"
                 }

@@ -10,6 +10,14 @@ public final class XMPPConnectionDecoder: XMPPEventSink {
     public let connection: ConnectionID
     /// True once `<proceed/>` switched the connection to TLS.
     public private(set) var tls = false
+    /// Takes both directions' TLS records after `<proceed/>` (the engine injects a decryptor);
+    /// nil: they are only counted.
+    public var tlsSink: TLSRecordSink? {
+        didSet {
+            initiator.tlsSink = tlsSink
+            acceptor.tlsSink = tlsSink
+        }
+    }
 
     public init(connection: ConnectionID, limits: XMLLimits = .init(), sink: XMPPEventSink) {
         self.connection = connection
@@ -28,6 +36,11 @@ public final class XMPPConnectionDecoder: XMPPEventSink {
 
     public func gap(_ d: Direction, at offset: UInt64, length: UInt64, frame: FrameRef) {
         decoder(d).gap(at: offset, length: length, frame: frame)
+    }
+
+    /// Decrypted application data of direction `d`: parsed as the stream restarted inside TLS.
+    public func decrypted(_ d: Direction, _ bytes: UnsafeRawBufferPointer, frame: FrameRef) {
+        decoder(d).feedDecrypted(bytes, frame: frame)
     }
 
     public func finish() {

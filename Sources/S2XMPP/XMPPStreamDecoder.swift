@@ -10,6 +10,14 @@ public protocol XMPPEventSink: AnyObject {
     func xmppAnomaly(_ anomaly: Anomaly)
 }
 
+/// Takes the bytes of a direction after `<proceed/>` (the TLS records). Implemented outside
+/// S2XMPP (S2TLS) and injected by the engine; decrypted application data comes back through
+/// `XMPPStreamDecoder.feedDecrypted`.
+public protocol TLSRecordSink: AnyObject {
+    func tlsBytes(_ direction: Direction, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, frame: FrameRef)
+    func tlsGap(_ direction: Direction, at offset: UInt64, length: UInt64, frame: FrameRef)
+}
+
 /// Turns one direction's reassembled bytes into XMPP stream events, incrementally, with a
 /// namespace-aware expat push parser (the parser Prosody, ejabberd and jabberd use).
 ///
@@ -33,6 +41,10 @@ public final class XMPPStreamDecoder {
     public private(set) var encryptedBytes: UInt64 = 0
     /// Bytes skipped while resynchronising.
     public private(set) var skippedBytes: UInt64 = 0
+    /// Receives the TLS records after `<proceed/>` (nil: they are only counted).
+    public weak var tlsSink: TLSRecordSink?
+    /// Decrypted bytes parsed as the restarted stream inside TLS.
+    public private(set) var decryptedBytes: UInt64 = 0
 
     private var parser: XML_Parser?
     /// Stream offset of expat byte index 0 of the current parser.
@@ -52,6 +64,9 @@ public final class XMPPStreamDecoder {
     private var headerStart: UInt64 = 0
     private var lastStartTagEnd: UInt64 = 0
     private var lastEventEnd: UInt64 = 0
+    /// End of the latest character data expat reported: text is no pending token, so it counts
+    /// as progress for the `maxTokenBytes` check (a long body is not "a single XML token").
+    private var lastTextEnd: UInt64 = 0
     private var fedEnd: UInt64 = 0
     private var index = OffsetIndex()
     private var pendingStop: (Stop, UInt64)?
@@ -61,6 +76,10 @@ public final class XMPPStreamDecoder {
     private var currentChunk: UnsafeRawBufferPointer?
     private var currentChunkOffset: UInt64 = 0
     private var lastFrame: FrameRef?
+    /// The transport carries TLS records (set at `<proceed/>`, not by anything inside TLS).
+    private var transportTLS = false
+    /// Decrypted plaintext has started: `mode`, offsets and the index describe the plaintext.
+    private var insideTLS = false
 
     public init(direction: Direction, limits: XMLLimits = .init(), sink: XMPPEventSink) {
         self.direction = direction
@@ -75,6 +94,40 @@ public final class XMPPStreamDecoder {
     /// Feeds the next chunk of the direction's byte stream, starting at stream offset `offset`.
     public func feed(_ bytes: UnsafeRawBufferPointer, at offset: UInt64, frame: FrameRef) {
         guard !bytes.isEmpty else { return }
+        if transportTLS, tlsSink != nil {
+            if !insideTLS { index.append(offset: offset, frame: frame) }
+            lastFrame = frame
+            _ = consumeTLS(bytes, at: offset, transport: true)
+            return
+        }
+        feedBytes(bytes, at: offset, frame: frame)
+    }
+
+    /// Decrypted application data of this direction (from the TLS layer), carried by the record
+    /// that `frame` completed. The first call starts a new stream (a header is expected); the
+    /// plaintext has its own offsets, starting at 0.
+    public func feedDecrypted(_ bytes: UnsafeRawBufferPointer, frame: FrameRef) {
+        guard !bytes.isEmpty else { return }
+        if !insideTLS {
+            insideTLS = true
+            destroyParser()
+            mode = .xml
+            depth = 0
+            index = OffsetIndex()
+            fedEnd = 0
+            lastEventEnd = 0
+            lastTextEnd = 0
+            lastStartTagEnd = 0
+            elementStart = 0
+            resyncFrom = 0
+            resyncCarry = []
+        }
+        let at = decryptedBytes
+        decryptedBytes += UInt64(bytes.count)
+        feedBytes(bytes, at: at, frame: frame)
+    }
+
+    private func feedBytes(_ bytes: UnsafeRawBufferPointer, at offset: UInt64, frame: FrameRef) {
         index.append(offset: offset, frame: frame)
         lastFrame = frame
         fedEnd = offset + UInt64(bytes.count)
@@ -84,7 +137,7 @@ public final class XMPPStreamDecoder {
             let consumed: Int
             switch mode {
             case .xml: consumed = parse(data, at: off)
-            case .tls: consumed = consumeTLS(data, at: off)
+            case .tls: consumed = consumeTLS(data, at: off, transport: !insideTLS)
             case .closed: consumed = consumeAfterClose(data, at: off)
             case .resync: consumed = resync(data, at: off)
             }
@@ -96,6 +149,11 @@ public final class XMPPStreamDecoder {
 
     /// Bytes `[offset, offset+length)` will never arrive: the parser state is lost.
     public func gap(at offset: UInt64, length: UInt64, frame: FrameRef) {
+        if transportTLS, let sink = tlsSink {
+            encryptedBytes += length
+            sink.tlsGap(direction, at: offset, length: length, frame: frame)
+            return
+        }
         index.append(offset: offset, frame: frame)
         switch mode {
         case .xml:
@@ -129,6 +187,7 @@ public final class XMPPStreamDecoder {
     public func switchToTLS() {
         destroyParser()
         mode = .tls
+        if !insideTLS { transportTLS = true }
     }
 
     /// The stream restarts (SASL success) at this direction's current position.
@@ -214,7 +273,7 @@ public final class XMPPStreamDecoder {
                 pendingStop = nil
                 destroyParser()
                 switch stop {
-                case .tls: mode = .tls
+                case .tls: mode = .tls; if !insideTLS { transportTLS = true }
                 case .restart: mode = .xml; depth = 0
                 case .closed: mode = .closed
                 case .resync: mode = .resync; resyncFrom = at; resyncCarry = []
@@ -230,7 +289,7 @@ public final class XMPPStreamDecoder {
             // Rescan from just after the error position.
             return consumedUpTo(errorAt + 1, chunkStart: offset, count: data.count)
         }
-        if fedEnd > lastEventEnd + UInt64(limits.maxTokenBytes) {
+        if fedEnd > max(lastEventEnd, lastTextEnd) + UInt64(limits.maxTokenBytes) {
             sink.xmppAnomaly(Anomaly(kind: .limitReached, connection: connection, direction: direction, frame: lastFrame,
                                      bytes: fedEnd - lastEventEnd,
                                      message: "a single XML token (tag, comment or attribute) exceeds \(limits.maxTokenBytes) bytes; parsing resumes at the next top-level element"))
@@ -298,13 +357,17 @@ public final class XMPPStreamDecoder {
 
     // MARK: - Non-XML modes
 
-    private func consumeTLS(_ data: UnsafeRawBufferPointer, at offset: UInt64) -> Int {
+    /// `transport`: the bytes come from TCP (TLS records); otherwise they are decrypted bytes
+    /// after a `<proceed/>` inside TLS, which are only skipped.
+    private func consumeTLS(_ data: UnsafeRawBufferPointer, at offset: UInt64, transport: Bool) -> Int {
         if !tlsReported {
             tlsReported = true
             let looks = data.count >= 2 ? (data[0] == 0x16 && data[1] == 0x03) : data[0] == 0x16
             emit(.tlsStarted(looksLikeTLS: looks), start: offset, end: offset + UInt64(min(data.count, 5)))
         }
+        if !transport { return data.count }
         encryptedBytes += UInt64(data.count)
+        if let sink = tlsSink, let f = lastFrame { sink.tlsBytes(direction, data, at: offset, frame: f) }
         return data.count
     }
 
@@ -544,6 +607,7 @@ public final class XMPPStreamDecoder {
     }
 
     fileprivate func characters(_ s: UnsafePointer<CChar>, _ len: Int32) {
+        lastTextEnd = max(lastTextEnd, currentEnd())
         guard keepText, depth >= 2, stack.count == depth - 1, len > 0 else { return }
         let i = stack.count - 1
         if stack[i].text.utf8.count + Int(len) > limits.maxTextBytes {

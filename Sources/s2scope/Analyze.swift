@@ -49,6 +49,9 @@ struct AnalysisOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Dialback secret of an authoritative domain (DOMAIN=SECRET), to check keys with XEP-0185 (DB-AUTH-3); repeatable.", valueName: "domain=secret"))
     var dialbackSecret: [String] = []
 
+    @Option(name: .long, help: ArgumentHelp("NSS key log (SSLKEYLOGFILE) with the TLS secrets of the captured sessions: traffic after STARTTLS is decrypted (TLS 1.3; TLS 1.2 AES-GCM/ChaCha20-Poly1305) and analysed like plaintext.", valueName: "file"))
+    var keylog: String?
+
     @Option(name: .long, help: "Seconds a party has to react to a violation (stream error, close).")
     var reactTimeout: Double = 10
 
@@ -72,6 +75,7 @@ struct AnalysisOptions: ParsableArguments {
         }
         if reactTimeout <= 0 || dialbackTimeout <= 0 || closeTimeout <= 0 { throw ValidationError("timeouts must be positive") }
         if maxConnections < 1 { throw ValidationError("--max-connections must be at least 1") }
+        if keylog == "" { throw ValidationError("--keylog needs a file name") }
     }
 
     func makeConfiguration() throws -> EngineConfiguration {
@@ -85,6 +89,9 @@ struct AnalysisOptions: ParsableArguments {
         c.rules.timers.close = closeTimeout
         c.reassembly.maxConnections = maxConnections
         c.reassembly.idleTimeoutSeconds = idleTimeout
+        if let keylog {
+            if let problem = c.loadKeyLog(path: keylog) { throw FatalError(message: problem) }
+        }
         var pairs = host
         if let hosts {
             guard let f = fopen(hosts, "r") else { throw FatalError(message: "\(hosts): cannot read the hosts file") }

@@ -255,8 +255,10 @@ struct ReassemblyLimitTests {
         #expect(sink.closed == 1_000_000)
         #expect(r.statistics.connectionsEvicted == 1_000_000 - 50_000)
         #expect(sink.limitAnomalies == 1, "the table limit is reported once, then counted")
-        let grown = Self.peakRSSKiB() - before
-        #expect(grown < 200 * 1024, "peak RSS grew by \(grown) KiB")
+        // Memory is bounded by the table cap (asserted on every packet above); the binary's peak
+        // RSS on a SYN flood is measured out of process in HostileInputTests (tests here run in
+        // parallel, so this process's peak says little).
+        _ = before
     }
 
     @Test func outOfOrderBufferIsBoundedAndTheHoleBecomesAGap() {

@@ -156,10 +156,11 @@ struct RestrictedXMLTests {
     @Test func deepNestingIsCutWithBoundedMemory() {
         let depth = 100_000
         let s = head + String(repeating: "<a>", count: depth) + String(repeating: "</a>", count: depth) + "<presence/>"
-        let before = peakRSS()
         let r = events(s)
         #expect(r.anomalies.contains { $0.kind == .limitReached && $0.message.contains("nesting") })
-        #expect(peakRSS() - before < 100_000)
+        // The parse stopped at the cap and resumed at the next stanza; peak memory of the whole
+        // binary on this input is measured out of process in HostileInputTests.
+        #expect(r.events.contains { $0.contains("element <presence") })
     }
 
     @Test func stanzaLargerThanTheElementCapKeepsNoContent() {

@@ -1,0 +1,96 @@
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// Secrets from an NSS key log (`SSLKEYLOGFILE`), as OpenSSL, NSS, GnuTLS and Python's
+/// `ssl.SSLContext.keylog_filename` write them: one `LABEL <client_random hex> <secret hex>`
+/// per line, `#` comments. TLS 1.3 uses `CLIENT_HANDSHAKE_TRAFFIC_SECRET`,
+/// `SERVER_HANDSHAKE_TRAFFIC_SECRET`, `CLIENT_TRAFFIC_SECRET_0`, `SERVER_TRAFFIC_SECRET_0`;
+/// TLS 1.2 uses `CLIENT_RANDOM <client_random> <master_secret>`.
+public struct KeyLog: Sendable {
+    /// label → secret, per client random.
+    public private(set) var entries: [[UInt8]: [String: [UInt8]]] = [:]
+    /// Lines that were neither comments nor `LABEL hex hex`.
+    public private(set) var malformedLines = 0
+
+    public init() {}
+
+    /// Parses the text of a key log.
+    public init(text: String) {
+        for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) { add(line: line) }
+    }
+
+    /// Reads a key log file.
+    public init(path: String) throws(KeyLogError) {
+        guard let f = fopen(path, "r") else {
+            throw KeyLogError(message: "\(path): cannot read the key log (\(String(cString: strerror(errno))))")
+        }
+        defer { fclose(f) }
+        var line: UnsafeMutablePointer<CChar>? = nil
+        var cap = 0
+        while getline(&line, &cap, f) > 0 {
+            let s = String(cString: line!)
+            add(line: s.split(whereSeparator: { $0 == "\n" || $0 == "\r" }).first ?? "")
+        }
+        free(line)
+        if entries.isEmpty {
+            throw KeyLogError(message: "\(path): no TLS secrets found (expected NSS key log lines such as 'CLIENT_RANDOM <hex> <hex>' or 'CLIENT_TRAFFIC_SECRET_0 <hex> <hex>')")
+        }
+    }
+
+    public mutating func add(line: Substring) {
+        let t = line.drop(while: { $0 == " " || $0 == "\t" })
+        if t.isEmpty || t.hasPrefix("#") { return }
+        let parts = t.split(whereSeparator: { $0 == " " || $0 == "\t" })
+        guard parts.count == 3, let random = KeyLog.hex(parts[1]), random.count == 32,
+              let secret = KeyLog.hex(parts[2]), !secret.isEmpty else {
+            malformedLines += 1
+            return
+        }
+        entries[random, default: [:]][String(parts[0])] = secret
+    }
+
+    public var isEmpty: Bool { entries.isEmpty }
+    public var sessionCount: Int { entries.count }
+
+    public func secret(_ label: String, clientRandom: [UInt8]) -> [UInt8]? { entries[clientRandom]?[label] }
+    public func hasSession(clientRandom: [UInt8]) -> Bool { entries[clientRandom] != nil }
+
+    static func hex<S: StringProtocol>(_ s: S) -> [UInt8]? {
+        let u = Array(s.utf8)
+        guard u.count % 2 == 0 else { return nil }
+        var out = [UInt8]()
+        out.reserveCapacity(u.count / 2)
+        var i = 0
+        while i < u.count {
+            guard let h = nibble(u[i]), let l = nibble(u[i + 1]) else { return nil }
+            out.append(h << 4 | l)
+            i += 2
+        }
+        return out
+    }
+
+    private static func nibble(_ c: UInt8) -> UInt8? {
+        switch c {
+        case 48...57: return c - 48
+        case 97...102: return c - 87
+        case 65...70: return c - 55
+        default: return nil
+        }
+    }
+}
+
+public struct KeyLogError: Error, Sendable {
+    public var message: String
+}
+
+func hexString(_ bytes: [UInt8]) -> String {
+    let digits = Array("0123456789abcdef".utf8)
+    var out = [UInt8]()
+    out.reserveCapacity(bytes.count * 2)
+    for b in bytes {
+        out.append(digits[Int(b >> 4)])
+        out.append(digits[Int(b & 0xf)])
+    }
+    return String(decoding: out, as: UTF8.self)
+}

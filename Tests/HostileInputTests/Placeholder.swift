@@ -1,2 +1,0 @@
-import Testing
-@Test func hostileTestsPlaceholder() { #expect(Bool(true)) }

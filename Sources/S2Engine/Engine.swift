@@ -153,8 +153,9 @@ public final class Engine: ReassemblySink {
     }
 
     public func streamData(_ c: TCPConnection, _ d: Direction, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, frame: FrameRef) {
-        guard let ctx = c.context as? ConnectionContext else { return }
-        ctx.decoder.feed(d, bytes, at: offset, frame: frame)
+        // Only this engine sets `context`, always to a ConnectionContext: skip the dynamic cast.
+        guard let any = c.context else { return }
+        unsafeDowncast(any, to: ConnectionContext.self).decoder.feed(d, bytes, at: offset, frame: frame)
     }
 
     public func streamGap(_ c: TCPConnection, _ d: Direction, at offset: UInt64, length: UInt64, frame: FrameRef) {

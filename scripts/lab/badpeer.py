@@ -454,12 +454,18 @@ class Peer:
         self._send_and_watch(st, "<?lab-pi processing instructions are restricted XML?>")
 
     def sc_bad_early_stanza(self, target):
-        # DB-RES-3: a stanza right behind the db:result, before type='valid'
+        # DB-RES-3: a stanza right behind the db:result, before type='valid'.
+        # Both go out in ONE send() with Nagle off: with two send() calls the
+        # kernel holds the small second segment until the first is ACKed, and
+        # on loopback that ACK rides on the server's <db:result type='valid'/>,
+        # so the stanza would reach the wire only after validation.
         st, hdr = self.open_out(target)
+        st.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         st.send("<db:result from='%s' to='%s'>%s</db:result>"
-                % (self.domain, target, self.key_for(target, hdr.get("id"))))
-        st.send("<message from='mallory@%s/lab' to='alice@%s' type='chat' id='early1'>"
-                "<body>sent before validation</body></message>" % (self.domain, target))
+                "<message from='mallory@%s/lab' to='alice@%s' type='chat' id='early1'>"
+                "<body>sent before validation</body></message>"
+                % (self.domain, target, self.key_for(target, hdr.get("id")),
+                   self.domain, target))
         try:
             el = wait_typed(st, T_RESULT, target, self.domain, 10)
             self.notes["dialback"] = el.get("type")

@@ -274,9 +274,9 @@ SCENARIOS = {
         "reaction": (A, EVIL, STREAM_ERROR),
     },
     "bad-early-stanza": {
-        "description": "badpeer sends a <message/> immediately behind its db:result, before "
-                       "a.lab answered type='valid'. Prosody drops it silently and later answers "
-                       "valid.",
+        "description": "badpeer sends a <message/> immediately behind its db:result (same "
+                       "TCP segment), before a.lab answered type='valid'. Prosody drops it "
+                       "silently and later answers valid.",
         "servers": {"a.lab": A, "evil.lab": EVIL},
         "software": {A: PROSODY, EVIL: BADPEER},
         "dialbacks": EVIL_A_VALID,
@@ -285,6 +285,10 @@ SCENARIOS = {
         "allow": [], "forbid": None,
         "connections": [(EVIL, A), (A, EVIL), (EVIL, A)],
         "reaction": (A, EVIL, r"<db:result[^>]*type='valid'[^>]*>[^<]*</db:result>"),
+        # on the wire: the stanza must precede the receiving server's answer
+        "order": [(EVIL, A, rb"<message "),
+                  (A, EVIL, rb"<db:result(?=[^>]*from='a.lab')(?=[^>]*to='evil.lab')"
+                            rb"[^>]*type='valid'")],   # Prosody's attribute order varies
         "notes": EVIL_A_NOTE + " Dropping the early stanza silently is allowed (DB-RCV-7).",
     },
     "bad-verify-unknown-id": {
@@ -445,7 +449,26 @@ def check(sc, spec, capfile):
             break
     if reaction is None:
         errors.append("reaction /%s/ from %s not found" % (rx, sender))
+    if "order" in spec:
+        errors += check_order(spec["order"], capfile)
     return errors, reaction, conns
+
+
+def check_order(order, capfile):
+    """Each (src ip, dst ip, bytes regex) must first match in a frame before the next one's."""
+    frames = []
+    for src, dst, needle in order:
+        n = next((s["n"] for s in pcaputil.tcp_segments(capfile)
+                  if s["src"] == src and s["dst"] == dst and re.search(needle, s["payload"])), None)
+        if n is None:
+            return ["%r from %s to %s not on the wire" % (needle, src, dst)]
+        frames.append((n, needle))
+    errs = []
+    for (n1, a), (n2, b) in zip(frames, frames[1:]):
+        if not n1 < n2:
+            errs.append("%r (frame %d) does not precede %r (frame %d) on the wire"
+                        % (a, n1, b, n2))
+    return errs
 
 
 def truth_doc(sc, spec, capname, linktype, reaction, obs):

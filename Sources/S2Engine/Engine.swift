@@ -112,6 +112,9 @@ public final class Engine: ReassemblySink {
         }
         reassembler.finish()
         analyzer.finish()
+        if !configuration.retainHistory {
+            for x in analyzer.model.exchanges where x.outcome == nil { reportPending(x) }
+        }
         report.connections = analyzer.model.connections
         report.exchanges = analyzer.model.exchanges
         report.violations = analyzer.violations.sorted {
@@ -184,7 +187,19 @@ public final class Engine: ReassemblySink {
         c.context = nil
         connectionsClosed += 1
         onConnectionClosed?(ctx.model)
-        if !configuration.retainHistory { analyzer.forget(ctx.model) }
+        if !configuration.retainHistory {
+            // Exchanges that never got an answer are reported before they are forgotten.
+            for x in analyzer.model.exchanges where x.outcome == nil && x.resultConnection == c.id { reportPending(x) }
+            analyzer.forget(ctx.model)
+        }
+    }
+
+    private var reportedPending: Set<Int> = []
+
+    private func reportPending(_ x: DialbackExchange) {
+        guard reportedPending.insert(x.number).inserted else { return }
+        outcomes["pending", default: 0] += 1
+        onDialback?(x)
     }
 
     private func count(_ v: Violation) {

@@ -99,7 +99,7 @@ final class StanzaAddr5: Rule {
         firing: [Example.validated + "\nC> <message from='mallory@evil.example' to='v@b.example'><body>x</body></message>\nS> <stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"],
         quiet: [Example.validated + "\nC> <message from='mallory@evil.example' to='v@b.example'><body>x</body></message>\nS> <stream:error><invalid-from xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>\nS> </stream:stream>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
-        guard let (e, _, c, _) = input.element, case .notValidated(let f) = StanzaAuthorization.judge(input.element!.1, c, e.direction, ctx) else { return }
+        guard let (e, el, c, _) = input.element, case .notValidated(let f) = StanzaAuthorization.judge(el, c, e.direction, ctx) else { return }
         demandStreamError(self, ctx, c, reactor: .serverToClient, actor: .receiving, trigger: e.firstFrame,
                           conditions: ["invalid-from"], what: "a stanza from the unvalidated domain '\(f)'",
                           keepSeverity: .high, otherSeverity: .low)

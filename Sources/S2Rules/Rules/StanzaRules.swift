@@ -64,7 +64,7 @@ enum StanzaAuthorization {
     }
 
     private static func compute(_ el: XMLElement, _ c: ConnectionModel, _ d: Direction) -> StanzaAuthorization {
-        guard d == .clientToServer, el.isStanza, c.initialHeader != nil, !c.damaged[0], !c.tls,
+        guard d == .clientToServer, el.isStanza, c.initialHeader != nil, !c.damaged[0], !c.hidden,
               let f = el[attribute: "from"].flatMap(jidDomain), let t = el[attribute: "to"].flatMap(jidDomain),
               !(c.validated.isEmpty && !c.saslSucceeded) else { return .fine }
         if !c.validatedSenders.contains(f) { return .notValidated(f) }

@@ -8,10 +8,6 @@
 //   S2Engine wires them all; the s2scope executable is a thin CLI over S2Engine + S2Report.
 import PackageDescription
 
-// The per-byte and per-packet layers own all their state on one thread; dynamic exclusivity
-// checks cost ~10 % there (measured) and catch nothing the tests and sanitizers don't.
-let hotPath: [SwiftSetting] = [.unsafeFlags(["-enforce-exclusivity=unchecked"], .when(configuration: .release))]
-
 let package = Package(
     name: "S2Scope",
     products: [
@@ -28,9 +24,9 @@ let package = Package(
         .systemLibrary(name: "CExpat", pkgConfig: "expat", providers: [.apt(["libexpat1-dev"])]),
         .target(name: "S2Model"),
         .target(name: "S2Capture", dependencies: ["S2Model", "CPcap"]),
-        .target(name: "S2Wire", dependencies: ["S2Model"], swiftSettings: hotPath),
-        .target(name: "S2Reassembly", dependencies: ["S2Model", "S2Wire"], swiftSettings: hotPath),
-        .target(name: "S2XMPP", dependencies: ["S2Model", "CExpat"], swiftSettings: hotPath),
+        .target(name: "S2Wire", dependencies: ["S2Model"]),
+        .target(name: "S2Reassembly", dependencies: ["S2Model", "S2Wire"]),
+        .target(name: "S2XMPP", dependencies: ["S2Model", "CExpat"]),
         .target(name: "S2Dialback", dependencies: ["S2Model", "S2XMPP",
                                                    .product(name: "Crypto", package: "swift-crypto")]),
         .target(name: "S2Rules", dependencies: ["S2Model", "S2XMPP", "S2Dialback"]),

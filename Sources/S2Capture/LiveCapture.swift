@@ -91,15 +91,18 @@ public final class LiveCapture {
         return "(\(p)) or (vlan and (\(p))) or (ip[6:2] & 0x3fff != 0) or (ip6 and ip6[6] == 44)"
     }
 
-    /// Waits up to `timeoutMilliseconds` for packets and delivers what is ready. Returns the number
-    /// of frames delivered.
-    public func poll(timeoutMilliseconds: Int32, _ body: (CapturedPacket) -> Void) -> Int {
+    /// Waits up to `timeoutMilliseconds` for packets and delivers what is ready, at most
+    /// `batch` frames per interface (so that signals, timers and stats get their turn under a
+    /// constant flood). Returns the number of frames delivered.
+    public func poll(timeoutMilliseconds: Int32, batch: Int = 20_000, _ body: (CapturedPacket) -> Void) -> Int {
         var fds = interfaces.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
         let ready = Glibc.poll(&fds, nfds_t(fds.count), timeoutMilliseconds)
         guard ready > 0 else { return 0 }
         var delivered = 0
         for (k, f) in fds.enumerated() where f.revents != 0 {
-            while true {
+            var n = 0
+            while n < batch {
+                n += 1
                 var header: UnsafeMutablePointer<pcap_pkthdr>? = nil
                 var data: UnsafePointer<UInt8>? = nil
                 let rc = pcap_next_ex(interfaces[k].handle, &header, &data)

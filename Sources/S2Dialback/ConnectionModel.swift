@@ -61,6 +61,10 @@ public final class ConnectionModel {
     public internal(set) var preTLSFeatures: XMLElement?
     public internal(set) var tls = false
     public internal(set) var tlsFrame: FrameRef?
+    /// A stream header arrived after the switch to TLS: the session is being decrypted (key log).
+    public internal(set) var decrypted = false
+    /// TLS hides what follows: rules that need the content must stay quiet (unknown, not passed).
+    public var hidden: Bool { tls && !decrypted }
     public internal(set) var saslSucceeded = false
     public internal(set) var bidi = false
     public internal(set) var streamClosed = [false, false]

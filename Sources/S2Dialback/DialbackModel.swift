@@ -114,6 +114,7 @@ public final class DialbackModel {
         let d = e.direction
         switch e.kind {
         case .streamOpened(let h):
+            if c.tls { c.decrypted = true }
             if d == .clientToServer { c.initialHeader = h } else { c.responseHeader = h }
             c.headerFrames[d.rawValue] = e.firstFrame
             c.elementsSinceHeader[d.rawValue] = 0

@@ -120,6 +120,9 @@ public final class Engine: ReassemblySink {
         }
         reassembler.finish()
         analyzer.finish()
+        if !configuration.retainHistory {
+            for x in analyzer.model.exchanges where x.outcome == nil { reportPending(x) }
+        }
         report.connections = analyzer.model.connections
         report.exchanges = analyzer.model.exchanges
         report.violations = analyzer.violations.sorted {
@@ -171,8 +174,9 @@ public final class Engine: ReassemblySink {
     }
 
     public func streamData(_ c: TCPConnection, _ d: Direction, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, frame: FrameRef) {
-        guard let ctx = c.context as? ConnectionContext else { return }
-        ctx.decoder.feed(d, bytes, at: offset, frame: frame)
+        // Only this engine sets `context`, always to a ConnectionContext: skip the dynamic cast.
+        guard let any = c.context else { return }
+        unsafeDowncast(any, to: ConnectionContext.self).decoder.feed(d, bytes, at: offset, frame: frame)
     }
 
     public func streamGap(_ c: TCPConnection, _ d: Direction, at offset: UInt64, length: UInt64, frame: FrameRef) {
@@ -214,7 +218,19 @@ public final class Engine: ReassemblySink {
         c.context = nil
         connectionsClosed += 1
         onConnectionClosed?(ctx.model)
-        if !configuration.retainHistory { analyzer.forget(ctx.model) }
+        if !configuration.retainHistory {
+            // Exchanges that never got an answer are reported before they are forgotten.
+            for x in analyzer.model.exchanges where x.outcome == nil && x.resultConnection == c.id { reportPending(x) }
+            analyzer.forget(ctx.model)
+        }
+    }
+
+    private var reportedPending: Set<Int> = []
+
+    private func reportPending(_ x: DialbackExchange) {
+        guard reportedPending.insert(x.number).inserted else { return }
+        outcomes["pending", default: 0] += 1
+        onDialback?(x)
     }
 
     static func reportInfo(_ t: TLSInfo) -> TLSReportInfo {

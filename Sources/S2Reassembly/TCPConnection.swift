@@ -82,9 +82,11 @@ struct HalfStream {
     /// Sorted, non-overlapping.
     var held: [HeldSegment] = []
     var heldBytes = 0
-    /// The last delivered bytes, ending at `next` (for overlap comparison).
-    var retained: [UInt8] = []
-    /// Stream offset up to which `retained` is contiguous with `next` (a gap resets it).
+    /// A ring of the last delivered bytes: byte at stream offset `o` sits at `o % ring.count`;
+    /// the `ringFilled` bytes before `next` are valid (for overlap comparison).
+    var ring: [UInt8] = []
+    var ringFilled = 0
+    /// False after a gap: the ring no longer ends at `next`.
     var retainedValid = true
 }
 

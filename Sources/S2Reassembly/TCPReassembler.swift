@@ -229,12 +229,12 @@ public final class TCPReassembler {
 
     private func compareWithDelivered(_ c: TCPConnection, _ dir: Direction, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, frame: FrameRef) {
         let conflict: Bool = c.withHalf(dir) { h in
-            guard h.retainedValid else { return false }
-            let retainedStart = h.next - UInt64(h.retained.count)
-            let from = max(offset, retainedStart)
+            guard h.retainedValid, !h.ring.isEmpty else { return false }
+            let size = UInt64(h.ring.count)
+            let from = max(offset, h.next - UInt64(h.ringFilled))
             let to = offset + UInt64(bytes.count)
             guard from < to else { return false }
-            for o in from..<to where h.retained[Int(o - retainedStart)] != bytes[Int(o - offset)] { return true }
+            for o in from..<to where h.ring[Int(o % size)] != bytes[Int(o - offset)] { return true }
             return false
         }
         if conflict { reportConflict(c, dir, at: offset, frame: frame) }
@@ -308,15 +308,23 @@ public final class TCPReassembler {
             h.next = offset + UInt64(bytes.count)
             h.delivered += UInt64(bytes.count)
             if keep > 0 {
-                if !h.retainedValid { h.retained.removeAll(keepingCapacity: true); h.retainedValid = true }
-                if bytes.count >= keep {
-                    h.retained.removeAll(keepingCapacity: true)
-                    h.retained.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[(bytes.count - keep)...]))
-                } else {
-                    let overflow = h.retained.count + bytes.count - keep
-                    if overflow > 0 { h.retained.removeFirst(overflow) }
-                    h.retained.append(contentsOf: bytes)
+                if !h.retainedValid { h.ringFilled = 0; h.retainedValid = true }
+                if h.ring.isEmpty { h.ring = [UInt8](repeating: 0, count: keep) }
+                // Copy the last min(n, keep) bytes into the ring, in at most two pieces.
+                let n = min(bytes.count, keep)
+                var src = bytes.count - n
+                var pos = Int((h.next - UInt64(n)) % UInt64(keep))
+                h.ring.withUnsafeMutableBytes { ring in
+                    var left = n
+                    while left > 0 {
+                        let run = min(left, keep - pos)
+                        ring.baseAddress!.advanced(by: pos).copyMemory(from: bytes.baseAddress!.advanced(by: src), byteCount: run)
+                        left -= run
+                        src += run
+                        pos = 0
+                    }
                 }
+                h.ringFilled = min(keep, h.ringFilled + bytes.count)
             }
         }
         sink.streamData(c, dir, bytes, at: offset, frame: frame)
@@ -388,7 +396,8 @@ public final class TCPReassembler {
                 heldTotal -= h.heldBytes
                 h.held = []
                 h.heldBytes = 0
-                h.retained = []
+                h.ring = []
+                h.ringFilled = 0
             }
         }
         sink.connectionClosed(c)

@@ -73,6 +73,8 @@ public final class RuleContext {
     /// Called for each violation as it is judged (live output).
     public var onViolation: ((Violation) -> Void)?
     public private(set) var now: Timestamp = .zero
+    /// The last stanza judged by `StanzaAuthorization` and its verdict.
+    var lastStanzaAuthorization: (XMLElement, StanzaAuthorization)?
     /// Keep every violation in `violations` (offline); live runs only stream them.
     public var keepViolations = true
 

@@ -115,16 +115,17 @@ public enum XMPPEventKind: Sendable {
     case tlsStarted(looksLikeTLS: Bool)
 }
 
-/// One event with the span of the stream that carried it.
-public struct XMPPEvent: Sendable {
-    public var kind: XMPPEventKind
-    public var direction: Direction
+/// One event with the span of the stream that carried it. A class: every event visits the model,
+/// the pending expectations and a dozen rules, and passing a reference costs one retain.
+public final class XMPPEvent: @unchecked Sendable {
+    public let kind: XMPPEventKind
+    public let direction: Direction
     /// Stream offsets of the first byte and one past the last byte.
-    public var startOffset: UInt64
-    public var endOffset: UInt64
+    public let startOffset: UInt64
+    public let endOffset: UInt64
     /// First and last frames that carried those bytes.
-    public var firstFrame: FrameRef
-    public var lastFrame: FrameRef
+    public let firstFrame: FrameRef
+    public let lastFrame: FrameRef
 
     public init(kind: XMPPEventKind, direction: Direction, startOffset: UInt64, endOffset: UInt64,
                 firstFrame: FrameRef, lastFrame: FrameRef) {

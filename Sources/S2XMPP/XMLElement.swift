@@ -88,12 +88,15 @@ public final class XMLElement: @unchecked Sendable {
         self.local == local && self.namespace == namespace
     }
 
-    /// The text content, whitespace trimmed.
+    /// The text content, XML whitespace trimmed.
     public var trimmedText: String {
-        var s = Substring(text)
-        while let f = s.first, f.isWhitespace { s.removeFirst() }
-        while let l = s.last, l.isWhitespace { s.removeLast() }
-        return String(s)
+        var t = text
+        return t.withUTF8 { u in
+            var a = 0, b = u.count
+            while a < b, u[a] == 0x20 || u[a] == 0x0a || u[a] == 0x0d || u[a] == 0x09 { a += 1 }
+            while b > a, u[b - 1] == 0x20 || u[b - 1] == 0x0a || u[b - 1] == 0x0d || u[b - 1] == 0x09 { b -= 1 }
+            return a == 0 && b == u.count ? text : String(decoding: UnsafeBufferPointer(rebasing: u[a..<b]), as: UTF8.self)
+        }
     }
 
     /// A compact XML rendering for evidence (escaped, at most `limit` characters).

@@ -550,13 +550,19 @@ public final class XMPPStreamDecoder {
             if !stack.isEmpty && keepText { stack[stack.count - 1].truncated = true }
             return
         }
-        // Names, attributes and text become Strings only for the nodes the tree keeps.
+        // Names, attributes and text become Strings only for the nodes the tree keeps; a stanza's
+        // children keep only their names (the IQ rules count them and look for <error/>).
         let (ns, local, prefix) = splitName(name)
+        nodeCount += 1
+        if depth == 3 && !keepText {
+            pendingDeclarations.removeAll(keepingCapacity: true)
+            stack.append(XMLElement(local: local, namespace: ns, prefix: prefix))
+            return
+        }
         let decls = pendingDeclarations
         pendingDeclarations = []
         var attributes: [XMLAttribute] = []
         readAttributes(atts, into: &attributes)
-        nodeCount += 1
         if depth == 2 && (local == "message" || local == "presence" || local == "iq")
             && (ns == Namespace.server || ns == Namespace.client) {
             // Stanzas: rules need their addresses and the names of their children, never their

@@ -49,8 +49,8 @@ struct Live: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Put the interfaces in promiscuous mode.")
     var promiscuous = true
 
-    @Flag(inversion: .prefixedNo, help: "Deliver packets as they arrive (libpcap immediate mode).")
-    var immediate = true
+    @Flag(inversion: .prefixedNo, help: "Deliver each packet at once (libpcap immediate mode). Off by default: in immediate mode libpcap 1.10 cuts the kernel ring into snap-length slots, so a burst overflows it; without it packets arrive within 100 ms.")
+    var immediate = false
 
     @Option(name: .long, help: "Seconds between 'stats' events (packets, bytes, kernel drops, flows, memory); 0 = none.")
     var statsInterval: Double = 0

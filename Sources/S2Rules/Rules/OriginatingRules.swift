@@ -61,7 +61,7 @@ final class DBRes3: Rule {
         quiet: [Example.clean])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, _) = input.element, e.direction == .clientToServer, el.isStanza,
-              c.initialHeader != nil, !c.damaged[0], !c.tls, !c.saslSucceeded, c.validated.isEmpty else { return }
+              c.initialHeader != nil, !c.damaged[0], !c.hidden, !c.saslSucceeded, c.validated.isEmpty else { return }
         ctx.report(self, c, e.direction, actor: .originating, frame: e.firstFrame,
                    "The originating server sent a <\(el.local)/> before the receiving server validated any domain pair on this connection.",
                    evidence: el.render())

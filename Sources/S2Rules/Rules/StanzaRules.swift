@@ -53,8 +53,18 @@ final class StanzaAddr3: Rule {
 enum StanzaAuthorization {
     case fine, notValidated(String), wrongTarget(DomainPair)
 
-    static func judge(_ el: XMLElement, _ c: ConnectionModel, _ d: Direction) -> StanzaAuthorization {
-        guard d == .clientToServer, el.isStanza, c.initialHeader != nil, !c.damaged[0], !c.tls,
+    /// The judgement of the last stanza: three rules ask about the same element in a row.
+    /// Three rules ask about the same stanza in a row: the context keeps the last verdict, with
+    /// the element itself so that its identity cannot be reused by a later allocation.
+    static func judge(_ el: XMLElement, _ c: ConnectionModel, _ d: Direction, _ ctx: RuleContext) -> StanzaAuthorization {
+        if let (cached, verdict) = ctx.lastStanzaAuthorization, cached === el { return verdict }
+        let verdict = compute(el, c, d)
+        ctx.lastStanzaAuthorization = (el, verdict)
+        return verdict
+    }
+
+    private static func compute(_ el: XMLElement, _ c: ConnectionModel, _ d: Direction) -> StanzaAuthorization {
+        guard d == .clientToServer, el.isStanza, c.initialHeader != nil, !c.damaged[0], !c.hidden,
               let f = el[attribute: "from"].flatMap(jidDomain), let t = el[attribute: "to"].flatMap(jidDomain),
               !(c.validated.isEmpty && !c.saslSucceeded) else { return .fine }
         if !c.validatedSenders.contains(f) { return .notValidated(f) }
@@ -73,7 +83,7 @@ final class StanzaAddr4: Rule {
         firing: [Example.validated + "\nC> <message from='mallory@evil.example' to='v@b.example'><body>x</body></message>"],
         quiet: [Example.clean])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
-        guard let (e, el, c, _) = input.element, case .notValidated(let f) = StanzaAuthorization.judge(el, c, e.direction) else { return }
+        guard let (e, el, c, _) = input.element, case .notValidated(let f) = StanzaAuthorization.judge(el, c, e.direction, ctx) else { return }
         ctx.report(self, c, e.direction, actor: .originating, frame: e.firstFrame,
                    "A <\(el.local)/> claims to come from '\(f)', a domain never validated on this stream (validated: \(c.validatedSenders.sorted().joined(separator: ", "))).",
                    evidence: el.render())
@@ -89,7 +99,7 @@ final class StanzaAddr5: Rule {
         firing: [Example.validated + "\nC> <message from='mallory@evil.example' to='v@b.example'><body>x</body></message>\nS> <stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"],
         quiet: [Example.validated + "\nC> <message from='mallory@evil.example' to='v@b.example'><body>x</body></message>\nS> <stream:error><invalid-from xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>\nS> </stream:stream>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
-        guard let (e, _, c, _) = input.element, case .notValidated(let f) = StanzaAuthorization.judge(input.element!.1, c, e.direction) else { return }
+        guard let (e, el, c, _) = input.element, case .notValidated(let f) = StanzaAuthorization.judge(el, c, e.direction, ctx) else { return }
         demandStreamError(self, ctx, c, reactor: .serverToClient, actor: .receiving, trigger: e.firstFrame,
                           conditions: ["invalid-from"], what: "a stanza from the unvalidated domain '\(f)'",
                           keepSeverity: .high, otherSeverity: .low)
@@ -105,7 +115,7 @@ final class StanzaAddr6: Rule {
         firing: [Example.validated + "\nC> <message from='u@a.example' to='v@other.example'><body>x</body></message>"],
         quiet: [Example.clean])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
-        guard let (e, el, c, _) = input.element, case .wrongTarget(let pair) = StanzaAuthorization.judge(el, c, e.direction) else { return }
+        guard let (e, el, c, _) = input.element, case .wrongTarget(let pair) = StanzaAuthorization.judge(el, c, e.direction, ctx) else { return }
         ctx.report(self, c, e.direction, actor: .originating, frame: e.firstFrame,
                    "A <\(el.local)/> for \(pair) travels on a stream where only \(c.validated.map(\.description).sorted().joined(separator: ", ")) was validated.",
                    evidence: el.render())
@@ -169,7 +179,7 @@ final class StanzaIQ2: Rule {
         source: "RFC3920 §9.2.3; RFC6120 §8.2.3", observability: .crossConnection,
         firing: [Example.validated + "\nC> <iq from='a.example' to='b.example' id='p1' type='get'><ping xmlns='urn:xmpp:ping'/></iq>\n+70\n" + Example.message],
         quiet: [Example.validated + "\nC> <iq from='a.example' to='b.example' id='p1' type='get'><ping xmlns='urn:xmpp:ping'/></iq>\n" + "@3 10.0.0.2 -> 10.0.0.1\n3C> $HDR to='a.example' from='b.example'>\n3S> $HDR from='a.example' to='b.example' id='s3'>\n3C> <iq from='b.example' to='a.example' id='p1' type='result'/>\n+70\n" + Example.message])
-    struct Pending { var key: String; var frame: FrameRef; var connection: ConnectionID; var evidence: String }
+    struct Pending { var key: String; var frame: FrameRef; var connection: ConnectionID; var element: XMLElement }
     private var pending: [Pending] = []
     private var index: [String: Int] = [:]
     private var head = 0
@@ -181,7 +191,7 @@ final class StanzaIQ2: Rule {
                 if pending.count - head < 100_000 {
                     let key = "\(id)\u{1}\(from)\u{1}\(to)"
                     index[key] = pending.count
-                    pending.append(Pending(key: key, frame: e.firstFrame, connection: c.id, evidence: el.render()))
+                    pending.append(Pending(key: key, frame: e.firstFrame, connection: c.id, element: el))
                 }
             case "result", "error":
                 if let i = index.removeValue(forKey: "\(id)\u{1}\(to)\u{1}\(from)") { pending[i].key = "" }
@@ -197,7 +207,7 @@ final class StanzaIQ2: Rule {
                 index[p.key] = nil
                 ctx.report(description, severity: nil, p.connection, .clientToServer, actor: .acceptor, frame: p.frame,
                            "An IQ get/set got no result or error on any connection within \(Int(ctx.configuration.timers.iq)) s.",
-                           evidence: p.evidence)
+                           evidence: p.element.render())
             }
         }
         if head > 1024 && head * 2 > pending.count {

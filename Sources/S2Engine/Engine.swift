@@ -30,6 +30,8 @@ public final class Engine: ReassemblySink {
     public var onConnectionClosed: ((ConnectionModel) -> Void)?
     /// Connections seen and dialback exchanges completed, counted even when history is not kept.
     public private(set) var connectionsClosed = 0
+    /// Connections closed without any XMPP stream, counted and not kept in the report.
+    public private(set) var silentConnections = 0
     public private(set) var outcomes: [String: Int] = [:]
     public private(set) var violationsByRule: [String: Int] = [:]
     public private(set) var violationsBySeverity: [String: Int] = [:]
@@ -123,13 +125,14 @@ public final class Engine: ReassemblySink {
         if !configuration.retainHistory {
             for x in analyzer.model.exchanges where x.outcome == nil { reportPending(x) }
         }
-        report.connections = analyzer.model.connections
+        report.connections = analyzer.model.connections.sorted { $0.id < $1.id }
         report.exchanges = analyzer.model.exchanges
         report.violations = analyzer.violations.sorted {
             ($0.frame.input, $0.frame.number, $0.connection) < ($1.frame.input, $1.frame.number, $1.connection)
         }
         let s = reassembler.statistics
         report.statistics.tcpConnections = s.connectionsOpened
+        report.statistics.connectionsWithoutXMPP = silentConnections
         report.statistics.gapBytes = s.gapBytes
         report.statistics.connectionsEvicted = s.connectionsEvicted
         report.statistics.suppressedViolations = analyzer.context.suppressed
@@ -155,7 +158,13 @@ public final class Engine: ReassemblySink {
         }
     }
 
-    public func connectionOpened(_ c: TCPConnection) {
+    /// Nothing is allocated for a connection until it carries bytes: SYN floods and port scans
+    /// cost a reassembler entry each, not an XMPP parser pair and a model.
+    public func connectionOpened(_ c: TCPConnection) {}
+
+    private func context(for c: TCPConnection) -> ConnectionContext {
+        // Only this engine sets `context`, always to a ConnectionContext: skip the dynamic cast.
+        if let any = c.context { return unsafeDowncast(any, to: ConnectionContext.self) }
         let m = analyzer.open(id: c.id, client: c.client.description, server: c.server.description,
                               clientAddress: c.client.address.description, serverAddress: c.server.address.description,
                               input: c.firstFrame.input, frame: c.firstFrame)
@@ -171,22 +180,25 @@ public final class Engine: ReassemblySink {
         ctx.tls = tls
         ctx.decoder.tlsSink = tls
         c.context = ctx
+        return ctx
     }
 
     public func streamData(_ c: TCPConnection, _ d: Direction, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, frame: FrameRef) {
-        // Only this engine sets `context`, always to a ConnectionContext: skip the dynamic cast.
-        guard let any = c.context else { return }
-        unsafeDowncast(any, to: ConnectionContext.self).decoder.feed(d, bytes, at: offset, frame: frame)
+        context(for: c).decoder.feed(d, bytes, at: offset, frame: frame)
     }
 
     public func streamGap(_ c: TCPConnection, _ d: Direction, at offset: UInt64, length: UInt64, frame: FrameRef) {
-        guard let ctx = c.context as? ConnectionContext else { return }
+        let ctx = context(for: c)
         analyzer.damaged(ctx.model, d)
         ctx.decoder.gap(d, at: offset, length: length, frame: frame)
     }
 
     public func connectionClosed(_ c: TCPConnection) {
-        guard let ctx = c.context as? ConnectionContext else { return }
+        guard let ctx = c.context as? ConnectionContext else {
+            silentConnections += 1  // never carried a byte
+            connectionsClosed += 1
+            return
+        }
         ctx.tls.tlsFinish()
         ctx.decoder.finish()
         let afterProceed = ctx.decoder.initiator.encryptedBytes + ctx.decoder.acceptor.encryptedBytes
@@ -221,6 +233,11 @@ public final class Engine: ReassemblySink {
         if !configuration.retainHistory {
             // Exchanges that never got an answer are reported before they are forgotten.
             for x in analyzer.model.exchanges where x.outcome == nil && x.resultConnection == c.id { reportPending(x) }
+            analyzer.forget(ctx.model)
+        } else if ctx.model.streams.isEmpty && !analyzer.hasFindings(on: ctx.model) {
+            // A connection that never carried an XMPP stream (SYN scans, port probes, floods) is
+            // counted but not kept: the report's memory grows with XMPP traffic, not with flows.
+            silentConnections += 1
             analyzer.forget(ctx.model)
         }
     }

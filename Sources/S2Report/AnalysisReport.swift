@@ -29,6 +29,8 @@ public struct RunStatistics: Sendable {
     public var bytes: Int64 = 0
     public var tcpSegments = 0
     public var tcpConnections = 0
+    /// TCP connections on the s2s ports that carried no XMPP stream (listed nowhere, only counted).
+    public var connectionsWithoutXMPP = 0
     public var malformedPackets = 0
     public var encryptedBytes: UInt64 = 0
     public var gapBytes: UInt64 = 0

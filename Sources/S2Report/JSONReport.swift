@@ -55,6 +55,7 @@ public enum JSONReport {
         w.beginObject("suppressed_violations")
         for (k, v) in r.statistics.suppressedViolations.sorted(by: { $0.key < $1.key }) { w.field(k, v) }
         w.endObject()
+        w.field("tcp_connections_without_xmpp", r.statistics.connectionsWithoutXMPP)
         w.field("encrypted_bytes", r.statistics.encryptedBytes)
         w.field("gap_bytes", r.statistics.gapBytes)
         w.endObject()

@@ -81,7 +81,8 @@ public struct TextReport {
         }
         let bySeverity = Severity.allCases.reversed().map { s in "\(r.violations.filter { $0.severity == s }.count) \(s.name)" }
         let outcomes = ["valid", "invalid", "error", "pending"].map { k in "\(r.exchanges.filter { $0.outcomeName == k }.count) \(k)" }
-        o += "\nsummary  \(r.statistics.tcpConnections) TCP connections, \(r.xmppStreamCount) XMPP streams, \(r.exchanges.count) dialback exchanges (\(outcomes.joined(separator: ", ")))\n"
+        let silent = r.statistics.connectionsWithoutXMPP > 0 ? " (\(r.statistics.connectionsWithoutXMPP) without XMPP)" : ""
+        o += "\nsummary  \(r.statistics.tcpConnections) TCP connections\(silent), \(r.xmppStreamCount) XMPP streams, \(r.exchanges.count) dialback exchanges (\(outcomes.joined(separator: ", ")))\n"
         o += "         \(r.violations.count) violations (\(bySeverity.joined(separator: ", "))), \(r.anomalies.count) anomalies\n"
         if r.statistics.encryptedBytes > 0 {
             o += "         \(r.statistics.encryptedBytes) bytes were inside TLS and not checked (rules there are unknown, not passed)\n"

@@ -58,6 +58,9 @@ public final class Analyzer {
         model.release(c)
     }
 
+    /// Whether any violation was reported on the connection (or is still pending on it).
+    public func hasFindings(on c: ConnectionModel) -> Bool { context.hasFindings(on: c.id) }
+
     /// Drops a closed connection from memory (live mode keeps no history).
     public func forget(_ c: ConnectionModel) {
         context.forget(c)

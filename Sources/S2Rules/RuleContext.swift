@@ -159,6 +159,8 @@ public final class RuleContext {
         expectationCount = max(0, expectationCount)
     }
 
+    func hasFindings(on c: ConnectionID) -> Bool { perKey[c] != nil || expectations[c] != nil }
+
     /// Forgets the per-connection counters of a connection that is gone (live runs).
     func forget(_ c: ConnectionModel) {
         perKey[c.id] = nil

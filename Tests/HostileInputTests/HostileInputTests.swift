@@ -17,7 +17,7 @@ struct HostileInputTests {
         static let small = 48.0          // refused files, captures of a few frames (measured ~23–26)
         static let bomb = 64.0           // billion laughs, 100,000-deep nesting, odd bytes (~26)
         static let hugeStanza = 96.0     // one 20 MB stanza: parsed, 1 MiB kept at most (~26)
-        static let synFlood = 1024.0     // 200,000 SYN-only flows, 100,000 tracked at once (~600–750)
+        static let synFlood = 160.0      // 200,000 SYN-only flows, 100,000 tracked at once (~116)
     }
 
     // MARK: - Helpers
@@ -275,6 +275,8 @@ struct HostileInputTests {
         #expect(anomalies(json, kind: "limit-reached").contains { ($0["message"] as? String ?? "").contains("connection table full") },
                 "one limit-reached anomaly for the connection table")
         #expect(anomalies(json, kind: "limit-reached").count == 1)
+        #expect(summary["tcp_connections_without_xmpp"] as? Int == 200_000, "SYN-only flows are counted, not listed")
+        #expect((json["connections"] as? [Any])?.count == 2, "only the dialback's connections are listed")
         expectValidDialback(json, "SYN flood")
         expectBelow(r, Bound.synFlood, "200,000 SYN-only flows")
     }

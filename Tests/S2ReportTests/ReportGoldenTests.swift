@@ -1,3 +1,4 @@
+import S2TestSupport
 import Foundation
 import Testing
 

@@ -1,3 +1,4 @@
+import S2TestSupport
 import Foundation
 
 /// Helpers of the report tests: scratch folders, subprocesses, headless Chromium, python3.

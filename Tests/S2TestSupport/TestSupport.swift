@@ -1,10 +1,11 @@
+/// Helpers shared by the test targets that run the real `s2scope` binary.
 import Foundation
 
 /// The repository root (tests read fixtures from it).
-let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+public let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
 /// The `s2scope` executable built next to the test bundle.
-func s2scopeBinary() -> URL {
+public func s2scopeBinary() -> URL {
     var dir = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
     for _ in 0..<4 {
         let candidate = dir.appendingPathComponent("s2scope")
@@ -14,14 +15,19 @@ func s2scopeBinary() -> URL {
     return repoRoot.appendingPathComponent(".build/debug/s2scope")
 }
 
-struct RunResult {
-    var status: Int32
-    var stdout: String
-    var stderr: String
+public struct RunResult {
+    public var status: Int32
+    public var stdout: String
+    public var stderr: String
+    public init(status: Int32, stdout: String, stderr: String) {
+        self.status = status
+        self.stdout = stdout
+        self.stderr = stderr
+    }
 }
 
 /// Runs s2scope with `arguments` (and optional standard input) and collects its output.
-func runS2Scope(_ arguments: [String], stdin: Data? = nil, environment: [String: String]? = nil) throws -> RunResult {
+public func runS2Scope(_ arguments: [String], stdin: Data? = nil, environment: [String: String]? = nil) throws -> RunResult {
     let p = Process()
     p.executableURL = s2scopeBinary()
     p.arguments = arguments
@@ -46,7 +52,7 @@ func runS2Scope(_ arguments: [String], stdin: Data? = nil, environment: [String:
                      stderr: String(decoding: errData, as: UTF8.self))
 }
 
-func temporaryFile(_ bytes: [UInt8], suffix: String = ".pcap") -> String {
+public func temporaryFile(_ bytes: [UInt8], suffix: String = ".pcap") -> String {
     let path = NSTemporaryDirectory() + "s2scope-test-\(UUID().uuidString)\(suffix)"
     FileManager.default.createFile(atPath: path, contents: Data(bytes))
     return path

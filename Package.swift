@@ -12,7 +12,9 @@ let package = Package(
     name: "S2Scope",
     products: [
         .library(name: "S2Scope", targets: ["S2Engine", "S2Report", "S2Rules", "S2Dialback", "S2XMPP",
-                                            "S2Reassembly", "S2Wire", "S2Capture", "S2Model", "S2Synth"]),
+                                            "S2Reassembly", "S2TLS", "S2Wire", "S2Capture", "S2Model", "S2Synth"]),
+        // Synthetic captures (transcripts → TCP/IP frames → pcap) for tests, fuzz seeds and benchmarks.
+        .library(name: "S2Synth", targets: ["S2Synth"]),
         .executable(name: "s2scope", targets: ["s2scope"]),
     ],
     dependencies: [
@@ -40,7 +42,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "S2WireTests", dependencies: ["S2Wire", "S2Capture", "S2Model"]),
-        .testTarget(name: "S2ReassemblyTests", dependencies: ["S2Reassembly", "S2Wire", "S2Capture", "S2Model", "S2Synth"]),
+        .testTarget(name: "S2ReassemblyTests", dependencies: ["S2Reassembly", "S2TLS", "S2Wire", "S2Capture", "S2Model", "S2Synth"]),
         .testTarget(name: "S2XMPPTests", dependencies: ["S2XMPP", "S2Model"]),
         .testTarget(name: "S2RulesTests", dependencies: ["S2Rules", "S2Dialback", "S2XMPP", "S2Model", "S2Engine"]),
         .target(name: "S2TestSupport", path: "Tests/S2TestSupport"),

@@ -21,6 +21,7 @@ enum ProfileOption: String, ExpressibleByArgument, CaseIterable {
 extension Severity: ExpressibleByArgument {
     public init?(argument: String) { self.init(name: argument) }
     public static var allValueStrings: [String] { Severity.allCases.map(\.name) }
+    public var defaultValueDescription: String { name }
 }
 
 /// Options shared by everything that analyses traffic.

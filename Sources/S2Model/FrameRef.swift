@@ -34,7 +34,9 @@ public struct ConnectionID: Hashable, Comparable, Sendable, CustomStringConverti
 }
 
 /// Severity levels of RULES.md, ordered from least to most severe.
-public enum Severity: Int, Comparable, Sendable, CaseIterable {
+public enum Severity: Int, Comparable, Sendable, CaseIterable, CustomStringConvertible {
+    public var description: String { name }
+
     case info = 0, low, medium, high, critical
 
     public static func < (a: Severity, b: Severity) -> Bool { a.rawValue < b.rawValue }

@@ -18,10 +18,10 @@ enum ProfileOption: String, ExpressibleByArgument, CaseIterable {
     case auto, rfc3920, xep0220
 }
 
-extension Severity: ExpressibleByArgument {
-    public init?(argument: String) { self.init(name: argument) }
-    public static var allValueStrings: [String] { Severity.allCases.map(\.name) }
-    public var defaultValueDescription: String { name }
+/// `--fail-on` values (String-backed so that help prints names, not Severity's raw integers).
+enum FailOn: String, ExpressibleByArgument, CaseIterable {
+    case info, low, medium, high, critical
+    var severity: Severity { Severity(name: rawValue)! }
 }
 
 /// Options shared by everything that analyses traffic.
@@ -32,8 +32,8 @@ struct AnalysisOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("BPF filter applied to every frame (frames it drops still count for frame numbers).", valueName: "expr"))
     var filter: String?
 
-    @Option(name: .long, help: "Severity at or above which the exit status is 1: info, low, medium, high, critical.")
-    var failOn: Severity = .high
+    @Option(name: .long, help: "Severity at or above which the exit status is 1.")
+    var failOn: FailOn = .high
 
     @Option(name: .long, help: ArgumentHelp("Do not check this rule (an ID from 's2scope rules'); repeatable.", valueName: "rule"))
     var disable: [String] = []
@@ -213,7 +213,7 @@ struct Analyze: ParsableCommand {
                 throw FatalError(message: e.message)
             }
         }
-        if report.count(atLeast: analysis.failOn) > 0 { throw ExitCode(1) }
+        if report.count(atLeast: analysis.failOn.severity) > 0 { throw ExitCode(1) }
     }
 }
 

@@ -179,7 +179,7 @@ struct Live: ParsableCommand {
         }
         _ = report
         if let output, sink != stdout { fclose(sink); _ = output }
-        let failing = Severity.allCases.filter { $0 >= analysis.failOn }.reduce(0) { $0 + engine.violationsBySeverity[$1.name, default: 0] }
+        let failing = Severity.allCases.filter { $0 >= analysis.failOn.severity }.reduce(0) { $0 + engine.violationsBySeverity[$1.name, default: 0] }
         if failing > 0 { throw ExitCode(1) }
     }
 

@@ -19,6 +19,7 @@ struct HostileInputTests {
         static let bomb = 64.0           // billion laughs, 100,000-deep nesting, odd bytes (~26)
         static let hugeStanza = 96.0     // one 20 MB stanza: parsed, 1 MiB kept at most (~26)
         static let synFlood = 160.0      // 200,000 SYN-only flows, 100,000 tracked at once (~116)
+        static let millionFlows = 96.0   // 1,000,000 SYN-only flows with --max-connections 50000
     }
 
     // MARK: - Helpers
@@ -280,5 +281,26 @@ struct HostileInputTests {
         #expect((json["connections"] as? [Any])?.count == 2, "only the dialback's connections are listed")
         expectValidDialback(json, "SYN flood")
         expectBelow(r, Bound.synFlood, "200,000 SYN-only flows")
+    }
+
+    /// Issue "TCP reassembly": a flood of 1,000,000 SYN-only flows stays under the documented cap
+    /// (here `--max-connections 50000`), measured on the real binary.
+    @Test func millionSYNOnlyFlowsStayUnderTheMemoryCap() throws {
+        var cap = try HostileCapture()
+        let server = PacketBuilder.addressBytes("10.0.0.2")
+        for i in 0..<1_000_000 {
+            let src: [UInt8] = [172, 16 + UInt8(i >> 16), UInt8(i >> 8 & 0xff), UInt8(i & 0xff)]
+            cap.add(PacketBuilder.tcpFrame(src: src, dst: server, sport: UInt16(1024 + i % 60_000), dport: 5269,
+                                           seq: UInt32(truncatingIfNeeded: i) &* 2_654_435_761, ack: 0, flags: 0x02, payload: []))
+        }
+        let path = cap.write()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let r = try analyse(path, ["--max-connections", "50000"])
+        let json = try analysed(r, "million SYN flood")
+        let summary = json["summary"] as? [String: Any] ?? [:]
+        #expect(summary["tcp_connections"] as? Int == 1_000_002)
+        #expect(summary["tcp_connections_without_xmpp"] as? Int == 1_000_000)
+        expectValidDialback(json, "million SYN flood")
+        expectBelow(r, Bound.millionFlows, "1,000,000 SYN-only flows")
     }
 }

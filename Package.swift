@@ -15,6 +15,8 @@ let package = Package(
                                             "S2Reassembly", "S2TLS", "S2Wire", "S2Capture", "S2Model", "S2Synth"]),
         // Synthetic captures (transcripts → TCP/IP frames → pcap) for tests, fuzz seeds and benchmarks.
         .library(name: "S2Synth", targets: ["S2Synth"]),
+        // The XMPP stream layer alone (expat push parser → stream events), for its micro-benchmark.
+        .library(name: "S2XMPPStream", targets: ["S2XMPP"]),
         .executable(name: "s2scope", targets: ["s2scope"]),
     ],
     dependencies: [

@@ -8,6 +8,7 @@ let package = Package(
     name: "S2ScopeBenchmarks",
     products: [
         .executable(name: "s2scope-gen", targets: ["s2scope-gen"]),
+        .executable(name: "xmpp-bench", targets: ["xmpp-bench"]),
     ],
     dependencies: [
         // Only the S2Synth product (packet builder, pcap writer): a cold build skips the analyzer.
@@ -19,6 +20,7 @@ let package = Package(
             dependencies: [.product(name: "S2Synth", package: "S2Scope")],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
+        .executableTarget(name: "xmpp-bench", dependencies: [.product(name: "S2XMPPStream", package: "S2Scope")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,4 +1,5 @@
 # S2Scope — the two quick-start commands are `make demo` and `make test`.
+SHELL := /bin/bash
 SWIFT ?= swift
 DEMO ?= fixtures/lab/prosody-prosody.pcap
 
@@ -27,7 +28,8 @@ demo: release
 test:
 	@scripts/install-deps.sh test
 	$(SWIFT) build --build-tests
-	$(SWIFT) test
+	@mkdir -p .build
+	set -o pipefail; $(SWIFT) test --disable-xctest 2>&1 | tee .build/test.log
 
 # Regenerates the synthetic decode/reassembly fixtures (byte-identical on every run).
 fixtures:

@@ -84,7 +84,8 @@ public final class DialbackModel {
     /// keeps memory flat. Offline runs keep everything for the report.
     public func forget(_ c: ConnectionModel) {
         byID[c.id] = nil
-        if let i = connections.firstIndex(where: { $0 === c }) { connections.remove(at: i) }
+        // The closing connection is usually among the latest: search from the end.
+        if let i = connections.lastIndex(where: { $0 === c }) { connections.remove(at: i) }
         let gone = exchanges.filter { x in
             x.resultConnection == c.id || (x.outcome != nil && byID[x.resultConnection] == nil)
         }

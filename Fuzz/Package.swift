@@ -12,9 +12,9 @@ let package = Package(
     dependencies: [.package(name: "S2Scope", path: "..")],
     targets: [
         .target(name: "CFuzzDriver"),
-        .target(name: "FuzzTargets", dependencies: [.product(name: "S2Scope", package: "S2Scope")]),
+        .target(name: "FuzzTargets", dependencies: ["CFuzzDriver", .product(name: "S2Scope", package: "S2Scope")]),
     ] + fuzzTargets.map {
-        .executableTarget(name: "fuzz-\($0)", dependencies: ["FuzzTargets", "CFuzzDriver"])
+        .executableTarget(name: "fuzz-\($0)", dependencies: ["FuzzTargets"])
     },
     swiftLanguageModes: [.v6]
 )

@@ -205,10 +205,13 @@ public final class Engine: ReassemblySink {
         if ctx.decoder.tls {
             let t = ctx.tls.info
             if configuration.retainHistory { report.tlsInfo[c.id] = Engine.reportInfo(t) }
+            // No stream header before the TLS records: TLS without STARTTLS (direct TLS on this port).
+            let how = ctx.model.streams.isEmpty ? "direct TLS (no STARTTLS)" : "STARTTLS"
+            let whereFrom = ctx.model.streams.isEmpty ? "from the first byte" : "after <proceed/>"
             if configuration.keyLog == nil {
                 report.statistics.encryptedBytes += afterProceed
                 anomaly(Anomaly(kind: .encrypted, connection: c.id, frame: ctx.model.tlsFrame, bytes: afterProceed,
-                                message: "STARTTLS: \(afterProceed) bytes after <proceed/> are encrypted and were not checked (dialback inside TLS is invisible without the session keys; a TLS key log given with --keylog would reveal it)"))
+                                message: "\(how): \(afterProceed) bytes \(whereFrom) are encrypted and were not checked (dialback inside TLS is invisible without the session keys; a TLS key log given with --keylog would reveal it)"))
             } else {
                 report.statistics.encryptedBytes += t.undecryptedBytes
                 if t.undecryptedBytes > 0 && !ctx.tls.reportedProblem {

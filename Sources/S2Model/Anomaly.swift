@@ -27,6 +27,8 @@ public enum AnomalyKind: String, Sendable, CaseIterable {
     case fragmentIncomplete = "fragment-incomplete"
     /// The capture reported packets dropped by the kernel or interface.
     case captureDrops = "capture-drops"
+    /// A direction on the s2s port carries another protocol (HTTP, SSH…), not XML: not analysed.
+    case notXMPP = "not-xmpp"
 }
 
 /// One anomaly, pointing back at the frame where it was noticed.

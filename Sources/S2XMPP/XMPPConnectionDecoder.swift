@@ -49,6 +49,7 @@ public final class XMPPConnectionDecoder: XMPPEventSink {
     }
 
     public func xmppEvent(_ event: XMPPEvent) {
+        if case .tlsStarted = event.kind { tls = true }  // after <proceed/>, or direct TLS
         sink.xmppEvent(event)
         guard case .element(let el) = event.kind else { return }
         let from = decoder(event.direction)

@@ -43,6 +43,10 @@ public final class XMPPStreamDecoder {
     public private(set) var skippedBytes: UInt64 = 0
     /// Receives the TLS records after `<proceed/>` (nil: they are only counted).
     public weak var tlsSink: TLSRecordSink?
+    /// Whether the first bytes of the direction were classified (direct TLS, another protocol).
+    private var streamStartChecked = false
+    /// The direction carries another protocol: its bytes are ignored.
+    private var foreign = false
     /// Decrypted bytes parsed as the restarted stream inside TLS.
     public private(set) var decryptedBytes: UInt64 = 0
 
@@ -94,6 +98,11 @@ public final class XMPPStreamDecoder {
     /// Feeds the next chunk of the direction's byte stream, starting at stream offset `offset`.
     public func feed(_ bytes: UnsafeRawBufferPointer, at offset: UInt64, frame: FrameRef) {
         guard !bytes.isEmpty else { return }
+        if !streamStartChecked && !insideTLS {
+            streamStartChecked = true
+            if offset == 0 && classifyStreamStart(bytes, frame: frame) { return }
+        }
+        if foreign { return }
         if transportTLS, tlsSink != nil {
             if !insideTLS { index.append(offset: offset, frame: frame) }
             lastFrame = frame
@@ -101,6 +110,27 @@ public final class XMPPStreamDecoder {
             return
         }
         feedBytes(bytes, at: offset, frame: frame)
+    }
+
+    /// Looks at the first bytes of a direction that starts at offset 0. A TLS record there means TLS
+    /// without STARTTLS (XEP-0368 direct TLS on the s2s port): it is handled as TLS, not as broken
+    /// XML. Another protocol's greeting (HTTP, SSH) is reported once as `not-xmpp` and ignored.
+    /// Anything else goes to the XML parser (a midstream pickup may start inside an element).
+    /// Returns true when the bytes were consumed here.
+    private func classifyStreamStart(_ b: UnsafeRawBufferPointer, frame: FrameRef) -> Bool {
+        if (0x14...0x17).contains(b[0]) {  // TLS content types; control characters, never XML
+            mode = .tls
+            transportTLS = true
+            return false
+        }
+        let head = String(decoding: b.prefix(8), as: UTF8.self)
+        for greeting in ["GET ", "POST ", "HEAD ", "PUT ", "OPTIONS ", "CONNECT ", "HTTP/1.", "SSH-", "PRI * "] where head.hasPrefix(greeting) {
+            foreign = true
+            sink.xmppAnomaly(Anomaly(kind: .notXMPP, connection: connection, direction: direction, frame: frame,
+                                     message: "the \(direction.reportName) direction starts with '\(greeting.trimmingTrailingSpace)', not XML: another protocol on the s2s port, not analysed"))
+            return true
+        }
+        return false
     }
 
     /// Decrypted application data of this direction (from the TLS layer), carried by the record
@@ -665,6 +695,10 @@ public final class XMPPStreamDecoder {
             i += 2
         }
     }
+}
+
+extension String {
+    var trimmingTrailingSpace: String { hasSuffix(" ") ? String(dropLast()) : self }
 }
 
 @inline(__always) func isXMLSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x0a || b == 0x0d || b == 0x09 }

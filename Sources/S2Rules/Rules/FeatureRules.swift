@@ -87,7 +87,9 @@ final class TLS1: Rule {
         firing: ["C> $HDR to='b.example' from='a.example'>\nS> $HDR from='b.example' to='a.example' id='x1'>\nS> <stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:features>\nC> <starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\nS> <proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\nC> <db:result from='a.example' to='b.example'>k</db:result>"],
         quiet: ["C> $HDR to='b.example' from='a.example'>\nS> $HDR from='b.example' to='a.example' id='x1'>\nS> <stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:features>\nC> <starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\nS> <proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\nC> \\x16\\x03\\x01\\x00\\x05hello"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
-        guard case .event(let e, let c, _) = input, case .tlsStarted(let looks) = e.kind, !looks else { return }
+        // Only after STARTTLS: a direction that starts with TLS (direct TLS) has no <proceed/> to follow.
+        guard case .event(let e, let c, _) = input, case .tlsStarted(let looks) = e.kind, !looks,
+              c.header(e.direction) != nil || c.header(e.direction.reversed) != nil else { return }
         ctx.report(self, c, e.direction, actor: e.direction.senderActor, frame: e.firstFrame,
                    "After <proceed/> the \(e.direction.sideName)'s next bytes are not a TLS record: plaintext continued where TLS must start.",
                    evidence: "bytes at stream offset \(e.startOffset) do not start with a TLS record header (0x16 0x03)")

@@ -156,7 +156,6 @@ public final class RuleContext {
         }
         list.removeAll { $0.done }
         expectations[c.id] = list.isEmpty ? nil : list
-        expectationCount = max(0, expectationCount)
     }
 
     func hasFindings(on c: ConnectionID) -> Bool { perKey[c] != nil || expectations[c] != nil }

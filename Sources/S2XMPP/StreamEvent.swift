@@ -48,39 +48,12 @@ public struct StreamHeader: Sendable, Hashable {
 
     public var isStreamRoot: Bool { local == "stream" && namespace == Namespace.streams }
 
+    /// The header's start tag as sent (escaped, at most `limit` characters).
     public func render(limit: Int = 400) -> String {
-        XMLElement(local: local, namespace: namespace, prefix: prefix, attributes: attributes,
-                   declarations: declarations).render(limit: limit).replacingOccurrences(of: "/>", with: ">")
-    }
-}
-
-extension String {
-    func replacingOccurrences(of a: String, with b: String) -> String {
-        guard !a.isEmpty else { return self }
         var out = ""
-        var rest = Substring(self)
-        while let r = rest.range(of: a) {
-            out += rest[..<r.lowerBound]
-            out += b
-            rest = rest[r.upperBound...]
-        }
-        out += rest
-        return out
-    }
-}
-
-extension Substring {
-    func range(of needle: String) -> Range<Substring.Index>? {
-        let n = Array(needle.utf8)
-        let u = self.utf8
-        var i = u.startIndex
-        while i != u.endIndex {
-            var j = i, k = 0
-            while k < n.count, j != u.endIndex, u[j] == n[k] { j = u.index(after: j); k += 1 }
-            if k == n.count { return i..<j }
-            i = u.index(after: i)
-        }
-        return nil
+        XMLElement.renderStartTag(prefix.map { "\($0):\(local)" } ?? local, declarations, attributes, into: &out)
+        out += ">"
+        return out.count > limit ? String(out.prefix(limit)) + "…" : out
     }
 }
 

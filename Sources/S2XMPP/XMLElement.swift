@@ -107,14 +107,20 @@ public final class XMLElement: @unchecked Sendable {
         return out
     }
 
-    private func render(into out: inout String, limit: Int) {
-        if out.count > limit { return }
+    /// `<name xmlns…='…' attr='…'` without the closing `>` (shared with `StreamHeader.render`).
+    static func renderStartTag(_ qualifiedName: String, _ declarations: [NamespaceDeclaration], _ attributes: [XMLAttribute],
+                               into out: inout String) {
         out += "<" + qualifiedName
         for d in declarations {
             out += d.prefix.map { " xmlns:\($0)='" } ?? " xmlns='"
             out += escapeXML(d.uri) + "'"
         }
         for a in attributes { out += " \(a.qualifiedName)='\(escapeXML(a.value))'" }
+    }
+
+    private func render(into out: inout String, limit: Int) {
+        if out.count > limit { return }
+        XMLElement.renderStartTag(qualifiedName, declarations, attributes, into: &out)
         if children.isEmpty && text.isEmpty && !truncated {
             out += "/>"
             return

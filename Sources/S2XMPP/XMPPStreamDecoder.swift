@@ -187,9 +187,6 @@ public final class XMPPStreamDecoder {
         index.append(offset: offset, frame: frame)
         switch mode {
         case .xml:
-            if parser == nil && depth == 0 && header == nil && offset == 0 {
-                // Nothing parsed yet: start in resync mode so a header or stanza can be found.
-            }
             destroyParser()
             mode = .resync
             resyncFrom = offset
@@ -362,16 +359,12 @@ public final class XMPPStreamDecoder {
         let i = Int(absolute - currentChunkOffset)
         let end = min(c.count, i + 4)
         guard i < end else { return true }
-        var bytes = Array(c[i..<end])
-        // A sequence cut by the chunk end cannot be judged; only report clear breakage.
         var decoder = UTF8()
-        var it = bytes.makeIterator()
+        var it = c[i..<end].makeIterator()
         switch decoder.decode(&it) {
-        case .scalarValue: return true
-        case .emptyInput: return true
-        case .error:
-            bytes.removeAll()
-            return end - i < 4 && c.count == end ? true : false
+        case .scalarValue, .emptyInput: return true
+        // A sequence cut by the chunk end cannot be judged; only report clear breakage.
+        case .error: return end - i < 4 && end == c.count
         }
     }
 
@@ -490,9 +483,6 @@ public final class XMPPStreamDecoder {
             mode = .xml
             makeParser(base: Int64(offset))
             return
-        }
-        if text == "</\(sp):stream" {
-            // Wrap the closing tag in a synthetic header so the parser sees it close.
         }
         // Re-create the namespace context of the stream header.
         let synthetic = syntheticHeader()

@@ -225,7 +225,19 @@ func metricsText(engine: Engine, capture: LiveCapture) -> String {
         o += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
         for (labels, v) in samples { o += "\(name)\(labels) \(v == v.rounded() ? String(Int64(v)) : String(v))\n" }
     }
-    func esc(_ v: String) -> String { v.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"").replacingOccurrences(of: "\n", with: "\\n") }
+    // Label values escape backslash, double quote and newline (Prometheus text format).
+    func esc(_ v: String) -> String {
+        var out = ""
+        for ch in v {
+            switch ch {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            default: out.append(ch)
+            }
+        }
+        return out
+    }
     metric("s2scope_packets_total", "Frames captured.", "counter", [("", Double(engine.report.statistics.packets))])
     metric("s2scope_bytes_total", "Bytes captured.", "counter", [("", Double(engine.report.statistics.bytes))])
     metric("s2scope_kernel_drops_total", "Packets dropped by the kernel or interface.", "counter", [("", Double(s.dropped + s.interfaceDropped))])
@@ -240,15 +252,4 @@ func metricsText(engine: Engine, capture: LiveCapture) -> String {
            engine.report.statistics.anomaliesByKind.sorted { $0.key < $1.key }.map { ("{kind=\"\(esc($0.key))\"}", Double($0.value)) })
     metric("s2scope_resident_bytes", "Resident memory.", "gauge", [("", Double(residentBytes()))])
     return o
-}
-
-extension String {
-    func replacingOccurrences(of a: String, with b: String) -> String {
-        var out = ""
-        var i = startIndex
-        while i < endIndex {
-            if self[i...].hasPrefix(a) { out += b; i = index(i, offsetBy: a.count) } else { out.append(self[i]); i = index(after: i) }
-        }
-        return out
-    }
 }

@@ -216,15 +216,6 @@ struct ReassemblyFixtureTests {
 }
 
 struct ReassemblyLimitTests {
-    /// Reads the process's peak resident set (VmHWM) in KiB.
-    static func peakRSSKiB() -> Int {
-        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-        for line in s.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-            return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
-        }
-        return 0
-    }
-
     final class CountingSink: ReassemblySink {
         var opened = 0, closed = 0, limitAnomalies = 0, anomalies = 0
         func connectionOpened(_ c: TCPConnection) { opened += 1 }
@@ -240,7 +231,6 @@ struct ReassemblyLimitTests {
         let sink = CountingSink()
         let r = TCPReassembler(limits: limits, sink: sink, isServerPort: { $0 == 5269 })
         let server = Endpoint(address: IPAddress(ipv4: 0x0A00_0002), port: 5269)
-        let before = Self.peakRSSKiB()
         [UInt8]().withUnsafeBytes { empty in
             for i in 0..<1_000_000 {
                 let src = Endpoint(address: IPAddress(ipv4: 0x0B00_0000 | UInt32(i >> 8)), port: UInt16(1024 + (i & 0xff)))
@@ -258,7 +248,6 @@ struct ReassemblyLimitTests {
         // Memory is bounded by the table cap (asserted on every packet above); the binary's peak
         // RSS on a SYN flood is measured out of process in HostileInputTests (tests here run in
         // parallel, so this process's peak says little).
-        _ = before
     }
 
     @Test func outOfOrderBufferIsBoundedAndTheHoleBecomesAGap() {

@@ -59,6 +59,8 @@ public final class ConnectionModel {
     public internal(set) var features: XMLElement?
     /// Features offered before TLS (for STREAM-FEAT-2 / TLS-3).
     public internal(set) var preTLSFeatures: XMLElement?
+    /// The pre-TLS features marked STARTTLS `<required/>`.
+    public internal(set) var startTLSRequired = false
     public internal(set) var tls = false
     public internal(set) var tlsFrame: FrameRef?
     /// A stream header arrived after the switch to TLS: the session is being decrypted (key log).
@@ -119,6 +121,12 @@ public final class ConnectionModel {
     public var acceptorAdvertisedDialback: Bool {
         (responseHeader?.prefixes(for: Namespace.dialback).isEmpty == false)
             || (features ?? preTLSFeatures)?.child("dialback", namespace: Namespace.dialbackFeature) != nil
+    }
+
+    /// Whether `domain` was validated for the initiator on this connection (by dialback or SASL).
+    public func hasValidatedSender(_ domain: String) -> Bool {
+        if saslSucceeded, initialHeader?.from == domain { return true }
+        return validated.contains { $0.sender == domain }
     }
 
     /// Domains validated for the initiator on this connection (by dialback or SASL).

@@ -3,7 +3,8 @@ import S2XMPP
 
 /// How a top-level dialback element relates to what came before (the model's verdict, which
 /// rules then judge).
-public enum DialbackEvent: Sendable {
+/// Indirect: rules receive it with every element, and a boxed payload copies as one retain.
+public indirect enum DialbackEvent: Sendable {
     /// Untyped db:result from the initiator (XEP-0220 step 1).
     case resultRequest(DialbackExchange?)
     /// Typed db:result from the acceptor; `request` is the pending request it answers (nil: unsolicited).
@@ -148,7 +149,10 @@ public final class DialbackModel {
         if el.namespace == Namespace.streams {
             if el.local == "features" && d == .serverToClient {
                 c.features = el
-                if !c.tls { c.preTLSFeatures = el }
+                if !c.tls {
+                    c.preTLSFeatures = el
+                    c.startTLSRequired = el.child("starttls", namespace: Namespace.tls)?.child("required") != nil
+                }
             } else if el.local == "error" && c.streamError[d.rawValue] == nil {
                 c.streamError[d.rawValue] = el
                 c.streamErrorFrame[d.rawValue] = e.firstFrame

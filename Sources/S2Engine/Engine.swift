@@ -25,6 +25,7 @@ public final class Engine: ReassemblySink {
     public var onDialback: ((DialbackExchange) -> Void)?
     /// Called with every piece of TLS application data decrypted with the key log (connection,
     /// direction, plaintext, the frame that completed its record) before the XMPP layer parses it.
+    /// Single-threaded runs only (`threads` == 1).
     public var onDecrypted: ((ConnectionID, Direction, UnsafeRawBufferPointer, FrameRef) -> Void)?
     /// Called when a connection ends, before a live run forgets it.
     public var onConnectionClosed: ((ConnectionModel) -> Void)?
@@ -41,6 +42,9 @@ public final class Engine: ReassemblySink {
     private var currentInput = 0
     private let started = MonotonicClock.now()
     private var finished = false
+    /// Set with `threads` > 1: XML parsing on worker threads.
+    private var parallel: ParallelParsing?
+    private var lastAdvance = Timestamp(seconds: .min, nanoseconds: 0)
 
     public init(configuration: EngineConfiguration = .init()) {
         self.configuration = configuration
@@ -53,6 +57,7 @@ public final class Engine: ReassemblySink {
         analyzer.context.keepViolations = configuration.retainHistory
         let ports = configuration.ports
         reassembler = TCPReassembler(limits: configuration.reassembly, sink: self, isServerPort: { ports.contains($0) })
+        if configuration.threads > 1 { parallel = ParallelParsing(engine: self, workers: configuration.threads - 1, round: configuration.parallelRound) }
     }
 
     // MARK: - Inputs
@@ -109,7 +114,15 @@ public final class Engine: ReassemblySink {
         case .failure:
             break
         }
-        analyzer.advance(to: frame.time)
+        if let parallel {
+            if frame.time > lastAdvance {
+                lastAdvance = frame.time
+                parallel.step(.advance(frame.time))
+            }
+            parallel.packetDone()
+        } else {
+            analyzer.advance(to: frame.time)
+        }
     }
 
     /// Ends the analysis: open connections are flushed and every pending timer judged.
@@ -121,6 +134,7 @@ public final class Engine: ReassemblySink {
             anomaly(Anomaly(kind: .fragmentIncomplete, frame: f, message: "IP fragments starting at frame \(f.number) never completed a datagram"))
         }
         reassembler.finish()
+        parallel?.finish()
         analyzer.finish()
         if !configuration.retainHistory {
             for x in analyzer.model.exchanges where x.outcome == nil { reportPending(x) }
@@ -142,20 +156,32 @@ public final class Engine: ReassemblySink {
 
     // MARK: - Reassembly sink
 
-    final class ConnectionContext: XMPPEventSink {
-        let model: ConnectionModel
-        var decoder: XMPPConnectionDecoder!
-        var tls: TLSSession!
+    /// The engine's side of one connection: its model (set when the open is applied) and its
+    /// parser (run here, or on a worker with `--threads`).
+    final class ConnectionContext: ParseOutputSink {
+        var model: ConnectionModel!
+        var parser: ConnectionParser!
+        var summary: ParseSummary?
+        let worker: Int
         unowned let engine: Engine
-        init(model: ConnectionModel, engine: Engine) {
-            self.model = model
+        init(engine: Engine, worker: Int) {
             self.engine = engine
+            self.worker = worker
         }
-        func xmppEvent(_ event: XMPPEvent) { engine.analyzer.event(event, on: model) }
-        func xmppAnomaly(_ anomaly: Anomaly) {
-            if anomaly.kind == .xmlDesync, let d = anomaly.direction { engine.analyzer.damaged(model, d) }
-            engine.anomaly(anomaly)
-        }
+        func parsed(_ output: ParseOutput) { engine.apply(output, to: self) }
+    }
+
+    struct OpenInfo {
+        var id: ConnectionID
+        var client: Endpoint
+        var server: Endpoint
+        var frame: FrameRef
+    }
+
+    struct CloseInfo {
+        var id: ConnectionID
+        var reason: CloseReason?
+        var lastFrame: FrameRef
     }
 
     /// Nothing is allocated for a connection until it carries bytes: SYN floods and port scans
@@ -165,77 +191,109 @@ public final class Engine: ReassemblySink {
     private func context(for c: TCPConnection) -> ConnectionContext {
         // Only this engine sets `context`, always to a ConnectionContext: skip the dynamic cast.
         if let any = c.context { return unsafeDowncast(any, to: ConnectionContext.self) }
-        let m = analyzer.open(id: c.id, client: c.client.description, server: c.server.description,
-                              clientAddress: c.client.address.description, serverAddress: c.server.address.description,
-                              input: c.firstFrame.input, frame: c.firstFrame)
-        let ctx = ConnectionContext(model: m, engine: self)
-        ctx.decoder = XMPPConnectionDecoder(connection: c.id, limits: configuration.xml, sink: ctx)
-        let tls = TLSSession(connection: c.id, keyLog: configuration.keyLog)
-        let id = c.id
-        tls.onPlaintext = { [unowned ctx, unowned self] d, bytes, frame in
-            self.onDecrypted?(id, d, bytes, frame)
-            ctx.decoder.decrypted(d, bytes, frame: frame)
-        }
-        tls.onAnomaly = { [unowned ctx] a in ctx.xmppAnomaly(a) }
-        ctx.tls = tls
-        ctx.decoder.tlsSink = tls
+        let ctx = ConnectionContext(engine: self, worker: parallel?.worker(for: c.id) ?? 0)
+        ctx.parser = ConnectionParser(connection: c.id, configuration: configuration,
+                                      output: parallel?.sink(for: c.id) ?? ctx,
+                                      onDecrypted: parallel == nil ? onDecrypted : nil)
+        let info = OpenInfo(id: c.id, client: c.client, server: c.server, frame: c.firstFrame)
+        if let parallel { parallel.step(.open(ctx, info)) } else { open(ctx, info) }
         c.context = ctx
         return ctx
     }
 
+    func open(_ ctx: ConnectionContext, _ info: OpenInfo) {
+        ctx.model = analyzer.open(id: info.id, client: info.client.description, server: info.server.description,
+                                  clientAddress: info.client.address.description, serverAddress: info.server.address.description,
+                                  input: info.frame.input, frame: info.frame)
+    }
+
+    /// One piece of a connection's parse output, applied to the model and the rules.
+    func apply(_ output: ParseOutput, to ctx: ConnectionContext) {
+        switch output {
+        case .event(let e):
+            analyzer.event(e, on: ctx.model)
+        case .anomaly(let a):
+            if a.kind == .xmlDesync, let d = a.direction { analyzer.damaged(ctx.model, d) }
+            record(a)
+        case .closed(let summary):
+            ctx.summary = summary
+        }
+    }
+
     public func streamData(_ c: TCPConnection, _ d: Direction, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, frame: FrameRef) {
-        context(for: c).decoder.feed(d, bytes, at: offset, frame: frame)
+        let ctx = context(for: c)
+        if let parallel {
+            parallel.data(ctx, d, bytes, at: offset, frame: frame)
+        } else {
+            ctx.parser.feed(d, bytes, at: offset, frame: frame)
+        }
     }
 
     public func streamGap(_ c: TCPConnection, _ d: Direction, at offset: UInt64, length: UInt64, frame: FrameRef) {
         let ctx = context(for: c)
-        analyzer.damaged(ctx.model, d)
-        ctx.decoder.gap(d, at: offset, length: length, frame: frame)
+        if let parallel {
+            parallel.gap(ctx, d, at: offset, length: length, frame: frame)
+        } else {
+            analyzer.damaged(ctx.model, d)
+            ctx.parser.gap(d, at: offset, length: length, frame: frame)
+        }
     }
 
     public func connectionClosed(_ c: TCPConnection) {
-        guard let ctx = c.context as? ConnectionContext else {
+        guard let any = c.context else {
             silentConnections += 1  // never carried a byte
             connectionsClosed += 1
             return
         }
-        ctx.tls.tlsFinish()
-        ctx.decoder.finish()
-        let afterProceed = ctx.decoder.initiator.encryptedBytes + ctx.decoder.acceptor.encryptedBytes
-        if ctx.decoder.tls {
-            let t = ctx.tls.info
-            if configuration.retainHistory { report.tlsInfo[c.id] = Engine.reportInfo(t) }
+        let ctx = unsafeDowncast(any, to: ConnectionContext.self)
+        c.context = nil
+        let info = CloseInfo(id: c.id, reason: c.closeReason, lastFrame: c.lastFrame)
+        if let parallel {
+            parallel.close(ctx, info)
+        } else {
+            ctx.parser.finish()
+            closeModel(ctx, info)
+        }
+    }
+
+    /// The model's side of a connection's end, after its parser finished.
+    func closeModel(_ ctx: ConnectionContext, _ info: CloseInfo) {
+        guard let s = ctx.summary else { preconditionFailure("closing a connection whose parser did not finish") }
+        ctx.parser = nil
+        let afterProceed = s.bytesAfterTLS
+        if s.tls {
+            let t = s.tlsInfo
+            if configuration.retainHistory { report.tlsInfo[info.id] = Engine.reportInfo(t) }
             // No stream header before the TLS records: TLS without STARTTLS (direct TLS on this port).
             let how = ctx.model.streams.isEmpty ? "direct TLS (no STARTTLS)" : "STARTTLS"
             let whereFrom = ctx.model.streams.isEmpty ? "from the first byte" : "after <proceed/>"
             if configuration.keyLog == nil {
                 report.statistics.encryptedBytes += afterProceed
-                anomaly(Anomaly(kind: .encrypted, connection: c.id, frame: ctx.model.tlsFrame, bytes: afterProceed,
-                                message: "\(how): \(afterProceed) bytes \(whereFrom) are encrypted and were not checked (dialback inside TLS is invisible without the session keys; a TLS key log given with --keylog would reveal it)"))
+                record(Anomaly(kind: .encrypted, connection: info.id, frame: ctx.model.tlsFrame, bytes: afterProceed,
+                               message: "\(how): \(afterProceed) bytes \(whereFrom) are encrypted and were not checked (dialback inside TLS is invisible without the session keys; a TLS key log given with --keylog would reveal it)"))
             } else {
                 report.statistics.encryptedBytes += t.undecryptedBytes
-                if t.undecryptedBytes > 0 && !ctx.tls.reportedProblem {
-                    anomaly(Anomaly(kind: .encrypted, connection: c.id, frame: ctx.model.tlsFrame, bytes: t.undecryptedBytes,
-                                    message: "STARTTLS: \(t.undecryptedBytes) bytes of TLS records were not decrypted and not checked (\(t.decryptionNote ?? "the key log did not cover them"))"))
+                if t.undecryptedBytes > 0 && !s.tlsReportedProblem {
+                    record(Anomaly(kind: .encrypted, connection: info.id, frame: ctx.model.tlsFrame, bytes: t.undecryptedBytes,
+                                   message: "STARTTLS: \(t.undecryptedBytes) bytes of TLS records were not decrypted and not checked (\(t.decryptionNote ?? "the key log did not cover them"))"))
                 }
             }
         } else {
             report.statistics.encryptedBytes += afterProceed
         }
         let reason: String
-        switch c.closeReason ?? .open {
+        switch info.reason ?? .open {
         case .fin: reason = "fin"
         case .rst: reason = "rst"
         case .timeout, .evicted: reason = "timeout"
         case .open, .reused: reason = "open"
         }
-        analyzer.closed(ctx.model, reason: reason, frame: c.lastFrame)
-        c.context = nil
+        analyzer.closed(ctx.model, reason: reason, frame: info.lastFrame)
         connectionsClosed += 1
         onConnectionClosed?(ctx.model)
         if !configuration.retainHistory {
             // Exchanges that never got an answer are reported before they are forgotten.
-            for x in analyzer.model.exchanges where x.outcome == nil && x.resultConnection == c.id { reportPending(x) }
+            for x in analyzer.model.exchanges where x.outcome == nil && x.resultConnection == info.id { reportPending(x) }
             analyzer.forget(ctx.model)
         } else if ctx.model.streams.isEmpty && !analyzer.hasFindings(on: ctx.model) {
             // A connection that never carried an XMPP stream (SYN scans, port probes, floods) is
@@ -288,7 +346,13 @@ public final class Engine: ReassemblySink {
         analyzer.advance(to: t)
     }
 
+    /// Anomalies from reassembly and decoding; with `--threads` they wait for their turn in
+    /// capture order.
     public func anomaly(_ a: Anomaly) {
+        if let parallel { parallel.step(.anomaly(a)) } else { record(a) }
+    }
+
+    func record(_ a: Anomaly) {
         report.statistics.anomaliesByKind[a.kind.rawValue, default: 0] += 1
         if report.anomalies.count < configuration.maxAnomaliesKept && configuration.retainHistory { report.anomalies.append(a) }
         onAnomaly?(a)

@@ -22,6 +22,12 @@ public struct EngineConfiguration: Sendable {
     /// TLS secrets (`--keylog`): traffic after STARTTLS is decrypted and analysed as the
     /// restarted stream. Without it the TLS record layer is still parsed for its parameters.
     public var keyLog: KeyLog?
+    /// Threads for an offline run: with more than one, XML parsing runs on `threads − 1`
+    /// workers beside the thread that reads, reassembles and judges (same verdicts).
+    public var threads = 1
+    /// With `threads` > 1: the parse work handed to the workers at once (payload bytes, steps).
+    /// Bigger rounds mean fewer handoffs and more memory; the report does not depend on it.
+    public var parallelRound = (bytes: 1 << 20, steps: 16_384)
 
     public init() {}
 

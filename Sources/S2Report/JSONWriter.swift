@@ -4,13 +4,20 @@ public struct JSONWriter {
     private var needsComma: [Bool] = [false]
     private let pretty: Bool
     private var depth = 0
+    /// "\n" and the indentation of each depth, built once.
+    private var newlines: [String] = ["\n"]
+
+    private mutating func newline() {
+        while newlines.count <= depth { newlines.append(newlines[newlines.count - 1] + "  ") }
+        output += newlines[depth]
+    }
 
     public init(pretty: Bool = true) { self.pretty = pretty }
 
     private mutating func separator() {
         if needsComma[needsComma.count - 1] { output += "," }
         needsComma[needsComma.count - 1] = true
-        if pretty && depth > 0 { output += "\n" + String(repeating: "  ", count: depth) }
+        if pretty && depth > 0 { newline() }
     }
 
     public mutating func beginObject(_ key: String? = nil) {
@@ -23,7 +30,7 @@ public struct JSONWriter {
     public mutating func endObject() {
         let had = needsComma.removeLast()
         depth -= 1
-        if pretty && had { output += "\n" + String(repeating: "  ", count: depth) }
+        if pretty && had { newline() }
         output += "}"
     }
 
@@ -37,7 +44,7 @@ public struct JSONWriter {
     public mutating func endArray() {
         let had = needsComma.removeLast()
         depth -= 1
-        if pretty && had { output += "\n" + String(repeating: "  ", count: depth) }
+        if pretty && had { newline() }
         output += "]"
     }
 

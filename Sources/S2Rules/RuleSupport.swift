@@ -66,26 +66,6 @@ extension XMLElement {
     var isDialback: Bool { namespace == Namespace.dialback }
 }
 
-/// The domain part of a JID (`local@domain/resource`), nil when the JID is not parsable.
-/// Works on UTF-8 bytes: it runs for every stanza, and Character indexing is slow.
-func jidDomain(_ jid: String) -> String? {
-    var jid = jid
-    return jid.withUTF8 { u -> String? in
-        var end = u.count
-        if let slash = u.firstIndex(of: 0x2f) { end = slash }
-        var start = 0
-        var i = end - 1
-        while i >= 0 {
-            if u[i] == 0x40 { start = i + 1; break }
-            i -= 1
-        }
-        guard start < end, end - start <= 1023 else { return nil }
-        for k in start..<end where u[k] == 0x20 || u[k] == 0x09 || u[k] == 0x40 { return nil }
-        if start == 0 && end == u.count { return String(decoding: u, as: UTF8.self) }
-        return String(decoding: UnsafeBufferPointer(rebasing: u[start..<end]), as: UTF8.self)
-    }
-}
-
 extension Direction {
     var sideName: String { self == .clientToServer ? "initiator" : "acceptor" }
 }

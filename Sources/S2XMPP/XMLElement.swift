@@ -72,6 +72,11 @@ public final class XMLElement: @unchecked Sendable {
 
     public var qualifiedName: String { prefix.map { "\($0):\(local)" } ?? local }
 
+    /// Domains of the `from` and `to` JIDs (nil: absent or not a JID). Every stanza rule asks:
+    /// the stream decoder computes them once, on the parsing thread.
+    public private(set) lazy var fromDomain: String? = self[attribute: "from"].flatMap(jidDomain)
+    public private(set) lazy var toDomain: String? = self[attribute: "to"].flatMap(jidDomain)
+
     /// The value of an unprefixed attribute.
     public subscript(attribute local: String) -> String? {
         for a in attributes where a.local == local && a.namespace.isEmpty { return a.value }
@@ -151,4 +156,24 @@ public func escapeXML(_ s: String) -> String {
         }
     }
     return out
+}
+
+/// The domain part of a JID (`local@domain/resource`), nil when the JID is not parsable.
+/// Works on UTF-8 bytes: it runs for every stanza, and Character indexing is slow.
+public func jidDomain(_ jid: String) -> String? {
+    var jid = jid
+    return jid.withUTF8 { u -> String? in
+        var end = u.count
+        if let slash = u.firstIndex(of: 0x2f) { end = slash }
+        var start = 0
+        var i = end - 1
+        while i >= 0 {
+            if u[i] == 0x40 { start = i + 1; break }
+            i -= 1
+        }
+        guard start < end, end - start <= 1023 else { return nil }
+        for k in start..<end where u[k] == 0x20 || u[k] == 0x09 || u[k] == 0x40 { return nil }
+        if start == 0 && end == u.count { return String(decoding: u, as: UTF8.self) }
+        return String(decoding: UnsafeBufferPointer(rebasing: u[start..<end]), as: UTF8.self)
+    }
 }

@@ -624,6 +624,8 @@ public final class XMPPStreamDecoder {
                                              frame: index.frame(at: elementStart), bytes: end - elementStart,
                                              message: "top-level <\(el.qualifiedName)> spans \(end - elementStart) bytes, over the \(limits.maxElementBytes)-byte element cap; its content was not kept"))
                 }
+                _ = el.fromDomain
+                _ = el.toDomain
                 emit(.element(el), start: elementStart, end: end)
                 return
             }

@@ -151,6 +151,9 @@ struct Analyze: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Also write the report as one self-contained HTML page (summary, filters, a sequence diagram per dialback exchange, violations, connections).", valueName: "file"))
     var html: String?
 
+    @Option(name: .long, help: ArgumentHelp("Threads to use: with 2 or more, XML parsing runs on N-1 worker threads beside the one that reads, reassembles and judges in capture order (the report is the same as with 1). 0: one per CPU core.", valueName: "n"))
+    var threads: Int = 1
+
     @Option(name: .long, help: ArgumentHelp("After the analysis, write the packets of every connection with a violation (or of those --select picks), with the connections of their dialback exchanges, to a new pcap in the input's link type. Reads the inputs again: not with standard input.", valueName: "file"))
     var writePcap: String?
 
@@ -172,11 +175,13 @@ struct Analyze: ParsableCommand {
             let id = String(item.dropFirst(5))
             if RuleCatalog.description(of: id) == nil { throw ValidationError("--select: unknown rule '\(id)' (see 's2scope rules')") }
         }
+        if threads < 0 || threads > 64 { throw ValidationError("--threads takes 0 (one per core) to 64") }
         if html == "-" && output == nil { throw ValidationError("--html - would mix the HTML page with the report on standard output; give -o FILE for the report") }
     }
 
     func run() throws {
-        let configuration = try analysis.makeConfiguration()
+        var configuration = try analysis.makeConfiguration()
+        configuration.threads = threads == 0 ? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) : threads
         let readers: [PcapFileReader]
         do {
             readers = try Engine.open(paths: files, filter: configuration.filter)

@@ -53,7 +53,7 @@ final class DBAuth2: Rule {
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, db) = input.element, case .verifyReply(let key, let type, let request?) = db, type != "error",
               let presented = c.initialHeader?.from, !presented.isEmpty, request.key.from != presented,
-              !c.validatedSenders.contains(request.key.from) else { return }
+              !c.hasValidatedSender(request.key.from) else { return }
         ctx.report(self, c, e.direction, actor: .authoritative, frame: e.firstFrame,
                    "The authoritative server answered a db:verify from '\(key.from)' although the receiving server presented itself as '\(presented)' (RFC 3920 demands <invalid-from/>; XEP-0220 dropped the check).",
                    evidence: el.render())

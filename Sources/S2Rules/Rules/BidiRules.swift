@@ -25,7 +25,7 @@ final class Bidi2: Rule {
         quiet: [Example.openA + "\nC> <bidi xmlns='urn:xmpp:bidi'/>\n" + Example.resultA + "\n" + Example.verifyB + "\n" + Example.validA + "\nS> <message from='v@b.example' to='u@a.example'/>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, _) = input.element, e.direction == .serverToClient, el.isStanza, c.bidi, !c.hidden, !c.damaged[1] else { return }
-        let f = el[attribute: "from"].flatMap(jidDomain) ?? "", t = el[attribute: "to"].flatMap(jidDomain) ?? ""
+        let f = el.fromDomain ?? "", t = el.toDomain ?? ""
         if c.saslSucceeded { return }
         if c.validated.isEmpty {
             ctx.report(self, c, e.direction, actor: .acceptor, frame: e.firstFrame,

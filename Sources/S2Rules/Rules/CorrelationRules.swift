@@ -103,7 +103,7 @@ final class DBCorr4: Rule {
             return
         }
         guard e.direction == .clientToServer, el.isStanza, let set = unsolicited[c.id],
-              let f = el[attribute: "from"].flatMap(jidDomain), let t = el[attribute: "to"].flatMap(jidDomain),
+              let f = el.fromDomain, let t = el.toDomain,
               set.contains(DomainPair(sender: f, target: t)) else { return }
         unsolicited[c.id]?.remove(DomainPair(sender: f, target: t))
         ctx.report(self, c, e.direction, actor: .originating, frame: e.firstFrame,

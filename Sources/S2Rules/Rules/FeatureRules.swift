@@ -128,8 +128,7 @@ final class TLS3: Rule {
         firing: ["C> $HDR to='b.example' from='a.example'>\nS> $HDR from='b.example' to='a.example' id='s1'>\nS> <stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls></stream:features>\n" + Example.resultA],
         quiet: [Example.clean])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
-        guard let (e, el, c, db) = input.element, !c.tls,
-              let f = c.preTLSFeatures, f.child("starttls", namespace: Namespace.tls)?.child("required") != nil else { return }
+        guard let (e, el, c, db) = input.element, !c.tls, c.startTLSRequired else { return }
         if e.direction == .clientToServer, (el.isDialback && el[attribute: "type"] == nil) || el.isStanza {
             ctx.report(self, c, e.direction, actor: .initiator, frame: e.firstFrame,
                        "The acceptor marked STARTTLS as required, but the initiator sent <\(el.qualifiedName)/> in plaintext.",

@@ -77,7 +77,7 @@ final class DBRes4: Rule {
         quiet: [Example.clean])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, _) = input.element, e.direction == .clientToServer, el.isStanza, !c.invalidated.isEmpty,
-              let f = el[attribute: "from"].flatMap(jidDomain), let t = el[attribute: "to"].flatMap(jidDomain) else { return }
+              let f = el.fromDomain, let t = el.toDomain else { return }
         let pair = DomainPair(sender: f, target: t)
         if c.invalidated.contains(pair) {
             ctx.report(self, c, e.direction, actor: .originating, frame: e.firstFrame,

@@ -22,7 +22,7 @@ final class StanzaAddr: Rule {
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, _) = input.element, el.isStanza else { return }
         let v = el[attribute: attribute]
-        guard v == nil || v!.isEmpty || jidDomain(v!) == nil else { return }
+        guard (attribute == "to" ? el.toDomain : el.fromDomain) == nil else { return }
         ctx.report(self, c, e.direction, actor: e.direction.senderActor, frame: e.firstFrame,
                    v == nil ? "A <\(el.local)/> on an s2s stream has no '\(attribute)' address." : "A <\(el.local)/> has an unusable '\(attribute)' address '\(v!)'.",
                    evidence: el.render())
@@ -65,9 +65,9 @@ enum StanzaAuthorization {
 
     private static func compute(_ el: XMLElement, _ c: ConnectionModel, _ d: Direction) -> StanzaAuthorization {
         guard d == .clientToServer, el.isStanza, c.initialHeader != nil, !c.damaged[0], !c.hidden,
-              let f = el[attribute: "from"].flatMap(jidDomain), let t = el[attribute: "to"].flatMap(jidDomain),
+              let f = el.fromDomain, let t = el.toDomain,
               !(c.validated.isEmpty && !c.saslSucceeded) else { return .fine }
-        if !c.validatedSenders.contains(f) { return .notValidated(f) }
+        if !c.hasValidatedSender(f) { return .notValidated(f) }
         let pair = DomainPair(sender: f, target: t)
         if !c.saslSucceeded && !c.validated.contains(pair) { return .wrongTarget(pair) }
         return .fine

@@ -1,0 +1,258 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import S2Model
+
+/// `--threads N`: XML parsing of the connections runs on N−1 worker threads, while the calling
+/// thread reads, decodes and reassembles, and applies the parse results to the dialback model
+/// and the rules **in capture order**.
+///
+/// Connections are independent until correlation, so each one is parsed by one worker
+/// (its ID picks it). Everything the reassembler hands over is logged in a round: the bytes go
+/// to the connection's worker, and the main thread keeps the order of every step (open, data,
+/// gap, close, anomaly, time). A full round goes to the workers; the round before it is then
+/// applied by walking its log and taking each data step's output from its worker, which
+/// reproduces exactly the order of the single-threaded run, so the verdicts are identical.
+/// Two rounds at most are in flight: memory stays bounded by the round size.
+final class ParallelParsing {
+    enum Step {
+        case advance(Timestamp)
+        case open(Engine.ConnectionContext, Engine.OpenInfo)
+        /// The next parse step of this worker, for this connection.
+        case parsed(worker: Int, Engine.ConnectionContext)
+        case damaged(Engine.ConnectionContext, Direction)
+        case closed(Engine.ConnectionContext, Engine.CloseInfo)
+        case anomaly(Anomaly)
+    }
+
+    struct Round {
+        var batches: [ParseBatch]
+        var steps: [Step]
+    }
+
+    private unowned let engine: Engine
+    private let workers: [ParseWorker]
+    private var threads: [pthread_t] = []
+    private var batches: [ParseBatch]
+    private var steps: [Step] = []
+    private var roundBytes = 0
+    private var inFlight: Round?
+    private var pool: [ParseBatch] = []
+    private var stopped = false
+
+    /// A round closes at this many payload bytes or steps (whichever comes first).
+    private let maxRoundBytes: Int
+    private let maxRoundSteps: Int
+
+    init(engine: Engine, workers n: Int, round: (bytes: Int, steps: Int)) {
+        self.engine = engine
+        maxRoundBytes = max(1, round.bytes)
+        maxRoundSteps = max(1, round.steps)
+        workers = (0..<max(1, n)).map { _ in ParseWorker() }
+        batches = workers.map { _ in ParseBatch() }
+        for w in workers {
+            var t = pthread_t()
+            let arg = Unmanaged.passRetained(w).toOpaque()
+            let rc = pthread_create(&t, nil, { raw in
+                let w = Unmanaged<ParseWorker>.fromOpaque(raw!).takeRetainedValue()
+                w.run()
+                return nil
+            }, arg)
+            precondition(rc == 0, "pthread_create failed: \(rc)")
+            threads.append(t)
+        }
+    }
+
+    var workerCount: Int { workers.count }
+
+    func worker(for id: ConnectionID) -> Int { id.value % workers.count }
+    func sink(for id: ConnectionID) -> ParseOutputSink { workers[worker(for: id)] }
+
+    // MARK: - Logging a round (main thread)
+
+    func step(_ s: Step) { steps.append(s) }
+
+    func data(_ ctx: Engine.ConnectionContext, _ d: Direction, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, frame: FrameRef) {
+        let w = ctx.worker
+        let b = batches[w]
+        let start = b.bytes.count
+        b.bytes.append(contentsOf: bytes)
+        b.ops.append(.data(ctx.parser, d, start: start, count: bytes.count, offset: offset, frame: frame))
+        steps.append(.parsed(worker: w, ctx))
+        roundBytes += bytes.count
+    }
+
+    func gap(_ ctx: Engine.ConnectionContext, _ d: Direction, at offset: UInt64, length: UInt64, frame: FrameRef) {
+        steps.append(.damaged(ctx, d))
+        batches[ctx.worker].ops.append(.gap(ctx.parser, d, offset: offset, length: length, frame: frame))
+        steps.append(.parsed(worker: ctx.worker, ctx))
+    }
+
+    func close(_ ctx: Engine.ConnectionContext, _ info: Engine.CloseInfo) {
+        batches[ctx.worker].ops.append(.finish(ctx.parser))
+        steps.append(.parsed(worker: ctx.worker, ctx))
+        steps.append(.closed(ctx, info))
+    }
+
+    /// Called between packets: hands a full round to the workers.
+    func packetDone() {
+        if roundBytes >= maxRoundBytes || steps.count >= maxRoundSteps { submit() }
+    }
+
+    private func submit() {
+        let round = Round(batches: batches, steps: steps)
+        for (i, w) in workers.enumerated() { w.inbox.put(batches[i]) }
+        batches = workers.map { _ in
+            guard let b = pool.popLast() else { return ParseBatch() }
+            b.bytes.removeAll(keepingCapacity: true)
+            b.ops.removeAll(keepingCapacity: true)
+            return b
+        }
+        steps = []
+        steps.reserveCapacity(maxRoundSteps)
+        roundBytes = 0
+        // While the workers parse this round, the previous one is applied here.
+        if let previous = inFlight { apply(previous) }
+        inFlight = round
+    }
+
+    private func apply(_ round: Round) {
+        // Each worker answers its batches in order: this is the round's batch.
+        for w in workers { _ = w.outbox.take() }
+        for s in round.steps {
+            switch s {
+            case .advance(let t): engine.analyzer.advance(to: t)
+            case .open(let ctx, let info): engine.open(ctx, info)
+            case .parsed(let w, let ctx):
+                let b = round.batches[w]
+                let end = b.ends[b.consumed]
+                b.consumed += 1
+                while b.cursor < end {
+                    engine.apply(b.outputs[b.cursor], to: ctx)
+                    b.cursor += 1
+                }
+            case .damaged(let ctx, let d): engine.analyzer.damaged(ctx.model, d)
+            case .closed(let ctx, let info): engine.closeModel(ctx, info)
+            case .anomaly(let a): engine.record(a)
+            }
+        }
+        // The worker that takes a pooled batch next empties it: the events' memory is freed on
+        // the thread that allocated it, not here.
+        pool.append(contentsOf: round.batches)
+    }
+
+    /// Applies everything still logged or in flight, then stops the workers.
+    func finish() {
+        guard !stopped else { return }
+        submit()
+        if let last = inFlight { apply(last) }
+        inFlight = nil
+        stopped = true
+        for w in workers {
+            let stop = ParseBatch()
+            stop.stop = true
+            w.inbox.put(stop)
+        }
+        for t in threads { pthread_join(t, nil) }
+    }
+
+    deinit { finish() }
+}
+
+/// One worker's share of a round: payload bytes and the parse steps on them, and, once
+/// parsed, the outputs with where each step's output ends.
+final class ParseBatch: @unchecked Sendable {
+    enum Op {
+        case data(ConnectionParser, Direction, start: Int, count: Int, offset: UInt64, frame: FrameRef)
+        case gap(ConnectionParser, Direction, offset: UInt64, length: UInt64, frame: FrameRef)
+        case finish(ConnectionParser)
+    }
+    var bytes: [UInt8] = []
+    var ops: [Op] = []
+    var outputs: [ParseOutput] = []
+    var ends: [Int] = []
+    var consumed = 0
+    var cursor = 0
+    var stop = false
+
+    /// Forgets the last round's outputs (ops and bytes are this round's).
+    func reset() {
+        outputs.removeAll(keepingCapacity: true)
+        ends.removeAll(keepingCapacity: true)
+        consumed = 0
+        cursor = 0
+    }
+}
+
+/// A thread that parses the batches of its connections, in the order they come.
+final class ParseWorker: ParseOutputSink, @unchecked Sendable {
+    let inbox = Handoff<ParseBatch>()
+    let outbox = Handoff<ParseBatch>()
+    private var current: ParseBatch?
+
+    func parsed(_ output: ParseOutput) { current!.outputs.append(output) }
+
+    func run() {
+        while true {
+            let b = inbox.take()
+            if b.stop { return }
+            b.reset()
+            current = b
+            b.bytes.withUnsafeBytes { all in
+                for op in b.ops {
+                    switch op {
+                    case .data(let p, let d, let start, let count, let offset, let frame):
+                        p.feed(d, UnsafeRawBufferPointer(rebasing: all[start..<(start + count)]), at: offset, frame: frame)
+                    case .gap(let p, let d, let offset, let length, let frame):
+                        p.gap(d, at: offset, length: length, frame: frame)
+                    case .finish(let p):
+                        p.finish()
+                    }
+                    b.ends.append(b.outputs.count)
+                }
+            }
+            current = nil
+            outbox.put(b)
+        }
+    }
+}
+
+/// A blocking FIFO between two threads (mutex and condition variable).
+final class Handoff<T>: @unchecked Sendable {
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private let cond = UnsafeMutablePointer<pthread_cond_t>.allocate(capacity: 1)
+    private var items: [T] = []
+    private var head = 0
+
+    init() {
+        pthread_mutex_init(mutex, nil)
+        pthread_cond_init(cond, nil)
+    }
+
+    deinit {
+        pthread_cond_destroy(cond)
+        pthread_mutex_destroy(mutex)
+        cond.deallocate()
+        mutex.deallocate()
+    }
+
+    func put(_ x: T) {
+        pthread_mutex_lock(mutex)
+        items.append(x)
+        pthread_cond_signal(cond)
+        pthread_mutex_unlock(mutex)
+    }
+
+    func take() -> T {
+        pthread_mutex_lock(mutex)
+        while head == items.count { pthread_cond_wait(cond, mutex) }
+        let x = items[head]
+        head += 1
+        if head == items.count {
+            items.removeAll(keepingCapacity: true)
+            head = 0
+        }
+        pthread_mutex_unlock(mutex)
+        return x
+    }
+}

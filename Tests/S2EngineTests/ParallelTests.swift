@@ -1,0 +1,48 @@
+import Foundation
+import S2Engine
+import S2Report
+import S2TestSupport
+import Testing
+
+/// `--threads`: parsing on workers must not change a single byte of the report.
+struct ParallelTests {
+    /// Every lab and reassembly capture in one run: many connections, gaps, overlaps, RSTs,
+    /// STARTTLS, misbehaving peers, several inputs.
+    static let captures: [String] = ["fixtures/lab", "fixtures/reassembly"].flatMap { sub -> [String] in
+        let dir = repoRoot.appendingPathComponent(sub)
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+        return names.filter { $0.hasSuffix(".pcap") }.sorted().map { dir.appendingPathComponent($0).path }
+    }
+
+    static func report(_ paths: [String], threads: Int, round: (bytes: Int, steps: Int) = (1 << 20, 16_384),
+                       keyLog: String? = nil) throws -> String {
+        var c = EngineConfiguration()
+        c.threads = threads
+        c.parallelRound = round
+        if let keyLog { #expect(c.loadKeyLog(path: keyLog) == nil) }
+        let engine = Engine(configuration: c)
+        for r in try Engine.open(paths: paths, filter: nil) { engine.read(r) }
+        return JSONReport.document(engine.finish())
+    }
+
+    @Test func capturesArePresent() {
+        #expect(Self.captures.count >= 30)
+    }
+
+    @Test(arguments: [(2, 1 << 20, 16_384), (2, 64, 3), (3, 512, 7), (4, 1, 1)])
+    func sameReportWithThreads(threads: Int, bytes: Int, steps: Int) throws {
+        let one = try Self.report(Self.captures, threads: 1)
+        let many = try Self.report(Self.captures, threads: threads, round: (bytes, steps))
+        #expect(one.contains("\"dialbacks\": ["))
+        #expect(many == one, "threads \(threads), rounds of \(bytes) bytes / \(steps) steps changed the report")
+    }
+
+    @Test(arguments: ["prosody-tls12", "prosody-tls13"])
+    func sameDecryptedReportWithThreads(_ name: String) throws {
+        let dir = repoRoot.appendingPathComponent("fixtures/tls")
+        let pcap = dir.appendingPathComponent("\(name).pcap").path, keys = dir.appendingPathComponent("\(name).keylog").path
+        let one = try Self.report([pcap], threads: 1, keyLog: keys)
+        #expect(one.contains("\"outcome\": \"valid\""))
+        #expect(try Self.report([pcap], threads: 2, round: (100, 2), keyLog: keys) == one)
+    }
+}

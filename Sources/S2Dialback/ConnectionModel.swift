@@ -157,3 +157,57 @@ public struct VerifyRequest: Sendable {
     public var frame: FrameRef
     public var exchange: DialbackExchange?
 }
+
+/// One stream header as the reports show it.
+public struct StreamSummary: Sendable {
+    public var direction: Direction
+    public var to: String?
+    public var from: String?
+    /// The stream ID attribute.
+    public var id: String?
+    public var version: String?
+    public var closed: Bool
+}
+
+/// What outlives a connection: the fields of the report, and what the cross-connection rules
+/// still ask about a closed connection. A few hundred bytes, where the live model with its
+/// headers, features and pending requests takes kilobytes: closed connections are kept in
+/// this form, so that an offline run's memory grows slowly with the capture.
+public struct ConnectionSummary: Sendable {
+    public var id: ConnectionID
+    public var input: Int
+    /// `address:port` of the initiator and the acceptor.
+    public var client: String
+    public var server: String
+    public var clientAddress: String
+    public var serverAddress: String
+    public var firstFrame: FrameRef
+    public var lastFrame: FrameRef
+    public var closeFrame: FrameRef?
+    public var close: String?
+    public var tls: Bool
+    public var streams: [StreamSummary]
+    /// TLS hid the content (no key log).
+    public var hidden: Bool
+    /// The initiator's direction was damaged (gap, desync).
+    public var initiatorDamaged: Bool
+    /// The acceptor's latest stream ID and the initiator's latest `to`.
+    public var streamID: String?
+    public var initialTo: String?
+}
+
+extension ConnectionModel {
+    public var summary: ConnectionSummary {
+        ConnectionSummary(id: id, input: input, client: client, server: server, clientAddress: clientAddress,
+                          serverAddress: serverAddress, firstFrame: firstFrame, lastFrame: lastFrame, closeFrame: closeFrame,
+                          close: close, tls: tls,
+                          streams: streams.map { StreamSummary(direction: $0.direction, to: $0.header.to, from: $0.header.from,
+                                                               id: $0.header.id, version: $0.header.version, closed: $0.closed) },
+                          hidden: hidden, initiatorDamaged: damaged[0], streamID: streamID, initialTo: initialHeader?.to)
+    }
+
+    /// Judged by XEP-0220 where the profiles differ: this side advertised or used dialback errors.
+    public var usesDialbackErrors: (acceptor: Bool, initiator: Bool) {
+        (acceptorAdvertisedDialbackErrors || sentDialbackError[1], sentDialbackError[0])
+    }
+}

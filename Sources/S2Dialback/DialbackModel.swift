@@ -56,9 +56,21 @@ public final class DialbackModel {
         var target: String
     }
 
+    /// Closed connections of an offline run, in their compact form (see `retire`).
+    public private(set) var retired: [ConnectionID: ConnectionSummary] = [:]
+    private var retiredByStreamID: [String: [ConnectionID]] = [:]
+    /// Addresses that advertised or sent dialback errors on a retired connection.
+    public private(set) var retiredDialbackErrorAddresses: Set<String> = []
+    /// Acceptor addresses of retired connections whose initiator side was readable.
+    public private(set) var retiredReadableAcceptors: Set<String> = []
+
     public init() {}
 
+    /// The live model of an open connection.
     public func connection(_ id: ConnectionID) -> ConnectionModel? { byID[id] }
+
+    /// Any connection seen, open or retired.
+    public func summary(of id: ConnectionID) -> ConnectionSummary? { byID[id]?.summary ?? retired[id] }
 
     public func open(id: ConnectionID, client: String, server: String, clientAddress: String, serverAddress: String,
                      input: Int, frame: FrameRef) -> ConnectionModel {
@@ -79,6 +91,36 @@ public final class DialbackModel {
     /// Forgets per-connection bookkeeping of a connection that ended (bounded memory in live mode).
     public func release(_ c: ConnectionModel) {
         c.pendingVerifies.removeAll()
+    }
+
+    /// Keeps a closed connection only as its summary (offline runs): the report and the
+    /// cross-connection rules need no more, and its exchanges stay.
+    public func retire(_ c: ConnectionModel) {
+        var s = c.summary
+        // Domain names repeat across thousands of connections: share one copy of each.
+        for i in s.streams.indices {
+            s.streams[i].to = intern(s.streams[i].to)
+            s.streams[i].from = intern(s.streams[i].from)
+            s.streams[i].version = intern(s.streams[i].version)
+        }
+        s.initialTo = intern(s.initialTo)
+        retired[c.id] = s
+        if let id = s.streamID { retiredByStreamID[id, default: []].append(c.id) }
+        let errors = c.usesDialbackErrors
+        if errors.acceptor { retiredDialbackErrorAddresses.insert(c.serverAddress) }
+        if errors.initiator { retiredDialbackErrorAddresses.insert(c.clientAddress) }
+        if !s.hidden && !s.initiatorDamaged { retiredReadableAcceptors.insert(c.serverAddress) }
+        byID[c.id] = nil
+        if let i = connections.lastIndex(where: { $0 === c }) { connections.remove(at: i) }
+    }
+
+    private var interned: Set<String> = []
+
+    private func intern(_ s: String?) -> String? {
+        guard let s else { return nil }
+        if let i = interned.firstIndex(of: s) { return interned[i] }
+        if interned.count < 100_000 { interned.insert(s) }
+        return s
     }
 
     /// Drops a closed connection and the exchanges that are settled with it, so that a live run
@@ -273,8 +315,15 @@ public final class DialbackModel {
         resultsByBinding[ResultBinding(streamID: streamID, sender: sender, target: target)]
     }
 
-    /// Connections whose acceptor issued `streamID`.
-    public func connections(withStreamID id: String) -> [ConnectionModel] {
-        connections.filter { $0.streamID == id }
+    /// Connections (open or retired) whose acceptor issued `streamID`, in ID order.
+    public func connections(withStreamID id: String) -> [ConnectionSummary] {
+        let open = connections.filter { $0.streamID == id }.map(\.summary)
+        let closed = (retiredByStreamID[id] ?? []).compactMap { retired[$0] }
+        return (open + closed).sorted { $0.id < $1.id }
+    }
+
+    /// Every connection seen, open or retired, in ID order (for the report).
+    public var allSummaries: [ConnectionSummary] {
+        (connections.map(\.summary) + retired.values).sorted { $0.id < $1.id }
     }
 }

@@ -139,7 +139,7 @@ public final class Engine: ReassemblySink {
         if !configuration.retainHistory {
             for x in analyzer.model.exchanges where x.outcome == nil { reportPending(x) }
         }
-        report.connections = analyzer.model.connections.sorted { $0.id < $1.id }
+        report.connections = analyzer.model.allSummaries
         report.exchanges = analyzer.model.exchanges
         report.violations = analyzer.violations.sorted {
             ($0.frame.input, $0.frame.number, $0.connection) < ($1.frame.input, $1.frame.number, $1.connection)
@@ -300,6 +300,8 @@ public final class Engine: ReassemblySink {
             // counted but not kept: the report's memory grows with XMPP traffic, not with flows.
             silentConnections += 1
             analyzer.forget(ctx.model)
+        } else {
+            analyzer.retire(ctx.model)
         }
     }
 

@@ -48,7 +48,7 @@ public enum PacketExport {
     /// dialback exchanges they take part in, transitively (a db:result on one connection is
     /// judged with the db:verify on another, so re-analysing the export needs both). In report
     /// order.
-    public static func connections(in report: AnalysisReport, selection: Selection, linked: Bool = true) -> [ConnectionModel] {
+    public static func connections(in report: AnalysisReport, selection: Selection, linked: Bool = true) -> [ConnectionSummary] {
         var chosen = Set<ConnectionID>()
         if selection.isEmpty {
             chosen = Set(report.violations.map(\.connection))
@@ -56,7 +56,7 @@ public enum PacketExport {
             chosen = Set(report.violations.filter { selection.rules.contains($0.rule) }.map(\.connection))
             if !selection.domains.isEmpty {
                 for c in report.connections {
-                    let names = c.streams.flatMap { [$0.header.to, $0.header.from] }.compactMap { $0?.lowercased() }
+                    let names = c.streams.flatMap { [$0.to, $0.from] }.compactMap { $0?.lowercased() }
                     if names.contains(where: selection.domains.contains) { chosen.insert(c.id) }
                 }
                 for x in report.exchanges where selection.domains.contains(x.originating.lowercased()) || selection.domains.contains(x.receiving.lowercased()) {
@@ -90,7 +90,7 @@ public enum PacketExport {
     /// frames of `connections` to `output`. Throws `CaptureError` for standard input, inputs
     /// that cannot be reopened, or connections spread over inputs of different link types.
     @discardableResult
-    public static func write(_ connections: [ConnectionModel], paths: [String], filter: String?, to output: String) throws -> Summary {
+    public static func write(_ connections: [ConnectionSummary], paths: [String], filter: String?, to output: String) throws -> Summary {
         if paths.contains("-") {
             throw CaptureError("--write-pcap reads the inputs a second time: standard input ('-') is not supported; save the capture to a file first")
         }
@@ -144,7 +144,7 @@ public enum PacketExport {
         var firstFrame = Int.max
         var lastFrame = 0
 
-        init(_ connections: [ConnectionModel]) {
+        init(_ connections: [ConnectionSummary]) {
             entries = connections.map { c in
                 let last = max(c.lastFrame.number, c.closeFrame?.number ?? 0)
                 let a = PacketExport.bytes(of: c.clientAddress), b = PacketExport.bytes(of: c.serverAddress)

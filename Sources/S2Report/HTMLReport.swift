@@ -152,7 +152,7 @@ public struct HTMLReport {
                 o += "<td class=\"addr\">\(e(c.client))</td><td class=\"addr\">\(e(c.server))</td><td class=\"num\">\(c.firstFrame.number)–\(last.number)</td>"
                 o += "<td class=\"time\">\(e(c.firstFrame.time.rfc3339))</td><td class=\"time\">\(e(last.time.rfc3339))</td><td>\(e(c.close ?? "open"))</td><td>\(c.tls ? "yes" : "no")</td><td class=\"streams\">"
                 for s in c.streams {
-                    o += "<div><span class=\"dir\">\(e(s.direction.reportName))</span> to=<q>\(e(s.header.to ?? ""))</q> from=<q>\(e(s.header.from ?? ""))</q> id=<q>\(e(s.header.id ?? ""))</q> version=<q>\(e(s.header.version ?? ""))</q>\(s.closed ? " closed" : "")</div>"
+                    o += "<div><span class=\"dir\">\(e(s.direction.reportName))</span> to=<q>\(e(s.to ?? ""))</q> from=<q>\(e(s.from ?? ""))</q> id=<q>\(e(s.id ?? ""))</q> version=<q>\(e(s.version ?? ""))</q>\(s.closed ? " closed" : "")</div>"
                 }
                 o += "</td></tr>\n"
             }
@@ -287,7 +287,7 @@ struct DomainIndex {
     init(_ r: AnalysisReport) {
         var perConnection: [ConnectionID: [String]] = [:]
         for c in r.connections {
-            for s in c.streams { perConnection[c.id, default: []] += [s.header.to, s.header.from].compactMap { $0 } }
+            for s in c.streams { perConnection[c.id, default: []] += [s.to, s.from].compactMap { $0 } }
         }
         for x in r.exchanges {
             for step in x.steps { perConnection[step.connection, default: []] += [x.originating, x.receiving] }

@@ -29,7 +29,14 @@ public struct TLSReportInfo: Sendable {
 /// JSON Lines events.
 public enum JSONReport {
     public static func document(_ r: AnalysisReport, pretty: Bool = true) -> String {
-        var w = JSONWriter(pretty: pretty)
+        var out = ""
+        write(r, pretty: pretty) { out += $0 }
+        return out
+    }
+
+    /// The report as one JSON document, handed to `sink` in chunks.
+    public static func write(_ r: AnalysisReport, pretty: Bool = true, to sink: @escaping (String) -> Void) {
+        var w = JSONWriter(pretty: pretty, streamingTo: sink)
         w.beginObject()
         w.field("schema", AnalysisReport.schema)
         w.beginObject("tool")
@@ -72,7 +79,8 @@ public enum JSONReport {
         for a in r.anomalies { anomaly(&w, a) }
         w.endArray()
         w.endObject()
-        return w.output + "\n"
+        w.finish()
+        sink("\n")
     }
 
     static func tlsInfo(_ w: inout JSONWriter, _ t: TLSReportInfo) {
@@ -116,7 +124,7 @@ public enum JSONReport {
         w.endObject()
     }
 
-    public static func connection(_ w: inout JSONWriter, _ c: ConnectionModel, event: Bool = false, tls: TLSReportInfo? = nil) {
+    public static func connection(_ w: inout JSONWriter, _ c: ConnectionSummary, event: Bool = false, tls: TLSReportInfo? = nil) {
         w.beginObject()
         if event { w.field("event", "connection"); w.field("time", (c.closeFrame ?? c.lastFrame).time.rfc3339) }
         w.field("id", c.id.description)
@@ -134,10 +142,10 @@ public enum JSONReport {
             w.beginObject()
             w.field("direction", s.direction.reportName)
             w.beginObject("header")
-            w.field("to", s.header.to)
-            w.field("from", s.header.from)
-            w.field("id", s.header.id)
-            w.field("version", s.header.version)
+            w.field("to", s.to)
+            w.field("from", s.from)
+            w.field("id", s.id)
+            w.field("version", s.version)
             w.endObject()
             w.field("closed", s.closed)
             w.endObject()
@@ -217,12 +225,17 @@ public enum JSONReport {
     /// The whole report as JSON Lines (connections, dialbacks, violations, anomalies, then stats).
     public static func lines(_ r: AnalysisReport) -> String {
         var out = ""
-        for c in r.connections { out += line { connection(&$0, c, event: true, tls: r.tlsInfo[c.id]) } }
-        for x in r.exchanges { out += line { dialback(&$0, x, event: true) } }
-        for v in r.violations { out += line { violation(&$0, v, event: true) } }
-        for a in r.anomalies { out += line { anomaly(&$0, a, event: true) } }
-        out += line { stats(&$0, r) }
+        writeLines(r) { out += $0 }
         return out
+    }
+
+    /// The report as JSON Lines, one line at a time to `sink`.
+    public static func writeLines(_ r: AnalysisReport, to sink: (String) -> Void) {
+        for c in r.connections { sink(line { connection(&$0, c, event: true, tls: r.tlsInfo[c.id]) }) }
+        for x in r.exchanges { sink(line { dialback(&$0, x, event: true) }) }
+        for v in r.violations { sink(line { violation(&$0, v, event: true) }) }
+        for a in r.anomalies { sink(line { anomaly(&$0, a, event: true) }) }
+        sink(line { stats(&$0, r) })
     }
 
     public static func stats(_ w: inout JSONWriter, _ r: AnalysisReport) {

@@ -12,7 +12,33 @@ public struct JSONWriter {
         output += newlines[depth]
     }
 
-    public init(pretty: Bool = true) { self.pretty = pretty }
+    /// Where full chunks go when the writer streams (nil: everything stays in `output`).
+    private let sink: ((String) -> Void)?
+
+    public init(pretty: Bool = true) {
+        self.pretty = pretty
+        sink = nil
+    }
+
+    /// A writer that hands its text to `sink` in chunks of about 64 KiB, at element boundaries:
+    /// a large report never sits in memory as one string.
+    public init(pretty: Bool = true, streamingTo sink: @escaping (String) -> Void) {
+        self.pretty = pretty
+        self.sink = sink
+    }
+
+    private mutating func flushIfFull() {
+        guard let sink, output.utf8.count >= 1 << 16 else { return }
+        sink(output)
+        output.removeAll(keepingCapacity: true)
+    }
+
+    /// Hands what is left to the sink (streaming writers).
+    public mutating func finish() {
+        guard let sink, !output.isEmpty else { return }
+        sink(output)
+        output.removeAll(keepingCapacity: true)
+    }
 
     private mutating func separator() {
         if needsComma[needsComma.count - 1] { output += "," }
@@ -32,6 +58,7 @@ public struct JSONWriter {
         depth -= 1
         if pretty && had { newline() }
         output += "}"
+        flushIfFull()
     }
 
     public mutating func beginArray(_ key: String? = nil) {
@@ -46,6 +73,7 @@ public struct JSONWriter {
         depth -= 1
         if pretty && had { newline() }
         output += "]"
+        flushIfFull()
     }
 
     private mutating func key(_ k: String) {

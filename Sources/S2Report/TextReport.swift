@@ -137,7 +137,7 @@ public struct TextReport {
                 o += "  \(c.id)  \(c.client) → \(c.server)  frames \(c.firstFrame.number)–\((c.closeFrame ?? c.lastFrame).number)  close \(c.close ?? "open")\(c.tls ? "  TLS" : "")\n"
                 if let t = r.tlsInfo[c.id] { o += "      " + tlsLine(t) + "\n" }
                 for s in c.streams {
-                    o += "      \(s.direction.reportName): to='\(terminalSafe(s.header.to ?? ""))' from='\(terminalSafe(s.header.from ?? ""))' id='\(terminalSafe(s.header.id ?? ""))' version='\(terminalSafe(s.header.version ?? ""))'\n"
+                    o += "      \(s.direction.reportName): to='\(terminalSafe(s.to ?? ""))' from='\(terminalSafe(s.from ?? ""))' id='\(terminalSafe(s.id ?? ""))' version='\(terminalSafe(s.version ?? ""))'\n"
                 }
             }
         }

@@ -61,6 +61,9 @@ public final class Analyzer {
     /// Whether any violation was reported on the connection (or is still pending on it).
     public func hasFindings(on c: ConnectionModel) -> Bool { context.hasFindings(on: c.id) }
 
+    /// Keeps a closed connection only as its summary (offline runs).
+    public func retire(_ c: ConnectionModel) { model.retire(c) }
+
     /// Drops a closed connection from memory (live mode keeps no history).
     public func forget(_ c: ConnectionModel) {
         context.forget(c)

@@ -90,6 +90,7 @@ public final class RuleContext {
     /// The profile a peer (identified by its address) is judged by.
     public func profile(of address: String) -> Profile {
         if let p = configuration.profile { return p }
+        if model.retiredDialbackErrorAddresses.contains(address) { return .xep0220 }
         for c in model.connections where c.serverAddress == address && c.acceptorAdvertisedDialbackErrors { return .xep0220 }
         for c in model.connections where (c.serverAddress == address && c.sentDialbackError[1])
             || (c.clientAddress == address && c.sentDialbackError[0]) { return .xep0220 }

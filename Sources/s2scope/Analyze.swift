@@ -196,15 +196,13 @@ struct Analyze: ParsableCommand {
         }
         progress.clear()
         let report = engine.finish()
-        let text: String
         switch format {
-        case .json: text = JSONReport.document(report)
-        case .jsonl: text = JSONReport.lines(report)
+        case .json: try stream(to: output) { f in JSONReport.write(report) { fputs($0, f) } }
+        case .jsonl: try stream(to: output) { f in JSONReport.writeLines(report) { fputs($0, f) } }
         case .text:
             let useColor = color ?? (output == nil && isatty(1) == 1 && getenv("NO_COLOR") == nil)
-            text = TextReport(color: useColor, verbose: verbose).render(report)
+            try write(TextReport(color: useColor, verbose: verbose).render(report), to: output)
         }
-        try write(text, to: output)
         if let html { try write(HTMLReport().render(report), to: html == "-" ? nil : html) }
         if let writePcap {
             guard case .success(let selection) = PacketExport.Selection.parse(select) else { throw FatalError(message: "bad --select") }
@@ -219,6 +217,18 @@ struct Analyze: ParsableCommand {
             }
         }
         if report.count(atLeast: analysis.failOn.severity) > 0 { throw ExitCode(1) }
+    }
+}
+
+/// Writes to the file (or standard output) as `body` produces the text.
+func stream(to path: String?, _ body: (UnsafeMutablePointer<FILE>) -> Void) throws {
+    if let path {
+        guard let f = fopen(path, "w") else { throw FatalError(message: "\(path): cannot write (\(String(cString: strerror(errno))))") }
+        defer { fclose(f) }
+        body(f)
+    } else {
+        body(stdout)
+        fflush(stdout)
     }
 }
 

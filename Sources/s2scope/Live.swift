@@ -116,7 +116,7 @@ struct Live: ParsableCommand {
             emit(format == .jsonl ? JSONReport.line { JSONReport.anomaly(&$0, a, event: true) } : text.line(for: a))
         }
         engine.onConnectionClosed = { c in
-            if format == .jsonl { emit(JSONReport.line { JSONReport.connection(&$0, c, event: true) }) }
+            if format == .jsonl { emit(JSONReport.line { JSONReport.connection(&$0, c.summary, event: true) }) }
         }
 
         signal(SIGINT) { _ in stopRequested = 1 }

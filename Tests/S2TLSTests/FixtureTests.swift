@@ -66,7 +66,7 @@ struct FixtureTests {
         for x in r.exchanges {
             let c = r.connections.first { $0.id == x.resultConnection }!
             #expect(c.streams.count == 4, "pre-TLS and post-TLS headers both ways")
-            #expect(x.streamID == c.streams.last { $0.direction == .serverToClient }?.header.id)
+            #expect(x.streamID == c.streams.last { $0.direction == .serverToClient }?.id)
         }
         #expect(r.connections.count == truth["expect_tls_connections"] as! Int)
         #expect(r.connections.allSatisfy { $0.tls })

@@ -26,8 +26,9 @@ final class DBCorr1: Rule {
             // (HIGH) when the capture does see connections toward the RS — or the stream the id names —
             // and none of them carried such a db:result; otherwise it is only a hint (LOW).
             let named = ctx.model.connections(withStreamID: key.id)
-            if !named.isEmpty && !named.allSatisfy({ !$0.damaged[0] && !$0.hidden }) { return }
+            if !named.isEmpty && !named.allSatisfy({ !$0.initiatorDamaged && !$0.hidden }) { return }
             let inbound = ctx.model.connections.contains { $0.serverAddress == c.clientAddress && !$0.hidden && !$0.damaged[0] }
+                || ctx.model.retiredReadableAcceptors.contains(c.clientAddress)
             let seen = !named.isEmpty || inbound
             ctx.report(self, severity: seen ? .high : .low, c, e.direction, actor: .receiving, frame: e.firstFrame,
                        "The receiving server asks to verify (\(key.to) → \(key.from)) for stream id '\(key.id)', but no such db:result was sent on \(named.isEmpty ? "any stream in the capture" : "that stream (\(named[0].id))")\(seen ? "" : " (it may have travelled outside the capture)").",
@@ -205,6 +206,9 @@ final class DBCorr9: Rule {
         let attempted = ctx.model.connections.contains {
             $0.clientAddress == c.serverAddress && $0.firstFrame.time >= x.resultFrame.time && $0.initialHeader?.to == x.originating
                 && ($0.tls || $0.damaged[0])
+        } || ctx.model.retired.values.contains {
+            $0.clientAddress == c.serverAddress && $0.firstFrame.time >= x.resultFrame.time && $0.initialTo == x.originating
+                && ($0.tls || $0.initiatorDamaged)
         }
         guard !attempted else { return }
         ctx.report(self, c, e.direction, actor: .receiving, frame: e.firstFrame,

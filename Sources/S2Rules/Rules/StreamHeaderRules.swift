@@ -183,7 +183,7 @@ final class StreamHdr9: Rule {
         let earlier = c.streams.filter { $0.direction == .serverToClient && $0.header.id == id }.count
         guard first != c.id || earlier > 1 else { return }
         // The same connection seen in two inputs (two capture points of one conversation) is not a reuse.
-        if let f = ctx.model.connection(first), f.id != c.id, f.client == c.client, f.server == c.server,
+        if let f = ctx.model.summary(of: first), f.id != c.id, f.client == c.client, f.server == c.server,
            f.firstFrame.time == c.firstFrame.time { return }
         ctx.report(self, c, e.direction, actor: .acceptor, frame: e.firstFrame,
                    "The server at \(c.serverAddress) issued stream id '\(id)' again (first on \(first)); stream ids must be unique and unpredictable, or dialback keys can be replayed.",

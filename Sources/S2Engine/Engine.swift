@@ -57,7 +57,11 @@ public final class Engine: ReassemblySink {
         analyzer.context.keepViolations = configuration.retainHistory
         let ports = configuration.ports
         reassembler = TCPReassembler(limits: configuration.reassembly, sink: self, isServerPort: { ports.contains($0) })
-        if configuration.threads > 1 { parallel = ParallelParsing(engine: self, workers: configuration.threads - 1, round: configuration.parallelRound) }
+        if configuration.threads > 1 {
+            parallel = ParallelParsing(engine: self, workers: configuration.threads - 1, round: configuration.parallelRound) { [configuration] id, sink in
+                ConnectionParser(connection: id, configuration: configuration, output: sink, onDecrypted: nil)
+            }
+        }
     }
 
     // MARK: - Inputs
@@ -157,15 +161,17 @@ public final class Engine: ReassemblySink {
     // MARK: - Reassembly sink
 
     /// The engine's side of one connection: its model (set when the open is applied) and its
-    /// parser (run here, or on a worker with `--threads`).
+    /// parser (run here; with `--threads` it lives on the connection's worker instead).
     final class ConnectionContext: ParseOutputSink {
         var model: ConnectionModel!
         var parser: ConnectionParser!
         var summary: ParseSummary?
+        let id: ConnectionID
         let worker: Int
         unowned let engine: Engine
-        init(engine: Engine, worker: Int) {
+        init(engine: Engine, id: ConnectionID, worker: Int) {
             self.engine = engine
+            self.id = id
             self.worker = worker
         }
         func parsed(_ output: ParseOutput) { engine.apply(output, to: self) }
@@ -191,10 +197,11 @@ public final class Engine: ReassemblySink {
     private func context(for c: TCPConnection) -> ConnectionContext {
         // Only this engine sets `context`, always to a ConnectionContext: skip the dynamic cast.
         if let any = c.context { return unsafeDowncast(any, to: ConnectionContext.self) }
-        let ctx = ConnectionContext(engine: self, worker: parallel?.worker(for: c.id) ?? 0)
-        ctx.parser = ConnectionParser(connection: c.id, configuration: configuration,
-                                      output: parallel?.sink(for: c.id) ?? ctx,
-                                      onDecrypted: parallel == nil ? onDecrypted : nil)
+        let ctx = ConnectionContext(engine: self, id: c.id, worker: parallel?.worker(for: c.id) ?? 0)
+        // With workers, the connection's worker makes its parser (on its own thread).
+        if parallel == nil {
+            ctx.parser = ConnectionParser(connection: c.id, configuration: configuration, output: ctx, onDecrypted: onDecrypted)
+        }
         let info = OpenInfo(id: c.id, client: c.client, server: c.server, frame: c.firstFrame)
         if let parallel { parallel.step(.open(ctx, info)) } else { open(ctx, info) }
         c.context = ctx

@@ -44,11 +44,12 @@ final class ParallelParsing {
     private let maxRoundBytes: Int
     private let maxRoundSteps: Int
 
-    init(engine: Engine, workers n: Int, round: (bytes: Int, steps: Int)) {
+    init(engine: Engine, workers n: Int, round: (bytes: Int, steps: Int),
+         makeParser: @escaping @Sendable (ConnectionID, ParseOutputSink) -> ConnectionParser) {
         self.engine = engine
         maxRoundBytes = max(1, round.bytes)
         maxRoundSteps = max(1, round.steps)
-        workers = (0..<max(1, n)).map { _ in ParseWorker() }
+        workers = (0..<max(1, n)).map { _ in ParseWorker(makeParser: makeParser) }
         batches = workers.map { _ in ParseBatch() }
         for w in workers {
             var t = pthread_t()
@@ -66,7 +67,6 @@ final class ParallelParsing {
     var workerCount: Int { workers.count }
 
     func worker(for id: ConnectionID) -> Int { id.value % workers.count }
-    func sink(for id: ConnectionID) -> ParseOutputSink { workers[worker(for: id)] }
 
     // MARK: - Logging a round (main thread)
 
@@ -77,19 +77,19 @@ final class ParallelParsing {
         let b = batches[w]
         let start = b.bytes.count
         b.bytes.append(contentsOf: bytes)
-        b.ops.append(.data(ctx.parser, d, start: start, count: bytes.count, offset: offset, frame: frame))
+        b.ops.append(.data(ctx.id, d, start: start, count: bytes.count, offset: offset, frame: frame))
         steps.append(.parsed(worker: w, ctx))
         roundBytes += bytes.count
     }
 
     func gap(_ ctx: Engine.ConnectionContext, _ d: Direction, at offset: UInt64, length: UInt64, frame: FrameRef) {
         steps.append(.damaged(ctx, d))
-        batches[ctx.worker].ops.append(.gap(ctx.parser, d, offset: offset, length: length, frame: frame))
+        batches[ctx.worker].ops.append(.gap(ctx.id, d, offset: offset, length: length, frame: frame))
         steps.append(.parsed(worker: ctx.worker, ctx))
     }
 
     func close(_ ctx: Engine.ConnectionContext, _ info: Engine.CloseInfo) {
-        batches[ctx.worker].ops.append(.finish(ctx.parser))
+        batches[ctx.worker].ops.append(.finish(ctx.id))
         steps.append(.parsed(worker: ctx.worker, ctx))
         steps.append(.closed(ctx, info))
     }
@@ -162,10 +162,12 @@ final class ParallelParsing {
 /// One worker's share of a round: payload bytes and the parse steps on them, and, once
 /// parsed, the outputs with where each step's output ends.
 final class ParseBatch: @unchecked Sendable {
+    /// Steps name their connection: its parser exists only on the worker. The main thread never
+    /// touches a parser, so no cache line of one bounces between the cores.
     enum Op {
-        case data(ConnectionParser, Direction, start: Int, count: Int, offset: UInt64, frame: FrameRef)
-        case gap(ConnectionParser, Direction, offset: UInt64, length: UInt64, frame: FrameRef)
-        case finish(ConnectionParser)
+        case data(ConnectionID, Direction, start: Int, count: Int, offset: UInt64, frame: FrameRef)
+        case gap(ConnectionID, Direction, offset: UInt64, length: UInt64, frame: FrameRef)
+        case finish(ConnectionID)
     }
     var bytes: [UInt8] = []
     var ops: [Op] = []
@@ -189,6 +191,19 @@ final class ParseWorker: ParseOutputSink, @unchecked Sendable {
     let inbox = Handoff<ParseBatch>()
     let outbox = Handoff<ParseBatch>()
     private var current: ParseBatch?
+    private var parsers: [ConnectionID: ConnectionParser] = [:]
+    private let makeParser: (ConnectionID, ParseOutputSink) -> ConnectionParser
+
+    init(makeParser: @escaping (ConnectionID, ParseOutputSink) -> ConnectionParser) {
+        self.makeParser = makeParser
+    }
+
+    private func parser(_ id: ConnectionID) -> ConnectionParser {
+        if let p = parsers[id] { return p }
+        let p = makeParser(id, self)
+        parsers[id] = p
+        return p
+    }
 
     func parsed(_ output: ParseOutput) { current!.outputs.append(output) }
 
@@ -201,12 +216,13 @@ final class ParseWorker: ParseOutputSink, @unchecked Sendable {
             b.bytes.withUnsafeBytes { all in
                 for op in b.ops {
                     switch op {
-                    case .data(let p, let d, let start, let count, let offset, let frame):
-                        p.feed(d, UnsafeRawBufferPointer(rebasing: all[start..<(start + count)]), at: offset, frame: frame)
-                    case .gap(let p, let d, let offset, let length, let frame):
-                        p.gap(d, at: offset, length: length, frame: frame)
-                    case .finish(let p):
-                        p.finish()
+                    case .data(let id, let d, let start, let count, let offset, let frame):
+                        parser(id).feed(d, UnsafeRawBufferPointer(rebasing: all[start..<(start + count)]), at: offset, frame: frame)
+                    case .gap(let id, let d, let offset, let length, let frame):
+                        parser(id).gap(d, at: offset, length: length, frame: frame)
+                    case .finish(let id):
+                        parser(id).finish()
+                        parsers[id] = nil
                     }
                     b.ends.append(b.outputs.count)
                 }

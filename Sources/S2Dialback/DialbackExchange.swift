@@ -33,7 +33,6 @@ public final class DialbackExchange: @unchecked Sendable {
     public let key: String
     public let resultConnection: ConnectionID
     public let resultFrame: FrameRef
-    public let resultElement: XMLElement
     public internal(set) var verifyConnection: ConnectionID?
     public internal(set) var verifyFrame: FrameRef?
     public internal(set) var verifyKey: String?
@@ -50,7 +49,7 @@ public final class DialbackExchange: @unchecked Sendable {
     public internal(set) var authoritativeAddress: String?
 
     init(number: Int, originating: String, receiving: String, streamID: String?, key: String,
-         connection: ConnectionModel, frame: FrameRef, element: XMLElement) {
+         connection: ConnectionModel, frame: FrameRef) {
         self.number = number
         self.originating = originating
         self.receiving = receiving
@@ -58,7 +57,6 @@ public final class DialbackExchange: @unchecked Sendable {
         self.key = key
         resultConnection = connection.id
         resultFrame = frame
-        resultElement = element
         originatingAddress = connection.clientAddress
         receivingAddress = connection.serverAddress
     }

@@ -56,9 +56,12 @@ public final class DialbackModel {
         var target: String
     }
 
-    /// Closed connections of an offline run, in their compact form (see `retire`).
-    public private(set) var retired: [ConnectionID: ConnectionSummary] = [:]
-    private var retiredByStreamID: [String: [ConnectionID]] = [:]
+    /// Closed connections of an offline run, on disk (see `retire`).
+    public let archive = ConnectionArchive()
+    /// Retired connections by the hash of their stream ID (confirmed against the archive).
+    private var retiredByStreamID: [Int: [ConnectionID]] = [:]
+    /// What DB-CORR-9 asks of retired connections whose initiator side could not be read.
+    public private(set) var retiredUnreadable: [(clientAddress: String, firstTime: Timestamp, initialTo: String?)] = []
     /// Addresses that advertised or sent dialback errors on a retired connection.
     public private(set) var retiredDialbackErrorAddresses: Set<String> = []
     /// Acceptor addresses of retired connections whose initiator side was readable.
@@ -70,7 +73,7 @@ public final class DialbackModel {
     public func connection(_ id: ConnectionID) -> ConnectionModel? { byID[id] }
 
     /// Any connection seen, open or retired.
-    public func summary(of id: ConnectionID) -> ConnectionSummary? { byID[id]?.summary ?? retired[id] }
+    public func summary(of id: ConnectionID) -> ConnectionSummary? { byID[id]?.summary ?? archive.summary(of: id) }
 
     public func open(id: ConnectionID, client: String, server: String, clientAddress: String, serverAddress: String,
                      input: Int, frame: FrameRef) -> ConnectionModel {
@@ -96,31 +99,16 @@ public final class DialbackModel {
     /// Keeps a closed connection only as its summary (offline runs): the report and the
     /// cross-connection rules need no more, and its exchanges stay.
     public func retire(_ c: ConnectionModel) {
-        var s = c.summary
-        // Domain names repeat across thousands of connections: share one copy of each.
-        for i in s.streams.indices {
-            s.streams[i].to = intern(s.streams[i].to)
-            s.streams[i].from = intern(s.streams[i].from)
-            s.streams[i].version = intern(s.streams[i].version)
-        }
-        s.initialTo = intern(s.initialTo)
-        retired[c.id] = s
-        if let id = s.streamID { retiredByStreamID[id, default: []].append(c.id) }
+        let s = c.summary
+        archive.append(s)
+        if let id = s.streamID { retiredByStreamID[id.hashValue, default: []].append(c.id) }
+        if s.tls || s.initiatorDamaged { retiredUnreadable.append((c.clientAddress, s.firstFrame.time, s.initialTo)) }
         let errors = c.usesDialbackErrors
         if errors.acceptor { retiredDialbackErrorAddresses.insert(c.serverAddress) }
         if errors.initiator { retiredDialbackErrorAddresses.insert(c.clientAddress) }
         if !s.hidden && !s.initiatorDamaged { retiredReadableAcceptors.insert(c.serverAddress) }
         byID[c.id] = nil
         if let i = connections.lastIndex(where: { $0 === c }) { connections.remove(at: i) }
-    }
-
-    private var interned: Set<String> = []
-
-    private func intern(_ s: String?) -> String? {
-        guard let s else { return nil }
-        if let i = interned.firstIndex(of: s) { return interned[i] }
-        if interned.count < 100_000 { interned.insert(s) }
-        return s
     }
 
     /// Drops a closed connection and the exchanges that are settled with it, so that a live run
@@ -239,7 +227,7 @@ public final class DialbackModel {
         if !c.requestedTargets.contains(t) { c.requestedTargets.append(t) }
         exchangeCounter += 1
         let x = DialbackExchange(number: exchangeCounter, originating: s, receiving: t, streamID: c.streamID,
-                                 key: el.trimmedText, connection: c, frame: e.firstFrame, element: el)
+                                 key: el.trimmedText, connection: c, frame: e.firstFrame)
         x.steps.append(DialbackStep(kind: .resultRequest, connection: c.id, direction: e.direction, frame: e.firstFrame,
                                     summary: "<db:result from='\(s)' to='\(t)'>"))
         exchanges.append(x)
@@ -318,12 +306,13 @@ public final class DialbackModel {
     /// Connections (open or retired) whose acceptor issued `streamID`, in ID order.
     public func connections(withStreamID id: String) -> [ConnectionSummary] {
         let open = connections.filter { $0.streamID == id }.map(\.summary)
-        let closed = (retiredByStreamID[id] ?? []).compactMap { retired[$0] }
+        let closed = (retiredByStreamID[id.hashValue] ?? []).compactMap { archive.summary(of: $0) }.filter { $0.streamID == id }
         return (open + closed).sorted { $0.id < $1.id }
     }
 
-    /// Every connection seen, open or retired, in ID order (for the report).
-    public var allSummaries: [ConnectionSummary] {
-        (connections.map(\.summary) + retired.values).sorted { $0.id < $1.id }
+    /// Every connection seen, in ID order (for the report): open ones are retired first.
+    public func retireAll() -> ConnectionList {
+        for c in connections { retire(c) }
+        return ConnectionList(archive: archive)
     }
 }

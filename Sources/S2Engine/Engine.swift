@@ -143,7 +143,7 @@ public final class Engine: ReassemblySink {
         if !configuration.retainHistory {
             for x in analyzer.model.exchanges where x.outcome == nil { reportPending(x) }
         }
-        report.connections = analyzer.model.allSummaries
+        report.connections = analyzer.model.retireAll()
         report.exchanges = analyzer.model.exchanges
         report.violations = analyzer.violations.sorted {
             ($0.frame.input, $0.frame.number, $0.connection) < ($1.frame.input, $1.frame.number, $1.connection)

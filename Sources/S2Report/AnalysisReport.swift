@@ -47,7 +47,7 @@ public final class AnalysisReport {
     public static let toolVersion = "0.1.0"
 
     public var inputs: [InputSummary] = []
-    public var connections: [ConnectionSummary] = []
+    public var connections = ConnectionList()
     public var exchanges: [DialbackExchange] = []
     public var violations: [Violation] = []
     public var anomalies: [Anomaly] = []

@@ -206,9 +206,8 @@ final class DBCorr9: Rule {
         let attempted = ctx.model.connections.contains {
             $0.clientAddress == c.serverAddress && $0.firstFrame.time >= x.resultFrame.time && $0.initialHeader?.to == x.originating
                 && ($0.tls || $0.damaged[0])
-        } || ctx.model.retired.values.contains {
-            $0.clientAddress == c.serverAddress && $0.firstFrame.time >= x.resultFrame.time && $0.initialTo == x.originating
-                && ($0.tls || $0.initiatorDamaged)
+        } || ctx.model.retiredUnreadable.contains {
+            $0.clientAddress == c.serverAddress && $0.firstTime >= x.resultFrame.time && $0.initialTo == x.originating
         }
         guard !attempted else { return }
         ctx.report(self, c, e.direction, actor: .receiving, frame: e.firstFrame,

@@ -1,0 +1,205 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import S2Model
+
+/// Closed connections of an offline run, kept for the report outside the heap.
+///
+/// An offline report lists every connection, so memory would grow with the capture. Each
+/// closed connection is written once, in a compact binary form, to an anonymous temporary file
+/// (`tmpfile`: gone when the process ends), and only its offset stays in memory — about 40 bytes
+/// per connection instead of a summary's ~1–2 KB. Reading back is random access (`pread`).
+/// When no temporary file can be made, summaries stay in memory: slower to grow, never lost.
+public final class ConnectionArchive {
+    private var file: UnsafeMutablePointer<FILE>?
+    /// The file is made at the first connection (most analyzers, in tests, never retire one).
+    private var wantsFile: Bool
+    private var size: Int64 = 0
+    private var where_: [ConnectionID: (offset: Int64, length: Int)] = [:]
+    private var inMemory: [ConnectionID: ConnectionSummary] = [:]
+    private var scratch: [UInt8] = []
+
+    public init(spill: Bool = true) {
+        wantsFile = spill
+    }
+
+    deinit { if let file { fclose(file) } }
+
+    public var count: Int { where_.count + inMemory.count }
+
+    public func append(_ s: ConnectionSummary) {
+        if wantsFile {
+            wantsFile = false
+            file = tmpfile()
+        }
+        guard let file else {
+            inMemory[s.id] = s
+            return
+        }
+        scratch.removeAll(keepingCapacity: true)
+        ArchiveCoder.encode(s, into: &scratch)
+        let written = scratch.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
+        guard written == scratch.count else {
+            inMemory[s.id] = s  // disk full: keep it here rather than lose it
+            return
+        }
+        where_[s.id] = (size, scratch.count)
+        size += Int64(scratch.count)
+    }
+
+    public func summary(of id: ConnectionID) -> ConnectionSummary? {
+        if let s = inMemory[id] { return s }
+        guard let file, let w = where_[id] else { return nil }
+        fflush(file)
+        var bytes = [UInt8](repeating: 0, count: w.length)
+        let n = bytes.withUnsafeMutableBytes { pread(fileno(file), $0.baseAddress, w.length, off_t(w.offset)) }
+        guard n == w.length else { return nil }
+        return ArchiveCoder.decode(bytes)
+    }
+
+    /// Every archived connection's ID, ascending.
+    public var ids: [ConnectionID] { (Array(where_.keys) + Array(inMemory.keys)).sorted() }
+}
+
+/// The binary form of a summary: integers little-endian, strings length-prefixed UTF-8.
+enum ArchiveCoder {
+    static func encode(_ s: ConnectionSummary, into o: inout [UInt8]) {
+        int(s.id.value, &o)
+        int(s.input, &o)
+        str(s.client, &o)
+        str(s.server, &o)
+        str(s.clientAddress, &o)
+        str(s.serverAddress, &o)
+        frame(s.firstFrame, &o)
+        frame(s.lastFrame, &o)
+        o.append(s.closeFrame == nil ? 0 : 1)
+        if let f = s.closeFrame { frame(f, &o) }
+        opt(s.close, &o)
+        o.append((s.tls ? 1 : 0) | (s.hidden ? 2 : 0) | (s.initiatorDamaged ? 4 : 0))
+        opt(s.streamID, &o)
+        opt(s.initialTo, &o)
+        int(s.streams.count, &o)
+        for st in s.streams {
+            o.append((st.direction == .clientToServer ? 0 : 1) | (st.closed ? 2 : 0))
+            opt(st.to, &o)
+            opt(st.from, &o)
+            opt(st.id, &o)
+            opt(st.version, &o)
+        }
+    }
+
+    static func decode(_ b: [UInt8]) -> ConnectionSummary? {
+        var r = Reader(bytes: b)
+        guard let id = r.int(), let input = r.int(), let client = r.str(), let server = r.str(),
+              let clientAddress = r.str(), let serverAddress = r.str(), let first = r.frame(), let last = r.frame(),
+              let hasClose = r.byte() else { return nil }
+        var closeFrame: FrameRef?
+        if hasClose == 1 { guard let f = r.frame() else { return nil }; closeFrame = f }
+        guard let close = r.opt(), let flags = r.byte(), let streamID = r.opt(), let initialTo = r.opt(),
+              let n = r.int(), n >= 0, n < 1 << 20 else { return nil }
+        var streams: [StreamSummary] = []
+        streams.reserveCapacity(n)
+        for _ in 0..<n {
+            guard let f = r.byte(), let to = r.opt(), let from = r.opt(), let sid = r.opt(), let version = r.opt() else { return nil }
+            streams.append(StreamSummary(direction: f & 1 == 0 ? .clientToServer : .serverToClient, to: to, from: from,
+                                         id: sid, version: version, closed: f & 2 != 0))
+        }
+        return ConnectionSummary(id: ConnectionID(id), input: input, client: client, server: server, clientAddress: clientAddress,
+                                 serverAddress: serverAddress, firstFrame: first, lastFrame: last, closeFrame: closeFrame,
+                                 close: close, tls: flags & 1 != 0, streams: streams, hidden: flags & 2 != 0,
+                                 initiatorDamaged: flags & 4 != 0, streamID: streamID, initialTo: initialTo)
+    }
+
+    private static func int(_ v: Int, _ o: inout [UInt8]) {
+        withUnsafeBytes(of: Int64(v).littleEndian) { o.append(contentsOf: $0) }
+    }
+
+    private static func str(_ s: String, _ o: inout [UInt8]) {
+        int(s.utf8.count, &o)
+        o.append(contentsOf: s.utf8)
+    }
+
+    private static func opt(_ s: String?, _ o: inout [UInt8]) {
+        o.append(s == nil ? 0 : 1)
+        if let s { str(s, &o) }
+    }
+
+    private static func frame(_ f: FrameRef, _ o: inout [UInt8]) {
+        int(f.input, &o)
+        int(f.number, &o)
+        int(Int(f.time.seconds), &o)
+        int(Int(f.time.nanoseconds), &o)
+    }
+
+    struct Reader {
+        let bytes: [UInt8]
+        var at = 0
+        mutating func byte() -> UInt8? {
+            guard at < bytes.count else { return nil }
+            defer { at += 1 }
+            return bytes[at]
+        }
+        mutating func int() -> Int? {
+            guard at + 8 <= bytes.count else { return nil }
+            var v: Int64 = 0
+            for k in 0..<8 { v |= Int64(bytes[at + k]) << (8 * Int64(k)) }
+            at += 8
+            return Int(v)
+        }
+        mutating func str() -> String? {
+            guard let n = int(), n >= 0, at + n <= bytes.count else { return nil }
+            defer { at += n }
+            return String(decoding: bytes[at..<(at + n)], as: UTF8.self)
+        }
+        /// nil: malformed; .some(nil): absent.
+        mutating func opt() -> String?? {
+            guard let flag = byte() else { return nil }
+            if flag == 0 { return .some(nil) }
+            guard let s = str() else { return nil }
+            return .some(s)
+        }
+        mutating func frame() -> FrameRef? {
+            guard let input = int(), let number = int(), let s = int(), let ns = int() else { return nil }
+            return FrameRef(input: input, number: number, time: Timestamp(seconds: Int64(s), nanoseconds: Int32(truncatingIfNeeded: ns)))
+        }
+    }
+}
+
+/// The connections of a report in ID order: summaries read back from the archive one at a
+/// time, so that writing a report of a huge capture does not hold them all at once.
+public struct ConnectionList: RandomAccessCollection, Sendable {
+    private let archive: ArchiveReference?
+    private let ids: [ConnectionID]
+    private let held: [ConnectionSummary]
+
+    public init(_ summaries: [ConnectionSummary] = []) {
+        archive = nil
+        ids = []
+        held = summaries.sorted { $0.id < $1.id }
+    }
+
+    public init(archive: ConnectionArchive) {
+        self.archive = ArchiveReference(archive)
+        ids = archive.ids
+        held = []
+    }
+
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { archive == nil ? held.count : ids.count }
+
+    public subscript(i: Int) -> ConnectionSummary {
+        guard let archive else { return held[i] }
+        if let s = archive.archive.summary(of: ids[i]) { return s }
+        // The temporary file failed under us: say so in the record rather than stop the report.
+        let none = FrameRef(input: 0, number: 0, time: .zero)
+        return ConnectionSummary(id: ids[i], input: 0, client: "?", server: "?", clientAddress: "?", serverAddress: "?",
+                                 firstFrame: none, lastFrame: none, closeFrame: nil, close: "unreadable (temporary file error)",
+                                 tls: false, streams: [], hidden: false, initiatorDamaged: false, streamID: nil, initialTo: nil)
+    }
+}
+
+/// The archive is read only once the analysis is over, from one thread.
+final class ArchiveReference: @unchecked Sendable {
+    let archive: ConnectionArchive
+    init(_ a: ConnectionArchive) { archive = a }
+}

@@ -140,7 +140,9 @@ for size in $SIZES; do
   run_timed readloop "$RUNS" "$READLOOP" "$f"
   row "$size" "$f" "libpcap read loop (C)" "$RUNS" "$MED" "$RSS" "floor: read only"
   run_timed s2scope "$RUNS" "$S2SCOPE" analyze --format json -o /dev/null "$f"
-  row "$size" "$f" "s2scope analyze --format json" "$RUNS" "$MED" "$RSS" "full analysis"
+  row "$size" "$f" "s2scope analyze --format json" "$RUNS" "$MED" "$RSS" "full analysis, one thread"
+  run_timed s2scope-t2 "$RUNS" "$S2SCOPE" analyze --threads 2 --format json -o /dev/null "$f"
+  row "$size" "$f" "s2scope analyze --threads 2 --format json" "$RUNS" "$MED" "$RSS" "XML parsing on a second thread; same report"
   tr=$RUNS
   if [ "$(bytes_of "$size")" -gt "$(bytes_of "$TSHARK_FULL")" ]; then tr=$TSHARK_BIG_RUNS; fi
   if [ "$tr" -gt 0 ]; then
@@ -169,9 +171,18 @@ for size in $SIZES; do
   set +e
   out=$(python3 "$CHECK" "$rep" "${f%.pcap}.truth.json")
   rc=$?
+  # --threads 2 must give the very same report, byte for byte.
+  "$S2SCOPE" analyze --threads 2 --format json -o "$rep.t2" "$f"
+  if cmp -s "$rep" "$rep.t2"; then
+    out+=$'\n'"--threads 2: identical report"
+  else
+    out+=$'\n'"--threads 2: REPORT DIFFERS"$'\n'"FAIL"
+    rc=1
+  fi
+  rm -f "$rep.t2"
   set -e
   verdict=$(echo "$out" | grep -E '^(PASS|FAIL)$' | awk 'NR<=1')
-  [ "$rc" -eq 0 ] || OVERALL=FAIL
+  [ "$rc" -eq 0 ] || { OVERALL=FAIL; verdict=FAIL; }
   VERDICTS+=("### $size: ${verdict:-FAIL}"$'\n\n```\n'"$out"$'\n```')
 done
 

@@ -41,6 +41,7 @@ public final class Analyzer {
 
     public func event(_ e: XMPPEvent, on c: ConnectionModel) {
         advance(to: e.firstFrame.time)
+        context.eventSerial += 1
         let db = model.apply(e, on: c)
         context.judgeExpectations(e, c)
         let input = RuleInput.event(e, c, db)

@@ -73,8 +73,11 @@ public final class RuleContext {
     /// Called for each violation as it is judged (live output).
     public var onViolation: ((Violation) -> Void)?
     public private(set) var now: Timestamp = .zero
-    /// The last stanza judged by `StanzaAuthorization` and its verdict.
-    var lastStanzaAuthorization: (XMLElement, StanzaAuthorization)?
+    /// Counts the events the analyzer showed the rules: caches key on it.
+    var eventSerial = 0
+    /// The verdict of `StanzaAuthorization` on the event `stanzaAuthorizationSerial`.
+    var stanzaAuthorization: StanzaAuthorization = .fine
+    var stanzaAuthorizationSerial = -1
     /// Keep every violation in `violations` (offline); live runs only stream them.
     public var keepViolations = true
 

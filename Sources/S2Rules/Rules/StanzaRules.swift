@@ -53,13 +53,13 @@ final class StanzaAddr3: Rule {
 enum StanzaAuthorization {
     case fine, notValidated(String), wrongTarget(DomainPair)
 
-    /// The judgement of the last stanza: three rules ask about the same element in a row.
-    /// Three rules ask about the same stanza in a row: the context keeps the last verdict, with
-    /// the element itself so that its identity cannot be reused by a later allocation.
+    /// The judgement of the current event's stanza: three rules ask about it in a row, so the
+    /// context keeps the verdict for the event it was computed on (`el` is that event's element).
     static func judge(_ el: XMLElement, _ c: ConnectionModel, _ d: Direction, _ ctx: RuleContext) -> StanzaAuthorization {
-        if let (cached, verdict) = ctx.lastStanzaAuthorization, cached === el { return verdict }
+        if ctx.stanzaAuthorizationSerial == ctx.eventSerial { return ctx.stanzaAuthorization }
         let verdict = compute(el, c, d)
-        ctx.lastStanzaAuthorization = (el, verdict)
+        ctx.stanzaAuthorization = verdict
+        ctx.stanzaAuthorizationSerial = ctx.eventSerial
         return verdict
     }
 

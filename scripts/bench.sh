@@ -7,6 +7,7 @@
 #   BENCH_SIZES="100M 1G"      capture sizes (K/M/G suffix, binary), generated once per size and seed
 #   BENCH_SEED=1               generator seed
 #   BENCH_RUNS=3               timed runs per tool and capture (the median is reported)
+#   BENCH_S2SCOPE_RUNS=5       runs of s2scope with one and with two threads, alternating
 #   BENCH_DATA=/var/tmp/s2scope-bench   where captures, truth files, reports and the C read loop live
 #   BENCH_TSHARK_FULL=200M     tshark gets BENCH_RUNS runs on captures up to this size ...
 #   BENCH_TSHARK_BIG_RUNS=1    ... and this many on bigger ones (0 skips tshark there; it needs ~2.5 GiB RSS per GB)
@@ -20,6 +21,7 @@ DATA="${BENCH_DATA:-/var/tmp/s2scope-bench}"
 SIZES="${BENCH_SIZES:-100M 1G}"
 SEED="${BENCH_SEED:-1}"
 RUNS="${BENCH_RUNS:-3}"
+S2_RUNS="${BENCH_S2SCOPE_RUNS:-5}"
 TSHARK_FULL="${BENCH_TSHARK_FULL:-200M}"
 TSHARK_BIG_RUNS="${BENCH_TSHARK_BIG_RUNS:-1}"
 PROFILE="${BENCH_PROFILE:-0}"
@@ -86,6 +88,8 @@ for size in $SIZES; do
 done
 
 # --- measurements --------------------------------------------------------------------------------
+median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
+
 # run_timed NAME RUNS CMD... ; sets MED (median wall s) and RSS (max KB over runs)
 run_timed() {
   local name="$1" n="$2"; shift 2
@@ -100,7 +104,7 @@ run_timed() {
     t1=$(date +%s.%N)
     set -e
     # s2scope exits 1 when it found HIGH violations (the injected ones): that is success here.
-    if [ $rc -ne 0 ] && ! { [ "$name" = s2scope ] && [ $rc -eq 1 ]; }; then
+    if [ $rc -ne 0 ] && ! { [[ "$name" == s2scope* ]] && [ $rc -eq 1 ]; }; then
       log "$name failed (exit $rc):"; tail -5 "$DATA/.stderr.$$" >&2; exit 1
     fi
     read -r w r < <(tail -1 "$out")
@@ -110,7 +114,7 @@ run_timed() {
     log "  $name run $i/$n: ${w}s, ${r} KB"
   done
   rm -f "$DATA/.time.$$" "$DATA/.stderr.$$"
-  MED=$(printf '%s\n' "${walls[@]}" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}')
+  MED=$(median "${walls[@]}")
   RSS=$rss
 }
 
@@ -139,10 +143,17 @@ for size in $SIZES; do
   cat "$f" > /dev/null  # warm the page cache: every tool then reads from memory
   run_timed readloop "$RUNS" "$READLOOP" "$f"
   row "$size" "$f" "libpcap read loop (C)" "$RUNS" "$MED" "$RSS" "floor: read only"
-  run_timed s2scope "$RUNS" "$S2SCOPE" analyze --format json -o /dev/null "$f"
-  row "$size" "$f" "s2scope analyze --format json" "$RUNS" "$MED" "$RSS" "full analysis, one thread"
-  run_timed s2scope-t2 "$RUNS" "$S2SCOPE" analyze --threads 2 --format json -o /dev/null "$f"
-  row "$size" "$f" "s2scope analyze --threads 2 --format json" "$RUNS" "$MED" "$RSS" "XML parsing on a second thread; same report"
+  # One thread and two alternate run by run: this machine's speed drifts by ±20 % over minutes,
+  # and alternating spreads the drift over both instead of favouring whichever ran second.
+  w1=(); w2=(); r1=0; r2=0
+  for ((k = 1; k <= S2_RUNS; k++)); do
+    run_timed s2scope 1 "$S2SCOPE" analyze --format json -o /dev/null "$f"
+    w1+=("$MED"); [ "$RSS" -gt "$r1" ] && r1=$RSS
+    run_timed s2scope-t2 1 "$S2SCOPE" analyze --threads 2 --format json -o /dev/null "$f"
+    w2+=("$MED"); [ "$RSS" -gt "$r2" ] && r2=$RSS
+  done
+  row "$size" "$f" "s2scope analyze --format json" "$S2_RUNS" "$(median "${w1[@]}")" "$r1" "full analysis, one thread"
+  row "$size" "$f" "s2scope analyze --threads 2 --format json" "$S2_RUNS" "$(median "${w2[@]}")" "$r2" "XML parsing on a second thread; same report"
   tr=$RUNS
   if [ "$(bytes_of "$size")" -gt "$(bytes_of "$TSHARK_FULL")" ]; then tr=$TSHARK_BIG_RUNS; fi
   if [ "$tr" -gt 0 ]; then

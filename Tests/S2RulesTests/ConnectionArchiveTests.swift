@@ -1,0 +1,57 @@
+@testable import S2Dialback
+import S2Model
+import Testing
+
+/// Closed connections leave the heap for a temporary file: what comes back must be what went in.
+struct ConnectionArchiveTests {
+    static func summary(_ id: Int, streams: Int) -> ConnectionSummary {
+        let t = Timestamp(seconds: 1_700_000_000 + Int64(id), nanoseconds: Int32(id * 7))
+        return ConnectionSummary(
+            id: ConnectionID(id), input: id % 3, client: "[2001:db8::\(id)]:5\(id)", server: "192.0.2.\(id):5269",
+            clientAddress: "2001:db8::\(id)", serverAddress: "192.0.2.\(id)",
+            firstFrame: FrameRef(input: 0, number: id, time: t), lastFrame: FrameRef(input: 0, number: id + 9, time: t),
+            closeFrame: id % 2 == 0 ? FrameRef(input: 1, number: id + 10, time: t) : nil,
+            close: id % 2 == 0 ? "fin" : nil, tls: id % 3 == 0,
+            streams: (0..<streams).map { k in
+                StreamSummary(direction: k % 2 == 0 ? .clientToServer : .serverToClient,
+                              to: k == 1 ? nil : "b\(id).example", from: "ä\u{202e}\(k)@\u{1b}x.example",
+                              id: k % 2 == 1 ? "stream-\(id)-\(k)" : nil, version: k == 2 ? "" : "1.0", closed: k == 0)
+            },
+            hidden: id % 5 == 0, initiatorDamaged: id % 7 == 0, streamID: "stream-\(id)-1", initialTo: id % 4 == 0 ? nil : "b.example")
+    }
+
+    static func same(_ a: ConnectionSummary, _ b: ConnectionSummary) -> Bool {
+        a.id == b.id && a.input == b.input && a.client == b.client && a.server == b.server
+            && a.clientAddress == b.clientAddress && a.serverAddress == b.serverAddress && a.firstFrame == b.firstFrame
+            && a.lastFrame == b.lastFrame && a.closeFrame == b.closeFrame && a.close == b.close && a.tls == b.tls
+            && a.hidden == b.hidden && a.initiatorDamaged == b.initiatorDamaged && a.streamID == b.streamID
+            && a.initialTo == b.initialTo && a.streams.count == b.streams.count
+            && zip(a.streams, b.streams).allSatisfy {
+                $0.direction == $1.direction && $0.to == $1.to && $0.from == $1.from && $0.id == $1.id
+                    && $0.version == $1.version && $0.closed == $1.closed
+            }
+    }
+
+    @Test(arguments: [true, false])
+    func roundTripInIDOrder(spill: Bool) {
+        let archive = ConnectionArchive(spill: spill)
+        // Connections close in another order than they opened.
+        let ids = [7, 3, 12, 1, 9, 4, 10, 2]
+        for id in ids { archive.append(Self.summary(id, streams: id % 5)) }
+        #expect(archive.count == ids.count)
+        let list = ConnectionList(archive: archive)
+        #expect(list.map(\.id.value) == ids.sorted())
+        for s in list { #expect(Self.same(s, Self.summary(s.id.value, streams: s.id.value % 5)), "C\(s.id.value)") }
+        #expect(archive.summary(of: ConnectionID(99)) == nil)
+        #expect(archive.summary(of: ConnectionID(12)).map { Self.same($0, Self.summary(12, streams: 2)) } == true)
+    }
+
+    @Test func readsInterleaveWithWrites() {
+        let archive = ConnectionArchive()
+        archive.append(Self.summary(1, streams: 2))
+        #expect(archive.summary(of: ConnectionID(1))?.streams.count == 2)
+        archive.append(Self.summary(2, streams: 4))
+        #expect(archive.summary(of: ConnectionID(2))?.streams.count == 4)
+        #expect(archive.summary(of: ConnectionID(1))?.client == "[2001:db8::1]:51")
+    }
+}

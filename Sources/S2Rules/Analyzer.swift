@@ -20,15 +20,10 @@ public final class Analyzer {
         byInterest = kinds.map { k in enabled.filter { $0.interests.contains(k) } }
     }
 
-    private func rules(for e: XMPPEvent) -> [Rule] {
-        switch e.kind {
-        case .streamOpened: return byInterest[0]
-        case .element(let el):
-            let stanza = (el.local == "message" || el.local == "presence" || el.local == "iq")
-                && (el.namespace == Namespace.server || el.namespace == Namespace.client)
-            return byInterest[stanza ? 1 : 2]
-        default: return byInterest[3]
-        }
+    private func rules(for e: XMPPEvent, _ el: XMLElement?) -> [Rule] {
+        if let el { return byInterest[el.isStanza ? 1 : 2] }
+        if case .streamOpened = e.kind { return byInterest[0] }
+        return byInterest[3]
     }
 
     public var violations: [Violation] { context.violations }
@@ -44,8 +39,10 @@ public final class Analyzer {
         context.eventSerial += 1
         let db = model.apply(e, on: c)
         context.judgeExpectations(e, c)
-        let input = RuleInput.event(e, c, db)
-        for r in rules(for: e) { r.check(input, context) }
+        let el: XMLElement?
+        if case .element(let x) = e.kind { el = x } else { el = nil }
+        let input = RuleInput.event(e, c, db, el)
+        for r in rules(for: e, el) { r.check(input, context) }
     }
 
     /// A parsing problem on a direction: rules about that direction's content stay careful.

@@ -70,8 +70,10 @@ public struct Violation: Sendable {
 
 /// What rules are shown.
 public enum RuleInput {
-    /// An XMPP event, after the dialback model applied it.
-    case event(XMPPEvent, ConnectionModel, DialbackEvent?)
+    /// An XMPP event, after the dialback model applied it; the top-level element of an element
+    /// event is taken out once here (every rule asks for it, and reading it from the event's kind
+    /// copies the whole kind enum each time).
+    case event(XMPPEvent, ConnectionModel, DialbackEvent?, XMLElement?)
     /// The TCP connection ended (FIN, RST, timeout, or end of capture).
     case closed(ConnectionModel)
     /// The capture ended; cross-connection rules settle their accounts.

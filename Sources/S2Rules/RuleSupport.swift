@@ -40,22 +40,17 @@ public enum Example {
 extension RuleInput {
     /// The top-level element of an event, with its event and connection.
     var element: (XMPPEvent, XMLElement, ConnectionModel, DialbackEvent?)? {
-        guard case .event(let e, let c, let db) = self, case .element(let el) = e.kind else { return nil }
+        guard case .event(let e, let c, let db, let el?) = self else { return nil }
         return (e, el, c, db)
     }
 
     var header: (XMPPEvent, StreamHeader, ConnectionModel)? {
-        guard case .event(let e, let c, _) = self, case .streamOpened(let h) = e.kind else { return nil }
+        guard case .event(let e, let c, _, nil) = self, case .streamOpened(let h) = e.kind else { return nil }
         return (e, h, c)
     }
 }
 
 extension XMLElement {
-    var isStanza: Bool {
-        (local == "message" || local == "presence" || local == "iq")
-            && (namespace == Namespace.server || namespace == Namespace.client)
-    }
-
     var isStreamError: Bool { local == "error" && namespace == Namespace.streams }
 
     /// The defined condition of a stream error (first child in the xmpp-streams namespace).

@@ -76,6 +76,9 @@ public final class XMLElement: @unchecked Sendable {
     /// the stream decoder computes them once, on the parsing thread.
     public private(set) lazy var fromDomain: String? = self[attribute: "from"].flatMap(jidDomain)
     public private(set) lazy var toDomain: String? = self[attribute: "to"].flatMap(jidDomain)
+    /// `<message/>`, `<presence/>` or `<iq/>` in jabber:server or jabber:client.
+    public private(set) lazy var isStanza: Bool = (local == "message" || local == "presence" || local == "iq")
+        && (namespace == Namespace.server || namespace == Namespace.client)
 
     /// The value of an unprefixed attribute.
     public subscript(attribute local: String) -> String? {

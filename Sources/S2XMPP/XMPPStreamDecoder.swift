@@ -626,6 +626,7 @@ public final class XMPPStreamDecoder {
                 }
                 _ = el.fromDomain
                 _ = el.toDomain
+                _ = el.isStanza
                 emit(.element(el), start: elementStart, end: end)
                 return
             }

@@ -70,7 +70,7 @@ final class DBRcv3: Rule {
         quiet: [Example.openA + "\n" + Example.resultA + "\nS> <db:result from='b.example' to='a.example' type='error'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></db:result>\n+20\nS> </stream:stream>"])
     private var lastError: [ConnectionID: (Direction, FrameRef)] = [:]
     func check(_ input: RuleInput, _ ctx: RuleContext) {
-        guard case .event(let e, let c, _) = input else {
+        guard case .event(let e, let c, _, _) = input else {
             if case .closed(let c) = input { lastError[c.id] = nil }
             return
         }

@@ -198,8 +198,7 @@ final class StanzaIQ2: Rule {
             default: break
             }
         }
-        let now: Timestamp
-        if case .finished = input { now = ctx.now } else { now = ctx.now }
+        let now = ctx.now
         while head < pending.count, now.secondsSince(pending[head].frame.time) > ctx.configuration.timers.iq {
             let p = pending[head]
             head += 1

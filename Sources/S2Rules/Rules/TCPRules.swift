@@ -25,7 +25,7 @@ final class TCP2: Rule {
         firing: [Example.openA + "\nC> </stream:stream>\nC> <message from='u@a.example' to='v@b.example'/>"],
         quiet: [Example.clean])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
-        guard case .event(let e, let c, _) = input, case .dataAfterClose = e.kind else { return }
+        guard case .event(let e, let c, _, _) = input, case .dataAfterClose = e.kind else { return }
         ctx.report(self, c, e.direction, actor: e.direction.senderActor, frame: e.firstFrame,
                    "The \(e.direction.sideName) sent more data after its own </stream:stream>; a closed stream must stay silent.",
                    evidence: "data at stream offset \(e.startOffset) after the closing tag")
@@ -40,7 +40,7 @@ final class TCP3: Rule {
         firing: [Example.openA + "\nC> </stream:stream>\nS> </stream:stream>\n+40\n2C> $HDR to='b.example' from='a.example'>"],
         quiet: [Example.clean])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
-        guard case .event(let e, let c, _) = input, case .streamClosed = e.kind,
+        guard case .event(let e, let c, _, _) = input, case .streamClosed = e.kind,
               c.streamClosed[0] && c.streamClosed[1] else { return }
         ctx.expect(self, on: c, by: e.direction, actor: .acceptor, trigger: e.firstFrame, within: ctx.configuration.timers.close,
                    missing: ("Both XML streams were closed but the TCP connection stayed open longer than \(Int(ctx.configuration.timers.close)) s.",

@@ -346,6 +346,10 @@ public final class Engine: ReassemblySink {
         onViolation?(v)
     }
 
+    /// Threads parsing XML beside the calling one (0: all on the calling thread). Fewer than
+    /// `configuration.threads − 1` when the system refused to start more.
+    public var parsingThreads: Int { parallel?.workerCount ?? 0 }
+
     /// Connections currently tracked by the reassembler.
     public var activeConnections: Int { reassembler.activeConnections }
 

@@ -44,14 +44,16 @@ final class ParallelParsing {
     private let maxRoundBytes: Int
     private let maxRoundSteps: Int
 
-    init(engine: Engine, workers n: Int, round: (bytes: Int, steps: Int),
-         makeParser: @escaping @Sendable (ConnectionID, ParseOutputSink) -> ConnectionParser) {
+    /// Starts up to `n` workers; nil when not even one thread could be started (the engine then
+    /// parses on its own thread).
+    init?(engine: Engine, workers n: Int, round: (bytes: Int, steps: Int),
+          makeParser: @escaping @Sendable (ConnectionID, ParseOutputSink) -> ConnectionParser) {
         self.engine = engine
         maxRoundBytes = max(1, round.bytes)
         maxRoundSteps = max(1, round.steps)
-        workers = (0..<max(1, n)).map { _ in ParseWorker(makeParser: makeParser) }
-        batches = workers.map { _ in ParseBatch() }
-        for w in workers {
+        var started: [ParseWorker] = []
+        for _ in 0..<max(1, n) {
+            let w = ParseWorker(makeParser: makeParser)
             var t = pthread_t()
             let arg = Unmanaged.passRetained(w).toOpaque()
             let rc = pthread_create(&t, nil, { raw in
@@ -59,9 +61,16 @@ final class ParallelParsing {
                 w.run()
                 return nil
             }, arg)
-            precondition(rc == 0, "pthread_create failed: \(rc)")
+            guard rc == 0 else {
+                Unmanaged<ParseWorker>.fromOpaque(arg).release()
+                break
+            }
+            started.append(w)
             threads.append(t)
         }
+        guard !started.isEmpty else { return nil }
+        workers = started
+        batches = started.map { _ in ParseBatch() }
     }
 
     var workerCount: Int { workers.count }

@@ -189,6 +189,9 @@ struct Analyze: ParsableCommand {
             throw FatalError(message: e.message)
         }
         let engine = Engine(configuration: configuration)
+        if configuration.threads > 1 && engine.parsingThreads < configuration.threads - 1 && !quiet {
+            fputs("s2scope: could start only \(engine.parsingThreads) of \(configuration.threads - 1) parsing threads; going on with \(engine.parsingThreads + 1)\n", stderr)
+        }
         let progress = Progress(enabled: !quiet && isatty(2) == 1, total: readers.compactMap(\.fileSize).reduce(0, +))
         for r in readers {
             engine.read(r) { progress.update($0) }

@@ -29,7 +29,7 @@ struct ParallelTests {
         #expect(Self.captures.count >= 30)
     }
 
-    @Test(arguments: [(2, 1 << 20, 16_384), (2, 64, 3), (3, 512, 7), (4, 1, 1)])
+    @Test(arguments: [(2, 32 << 10, 512), (2, 1 << 20, 16_384), (2, 64, 3), (3, 512, 7), (4, 1, 1)])
     func sameReportWithThreads(threads: Int, bytes: Int, steps: Int) throws {
         let one = try Self.report(Self.captures, threads: 1)
         let many = try Self.report(Self.captures, threads: threads, round: (bytes, steps))

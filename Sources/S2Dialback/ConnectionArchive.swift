@@ -14,6 +14,7 @@ public final class ConnectionArchive {
     private var file: UnsafeMutablePointer<FILE>?
     /// The file is made at the first connection (most analyzers, in tests, never retire one).
     private var wantsFile: Bool
+    private var writable = true
     private var size: Int64 = 0
     private var where_: [ConnectionID: (offset: Int64, length: Int)] = [:]
     private var inMemory: [ConnectionID: ConnectionSummary] = [:]
@@ -32,7 +33,7 @@ public final class ConnectionArchive {
             wantsFile = false
             file = tmpfile()
         }
-        guard let file else {
+        guard let file, writable else {
             inMemory[s.id] = s
             return
         }
@@ -40,7 +41,10 @@ public final class ConnectionArchive {
         ArchiveCoder.encode(s, into: &scratch)
         let written = scratch.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
         guard written == scratch.count else {
-            inMemory[s.id] = s  // disk full: keep it here rather than lose it
+            // Disk full: keep this one and the rest here rather than lose them (a partial record
+            // may sit at the end of the file; the ones before it stay readable).
+            inMemory[s.id] = s
+            writable = false
             return
         }
         where_[s.id] = (size, scratch.count)

@@ -16,7 +16,7 @@ public final class ConnectionArchive {
     private var wantsFile: Bool
     private var writable = true
     private var size: Int64 = 0
-    private var where_: [ConnectionID: (offset: Int64, length: Int)] = [:]
+    private var offsets: [ConnectionID: (offset: Int64, length: Int)] = [:]
     private var inMemory: [ConnectionID: ConnectionSummary] = [:]
     private var scratch: [UInt8] = []
 
@@ -26,7 +26,7 @@ public final class ConnectionArchive {
 
     deinit { if let file { fclose(file) } }
 
-    public var count: Int { where_.count + inMemory.count }
+    public var count: Int { offsets.count + inMemory.count }
 
     public func append(_ s: ConnectionSummary) {
         if wantsFile {
@@ -47,13 +47,13 @@ public final class ConnectionArchive {
             writable = false
             return
         }
-        where_[s.id] = (size, scratch.count)
+        offsets[s.id] = (size, scratch.count)
         size += Int64(scratch.count)
     }
 
     public func summary(of id: ConnectionID) -> ConnectionSummary? {
         if let s = inMemory[id] { return s }
-        guard let file, let w = where_[id] else { return nil }
+        guard let file, let w = offsets[id] else { return nil }
         fflush(file)
         var bytes = [UInt8](repeating: 0, count: w.length)
         let n = bytes.withUnsafeMutableBytes { pread(fileno(file), $0.baseAddress, w.length, off_t(w.offset)) }
@@ -62,7 +62,7 @@ public final class ConnectionArchive {
     }
 
     /// Every archived connection's ID, ascending.
-    public var ids: [ConnectionID] { (Array(where_.keys) + Array(inMemory.keys)).sorted() }
+    public var ids: [ConnectionID] { (Array(offsets.keys) + Array(inMemory.keys)).sorted() }
 }
 
 /// The binary form of a summary: integers little-endian, strings length-prefixed UTF-8.

@@ -156,6 +156,11 @@ final class ParallelParsing {
         submit()
         if let last = inFlight { apply(last) }
         inFlight = nil
+        stopWorkers()
+    }
+
+    private func stopWorkers() {
+        guard !stopped else { return }
         stopped = true
         for w in workers {
             let stop = ParseBatch()
@@ -165,7 +170,9 @@ final class ParallelParsing {
         for t in threads { pthread_join(t, nil) }
     }
 
-    deinit { finish() }
+    // An engine dropped without `finish` takes its parsers along: the workers are stopped, and
+    // nothing is applied to the engine, which is going away.
+    deinit { stopWorkers() }
 }
 
 /// One worker's share of a round: payload bytes and the parse steps on them, and, once

@@ -94,9 +94,10 @@ public final class RuleContext {
     public func profile(of address: String) -> Profile {
         if let p = configuration.profile { return p }
         if model.retiredDialbackErrorAddresses.contains(address) { return .xep0220 }
-        for c in model.connections where c.serverAddress == address && c.acceptorAdvertisedDialbackErrors { return .xep0220 }
-        for c in model.connections where (c.serverAddress == address && c.sentDialbackError[1])
-            || (c.clientAddress == address && c.sentDialbackError[0]) { return .xep0220 }
+        for c in model.connections {
+            let errors = c.usesDialbackErrors
+            if (errors.acceptor && c.serverAddress == address) || (errors.initiator && c.clientAddress == address) { return .xep0220 }
+        }
         return .either
     }
 

@@ -46,3 +46,20 @@ struct ParallelTests {
         #expect(try Self.report([pcap], threads: 2, round: (100, 2), keyLog: keys) == one)
     }
 }
+
+extension ParallelTests {
+    /// An engine given up before `finish` (an error path, a cancelled run) stops its workers
+    /// without judging what they still hold, and a new run in the same process is unaffected.
+    @Test func droppedEngineStopsItsWorkers() throws {
+        let path = Self.captures[0]
+        do {
+            var c = EngineConfiguration()
+            c.threads = 3
+            c.parallelRound = (64, 3)
+            let engine = Engine(configuration: c)
+            #expect(engine.parsingThreads == 2)
+            for r in try Engine.open(paths: [path], filter: nil) { engine.read(r) }
+        }
+        #expect(try Self.report([path], threads: 3, round: (64, 3)) == Self.report([path], threads: 1))
+    }
+}

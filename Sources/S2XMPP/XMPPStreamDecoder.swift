@@ -255,7 +255,7 @@ public final class XMPPStreamDecoder {
         // over small chunks would only be parsed once the buffer doubles, so events would lag behind
         // the packets (or never come at the end of a stream). Parse eagerly; `maxTokenBytes` bounds
         // the quadratic re-scan that deferral protects against.
-        _ = XML_SetReparseDeferralEnabled(p, 0)
+        _ = s2_disable_reparse_deferral(p)
         _ = XML_SetBillionLaughsAttackProtectionMaximumAmplification(p, 100)
         _ = XML_SetBillionLaughsAttackProtectionActivationThreshold(p, 1 << 20)
         parser = p

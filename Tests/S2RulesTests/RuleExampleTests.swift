@@ -3,6 +3,7 @@ import S2Engine
 import S2Model
 import S2Report
 import S2Rules
+import S2Synth
 import Testing
 
 /// Every rule's own examples: it must fire on each firing transcript (pointing at a real frame)
@@ -20,6 +21,12 @@ struct RuleExampleTests {
             for h in hits {
                 #expect(h.frame.number >= 1 && h.frame.number <= r.statistics.packets, "\(id) points at frame \(h.frame.number)")
                 #expect(!h.message.isEmpty && !h.evidence.isEmpty)
+            }
+            // The ↓ marks the step whose first frame the finding must point at.
+            let marked = try Transcript(ex).markedFrames
+            #expect(marked.count == 1, "\(id) firing example \(i + 1) must mark exactly one step with ↓ (marks \(marked.count))")
+            if let m = marked.first {
+                #expect(hits.contains { $0.frame.number == m }, "\(id) firing example \(i + 1): expected a finding at frame \(m), got frames \(hits.map(\.frame.number))")
             }
         }
     }

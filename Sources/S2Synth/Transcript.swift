@@ -73,7 +73,7 @@ public struct Transcript {
         }
         if line.hasPrefix("@") {
             let parts = line.dropFirst().split(separator: " ")
-            guard parts.count == 4 || (parts.count == 5 && parts[4] == "midstream"), let n = Int(parts[0]), parts[2] == "->" else {
+            guard parts.count == 4 || (parts.count == 5 && parts[4] == "midstream"), let n = Int(parts[0]), (1...999).contains(n), parts[2] == "->" else {
                 throw TranscriptError("bad connection line: \(line)")
             }
             let c = Conn(src: String(parts[1]), dst: String(parts[3]), sport: UInt16(40000 + n), dport: 5269,
@@ -91,7 +91,8 @@ public struct Transcript {
         var n = 1
         if let f = rest.first, f.isNumber {
             let digits = rest.prefix { $0.isNumber }
-            n = Int(digits)!
+            guard let k = Int(digits), (1...999).contains(k) else { throw TranscriptError("bad connection number in: \(line)") }
+            n = k
             rest = rest.dropFirst(digits.count)
         }
         let c = conn(n)

@@ -42,6 +42,13 @@ struct RuleExampleTests {
         }
     }
 
+    /// A clean exchange keeps every rule quiet; each rule also needs a near miss of its own
+    /// (legitimate traffic that comes close to what it flags).
+    @Test func everyImplementedRuleHasANearMissQuietExample() {
+        let missing = Self.rules.filter { d in !d.quiet.contains { $0 != Example.clean } }.map(\.id)
+        #expect(missing.isEmpty, "rules whose only quiet example is the clean exchange: \(missing)")
+    }
+
     @Test func everyImplementedRuleHasAFiringExample() {
         let missing = Self.rules.filter { $0.firing.isEmpty }.map(\.id)
         // STREAM-HDR-6 needs hosted-domain knowledge and is exercised in HostedDomainTests.

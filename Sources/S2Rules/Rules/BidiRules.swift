@@ -7,7 +7,9 @@ final class Bidi1: Rule {
     let description = RuleDescription(
         id: "BIDI-1", title: "<bidi/> sent in plaintext before STARTTLS", severity: .low, source: "XEP-0288 §2.1",
         firing: ["C> $HDR to='b.example' from='a.example'>\nS> $HDR from='b.example' to='a.example' id='x1'>\nS> <stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/><bidi xmlns='urn:xmpp:features:bidi'/></stream:features>\nC> <bidi xmlns='urn:xmpp:bidi'/>\nC> ↓<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>"],
-        quiet: [Example.clean])
+        quiet: [Example.clean,
+                // Without TLS at all there is nothing to complete first.
+                "C> $HDR to='b.example' from='a.example'>\nS> $HDR from='b.example' to='a.example' id='x1'>\nS> <stream:features><bidi xmlns='urn:xmpp:features:bidi'/></stream:features>\nC> <bidi xmlns='urn:xmpp:bidi'/>\n" + Example.resultA])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, _) = input.element, e.direction == .clientToServer, el.is("starttls", Namespace.tls), c.bidi else { return }
         ctx.report(self, c, e.direction, actor: .initiator, frame: e.firstFrame,
@@ -47,7 +49,9 @@ final class Bidi3: Rule {
     let description = RuleDescription(
         id: "BIDI-3", title: "Dialback key verified on the connection it arrived on", severity: .medium, source: "XEP-0288 §2.2",
         firing: [Example.openA + "\nC> <bidi xmlns='urn:xmpp:bidi'/>\n" + Example.resultA + "\nS> ↓<db:verify from='b.example' to='a.example' id='s1'>\(Example.key)</db:verify>"],
-        quiet: [Example.clean])
+        quiet: [Example.clean,
+                // The acceptor verifies a key that reached it on another connection.
+                Example.openA + "\nC> <bidi xmlns='urn:xmpp:bidi'/>\n" + Example.resultA + "\nS> <db:verify from='b.example' to='c.example' id='x9'>0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef</db:verify>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, _) = input.element, e.direction == .serverToClient, c.bidi, el.isDialback, el.local == "verify",
               el[attribute: "type"] == nil, c.pendingResults.clientToServer.values.contains(where: { $0.key == el.trimmedText }) else { return }

@@ -195,7 +195,9 @@ final class DBCorr6: Rule {
         id: "DB-CORR-6", title: "Receiving server answers valid although the authoritative server said invalid", severity: .critical,
         source: "RFC3920 §8.3 s10; XEP-0220 §2.1.2, §2.2.1", observability: .crossConnection,
         firing: [Example.openA + "\n" + Example.resultA + "\n" + Example.verifyB.replacingOccurrences(of: "type='valid'", with: "type='invalid'") + "\nS> ↓<db:result from='b.example' to='a.example' type='valid'/>"],
-        quiet: [Example.clean])
+        quiet: [Example.clean,
+                // The authoritative server said invalid and the receiving server agrees.
+                Example.openA + "\n" + Example.resultA + "\n" + Example.verifyB.replacingOccurrences(of: "type='valid'", with: "type='invalid'") + "\nS> <db:result from='b.example' to='a.example' type='invalid'/>\nS> </stream:stream>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, db) = input.element, case .resultReply(_, "valid", let x?) = db, x.verifyType == "invalid" else { return }
         ctx.report(self, c, e.direction, actor: .receiving, frame: e.firstFrame,
@@ -266,7 +268,9 @@ final class DBCorr9: Rule {
                  // LOW: the receiving server has a connection whose content the capture cannot see (picked up
                  // mid-stream here), over which the verify may have travelled.
                  Example.openA + "\n" + Example.resultA + "\n@2 10.0.0.2 -> 10.0.0.1 midstream\n2C> <presence from='v@b.example/r' to='u@a.example'/>\nS> ↓<db:result from='b.example' to='a.example' type='valid'/>"],
-        quiet: [Example.clean])
+        quiet: [Example.clean,
+                // The verify travelled from another address of the receiving server's cluster.
+                Example.openA + "\n" + Example.resultA + "\n" + Example.verifyB.replacingOccurrences(of: "@2 10.0.0.2 -> 10.0.0.1", with: "@2 10.0.0.5 -> 10.0.0.1") + "\n" + Example.validA])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, db) = input.element, case .resultReply(_, "valid", let x?) = db, x.verifyConnection == nil,
               !c.tls, !c.saslSucceeded else { return }

@@ -132,7 +132,9 @@ final class DBKey1: Rule {
     let description = RuleDescription(
         id: "DB-KEY-1", title: "Dialback key not in the XEP-0185 format", severity: .info, source: "XEP-0185 §2",
         firing: [Example.openA + "\nC> ↓<db:result from='a.example' to='b.example'>secret-key</db:result>"],
-        quiet: [Example.clean])
+        quiet: [Example.clean,
+                // Upper-case hexadecimal is still hexadecimal.
+                Example.openA + "\nC> <db:result from='a.example' to='b.example'>\(Example.key.uppercased())</db:result>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, db) = input.element, case .resultRequest(let x?) = db, !x.key.isEmpty,
               !DialbackKey.looksLikeXEP0185(x.key) else { return }

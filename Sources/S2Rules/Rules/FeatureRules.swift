@@ -8,7 +8,9 @@ final class StreamVer1: Rule {
         id: "STREAM-VER-1", title: "Initial header without version (legacy server)", severity: .info,
         source: "RFC3920 §4.4.1, §5.1; RFC6120 §4.7.5",
         firing: ["C> ↓<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' to='b.example'>"],
-        quiet: [Example.clean])
+        quiet: [Example.clean,
+                // The acceptor's header has no version; the initiator's does.
+                "C> $HDR to='b.example' from='a.example'>\nS> <stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='b.example' id='x1'>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, h, c) = input.header, e.direction == .clientToServer, h.isStreamRoot, h.version == nil else { return }
         ctx.report(self, c, e.direction, actor: .initiator, frame: e.firstFrame,
@@ -22,7 +24,9 @@ final class StreamVer2: Rule {
         id: "STREAM-VER-2", title: "Response version higher than the initiator's", severity: .low,
         source: "RFC3920 §4.4.1; RFC6120 §4.7.5",
         firing: ["C> <stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' to='b.example'>\nS> ↓$HDR from='b.example' id='x1'>"],
-        quiet: [Example.clean])
+        quiet: [Example.clean,
+                // Both sides legacy (no version): equal, not higher.
+                "C> <stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' to='b.example'>\nS> <stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' from='b.example' id='x1'>"])
     static func parse(_ v: String?) -> (Int, Int)? {
         guard let v else { return (0, 9) }
         let p = v.split(separator: ".")
@@ -137,7 +141,9 @@ final class TLS3: Rule {
         id: "TLS-3", title: "Plaintext dialback or stanzas although STARTTLS was required", severity: .medium,
         source: "RFC6120 §4.3.1, §5.3.1; XEP-0220 §2.5",
         firing: ["C> $HDR to='b.example' from='a.example'>\nS> $HDR from='b.example' to='a.example' id='s1'>\nS> <stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls></stream:features>\nC> ↓<db:result from='a.example' to='b.example'>\(Example.key)</db:result>"],
-        quiet: [Example.clean])
+        quiet: [Example.clean,
+                // STARTTLS first: the dialback then runs inside TLS.
+                "C> $HDR to='b.example' from='a.example'>\nS> $HDR from='b.example' to='a.example' id='s1'>\nS> <stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required/></starttls></stream:features>\nC> <starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\nS> <proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\nC> \\x16\\x03\\x01\\x00\\x05hello"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, db) = input.element, !c.tls, c.startTLSRequired else { return }
         if e.direction == .clientToServer, (el.isDialback && el[attribute: "type"] == nil) || el.isStanza {

@@ -9,7 +9,9 @@ final class DBRes1: Rule {
         source: "XEP-0220 §2.1.1; RFC3920 §8.3 s4",
         firing: [Example.openA + "\nC> ↓<db:result from='a.example' to='b.example'/>",
                  Example.openA + "\nC> ↓<db:result to='b.example'>\(Example.key)</db:result>"],
-        quiet: [Example.clean])
+        quiet: [Example.clean,
+                // A key surrounded by whitespace is a key.
+                Example.openA + "\nC> <db:result from='a.example' to='b.example'>\\x0a  \(Example.key)\\x0a</db:result>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, db) = input.element, case .resultRequest(let x) = db else { return }
         var problems: [String] = []

@@ -278,7 +278,9 @@ final class DBRcv10: Rule {
         id: "DB-RCV-10", title: "Verify-only connection left open after the verdict", severity: .info,
         source: "XEP-0220 §2.1.2; RFC3920 §8.3 s9",
         firing: [Example.openA + "\n" + Example.resultA + "\n@2 10.0.0.2 -> 10.0.0.1\n2C> $HDR to='a.example' from='b.example'>\n2S> $HDR from='a.example' to='b.example' id='s2'>\n2S> <stream:features><dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback></stream:features>\n2C> <db:verify from='b.example' to='a.example' id='s1'>\(Example.key)</db:verify>\n2S> ↓<db:verify from='a.example' to='b.example' id='s1' type='valid'/>\n" + Example.validA + "\n+40\n" + Example.message],
-        quiet: [Example.clean])
+        quiet: [Example.clean,
+                // The verify-only connection closes 20 s after the verdict, within the 30 s allowed.
+                Example.openA + "\n" + Example.resultA + "\n" + Example.verifyB + "\n" + Example.validA + "\n+20\n2C> </stream:stream>\n2S> </stream:stream>\n2close"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, db) = input.element, case .verifyReply = db, c.carriedOnlyVerify, c.pendingVerifies.isEmpty,
               ctx.canJudge(self, c, at: e.firstFrame) else { return }

@@ -13,11 +13,14 @@ final class StanzaAddr: Rule {
             ? RuleDescription(id: "STANZA-ADDR-1", title: "Stanza without a valid 'to'", severity: .high,
                               source: "RFC3920 §9.1.1; RFC6120 §8.1.1.2, §4.9.3.7",
                               firing: [Example.validated + "\nC> ↓<message from='u@a.example'><body>x</body></message>"],
-                              quiet: [Example.clean])
+                              quiet: [Example.clean,
+                                      // A resource may hold '@' and '/'.
+                                      Example.validated + "\nC> <message from='u@a.example' to='v@B.example/res/with@at'><body>x</body></message>"])
             : RuleDescription(id: "STANZA-ADDR-2", title: "Stanza without a valid 'from'", severity: .high,
                               source: "RFC3920 §9.1.2; RFC6120 §8.1.2.2",
                               firing: [Example.validated + "\nC> ↓<message to='v@b.example'><body>x</body></message>"],
-                              quiet: [Example.clean])
+                              quiet: [Example.clean,
+                                      Example.validated + "\nC> <message from='U@A.EXAMPLE/r' to='v@b.example'><body>x</body></message>"])
     }
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, _) = input.element, el.isStanza else { return }

@@ -9,7 +9,9 @@ final class StreamHdr1: Rule {
         source: "RFC3920 §4.5, §11.2.1; RFC6120 §4.8.1",
         firing: ["C> ↓<stream:stream xmlns='jabber:server' xmlns:stream='http://example.com/streams' to='b.example'>",
                  "C> ↓<stream xmlns='jabber:server' to='b.example'>"],
-        quiet: [Example.clean])
+        quiet: [Example.clean,
+                // Another prefix bound to the streams namespace is still the streams namespace.
+                "C> <s:stream xmlns='jabber:server' xmlns:s='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' to='b.example' from='a.example' version='1.0'>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, h, c) = input.header, !h.isStreamRoot else { return }
         // Leading elements that are not headers at all belong to DB-RCV-1 and STREAM-ERR-6.
@@ -42,7 +44,9 @@ final class StreamHdr3: Rule {
         source: "RFC3920 §4.5, §11.2.2; RFC6120 §4.8.2, §4.8.3, §4.9.3.10",
         firing: ["C> ↓<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='b.example' version='1.0'>",
                  "C> ↓<stream:stream xmlns:stream='http://etherx.jabber.org/streams' to='b.example' version='1.0'>"],
-        quiet: [Example.clean])
+        quiet: [Example.clean,
+                // The declarations in another order.
+                "C> <stream:stream to='b.example' xmlns:stream='http://etherx.jabber.org/streams' from='a.example' version='1.0' xmlns:db='jabber:server:dialback' xmlns='jabber:server'>\nS> $HDR from='b.example' to='a.example' id='s1'>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, h, c) = input.header, h.isStreamRoot else { return }
         let ns = h.defaultNamespace
@@ -90,7 +94,9 @@ final class StreamHdr5: Rule {
         id: "STREAM-HDR-5", title: "Initial stream header without 'to' (or 'from')", severity: .medium,
         source: "RFC6120 §4.7.1, §4.7.2; RFC3920 §4.4, §8.3 s2",
         firing: ["C> ↓$HDR from='a.example'>"],
-        quiet: [Example.clean])
+        quiet: [Example.clean,
+                // A legacy (version-less) initial header with both addresses.
+                "C> <stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback' to='b.example' from='a.example'>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, h, c) = input.header, e.direction == .clientToServer, h.isStreamRoot else { return }
         let legacy = h.version == nil
@@ -113,7 +119,9 @@ final class StreamHdr6: Rule {
         id: "STREAM-HDR-6", title: "Acceptor continues a stream addressed to a domain it does not host", severity: .medium,
         source: "RFC3920 §4.7.3; RFC6120 §4.9.3.5–6", observability: .userKnowledge,
         firing: [],
-        quiet: [Example.clean])
+        quiet: [Example.clean,
+                // Hosted, in another case and with a trailing dot.
+                "#!host b.example=10.0.0.2\nC> $HDR to='B.Example.' from='a.example'>\nS> $HDR from='b.example' id='x1'>\nS> <stream:features/>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, h, c) = input.header, e.direction == .clientToServer, let to = h.to, !to.isEmpty,
               ctx.model.isHostKnown(c.serverAddress), !ctx.model.hosted(by: c.serverAddress).contains(normalizedDomain(to)) else { return }
@@ -129,7 +137,8 @@ final class StreamHdr7: Rule {
         id: "STREAM-HDR-7", title: "Response stream header without 'from' (or with a wrong 'to')", severity: .medium,
         source: "RFC3920 §4.4; RFC6120 §4.7.1, §4.7.2",
         firing: ["C> $HDR to='b.example' from='a.example'>\nS> ↓$HDR id='x1'>"],
-        quiet: [Example.clean])
+        quiet: [Example.clean,
+                "#!host b.example=10.0.0.2\nC> $HDR to='b.example' from='a.example'>\nS> $HDR from='B.EXAMPLE' to='A.Example' id='x1'>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, h, c) = input.header, e.direction == .serverToClient, h.isStreamRoot else { return }
         if h.from == nil || h.from == "" {
@@ -155,7 +164,9 @@ final class StreamHdr8: Rule {
         source: "RFC6120 §4.7.3; RFC3920 §4.4, §8.3 s3",
         firing: ["C> $HDR to='b.example' from='a.example'>\nS> ↓$HDR from='b.example' to='a.example'>",
                  "C> ↓$HDR to='b.example' from='a.example' id='abc'>"],
-        quiet: [Example.clean])
+        quiet: [Example.clean,
+                // A restart after SASL: a new id for the new stream.
+                "C> $HDR to='b.example' from='a.example'>\nS> $HDR from='b.example' to='a.example' id='x1'>\nS> <stream:features/>\nS> <success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>\nC> $HDR to='b.example' from='a.example'>\nS> $HDR from='b.example' to='a.example' id='x2'>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, h, c) = input.header, h.isStreamRoot else { return }
         if e.direction == .serverToClient {
@@ -179,7 +190,9 @@ final class StreamHdr9: Rule {
         id: "STREAM-HDR-9", title: "A server issued the same stream id twice", severity: .high,
         source: "RFC3920 §4.4, §8.1; RFC6120 §4.7.3, §4.3.3", observability: .crossConnection,
         firing: [Example.openA + "\n2C> $HDR to='b.example' from='a.example'>\n2S> ↓$HDR from='b.example' to='a.example' id='s1'>"],
-        quiet: [Example.clean])
+        quiet: [Example.clean,
+                // The same id from two different servers.
+                Example.openA + "\n@2 10.0.0.3 -> 10.0.0.1\n2C> $HDR to='a.example' from='c.example'>\n2S> $HDR from='a.example' to='c.example' id='s9'>\n@3 10.0.0.1 -> 10.0.0.3\n3C> $HDR to='c.example' from='a.example'>\n3S> $HDR from='c.example' to='a.example' id='s1'>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, h, c) = input.header, e.direction == .serverToClient, let id = h.id, !id.isEmpty,
               let first = ctx.model.issuedStreamIDs[c.serverAddress]?[id] else { return }

@@ -17,7 +17,10 @@ struct LabGoldenTests {
 
     @Test func labCapturesCoverTheScenarios() {
         for s in ["prosody-prosody", "prosody-ejabberd", "wrong-secret", "verify-unhosted", "starttls",
-                  "prosody-prosody-sll", "prosody-prosody-sll2"] {
+                  "prosody-prosody-sll", "prosody-prosody-sll2",
+                  // issue #15: field-capture shapes; issue #18: several servers in one capture
+                  "midstream-prosody", "midstream-ejabberd", "rotated", "rotated-1", "rotated-2", "rotated-3",
+                  "mixed-case", "bidi", "not-xmpp-probes", "multi-server"] {
             #expect(Self.captures.contains(s), "missing lab capture \(s)")
         }
         #expect(Self.captures.filter { $0.hasPrefix("bad-") }.count >= 10)

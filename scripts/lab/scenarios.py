@@ -570,7 +570,7 @@ SCENARIOS.update({
                      "the verify leg ended with a stream error while the verify was pending; on "
                      "the originating connection Prosody sends neither <remote-connection-"
                      "failed/> nor a dialback error with <remote-server-not-found/> for 14 s "
-                     "(MEDIUM)", "medium")],
+                     "(MEDIUM, once: one verify leg, one pending request)", "medium", count=1)],
         "allow": [], "forbid": "medium",
         "connections": [(EVIL, A), (A, EVIL), (EVIL, A)],
         "reaction": (EVIL, A, r"<stream:error><host-unknown.*?</stream:error>"),
@@ -589,7 +589,7 @@ SCENARIOS.update({
         "expect": [v("DB-RCV-9", "receiving", A,
                      "the authoritative server closed the verify leg with the verify pending "
                      "(RULES.md: SHOULD be treated as a failure); Prosody sends neither failure "
-                     "form on the originating connection (MEDIUM)", "medium")],
+                     "form on the originating connection (MEDIUM, once)", "medium", count=1)],
         "allow": [], "forbid": "medium",
         "connections": [(EVIL, A), (A, EVIL), (EVIL, A)],
         "reaction": (A, EVIL, r"<db:verify[^>]*>[^<]*</db:verify></stream:stream>"),
@@ -624,10 +624,11 @@ SCENARIOS.update({
                       db("b.lab", "a.lab", "valid", True)],
         "expect": [v("DB-SYN-2", "initiator", EVIL,
                      "typed db:verify on the initial stream without bidi: the unsolicited "
-                     "dialback probe (HIGH)", "high"),
+                     "dialback probe (HIGH, once)", "high", count=1),
                    v("DB-RCV-5", "receiving", A,
                      "after type='invalid' on a connection with nothing validated Prosody keeps "
-                     "the stream open 12 s and closes only after the peer (MEDIUM)", "medium")],
+                     "the stream open 12 s and closes only after the peer (MEDIUM, once)", "medium",
+                     count=1)],
         "allow": [], "forbid": "medium",
         "connections": [(EVIL, A), (A, B), (B, A)],
         "reaction": (A, EVIL, r"<db:result[^>]*type='invalid'[^>]*>[^<]*</db:result>"),
@@ -649,7 +650,8 @@ SCENARIOS.update({
         "dialbacks": [db("a.lab", "b.lab", "valid", True), db("b.lab", "a.lab", "valid", True)],
         "dialbacks_complete": False,
         "expect": [v("DB-SYN-2", "initiator", EVIL,
-                     "typed db:result on the initial stream without bidi (HIGH)", "high")],
+                     "typed db:result on the initial stream without bidi (HIGH, once)", "high",
+                     count=1)],
         "allow": [allow("DB-CORR-1", "a.lab sends a db:verify for (a.lab, b.lab) whose only "
                                      "'request' was the typed, key-less db:result: an analyzer "
                                      "may call it a verify without a matching request"),
@@ -673,7 +675,8 @@ SCENARIOS.update({
         "software": {A: PROSODY, E: EJABBERD, EVIL: BADPEER + " claiming a.lab"},
         "dialbacks": [db("a.lab", "e.lab", ["error", "pending"], True)],
         "expect": [v("DB-SYN-2", "initiator", EVIL,
-                     "typed db:verify on the initial stream without bidi (HIGH)", "high")],
+                     "typed db:verify on the initial stream without bidi (HIGH, once)", "high",
+                     count=1)],
         "allow": [], "forbid": "medium",
         "connections": [(EVIL, E), (E, A)],
         "reaction": (E, EVIL, STREAM_ERROR),
@@ -689,7 +692,8 @@ SCENARIOS.update({
         "software": {E: EJABBERD, EVIL: BADPEER + " claiming a.lab"},
         "dialbacks": [], "dialbacks_complete": False,
         "expect": [v("DB-SYN-2", "initiator", EVIL,
-                     "typed db:result on the initial stream without bidi (HIGH)", "high")],
+                     "typed db:result on the initial stream without bidi (HIGH, once)", "high",
+                     count=1)],
         "allow": [], "forbid": "medium",
         "connections": [(EVIL, E)],
         "reaction": (E, EVIL, STREAM_ERROR),
@@ -705,7 +709,7 @@ SCENARIOS.update({
         "dialbacks": [db("a.lab", "evil.lab", ["pending", "error"], True)],
         "expect": [v("DB-RCV-6", "receiving", EVIL,
                      "db:result answer not swapped: from='a.lab' to='evil.lab' answers a "
-                     "request from='a.lab' to='evil.lab' (HIGH)", "high")],
+                     "request from='a.lab' to='evil.lab' (HIGH, once)", "high", count=1)],
         "allow": [], "forbid": "medium",
         "connections": [(A, EVIL), (EVIL, A)],
         "reaction": (A, EVIL, STREAM_ERROR),

@@ -3,7 +3,8 @@ SHELL := /bin/bash
 SWIFT ?= swift
 DEMO ?= fixtures/lab/prosody-prosody.pcap
 
-.PHONY: all deps build release demo test fixtures lab lab-test bench fuzz sanitize clean
+.PHONY: all deps build release demo test fixtures lab lab-test bench fuzz sanitize clean \
+	keylog-shim install install-keylog-shim
 
 all: build
 
@@ -67,6 +68,24 @@ sanitize:
 # against the generator's truth; writes docs/BENCH.md.
 bench:
 	scripts/bench.sh
+
+# The key-log shim for OpenSSL-based servers (Prosody, ejabberd): an LD_PRELOAD library that
+# appends the NSS key log of every TLS session to $$SSLKEYLOGFILE (tools/keylog-shim, README
+# "Keys from real servers"). Needs only a C compiler; no OpenSSL headers.
+CC ?= cc
+PREFIX ?= /usr/local
+KEYLOG_SHIM := .build/keylog-shim/libs2scope-keylog.so
+keylog-shim: $(KEYLOG_SHIM)
+$(KEYLOG_SHIM): tools/keylog-shim/s2scope-keylog.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -g -Wall -Wextra -Werror -fPIC -shared -fvisibility=hidden \
+		-Wl,-z,relro,-z,now -o $@ $< -ldl -lpthread
+
+install-keylog-shim: $(KEYLOG_SHIM)
+	install -d $(DESTDIR)$(PREFIX)/lib/s2scope
+	install -m 0644 $(KEYLOG_SHIM) $(DESTDIR)$(PREFIX)/lib/s2scope/libs2scope-keylog.so
+
+install: install-keylog-shim
 
 clean:
 	rm -rf .build

@@ -55,7 +55,7 @@ let package = Package(
         .target(name: "S2TestSupport", path: "Tests/S2TestSupport"),
         .testTarget(name: "S2EngineTests", dependencies: ["S2TestSupport", "S2Engine", "S2Report", "S2Model", "S2Rules", "S2Synth"]),
         .testTarget(name: "S2ReportTests", dependencies: ["S2TestSupport", "S2Engine", "S2Report", "S2Model", "S2Rules", "S2Synth"]),
-        .testTarget(name: "S2TLSTests", dependencies: ["S2TLS", "S2Engine", "S2Report", "S2Model"]),
+        .testTarget(name: "S2TLSTests", dependencies: ["S2TLS", "S2Engine", "S2Report", "S2Model", "S2Capture"]),
         .testTarget(name: "HostileInputTests", dependencies: ["S2TestSupport", "S2Engine", "S2Report", "S2Model", "S2XMPP", "S2Synth", "S2Reassembly", "S2Wire"]),
     ],
     swiftLanguageModes: [.v6]

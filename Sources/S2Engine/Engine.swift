@@ -28,7 +28,8 @@ public final class Engine: ReassemblySink {
     /// Single-threaded runs only (`threads` == 1).
     public var onDecrypted: ((ConnectionID, Direction, UnsafeRawBufferPointer, FrameRef) -> Void)?
     /// Called when a connection ends, before a live run forgets it.
-    public var onConnectionClosed: ((ConnectionModel) -> Void)?
+    /// With the TLS parameters of the connection, if it switched to TLS.
+    public var onConnectionClosed: ((ConnectionModel, TLSReportInfo?) -> Void)?
     /// Connections seen and dialback exchanges completed, counted even when history is not kept.
     public private(set) var connectionsClosed = 0
     /// Connections closed without any XMPP stream, counted and not kept in the report.
@@ -36,6 +37,9 @@ public final class Engine: ReassemblySink {
     public private(set) var outcomes: [String: Int] = [:]
     public private(set) var violationsByRule: [String: Int] = [:]
     public private(set) var violationsBySeverity: [String: Int] = [:]
+    /// The run's TLS secrets (`--keylog`, pcapng secrets blocks, and in live runs the lines
+    /// the key log gains); nil when none were given.
+    public let tlsKeys: TLSKeyStore?
 
     private let decoder = FrameDecoder()
     private var reassembler: TCPReassembler!
@@ -48,6 +52,9 @@ public final class Engine: ReassemblySink {
 
     public init(configuration: EngineConfiguration = .init()) {
         self.configuration = configuration
+        tlsKeys = configuration.keyLog != nil || configuration.followsKeyLog
+            ? TLSKeyStore(keyLog: configuration.keyLog ?? KeyLog(), following: configuration.followsKeyLog, limits: configuration.tlsHold)
+            : nil
         analyzer = Analyzer(configuration: configuration.rules, hosts: configuration.hosts)
         analyzer.model.onOutcome = { [unowned self] x in
             self.outcomes[x.outcomeName, default: 0] += 1
@@ -58,8 +65,10 @@ public final class Engine: ReassemblySink {
         let ports = configuration.ports
         reassembler = TCPReassembler(limits: configuration.reassembly, sink: self, isServerPort: { ports.contains($0) })
         if configuration.threads > 1 {
-            parallel = ParallelParsing(engine: self, workers: configuration.threads - 1, round: configuration.parallelRound) { [configuration] id, sink in
-                ConnectionParser(connection: id, configuration: configuration, output: sink, onDecrypted: nil)
+            // Workers only read the key store: it is complete before the first packet (offline).
+            precondition(!configuration.followsKeyLog, "a key log that is still being written needs a single-threaded run")
+            parallel = ParallelParsing(engine: self, workers: configuration.threads - 1, round: configuration.parallelRound) { [configuration, tlsKeys] id, sink in
+                ConnectionParser(connection: id, configuration: configuration, keys: tlsKeys, output: sink, onDecrypted: nil)
             }
         }
     }
@@ -125,8 +134,15 @@ public final class Engine: ReassemblySink {
             }
             parallel.packetDone()
         } else {
+            if let tlsKeys, tlsKeys.hasWaitingSessions { tlsKeys.expire(now: frame.time) }
             analyzer.advance(to: frame.time)
         }
+    }
+
+    /// Secrets that arrived during the run (a followed key log): sessions that waited for them
+    /// decrypt what they held now, and connections that ended meanwhile are closed.
+    public func addSecrets(_ secrets: KeyLog) {
+        tlsKeys?.add(secrets)
     }
 
     /// Ends the analysis: open connections are flushed and every pending timer judged.
@@ -138,6 +154,8 @@ public final class Engine: ReassemblySink {
             anomaly(Anomaly(kind: .fragmentIncomplete, frame: f, message: "IP fragments starting at frame \(f.number) never completed a datagram"))
         }
         reassembler.finish()
+        // Sessions still waiting for secrets will not get them: their connections close now.
+        tlsKeys?.giveUpAll(why: "the capture ended before they arrived")
         parallel?.finish()
         analyzer.finish()
         if !configuration.retainHistory {
@@ -200,7 +218,8 @@ public final class Engine: ReassemblySink {
         let ctx = ConnectionContext(engine: self, id: c.id, worker: parallel?.worker(for: c.id) ?? 0)
         // With workers, the connection's worker makes its parser (on its own thread).
         if parallel == nil {
-            ctx.parser = ConnectionParser(connection: c.id, configuration: configuration, output: ctx, onDecrypted: onDecrypted)
+            ctx.parser = ConnectionParser(connection: c.id, configuration: configuration, keys: tlsKeys, output: ctx, onDecrypted: onDecrypted)
+            ctx.parser.tls.onWaitEnded = { [unowned self, unowned ctx] in self.tlsWaitEnded(ctx) }
         }
         let info = OpenInfo(id: c.id, client: c.client, server: c.server, frame: c.firstFrame)
         if let parallel { parallel.step(.open(ctx, info)) } else { open(ctx, info) }
@@ -257,10 +276,23 @@ public final class Engine: ReassemblySink {
         let info = CloseInfo(id: c.id, reason: c.closeReason, lastFrame: c.lastFrame)
         if let parallel {
             parallel.close(ctx, info)
+        } else if ctx.parser.tls.isWaitingForSecrets {
+            // A short connection (a verify-only one lasts milliseconds) can end before the server
+            // wrote its secrets: it closes once they arrive or the wait is given up.
+            waitingToClose[ObjectIdentifier(ctx)] = (ctx, info)
         } else {
             ctx.parser.finish()
             closeModel(ctx, info)
         }
+    }
+
+    /// Connections that ended while their TLS session waited for secrets.
+    private var waitingToClose: [ObjectIdentifier: (ConnectionContext, CloseInfo)] = [:]
+
+    private func tlsWaitEnded(_ ctx: ConnectionContext) {
+        guard let (_, info) = waitingToClose.removeValue(forKey: ObjectIdentifier(ctx)) else { return }
+        ctx.parser.finish()
+        closeModel(ctx, info)
     }
 
     /// The model's side of a connection's end, after its parser finished.
@@ -274,7 +306,7 @@ public final class Engine: ReassemblySink {
             // No stream header before the TLS records: TLS without STARTTLS (direct TLS on this port).
             let how = ctx.model.streams.isEmpty ? "direct TLS (no STARTTLS)" : "STARTTLS"
             let whereFrom = ctx.model.streams.isEmpty ? "from the first byte" : "after <proceed/>"
-            if configuration.keyLog == nil {
+            if tlsKeys == nil {
                 report.statistics.encryptedBytes += afterProceed
                 record(Anomaly(kind: .encrypted, connection: info.id, frame: ctx.model.tlsFrame, bytes: afterProceed,
                                message: "\(how): \(afterProceed) bytes \(whereFrom) are encrypted and were not checked (dialback inside TLS is invisible without the session keys; a TLS key log given with --keylog would reveal it)"))
@@ -297,7 +329,7 @@ public final class Engine: ReassemblySink {
         }
         analyzer.closed(ctx.model, reason: reason, frame: info.lastFrame)
         connectionsClosed += 1
-        onConnectionClosed?(ctx.model)
+        onConnectionClosed?(ctx.model, s.tls ? Engine.reportInfo(s.tlsInfo) : nil)
         if !configuration.retainHistory {
             // Exchanges that never got an answer are reported before they are forgotten.
             for x in analyzer.model.exchanges where x.outcome == nil && x.resultConnection == info.id { reportPending(x) }
@@ -356,6 +388,7 @@ public final class Engine: ReassemblySink {
     /// Capture time moved on without packets (live idle periods): expire flows and timers.
     public func advanceIdle(to t: Timestamp) {
         reassembler.expire(now: t)
+        tlsKeys?.expire(now: t)
         analyzer.advance(to: t)
     }
 

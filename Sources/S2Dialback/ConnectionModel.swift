@@ -68,6 +68,19 @@ public final class ConnectionModel {
     /// TLS hides what follows: rules that need the content must stay quiet (unknown, not passed).
     public var hidden: Bool { tls && !decrypted }
     public internal(set) var saslSucceeded = false
+    /// SASL negotiations on this connection, in order (the first `maxSASLNegotiations`).
+    public internal(set) var sasl: [SASLNegotiation] = []
+    static let maxSASLNegotiations = 8
+    /// The SASL mechanisms the acceptor's latest features offered.
+    public internal(set) var offeredMechanisms: [String] = []
+    /// The domain SASL authenticated for the initiator (nil: none, or not known because the
+    /// `<auth/>` was not seen).
+    public internal(set) var saslDomain: String?
+    /// Per direction: SASL succeeded and that direction has not sent anything since, so its next
+    /// output must be a new stream header (RFC 6120 §6.4.6).
+    public internal(set) var saslRestart = [false, false]
+    /// The event being applied is the first of its direction after SASL success.
+    public internal(set) var firstAfterSASLSuccess = false
     public internal(set) var bidi = false
     public internal(set) var streamClosed = [false, false]
     public internal(set) var streamClosedFrame: [FrameRef?] = [nil, nil]
@@ -123,16 +136,19 @@ public final class ConnectionModel {
             || (features ?? preTLSFeatures)?.child("dialback", namespace: Namespace.dialbackFeature) != nil
     }
 
-    /// Whether `domain` was validated for the initiator on this connection (by dialback or SASL).
+    /// Whether `domain` was validated for the initiator on this connection: by dialback, or as
+    /// the identity SASL authenticated (RFC 6120 §6.4.6, XEP-0178) — not whatever a later
+    /// stream header claims. A SASL success whose `<auth/>` was not seen validates whatever it
+    /// was for: that cannot be judged.
     public func hasValidatedSender(_ domain: String) -> Bool {
-        if saslSucceeded, initialHeader?.from == domain { return true }
+        if saslSucceeded && (saslDomain == nil || saslDomain == domain) { return true }
         return validated.contains { $0.sender == domain }
     }
 
     /// Domains validated for the initiator on this connection (by dialback or SASL).
     public var validatedSenders: Set<String> {
         var s = Set(validated.map(\.sender))
-        if saslSucceeded, let f = initialHeader?.from { s.insert(f) }
+        if saslSucceeded, let d = saslDomain { s.insert(d) }
         return s
     }
 }
@@ -194,6 +210,8 @@ public struct ConnectionSummary: Sendable {
     /// The acceptor's latest stream ID and the initiator's latest `to`.
     public var streamID: String?
     public var initialTo: String?
+    /// The SASL negotiations of the connection.
+    public var sasl: [SASLNegotiation] = []
 }
 
 extension ConnectionModel {
@@ -203,7 +221,8 @@ extension ConnectionModel {
                           close: close, tls: tls,
                           streams: streams.map { StreamSummary(direction: $0.direction, to: $0.header.to, from: $0.header.from,
                                                                id: $0.header.id, version: $0.header.version, closed: $0.closed) },
-                          hidden: hidden, initiatorDamaged: damaged[0], streamID: streamID, initialTo: initialHeader?.to)
+                          hidden: hidden, initiatorDamaged: damaged[0], streamID: streamID, initialTo: initialHeader?.to,
+                          sasl: sasl)
     }
 
     /// Judged by XEP-0220 where the profiles differ: this side advertised or used dialback errors.

@@ -4,7 +4,7 @@ SWIFT ?= swift
 DEMO ?= fixtures/lab/prosody-prosody.pcap
 
 .PHONY: all deps build release demo test fixtures lab lab-test bench fuzz sanitize clean \
-	keylog-shim install install-keylog-shim
+	keylog-shim install install-keylog-shim tls-lab tls-lab-test
 
 all: build
 
@@ -45,6 +45,17 @@ lab:
 lab-test: build
 	@scripts/install-deps.sh lab
 	scripts/lab/lab-test.sh
+
+# Real Prosody and ejabberd with STARTTLS required under the key-log shim (dialback inside TLS,
+# SASL EXTERNAL; TLS 1.3 and 1.2), captured offline and by `s2scope live --keylog`, into fixtures/tls.
+tls-lab: build keylog-shim
+	@scripts/install-deps.sh lab
+	scripts/lab/tls-servers.sh fixtures/tls
+
+# The same into a temporary folder, with every capture analysed against its truth (run by .ci/run).
+tls-lab-test: build keylog-shim
+	@scripts/install-deps.sh lab
+	scripts/lab/tls-lab-test.sh
 
 # libFuzzer targets of the Fuzz/ package (decode, reassembly, xmpp, pipeline), FUZZ_SECONDS each
 # (default 600); FUZZ_TARGETS picks some. Crashes land in Fuzz/.work/artifacts/<target>/.

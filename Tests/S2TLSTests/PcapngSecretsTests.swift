@@ -78,4 +78,12 @@ struct PcapngSecretsTests {
         bad[8] = 0
         #expect(PcapngSecrets.read(path: Self.temp(bad)).notes.first?.contains("byte-order magic") == true)
     }
+
+    /// A capture editcap wrote (`--inject-secrets tls,KEYLOG`) carries exactly the key log.
+    @Test func editcapSecretsAreTheKeyLog() throws {
+        let r = PcapngSecrets.read(path: fixture("servers-sasl-tls13-dsb.pcapng"))
+        #expect(r.notes.isEmpty && r.blocks.count == 1)
+        let keylog = try Data(contentsOf: URL(fileURLWithPath: fixture("servers-sasl-tls13.prosody.keylog")))
+        #expect(r.blocks[0].secretsType == PcapngSecrets.tlsKeyLog && Data(r.blocks[0].data) == keylog)
+    }
 }

@@ -111,8 +111,68 @@ public final class Engine: ReassemblySink {
 
     // MARK: - Frames
 
+    /// A frame that arrived while a TLS session waited for its secrets.
+    struct DeferredFrame {
+        var bytes: [UInt8]
+        var linkType: Int32
+        var frame: FrameRef
+        var wireLength: Int
+    }
+
+    /// Frames waiting behind a TLS session that waits for its secrets (a followed key log), in
+    /// capture order from `deferredHead` on.
+    private var deferredFrames: [DeferredFrame] = []
+    private var deferredHead = 0
+    private var deferredBytes = 0
+    private var draining = false
+
+    /// Frames held now because a TLS session waits for its secrets, and their bytes.
+    public var deferredFrameCount: Int { deferredFrames.count - deferredHead }
+
     /// Decodes and analyses one frame.
+    ///
+    /// While a TLS session waits for secrets a followed key log has not given yet, every later
+    /// frame waits too (within the session's wait, `tlsHold`): the records it holds were sent
+    /// before them, and a db:verify on one connection must be judged after the db:result it
+    /// answers on another. When the wait ends the frames are analysed in capture order.
     public func process(_ bytes: UnsafeRawBufferPointer, linkType: Int32, frame: FrameRef, wireLength: Int) {
+        if let keys = tlsKeys, keys.following, keys.hasWaitingSessions || deferredFrameCount > 0 {
+            deferredFrames.append(DeferredFrame(bytes: Array(bytes), linkType: linkType, frame: frame, wireLength: wireLength))
+            deferredBytes += bytes.count
+            keys.expire(now: frame.time)
+            // Frames and held records together stay within the hold's byte bound: beyond it the
+            // waits are given up (their sessions' records count as not decrypted).
+            if deferredBytes + keys.statistics.bytesHeld > keys.limits.totalBytes {
+                keys.giveUpAll(why: "the records and frames held for them reached \(keys.limits.totalBytes >> 20) MiB")
+            }
+            drainDeferredFrames()
+            return
+        }
+        processNow(bytes, linkType: linkType, frame: frame, wireLength: wireLength)
+    }
+
+    /// Analyses the frames that waited, in order, until one makes a session wait again.
+    private func drainDeferredFrames() {
+        guard !draining, let keys = tlsKeys else { return }
+        draining = true
+        defer { draining = false }
+        while deferredHead < deferredFrames.count, !keys.hasWaitingSessions {
+            let f = deferredFrames[deferredHead]
+            deferredFrames[deferredHead].bytes = []
+            deferredHead += 1
+            deferredBytes -= f.bytes.count
+            f.bytes.withUnsafeBytes { processNow($0, linkType: f.linkType, frame: f.frame, wireLength: f.wireLength) }
+        }
+        if deferredHead == deferredFrames.count {
+            deferredFrames.removeAll(keepingCapacity: deferredFrames.count < 4096)
+            deferredHead = 0
+        } else if deferredHead > 4096 && deferredHead * 2 > deferredFrames.count {
+            deferredFrames.removeFirst(deferredHead)
+            deferredHead = 0
+        }
+    }
+
+    private func processNow(_ bytes: UnsafeRawBufferPointer, linkType: Int32, frame: FrameRef, wireLength: Int) {
         report.statistics.packets += 1
         report.statistics.bytes += Int64(bytes.count)
         switch decoder.decode(bytes, linkType: linkType, frame: frame) {
@@ -143,19 +203,32 @@ public final class Engine: ReassemblySink {
     /// decrypt what they held now, and connections that ended meanwhile are closed.
     public func addSecrets(_ secrets: KeyLog) {
         tlsKeys?.add(secrets)
+        drainDeferredFrames()
+    }
+
+    /// No more secrets will come: sessions that wait give up and every frame that waited is
+    /// analysed (sessions that start to wait meanwhile give up at once).
+    private func flushDeferredFrames(why: String) {
+        guard let keys = tlsKeys else { return }
+        repeat {
+            keys.giveUpAll(why: why)
+            drainDeferredFrames()
+        } while deferredFrameCount > 0 || keys.hasWaitingSessions
     }
 
     /// Ends the analysis: open connections are flushed and every pending timer judged.
     public func finish() -> AnalysisReport {
         guard !finished else { return report }
         finished = true
+        // Sessions still waiting for secrets will not get them: what waited behind them is analysed.
+        flushDeferredFrames(why: "the capture ended before they arrived")
         decoder.fragments.flush()
         for f in decoder.fragments.droppedFrames {
             anomaly(Anomaly(kind: .fragmentIncomplete, frame: f, message: "IP fragments starting at frame \(f.number) never completed a datagram"))
         }
         reassembler.finish()
-        // Sessions still waiting for secrets will not get them: their connections close now.
-        tlsKeys?.giveUpAll(why: "the capture ended before they arrived")
+        // Connections closed by the end whose sessions still waited close now.
+        flushDeferredFrames(why: "the capture ended before they arrived")
         parallel?.finish()
         analyzer.finish()
         if !configuration.retainHistory {
@@ -387,8 +460,13 @@ public final class Engine: ReassemblySink {
 
     /// Capture time moved on without packets (live idle periods): expire flows and timers.
     public func advanceIdle(to t: Timestamp) {
+        if let keys = tlsKeys, keys.hasWaitingSessions {
+            keys.expire(now: t)
+            drainDeferredFrames()
+        }
+        // Frames still wait behind a session: their connections are not idle, only not read yet.
+        guard deferredFrameCount == 0 else { return }
         reassembler.expire(now: t)
-        tlsKeys?.expire(now: t)
         analyzer.advance(to: t)
     }
 

@@ -81,6 +81,10 @@ public final class TLSKeyStore: @unchecked Sendable {
         return keyLog.hasAllSecrets(clientRandom: clientRandom, tls13: tls13)
     }
     public var waitingSessions: Int { waiting.values.reduce(0) { $0 + $1.count } }
+    /// The client randoms of the sessions that wait, and since when (capture time).
+    public var waits: [(clientRandom: [UInt8], since: Timestamp)] {
+        waiting.flatMap { random, sessions in sessions.compactMap { s in s.waitingSince.map { (random, $0) } } }
+    }
 
     /// Adds secrets; sessions that were waiting for them decrypt what they held, at once.
     /// Returns the number of sessions whose secrets were new.

@@ -31,10 +31,11 @@ struct Live: ParsableCommand {
               s2scope live -i eth0 --keylog /var/lib/prosody/sslkeys.log
 
             With --keylog the file is followed as the servers append to it (it may be missing or \
-            empty at start): a TLS session whose secrets are not in it yet holds its records for \
-            --keylog-wait seconds (at most 1 MiB per session, 32 MiB in all) and decrypts them when \
-            they arrive. The file is opened before privileges are dropped when it exists at start; \
-            otherwise --user must be able to read it.
+            empty at start): a TLS session whose secrets are not in it yet holds its records, and the \
+            frames after them wait too, for --keylog-wait seconds (at most 1 MiB per session, 32 MiB \
+            in all); when the secrets arrive everything is decrypted and judged in capture order. The \
+            file is opened before privileges are dropped when it exists at start; otherwise --user \
+            must be able to read it.
             """)
 
     @Option(name: [.short, .customLong("interface")], help: ArgumentHelp("Interface to capture on; repeat for several.", valueName: "iface"))
@@ -185,6 +186,7 @@ struct Live: ParsableCommand {
                 w.field("tls_sessions_dropped", h.sessionsDropped)
                 w.field("tls_bytes_held", h.bytesHeld)
                 w.field("tls_bytes_dropped", h.bytesDropped)
+                w.field("frames_waiting", engine.deferredFrameCount)
             }
             w.field("rss_bytes", residentBytes())
             w.endObject()

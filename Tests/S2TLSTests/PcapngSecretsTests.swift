@@ -5,10 +5,12 @@ import S2Capture
 /// The Decryption Secrets Block reader: blocks written by editcap, and hand-made files in both
 /// byte orders, cut or lying about their lengths.
 struct PcapngSecretsTests {
-    static func temp(_ bytes: [UInt8]) -> String {
+    /// The secrets of a file holding `bytes` (written to a temporary file, removed after).
+    static func read(_ bytes: [UInt8]) -> PcapngSecrets.Result {
         let p = NSTemporaryDirectory() + "s2scope-dsb-\(UUID().uuidString).pcapng"
         FileManager.default.createFile(atPath: p, contents: Data(bytes))
-        return p
+        defer { try? FileManager.default.removeItem(atPath: p) }
+        return PcapngSecrets.read(path: p)
     }
 
     static func u32(_ v: UInt32, _ big: Bool) -> [UInt8] {
@@ -36,7 +38,7 @@ struct PcapngSecretsTests {
     @Test(arguments: [false, true])
     func readsSecretsInEitherByteOrder(bigEndian big: Bool) {
         let file = Self.shb(big) + Self.idb(big) + Self.dsb(Self.keys, big: big) + Self.dsb(Array("x".utf8), type: 0x57474B4C, big: big)
-        let r = PcapngSecrets.read(path: Self.temp(file))
+        let r = Self.read(file)
         #expect(r.notes.isEmpty, "\(r.notes)")
         #expect(r.blocks.count == 2)
         #expect(r.blocks[0].secretsType == PcapngSecrets.tlsKeyLog && r.blocks[0].data == Self.keys)
@@ -45,12 +47,12 @@ struct PcapngSecretsTests {
 
     @Test func aPcapOrAMissingFileHasNoSecrets() throws {
         let pcap = [UInt8]([0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0] + [UInt8](repeating: 0, count: 16))
-        #expect(PcapngSecrets.read(path: Self.temp(pcap)).blocks.isEmpty)
+        #expect(Self.read(pcap).blocks.isEmpty)
         #expect(PcapngSecrets.read(path: "/nonexistent").blocks.isEmpty)
         #expect(PcapngSecrets.read(path: "-").blocks.isEmpty)
-        #expect(PcapngSecrets.read(path: Self.temp([])).notes.isEmpty)
+        #expect(Self.read([]).notes.isEmpty)
         // A short file that is not pcapng says nothing either (the capture reader explains it).
-        let short = PcapngSecrets.read(path: Self.temp([0xd4, 0xc3, 0xb2, 0xa1, 0x02, 0x00]))
+        let short = Self.read([0xd4, 0xc3, 0xb2, 0xa1, 0x02, 0x00])
         #expect(short.blocks.isEmpty && short.notes.isEmpty)
     }
 
@@ -69,14 +71,14 @@ struct PcapngSecretsTests {
             (Array(Self.dsb(Self.keys, big: false).prefix(5)), "ends inside a block header"),
         ]
         for (tail, needle) in cases {
-            let r = PcapngSecrets.read(path: Self.temp(good + tail))
+            let r = Self.read(good + tail)
             #expect(r.blocks.count == 1 && r.blocks[0].data == Self.keys, "\(needle)")
             #expect(r.notes.count == 1 && r.notes[0].contains(needle), "\(needle): \(r.notes)")
         }
         // A section header without the byte-order magic.
         var bad = Self.shb(false)
         bad[8] = 0
-        #expect(PcapngSecrets.read(path: Self.temp(bad)).notes.first?.contains("byte-order magic") == true)
+        #expect(Self.read(bad).notes.first?.contains("byte-order magic") == true)
     }
 
     /// A capture editcap wrote (`--inject-secrets tls,KEYLOG`) carries exactly the key log.

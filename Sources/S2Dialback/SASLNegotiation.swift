@@ -74,14 +74,14 @@ extension DialbackModel {
         case "success" where !forward:
             guard let i = c.sasl.lastIndex(where: { $0.outcome == .pending }) else {
                 c.saslSucceeded = true  // the <auth/> was not seen (midstream): the identity is unknown
-                c.saslRestart = [true, true]
+                c.saslRestart = PerDirection(repeating: true)
                 return
             }
             c.sasl[i].outcome = .success
             c.sasl[i].outcomeFrame = e.firstFrame
             c.saslSucceeded = true
             c.saslDomain = c.sasl[i].domain
-            c.saslRestart = [true, true]
+            c.saslRestart = PerDirection(repeating: true)
         case "failure" where !forward:
             guard let i = c.sasl.lastIndex(where: { $0.outcome == .pending }) else { return }
             let cond = el.children.first { $0.namespace == Namespace.sasl && $0.local != "text" }?.local

@@ -34,11 +34,12 @@ final class SASL1: Rule {
     let description = RuleDescription(
         id: "SASL-1", title: "SASL EXTERNAL offered before TLS", severity: .medium,
         source: "RFC6120 §6.3.4, §5.3.1; XEP-0178 §3",
-        firing: [Example.saslOfferedWithStartTLS, Example.saslOpen],
+        firing: [Example.saslOfferedWithStartTLS.replacingOccurrences(of: "S> <stream:features>", with: "S> ↓<stream:features>"),
+                 Example.saslOpen.replacingOccurrences(of: "S> <stream:features>", with: "S> ↓<stream:features>")],
         quiet: [Example.clean,
                 "C> $HDR to='b.example' from='a.example'>\nS> $HDR from='b.example' to='a.example' id='s1'>\nS> <stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/><mechanisms xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/></stream:features>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
-        guard let (e, el, c, _) = input.element, e.direction == .serverToClient, !c.tls, !c.damaged[1],
+        guard let (e, el, c, _) = input.element, e.direction == .serverToClient, !c.tls, !c.damaged[.serverToClient],
               el.local == "features", el.namespace == Namespace.streams, c.offeredMechanisms.contains("EXTERNAL") else { return }
         let withTLS = el.child("starttls", namespace: Namespace.tls) != nil
         ctx.report(self, severity: withTLS ? .medium : .low, c, e.direction, actor: .acceptor, frame: e.firstFrame,
@@ -51,7 +52,7 @@ final class SASL1: Rule {
 
 /// The first event of `d` after SASL success that is not the new stream header RFC 6120 §6.4.6 demands.
 private func notARestart(_ input: RuleInput, _ d: Direction) -> (XMPPEvent, ConnectionModel, String)? {
-    guard case .event(let e, let c, _, _) = input, e.direction == d, c.firstAfterSASLSuccess, !c.damaged[d.rawValue] else { return nil }
+    guard case .event(let e, let c, _, _) = input, e.direction == d, c.firstAfterSASLSuccess, !c.damaged[d] else { return nil }
     switch e.kind {
     case .streamOpened(let h) where h.isStreamRoot: return nil
     case .streamOpened(let h): return (e, c, h.render())
@@ -67,9 +68,12 @@ final class SASL2: Rule {
     let description = RuleDescription(
         id: "SASL-2", title: "Initiator does not restart the stream after SASL success", severity: .medium,
         source: "RFC6120 §6.4.6, §4.3.3",
-        firing: [[Example.saslOpen, Example.saslAuth, Example.saslSuccess, Example.message].joined(separator: "\n"),
-                 [Example.saslOpen, Example.saslAuth, Example.saslSuccess, "C> </stream:stream>"].joined(separator: "\n")],
-        quiet: [Example.saslClean])
+        firing: [[Example.saslOpen, Example.saslAuth, Example.saslSuccess, Example.message.replacingOccurrences(of: "C> ", with: "C> ↓")].joined(separator: "\n"),
+                 [Example.saslOpen, Example.saslAuth, Example.saslSuccess, "C> ↓</stream:stream>"].joined(separator: "\n")],
+        quiet: [Example.saslClean,
+                // A stanza after a <failure/> is not on a replaced stream (it is DB-RES-3's).
+                [Example.saslOpen, Example.saslAuth, "S> <failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/></failure>",
+                 Example.message].joined(separator: "\n")])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, c, what) = notARestart(input, .clientToServer) else { return }
         ctx.report(self, c, e.direction, actor: .initiator, frame: e.firstFrame,
@@ -84,8 +88,11 @@ final class SASL3: Rule {
         id: "SASL-3", title: "Acceptor sends on the replaced stream after SASL success", severity: .medium,
         source: "RFC6120 §6.4.6, §4.3.3",
         firing: [[Example.saslOpen, Example.saslAuth, Example.saslSuccess, Example.saslRestartA,
-                  "S> <message from='v@b.example' to='u@a.example'/>"].joined(separator: "\n")],
-        quiet: [Example.saslClean])
+                  "S> ↓<message from='v@b.example' to='u@a.example'/>"].joined(separator: "\n")],
+        quiet: [Example.saslClean,
+                // The acceptor answers the restart with its new header before anything else.
+                [Example.saslOpen, Example.saslAuth, Example.saslSuccess, Example.saslRestartA, Example.saslRestartB,
+                 "S> <message from='v@b.example' to='u@a.example'/>"].joined(separator: "\n")])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, c, what) = notARestart(input, .serverToClient) else { return }
         ctx.report(self, c, e.direction, actor: .acceptor, frame: e.firstFrame,
@@ -99,8 +106,8 @@ final class SASL4: Rule {
     let description = RuleDescription(
         id: "SASL-4", title: "SASL <failure/> without a defined condition", severity: .low,
         source: "RFC6120 §6.4.5, §6.5",
-        firing: [[Example.saslOpen, Example.saslAuth, "S> <failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>"].joined(separator: "\n"),
-                 [Example.saslOpen, Example.saslAuth, "S> <failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><bad-certificate/></failure>"].joined(separator: "\n")],
+        firing: [[Example.saslOpen, Example.saslAuth, "S> ↓<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>"].joined(separator: "\n"),
+                 [Example.saslOpen, Example.saslAuth, "S> ↓<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><bad-certificate/></failure>"].joined(separator: "\n")],
         quiet: [[Example.saslOpen, Example.saslAuth,
                  "S> <failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/><text xml:lang='en'>self signed certificate</text></failure>"].joined(separator: "\n")])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
@@ -121,8 +128,8 @@ final class SASL5: Rule {
         id: "SASL-5", title: "SASL <abort/> not answered with <aborted/>", severity: .low,
         source: "RFC6120 §6.4.4",
         firing: [[Example.saslOpen, Example.saslAuth, "C> <abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>",
-                  "S> <failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/></failure>"].joined(separator: "\n"),
-                 [Example.saslOpen, Example.saslAuth, "C> <abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>", "+15", Example.message].joined(separator: "\n")],
+                  "S> ↓<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/></failure>"].joined(separator: "\n"),
+                 [Example.saslOpen, Example.saslAuth, "C> ↓<abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>", "+15", Example.message].joined(separator: "\n")],
         quiet: [[Example.saslOpen, Example.saslAuth, "C> <abort xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>",
                  "S> <failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><aborted/></failure>"].joined(separator: "\n")])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
@@ -143,7 +150,7 @@ final class SASL6: Rule {
     let description = RuleDescription(
         id: "SASL-6", title: "SASL data that is not base64", severity: .low,
         source: "RFC6120 §6.4.2, §6.4.3",
-        firing: [[Example.saslOpen, "C> <auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>a.example</auth>"].joined(separator: "\n")],
+        firing: [[Example.saslOpen, "C> ↓<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>a.example</auth>"].joined(separator: "\n")],
         quiet: [Example.saslClean,
                 [Example.saslOpen, "C> <auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>=</auth>"].joined(separator: "\n")])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
@@ -162,8 +169,10 @@ final class SASL7: Rule {
     let description = RuleDescription(
         id: "SASL-7", title: "s2s SASL authorization identity that is not a domain", severity: .medium,
         source: "RFC3920 §6.1 rule 7; RFC6120 §6.3.8; XEP-0178 §3",
-        firing: [[Example.saslOpen, "C> <auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>dUBhLmV4YW1wbGU=</auth>"].joined(separator: "\n")],
-        quiet: [Example.saslClean])
+        firing: [[Example.saslOpen, "C> ↓<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>dUBhLmV4YW1wbGU=</auth>"].joined(separator: "\n")],
+        quiet: [Example.saslClean,
+                // A subdomain is still a domain (conference.a.example).
+                [Example.saslOpen, "C> <auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='EXTERNAL'>Y29uZmVyZW5jZS5hLmV4YW1wbGU=</auth>"].joined(separator: "\n")])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, _) = input.element, e.direction == .clientToServer, el.is("auth", Namespace.sasl),
               let n = c.sasl.last, n.authFrame == e.firstFrame, let id = n.authzid, !id.isEmpty,
@@ -179,11 +188,13 @@ final class SASL8: Rule {
     let description = RuleDescription(
         id: "SASL-8", title: "Restarted stream claims another domain than SASL authenticated", severity: .high,
         source: "RFC6120 §6.4.6, §4.7.1; XEP-0178 §3",
-        firing: [[Example.saslOpen, Example.saslAuth, Example.saslSuccess, "C> $HDR to='b.example' from='evil.example'>"].joined(separator: "\n")],
-        quiet: [Example.saslClean])
+        firing: [[Example.saslOpen, Example.saslAuth, Example.saslSuccess, "C> ↓$HDR to='b.example' from='evil.example'>"].joined(separator: "\n")],
+        quiet: [Example.saslClean,
+                // Domains compare case-insensitively.
+                [Example.saslOpen, Example.saslAuth, Example.saslSuccess, "C> $HDR to='b.example' from='A.Example'>", Example.saslRestartB].joined(separator: "\n")])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, h, c) = input.header, e.direction == .clientToServer, c.firstAfterSASLSuccess, h.isStreamRoot,
-              let domain = c.saslDomain, let from = h.from, from != domain else { return }
+              let domain = c.saslDomain, let from = h.from, normalizedDomain(from) != normalizedDomain(domain) else { return }
         ctx.report(self, c, e.direction, actor: .initiator, frame: e.firstFrame,
                    "SASL authenticated '\(domain)', but the restarted stream says from='\(from)'; stanzas on it are judged against '\(domain)'.",
                    evidence: h.render())

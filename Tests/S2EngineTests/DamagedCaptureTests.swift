@@ -54,8 +54,15 @@ struct DamagedCaptureTests {
         let dir = repoRoot.appendingPathComponent("fixtures/lab")
         let truthURL = dir.appendingPathComponent("\(name).truth.json")
         let truth = try JSONSerialization.jsonObject(with: Data(contentsOf: truthURL)) as! [String: Any]
-        let capture = dir.appendingPathComponent(truth["capture"] as? String ?? "\(name).pcap").path
-        let (linkType, all) = try Self.frames(of: capture)
+        // a rotated set (tcpdump -G) is one session: its files' frames, one after the other
+        let files = (truth["captures"] as? [String]) ?? [truth["capture"] as? String ?? "\(name).pcap"]
+        var linkType: Int32 = 0
+        var all: [Frame] = []
+        for f in files {
+            let (lt, frames) = try Self.frames(of: dir.appendingPathComponent(f).path)
+            linkType = lt
+            all += frames
+        }
         #expect(all.count > 4, "\(name): \(all.count) frames")
         for damage in Self.damages(all.count) {
             var w = PcapWriter(linkType: UInt32(linkType))

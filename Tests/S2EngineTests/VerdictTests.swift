@@ -125,3 +125,28 @@ struct VerdictTests {
         #expect(try rules(dialbackError, .rfc3920).contains("DB-RCV-2"))
     }
 }
+
+extension VerdictTests {
+    /// One failed verify leg is one DB-RCV-9, whether the failure shows as a stream error, a
+    /// closing tag, a FIN, or all three.
+    @Test func oneFailedVerifyLegIsOneFinding() throws {
+        let t = Example.openA + "\n" + Example.resultA + "\n" + DBRcv9Example.leg
+            + "\n2S> <stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>\n2S> </stream:stream>\n2close\n+15\n" + Example.message
+        let r = try Engine.analyze(transcript: t)
+        #expect(r.violations.filter { $0.rule == "DB-RCV-9" }.count == 1, "\(r.violations.map(\.rule))")
+    }
+}
+
+enum DBRcv9Example {
+    static let leg = "@2 10.0.0.2 -> 10.0.0.1\n2C> $HDR to='a.example' from='b.example'>\n2S> $HDR from='a.example' to='b.example' id='s2'>\n2C> <db:verify from='b.example' to='a.example' id='s1'>\(Example.key)</db:verify>"
+}
+
+extension VerdictTests {
+    /// Prosody 0.12 answers a wrong dialback namespace with its features and, once the dialback
+    /// element comes, <unsupported-stanza-type/>: INFO (RULES.md), never MEDIUM.
+    @Test func wrongDialbackNamespaceAnsweredWithAnotherConditionIsInfo() throws {
+        let t = "C> <stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialbackX' to='b.example' from='a.example' version='1.0'>\nS> $HDR from='b.example' id='s1'>\nS> <stream:features/>\nC> <db:result from='a.example' to='b.example'>k</db:result>\nS> <stream:error><unsupported-stanza-type xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"
+        let r = try Engine.analyze(transcript: t)
+        #expect(r.violations.filter { $0.rule == "DB-NS-2" }.map(\.severity) == [.info])
+    }
+}

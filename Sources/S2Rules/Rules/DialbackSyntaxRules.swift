@@ -30,16 +30,35 @@ final class DBNS1: Rule {
 
 /// DB-NS-2: a header with a wrong dialback namespace is answered with `<invalid-namespace/>`.
 final class DBNS2: Rule {
+    static let badHeader = "C> <stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialbackX' to='b.example' from='a.example' version='1.0'>\nS> $HDR from='b.example' id='s1'>\nS> <stream:features/>"
     let description = RuleDescription(
         id: "DB-NS-2", title: "Receiver accepts a header with a wrong dialback namespace", severity: .medium,
         source: "RFC3920 §8.3 s2, s3, s6, s7, §4.7.3",
-        firing: ["C> <stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialbackX' to='b.example' from='a.example' version='1.0'>\nS> $HDR from='b.example' id='s1'>\nS> ↓<stream:features/>"],
-        quiet: ["C> <stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialbackX' to='b.example' from='a.example' version='1.0'>\nS> $HDR from='b.example' id='s1'>\nS> <stream:error><invalid-namespace xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"])
+        firing: [badHeader + "\nC> <db:result from='a.example' to='b.example'>k</db:result>\nS> ↓<db:result from='b.example' to='a.example' type='valid'/>"],
+        quiet: ["C> <stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialbackX' to='b.example' from='a.example' version='1.0'>\nS> $HDR from='b.example' id='s1'>\nS> <stream:error><invalid-namespace xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>",
+                // The features answer the header; the stream then ends before anything acted on the namespace.
+                badHeader + "\nC> </stream:stream>\nS> </stream:stream>\nclose"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, h, c) = input.header, h.isStreamRoot, let uri = h.namespace(forPrefix: "db"), uri != Namespace.dialback else { return }
-        demandStreamError(self, ctx, c, reactor: e.direction.reversed, actor: e.direction.reversed.senderActor, trigger: e.firstFrame,
-                          conditions: ["invalid-namespace"], what: "a header binding 'db' to '\(uri)'",
-                          keepSeverity: .medium, otherSeverity: .info)
+        let reactor = e.direction.reversed
+        let what = "a header binding 'db' to '\(uri)'"
+        let keep = "The \(reactor.sideName) went on with the stream after \(what) instead of answering <invalid-namespace/> and closing."
+        ctx.expect(self, on: c, by: reactor, actor: reactor.senderActor, trigger: e.firstFrame, within: ctx.configuration.timers.react,
+                   missing: (keep, "no <invalid-namespace/> within \(Int(ctx.configuration.timers.react)) s of frame \(e.firstFrame.number)", nil)) { r in
+            guard r.direction == reactor else { return .pending }
+            switch r.kind {
+            case .element(let el) where el.isStreamError:
+                let cond = el.streamErrorCondition ?? "?"
+                return cond == "invalid-namespace" ? .satisfied
+                    : .violated(severity: .info, message: "The \(reactor.sideName) answered \(what) with <\(cond)/> instead of <invalid-namespace/>.",
+                                evidence: el.render(), frame: r.firstFrame)
+            // Features belong to the header's answer; going on means acting on dialback or stanzas.
+            case .element(let el) where el.is("features", Namespace.streams): return .pending
+            case .element(let el): return .violated(severity: nil, message: keep, evidence: el.render(), frame: r.firstFrame)
+            case .streamClosed: return .satisfied
+            default: return .pending
+            }
+        }
     }
 }
 

@@ -233,14 +233,15 @@ final class DBRcv9: Rule {
             failed = c
             trigger = e.firstFrame
         case .closed(let c):
-            defer { handled[c.id] = nil }
-            guard let end = c.end, let frame = c.closeFrame else { return }
+            guard let end = c.end, let frame = c.closeFrame else { handled[c.id] = nil; return }
             failed = c
             trigger = frame
             failedSides = Direction.allCases.filter { end.closedOnWire(by: $0) }
         case .finished:
             return
         }
+        // A closed connection's record goes once its last failure is handled.
+        defer { if case .closed = input { handled[failed.id] = nil } }
         guard !failedSides.isEmpty, !failed.pendingVerifies.isEmpty else { return }
         // The side that answers verifies is the authoritative server: its stream ended or failed.
         for r in failed.pendingVerifies.values where failedSides.contains(r.direction.reversed) {

@@ -47,8 +47,12 @@ public final class ConnectionModel {
     public internal(set) var close: String?
     public internal(set) var closeFrame: FrameRef?
 
-    /// All stream headers in order (restarts included).
+    /// All stream headers in order (restarts included), the first `DialbackModel.maxStreamsPerConnection`.
     public internal(set) var streams: [StreamRecord] = []
+    /// Stream headers past that bound, only counted.
+    public internal(set) var streamsNotRecorded = 0
+    /// Position in `DialbackModel.connections` (removal in O(1)).
+    var slot = -1
     /// The latest header per direction.
     public internal(set) var initialHeader: StreamHeader?
     public internal(set) var responseHeader: StreamHeader?
@@ -84,8 +88,17 @@ public final class ConnectionModel {
     public internal(set) var validated: Set<DomainPair> = []
     /// Pairs the acceptor answered `invalid` for.
     public internal(set) var invalidated: Set<DomainPair> = []
-    /// Targets the initiator asked for with db:result on this stream (for DB-RES-5).
-    public internal(set) var requestedTargets: [String] = []
+    /// Targets the initiator asked for with db:result on this stream (for DB-RES-5), at most
+    /// `DialbackModel.maxTargetsPerConnection`.
+    public internal(set) var requestedTargets: Set<String> = []
+    /// The latest db:result request named a target not asked for before on this stream.
+    public internal(set) var latestRequestAddedTarget = false
+    /// A dialback bound of this connection was reached (pending requests, targets, pending
+    /// verifies): a reply that matches no tracked request may answer an untracked one, so it is
+    /// not taken as unsolicited.
+    public internal(set) var dialbackOverflow = false
+    /// Stream ids of the pending db:verify requests by their (from, to), for DB-CORR-2.
+    public internal(set) var pendingVerifyIDs: [DomainPair: Set<String>] = [:]
     /// The kinds of top-level elements seen, for DB-RCV-10 (verify-only connections).
     public internal(set) var carriedOnlyVerify = true
     public internal(set) var stanzaCount = [0, 0]

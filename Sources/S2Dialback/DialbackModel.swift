@@ -40,7 +40,41 @@ public final class DialbackModel {
     private var byID: [ConnectionID: ConnectionModel] = [:]
     private var exchangeCounter = 0
     private var resultsByBinding: [ResultBinding: DialbackExchange] = [:]
-    private var resultsByPair: [DomainPair: [DialbackExchange]] = [:]
+    /// db:results not yet matched by a db:verify, by pair and key, latest last (popped lazily
+    /// once matched): a verify with the wrong id finds its result in O(1) however many share the pair.
+    private var unverifiedResults: [PairKey: [DialbackExchange]] = [:]
+    struct PairKey: Hashable {
+        var pair: DomainPair
+        var key: String
+    }
+    /// Exchanges the authoritative server answered and the receiving server did not yet, by pair
+    /// (popped lazily once they have their outcome), for DB-CORR-5.
+    private var awaitingVerdict: [DomainPair: [DialbackExchange]] = [:]
+    /// Open connections waiting for an answer to a db:verify, by the request's key and the
+    /// connection's initiator address (DB-CORR-2 asks which other connection asked).
+    private var verifyWaiters: [VerifyWaiter: Set<ConnectionID>] = [:]
+    struct VerifyWaiter: Hashable {
+        var key: VerifyKey
+        var clientAddress: String
+    }
+
+    /// Bounds of one connection's dialback state (docs/LIMITS.md). Past one, the request is not
+    /// tracked (counted in `untrackedRequests`, one `limit-reached` anomaly through `onLimit`) and the
+    /// connection is marked `dialbackOverflow`.
+    public static let maxPendingResultsPerConnection = 1_000
+    public static let maxPendingVerifiesPerConnection = 1_000
+    public static let maxTargetsPerConnection = 1_000
+    /// Domains remembered per address (`hostedByAddress`); past it the address counts as hosting
+    /// anything (rules about unhosted domains stay quiet for it).
+    public static let maxHostedPerAddress = 10_000
+    /// Stream records kept per connection (the report lists them); further restarts are counted.
+    public static let maxStreamsPerConnection = 64
+    /// Called once per connection and bound when a bound of its dialback state is reached.
+    public var onLimit: ((ConnectionModel, FrameRef, String) -> Void)?
+    /// db:result and db:verify requests not tracked because of a bound.
+    public private(set) var untrackedRequests = 0
+    /// Addresses whose hosted domains passed `maxHostedPerAddress`.
+    private var hostedOverflow: Set<String> = []
     /// Stream IDs issued, by issuing address, with the first connection that carried each.
     public private(set) var issuedStreamIDs: [String: [String: ConnectionID]] = [:]
     /// Domains each address has shown it hosts (response-header `from`, dialback `from` it asserted).
@@ -79,6 +113,7 @@ public final class DialbackModel {
                      input: Int, frame: FrameRef) -> ConnectionModel {
         let c = ConnectionModel(id: id, client: client, server: server, clientAddress: clientAddress,
                                 serverAddress: serverAddress, input: input, frame: frame)
+        c.slot = connections.count
         connections.append(c)
         byID[id] = c
         return c
@@ -93,7 +128,9 @@ public final class DialbackModel {
 
     /// Forgets per-connection bookkeeping of a connection that ended (bounded memory in live mode).
     public func release(_ c: ConnectionModel) {
+        for key in c.pendingVerifies.keys { forgetPendingVerify(key, on: c) }
         c.pendingVerifies.removeAll()
+        c.pendingVerifyIDs.removeAll()
     }
 
     /// Keeps a closed connection only as its summary (offline runs): the report and the
@@ -108,15 +145,26 @@ public final class DialbackModel {
         if errors.initiator { retiredDialbackErrorAddresses.insert(c.clientAddress) }
         if !s.hidden && !s.initiatorDamaged { retiredReadableAcceptors.insert(c.serverAddress) }
         byID[c.id] = nil
-        if let i = connections.lastIndex(where: { $0 === c }) { connections.remove(at: i) }
+        removeFromConnections(c)
+    }
+
+    /// Takes `c` out of `connections` in O(1) (the order of `connections` means nothing).
+    private func removeFromConnections(_ c: ConnectionModel) {
+        let i = c.slot
+        guard i >= 0, i < connections.count, connections[i] === c else { return }
+        let last = connections.removeLast()
+        if last !== c {
+            connections[i] = last
+            last.slot = i
+        }
+        c.slot = -1
     }
 
     /// Drops a closed connection and the exchanges that are settled with it, so that a live run
     /// keeps memory flat. Offline runs keep everything for the report.
     public func forget(_ c: ConnectionModel) {
         byID[c.id] = nil
-        // The closing connection is usually among the latest: search from the end.
-        if let i = connections.lastIndex(where: { $0 === c }) { connections.remove(at: i) }
+        removeFromConnections(c)
         let gone = exchanges.filter { x in
             x.resultConnection == c.id || (x.outcome != nil && byID[x.resultConnection] == nil)
         }
@@ -124,9 +172,13 @@ public final class DialbackModel {
         let ids = Set(gone.map(\.number))
         exchanges.removeAll { ids.contains($0.number) }
         resultsByBinding = resultsByBinding.filter { !ids.contains($0.value.number) }
-        for (k, list) in resultsByPair {
+        for (k, list) in unverifiedResults {
             let rest = list.filter { !ids.contains($0.number) }
-            resultsByPair[k] = rest.isEmpty ? nil : rest
+            unverifiedResults[k] = rest.isEmpty ? nil : rest
+        }
+        for (k, list) in awaitingVerdict {
+            let rest = list.filter { !ids.contains($0.number) }
+            awaitingVerdict[k] = rest.isEmpty ? nil : rest
         }
         for (addr, ids) in issuedStreamIDs where ids.count > 100_000 { issuedStreamIDs[addr] = [:] }
     }
@@ -139,6 +191,26 @@ public final class DialbackModel {
 
     public func isHostKnown(_ address: String) -> Bool { configuredHosts[address] != nil }
 
+    /// Whether the party at `address` is known to host `domain` (or hosts too many to tell).
+    public func hosts(_ address: String, _ domain: String) -> Bool {
+        hostedOverflow.contains(address) || hostedByAddress[address]?.contains(domain) == true
+            || configuredHosts[address]?.contains(domain) == true
+    }
+
+    /// Whether anything is known of what `address` hosts.
+    public func knowsHosted(by address: String) -> Bool {
+        hostedByAddress[address]?.isEmpty == false || configuredHosts[address]?.isEmpty == false
+    }
+
+    private func recordHosted(_ address: String, _ domain: String) {
+        if hostedByAddress[address]?.contains(domain) == true || hostedOverflow.contains(address) { return }
+        if hostedByAddress[address, default: []].count >= Self.maxHostedPerAddress {
+            hostedOverflow.insert(address)
+            return
+        }
+        hostedByAddress[address, default: []].insert(domain)
+    }
+
     /// Applies one XMPP event to the model; returns what it meant for dialback (if anything).
     @discardableResult
     public func apply(_ e: XMPPEvent, on c: ConnectionModel) -> DialbackEvent? {
@@ -150,9 +222,16 @@ public final class DialbackModel {
             if d == .clientToServer { c.initialHeader = h } else { c.responseHeader = h }
             c.headerFrames[d.rawValue] = e.firstFrame
             c.elementsSinceHeader[d.rawValue] = 0
-            c.streams.append(StreamRecord(direction: d, header: h, frame: e.firstFrame))
+            if c.streams.count < Self.maxStreamsPerConnection {
+                c.streams.append(StreamRecord(direction: d, header: h, frame: e.firstFrame))
+            } else {
+                c.streamsNotRecorded += 1
+                if c.streamsNotRecorded == 1 {
+                    onLimit?(c, e.firstFrame, "more than \(Self.maxStreamsPerConnection) stream headers on this connection; the report lists the first \(Self.maxStreamsPerConnection)")
+                }
+            }
             if d == .serverToClient {
-                if let from = h.from, !from.isEmpty { hostedByAddress[c.serverAddress, default: []].insert(from) }
+                if let from = h.from, !from.isEmpty { recordHosted(c.serverAddress, from) }
                 if let id = h.id, !id.isEmpty, issuedStreamIDs[c.serverAddress]?[id] == nil {
                     issuedStreamIDs[c.serverAddress, default: [:]][id] = c.id
                 }
@@ -223,8 +302,20 @@ public final class DialbackModel {
             return .resultRequest(nil)
         }
         let pair = DomainPair(sender: s, target: t)
-        hostedByAddress[c.clientAddress, default: []].insert(s)
-        if !c.requestedTargets.contains(t) { c.requestedTargets.append(t) }
+        recordHosted(c.clientAddress, s)
+        if c.pendingResults[pair] == nil && c.pendingResults.count >= Self.maxPendingResultsPerConnection {
+            untracked(c, e.firstFrame, "more than \(Self.maxPendingResultsPerConnection) db:result requests await an answer on this connection; further ones are not tracked")
+            return .resultRequest(nil)
+        }
+        c.latestRequestAddedTarget = false
+        if !c.requestedTargets.contains(t) {
+            if c.requestedTargets.count < Self.maxTargetsPerConnection {
+                c.requestedTargets.insert(t)
+                c.latestRequestAddedTarget = true
+            } else {
+                untracked(c, e.firstFrame, "more than \(Self.maxTargetsPerConnection) target domains requested on this connection")
+            }
+        }
         exchangeCounter += 1
         let x = DialbackExchange(number: exchangeCounter, originating: s, receiving: t, streamID: c.streamID,
                                  key: el.trimmedText, connection: c, frame: e.firstFrame)
@@ -233,7 +324,7 @@ public final class DialbackModel {
         exchanges.append(x)
         c.pendingResults[pair] = x
         if let id = c.streamID { resultsByBinding[ResultBinding(streamID: id, sender: s, target: t)] = x }
-        resultsByPair[pair, default: []].append(x)
+        unverifiedResults[PairKey(pair: pair, key: x.key), default: []].append(x)
         return .resultRequest(x)
     }
 
@@ -248,7 +339,7 @@ public final class DialbackModel {
                                         type: type, summary: "<db:result type='\(type ?? "")'/>"))
             onOutcome?(x)
         }
-        if request != nil || c.bidi {
+        if request != nil || c.bidi || c.dialbackOverflow {
             switch type {
             case "valid": c.validated.insert(pair); c.invalidated.remove(pair)
             case "invalid": c.invalidated.insert(pair); c.validated.remove(pair)
@@ -266,7 +357,7 @@ public final class DialbackModel {
         var match = VerifyMatch.none
         if let x = resultsByBinding[ResultBinding(streamID: key.id, sender: pair.sender, target: pair.target)] {
             match = x.key == text ? .exact(x) : .wrongKey(x)
-        } else if let x = resultsByPair[pair]?.last(where: { $0.key == text && $0.verifyConnection == nil }) {
+        } else if let x = latestUnverified(PairKey(pair: pair, key: text)) {
             match = .wrongID(x)
         }
         var exchange: DialbackExchange?
@@ -281,6 +372,14 @@ public final class DialbackModel {
             x.steps.append(DialbackStep(kind: .verifyRequest, connection: c.id, direction: e.direction, frame: e.firstFrame,
                                         summary: "<db:verify from='\(key.from)' to='\(key.to)' id='\(key.id)'>"))
         }
+        if c.pendingVerifies[key] == nil {
+            if c.pendingVerifies.count >= Self.maxPendingVerifiesPerConnection {
+                untracked(c, e.firstFrame, "more than \(Self.maxPendingVerifiesPerConnection) db:verify requests await an answer on this connection; further ones are not tracked")
+                return .verifyRequest(key, match: match)
+            }
+            c.pendingVerifyIDs[DomainPair(sender: key.from, target: key.to), default: []].insert(key.id)
+            verifyWaiters[VerifyWaiter(key: key, clientAddress: c.clientAddress), default: []].insert(c.id)
+        }
         c.pendingVerifies[key] = VerifyRequest(key: key, keyText: text, frame: e.firstFrame, exchange: exchange)
         return .verifyRequest(key, match: match)
     }
@@ -289,13 +388,57 @@ public final class DialbackModel {
         // The reply swaps from/to and copies id: from=S to=T.
         let key = VerifyKey(from: el[attribute: "to"] ?? "", to: el[attribute: "from"] ?? "", id: el[attribute: "id"] ?? "")
         let request = c.pendingVerifies.removeValue(forKey: key)
+        if request != nil { forgetPendingVerify(key, on: c) }
         if let r = request, let x = r.exchange {
+            if x.verifyType == nil, x.outcome == nil { awaitingVerdict[x.pair, default: []].append(x) }
             x.verifyType = type
             x.verifyReplyFrame = e.firstFrame
             x.steps.append(DialbackStep(kind: .verifyReply, connection: c.id, direction: e.direction, frame: e.firstFrame,
                                         type: type, summary: "<db:verify type='\(type ?? "")'/>"))
         }
         return .verifyReply(key, type: type, request: request)
+    }
+
+    /// A request `c` sent that a bound kept from being tracked.
+    private func untracked(_ c: ConnectionModel, _ frame: FrameRef, _ why: String) {
+        untrackedRequests += 1
+        if !c.dialbackOverflow {
+            c.dialbackOverflow = true
+            onLimit?(c, frame, why)
+        }
+    }
+
+    /// The latest exchange for `pair` that the authoritative server answered, that has no outcome yet
+    /// and whose db:result did not travel on `c` (among the 64 latest such exchanges).
+    public func verifiedAwaitingVerdict(_ pair: DomainPair, besides c: ConnectionID) -> DialbackExchange? {
+        guard var list = awaitingVerdict[pair] else { return nil }
+        let before = list.count
+        while let last = list.last, last.outcome != nil { list.removeLast() }
+        if list.count != before { awaitingVerdict[pair] = list.isEmpty ? nil : list }
+        return list.suffix(64).last { $0.outcome == nil && $0.resultConnection != c }
+    }
+
+    /// The latest db:result with this pair and key that no db:verify matched yet.
+    private func latestUnverified(_ k: PairKey) -> DialbackExchange? {
+        guard var list = unverifiedResults[k] else { return nil }
+        let before = list.count
+        while let last = list.last, last.verifyConnection != nil { list.removeLast() }
+        if list.count != before { unverifiedResults[k] = list.isEmpty ? nil : list }
+        return list.last
+    }
+
+    private func forgetPendingVerify(_ key: VerifyKey, on c: ConnectionModel) {
+        let route = DomainPair(sender: key.from, target: key.to)
+        c.pendingVerifyIDs[route]?.remove(key.id)
+        if c.pendingVerifyIDs[route]?.isEmpty == true { c.pendingVerifyIDs[route] = nil }
+        let w = VerifyWaiter(key: key, clientAddress: c.clientAddress)
+        verifyWaiters[w]?.remove(c.id)
+        if verifyWaiters[w]?.isEmpty == true { verifyWaiters[w] = nil }
+    }
+
+    /// Another open connection from `clientAddress` waiting for the answer to the db:verify `key`.
+    public func connectionAwaitingVerify(_ key: VerifyKey, from clientAddress: String, besides c: ConnectionID) -> ConnectionID? {
+        verifyWaiters[VerifyWaiter(key: key, clientAddress: clientAddress)]?.first { $0 != c }
     }
 
     /// The exchange a verify with (from=T, to=S, id) belongs to, if any.
@@ -312,7 +455,7 @@ public final class DialbackModel {
 
     /// Every connection seen, in ID order (for the report): open ones are retired first.
     public func retireAll() -> ConnectionList {
-        for c in connections { retire(c) }
+        for c in connections.sorted(by: { $0.id < $1.id }) { retire(c) }
         return ConnectionList(archive: archive)
     }
 }

@@ -54,6 +54,7 @@ public final class Engine: ReassemblySink {
             self.onDialback?(x)
         }
         analyzer.context.onViolation = { [unowned self] v in self.count(v) }
+        analyzer.context.onAnomaly = { [unowned self] a in self.record(a) }
         analyzer.context.keepViolations = configuration.retainHistory
         let ports = configuration.ports
         reassembler = TCPReassembler(limits: configuration.reassembly, sink: self, isServerPort: { ports.contains($0) })
@@ -154,6 +155,7 @@ public final class Engine: ReassemblySink {
         report.statistics.gapBytes = s.gapBytes
         report.statistics.connectionsEvicted = s.connectionsEvicted
         report.statistics.suppressedViolations = analyzer.context.suppressed
+        report.statistics.notJudged = Dictionary(uniqueKeysWithValues: analyzer.context.notJudged.map { ($0.key.rawValue, $0.value) })
         report.statistics.seconds = MonotonicClock.now() - started
         return report
     }
@@ -295,7 +297,7 @@ public final class Engine: ReassemblySink {
         case .timeout, .evicted: reason = "timeout"
         case .open, .reused: reason = "open"
         }
-        analyzer.closed(ctx.model, reason: reason, frame: info.lastFrame)
+        analyzer.closed(ctx.model, reason: reason, frame: info.lastFrame, evicted: info.reason == .evicted)
         connectionsClosed += 1
         onConnectionClosed?(ctx.model)
         if !configuration.retainHistory {

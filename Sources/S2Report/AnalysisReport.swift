@@ -36,6 +36,8 @@ public struct RunStatistics: Sendable {
     public var gapBytes: UInt64 = 0
     public var anomaliesByKind: [String: Int] = [:]
     public var suppressedViolations: [String: Int] = [:]
+    /// Questions rules left open because of a bound (pending-state caps, eviction), by reason.
+    public var notJudged: [String: Int] = [:]
     public var connectionsEvicted = 0
     public var seconds: Double = 0
     public init() {}

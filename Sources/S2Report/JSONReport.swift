@@ -62,6 +62,12 @@ public enum JSONReport {
         w.beginObject("suppressed_violations")
         for (k, v) in r.statistics.suppressedViolations.sorted(by: { $0.key < $1.key }) { w.field(k, v) }
         w.endObject()
+        if !r.statistics.notJudged.isEmpty {
+            // Questions left open by a bound (docs/LIMITS.md); the per-question `not_judged` list is REPORT.md's.
+            w.beginObject("not_judged_by_reason")
+            for (k, v) in r.statistics.notJudged.sorted(by: { $0.key < $1.key }) { w.field(k, v) }
+            w.endObject()
+        }
         w.field("tcp_connections_without_xmpp", r.statistics.connectionsWithoutXMPP)
         w.field("encrypted_bytes", r.statistics.encryptedBytes)
         w.field("gap_bytes", r.statistics.gapBytes)

@@ -121,6 +121,10 @@ public struct TextReport {
                 o += "  (repeats not shown: \(s.joined(separator: ", ")))\n"
             }
         }
+        if !r.statistics.notJudged.isEmpty {
+            let s = r.statistics.notJudged.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }
+            o += "\n  Not judged because of a bound (docs/LIMITS.md): \(s.joined(separator: ", "))\n"
+        }
 
         if !r.anomalies.isEmpty {
             o += "\n" + paint("Anomalies (capture and transport, not protocol violations)", "1") + "\n"

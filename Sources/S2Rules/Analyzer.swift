@@ -48,10 +48,12 @@ public final class Analyzer {
     /// A parsing problem on a direction: rules about that direction's content stay careful.
     public func damaged(_ c: ConnectionModel, _ d: Direction) { model.markDamaged(c, d) }
 
-    public func closed(_ c: ConnectionModel, reason: String, frame: FrameRef) {
+    /// `evicted`: closed early by a bound (memory budget, connection cap): what the connection
+    /// still awaited is not judged.
+    public func closed(_ c: ConnectionModel, reason: String, frame: FrameRef, evicted: Bool = false) {
         advance(to: frame.time)
         model.closed(c, reason: reason, frame: frame)
-        context.connectionClosed(c)
+        context.connectionClosed(c, evicted: evicted)
         for r in byInterest[4] { r.check(.closed(c), context) }
         model.release(c)
     }

@@ -35,6 +35,16 @@ public enum ReactionVerdict {
     case violated(severity: Severity?, message: String, evidence: String, frame: FrameRef)
 }
 
+/// Why a rule's question about some traffic stays open (REPORT.md `not_judged`).
+public enum NotJudgedReason: String, Sendable, CaseIterable {
+    /// A bound on pending state was reached: the request was not tracked (docs/LIMITS.md).
+    case limit
+    /// The connection was closed early to stay within a memory budget or the connection cap.
+    case evicted
+    /// A request repeated the id of one still pending; the earlier one cannot be told apart.
+    case reusedID = "reused-id"
+}
+
 /// A reaction the spec demands from one side of a connection, with a deadline.
 final class Expectation {
     let rule: RuleDescription
@@ -47,6 +57,8 @@ final class Expectation {
     let missing: (message: String, evidence: String, severity: Severity?)
     let closeIsEnough: Bool
     var done = false
+    /// Creation order: ties between equal deadlines are settled in it.
+    var serial = 0
 
     init(rule: RuleDescription, connection: ConnectionID, direction: Direction, actor: Actor, trigger: FrameRef,
          deadline: Timestamp, judge: @escaping (XMPPEvent) -> ReactionVerdict,
@@ -70,6 +82,10 @@ public final class RuleContext {
     public private(set) var violations: [Violation] = []
     /// Findings not kept because of `maxPerRuleAndConnection`, by rule.
     public private(set) var suppressed: [String: Int] = [:]
+    /// Questions the rules could not settle because of a bound (not violations, not passes), by reason.
+    public private(set) var notJudged: [NotJudgedReason: Int] = [:]
+    /// Called when a rule's bound is reached (one `limit-reached` anomaly; the engine records it).
+    public var onAnomaly: ((Anomaly) -> Void)?
     /// Called for each violation as it is judged (live output).
     public var onViolation: ((Violation) -> Void)?
     public private(set) var now: Timestamp = .zero
@@ -82,8 +98,32 @@ public final class RuleContext {
     public var keepViolations = true
 
     private var perKey: [ConnectionID: [String: Int]] = [:]
+    /// Pending expectations per connection (judged against each of its events), at most
+    /// `maxExpectationsPerConnection`; settled ones may linger until the next sweep.
     private var expectations: [ConnectionID: [Expectation]] = [:]
-    private var expectationCount = 0
+    /// When each connection has an expectation due (a binary min-heap, one entry per expectation),
+    /// so that time passing costs O(log n) per deadline instead of a walk over every connection.
+    /// Entries are small: an expectation settled early is freed at once, its entry stays until due.
+    private var deadlines: [Due] = []
+    private struct Due {
+        var deadline: Timestamp
+        var serial: Int
+        var connection: ConnectionID
+    }
+    private var expectationSerial = 0
+    /// Expectations in the per-connection lists (the memory estimate).
+    public private(set) var expectationsHeld = 0
+    private var expectationCapReported: Set<ConnectionID> = []
+
+    /// Reactions awaited at once on one connection (docs/LIMITS.md). Each event of the connection is
+    /// shown to each of them, so the bound is also the work per event; beyond it a new demand is
+    /// not judged (counted), with one `limit-reached` anomaly for the connection.
+    public static let maxExpectationsPerConnection = 256
+    /// Approximate bytes of one pending expectation (object, closure context, messages).
+    public static let bytesPerExpectation = 700
+    /// Bytes of one entry of the deadline heap.
+    public static let bytesPerDeadline = 32
+    public var deadlinesHeld: Int { deadlines.count }
 
     init(model: DialbackModel, configuration: RuleConfiguration) {
         self.model = model
@@ -121,6 +161,17 @@ public final class RuleContext {
         onViolation?(v)
     }
 
+    /// Counts a question of `rule` left open because of `why`.
+    func notJudged(_ rule: String, why: NotJudgedReason, count: Int = 1) {
+        guard !configuration.disabled.contains(rule) else { return }
+        notJudged[why, default: 0] += count
+    }
+
+    /// Reports that a rule's bound was reached on connection `c`.
+    func limitReached(_ c: ConnectionID, frame: FrameRef, _ message: String) {
+        onAnomaly?(Anomaly(kind: .limitReached, connection: c, frame: frame, message: message))
+    }
+
     /// Demands a reaction from the sender of direction `by` on `c` within `seconds` of `trigger`.
     /// `judge` sees every later event of the connection; when the deadline passes first (or the
     /// connection ends, unless `closeIsEnough`) the `missing` finding is reported.
@@ -128,12 +179,25 @@ public final class RuleContext {
                 closeIsEnough: Bool = true, missing: (message: String, evidence: String, severity: Severity?),
                 judge: @escaping (XMPPEvent) -> ReactionVerdict) {
         guard !configuration.disabled.contains(rule.description.id) else { return }
+        if expectations[c.id]?.count ?? 0 >= Self.maxExpectationsPerConnection {
+            sweep(c.id)
+            if expectations[c.id]?.count ?? 0 >= Self.maxExpectationsPerConnection {
+                notJudged(rule.description.id, why: .limit)
+                if expectationCapReported.insert(c.id).inserted {
+                    limitReached(c.id, frame: trigger,
+                                 "more than \(Self.maxExpectationsPerConnection) reactions are awaited at once on this connection; further ones are not judged")
+                }
+                return
+            }
+        }
         let x = Expectation(rule: rule.description, connection: c.id, direction: reactor, actor: actor, trigger: trigger,
                             deadline: trigger.time.adding(seconds: seconds), judge: judge, missing: missing,
                             closeIsEnough: closeIsEnough)
+        expectationSerial += 1
+        x.serial = expectationSerial
         expectations[c.id, default: []].append(x)
-        expectationCount += 1
-        if x.deadline < nextDeadline { nextDeadline = x.deadline }
+        expectationsHeld += 1
+        pushDeadline(Due(deadline: x.deadline, serial: x.serial, connection: c.id))
     }
 
     // MARK: driven by the analyzer
@@ -144,23 +208,34 @@ public final class RuleContext {
     }
 
     func judgeExpectations(_ e: XMPPEvent, _ c: ConnectionModel) {
-        guard var list = expectations[c.id] else { return }
+        guard let list = expectations[c.id] else { return }
+        var settled = false
         for x in list where !x.done {
             if e.firstFrame.time > x.deadline {
                 x.done = true
+                settled = true
                 missed(x)
                 continue
             }
             switch x.judge(e) {
             case .pending: break
-            case .satisfied: x.done = true
+            case .satisfied: x.done = true; settled = true
             case .violated(let sev, let message, let evidence, let frame):
                 x.done = true
+                settled = true
                 report(x.rule, severity: sev, x.connection, x.direction, actor: x.actor, frame: frame, message, evidence: evidence)
             }
         }
-        list.removeAll { $0.done }
-        expectations[c.id] = list.isEmpty ? nil : list
+        if settled { sweep(c.id) }
+    }
+
+    /// Drops the settled expectations of connection `id` from its list.
+    private func sweep(_ id: ConnectionID) {
+        guard let list = expectations[id] else { return }
+        let rest = list.filter { !$0.done }
+        expectationsHeld -= list.count - rest.count
+        expectations[id] = rest.isEmpty ? nil : rest
+        if rest.isEmpty { expectationCapReported.remove(id) }
     }
 
     func hasFindings(on c: ConnectionID) -> Bool { perKey[c] != nil || expectations[c] != nil }
@@ -170,12 +245,17 @@ public final class RuleContext {
         perKey[c.id] = nil
     }
 
-    func connectionClosed(_ c: ConnectionModel) {
+    /// `evicted`: the connection was closed early by a bound (memory budget, connection cap), not
+    /// by its peers: what it still awaited is not judged (counted), never a finding.
+    func connectionClosed(_ c: ConnectionModel, evicted: Bool = false) {
+        expectationCapReported.remove(c.id)
         guard let list = expectations.removeValue(forKey: c.id) else { return }
+        expectationsHeld -= list.count
         let endTime = c.closeFrame?.time ?? c.lastFrame.time
         for x in list where !x.done {
             x.done = true
             if endTime <= x.deadline {
+                if evicted { notJudged(x.rule.id, why: .evicted); continue }
                 if c.close == "open" { continue }  // the capture ended first: unknown, not a verdict
                 if x.closeIsEnough { continue }
             }
@@ -183,28 +263,51 @@ public final class RuleContext {
         }
     }
 
-    /// The earliest deadline of any pending expectation: time can move on for free until then.
-    private var nextDeadline = Timestamp(seconds: .max, nanoseconds: 0)
-
     func advance(to t: Timestamp) {
         now = t
-        guard expectationCount > 0, t > nextDeadline else { return }
-        var remaining = 0
-        var earliest = Timestamp(seconds: .max, nanoseconds: 0)
-        for (id, list) in expectations {
-            var changed = false
+        while let due = deadlines.first, t > due.deadline {
+            popDeadline()
+            guard let list = expectations[due.connection] else { continue }
+            var settled = false
             for x in list where !x.done && t > x.deadline {
                 x.done = true
-                changed = true
+                settled = true
                 missed(x)
             }
-            let rest = changed ? list.filter { !$0.done } : list
-            if changed { expectations[id] = rest.isEmpty ? nil : rest }
-            remaining += rest.count
-            for x in rest where x.deadline < earliest { earliest = x.deadline }
+            if settled { sweep(due.connection) }
         }
-        expectationCount = remaining
-        nextDeadline = earliest
     }
 
+    // MARK: the deadline heap
+
+    private func earlier(_ a: Due, _ b: Due) -> Bool {
+        a.deadline < b.deadline || (a.deadline == b.deadline && a.serial < b.serial)
+    }
+
+    private func pushDeadline(_ x: Due) {
+        deadlines.append(x)
+        var i = deadlines.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard earlier(deadlines[i], deadlines[parent]) else { break }
+            deadlines.swapAt(i, parent)
+            i = parent
+        }
+    }
+
+    private func popDeadline() {
+        let last = deadlines.removeLast()
+        guard !deadlines.isEmpty else { return }
+        deadlines[0] = last
+        var i = 0
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var m = i
+            if l < deadlines.count && earlier(deadlines[l], deadlines[m]) { m = l }
+            if r < deadlines.count && earlier(deadlines[r], deadlines[m]) { m = r }
+            if m == i { return }
+            deadlines.swapAt(i, m)
+            i = m
+        }
+    }
 }

@@ -53,13 +53,13 @@ final class DBCorr2: Rule {
             ctx.report(self, c, e.direction, actor: .authoritative, frame: e.firstFrame,
                        "The authoritative server's db:verify reply is addressed like the request (from='\(key.to)' to='\(key.from)'); it must swap from and to.",
                        evidence: el.render())
-        } else if let r = c.pendingVerifies.values.first(where: { $0.key.from == key.from && $0.key.to == key.to }) {
+        } else if let askedID = c.pendingVerifyIDs[DomainPair(sender: key.from, target: key.to)]?.min() {
             ctx.report(self, c, e.direction, actor: .authoritative, frame: e.firstFrame,
-                       "The authoritative server's db:verify reply carries id='\(key.id)' but the request asked about id='\(r.key.id)'; the id must be copied exactly.",
+                       "The authoritative server's db:verify reply carries id='\(key.id)' but the request asked about id='\(askedID)'; the id must be copied exactly.",
                        evidence: el.render())
-        } else if let other = ctx.model.connections.first(where: { $0.id != c.id && $0.pendingVerifies[key] != nil && $0.clientAddress == c.serverAddress }) {
+        } else if let other = ctx.model.connectionAwaitingVerify(key, from: c.serverAddress, besides: c.id) {
             ctx.report(self, c, e.direction, actor: .authoritative, frame: e.firstFrame,
-                       "The authoritative server answered a db:verify on \(c.id) that was asked on \(other.id); the reply must use the request's connection.",
+                       "The authoritative server answered a db:verify on \(c.id) that was asked on \(other); the reply must use the request's connection.",
                        evidence: el.render())
         }
     }
@@ -72,14 +72,22 @@ final class DBCorr3: Rule {
         source: "XEP-0220 §2.1.2, §3.1; RFC3920 §8.3 s9; XSF 2012-08-21", observability: .crossConnection,
         firing: [Example.openA + "\n" + Example.resultA + "\n@2 10.0.0.2 -> 10.0.0.1\n2C> $HDR to='a.example' from='b.example'>\n2S> $HDR from='a.example' to='b.example' id='s2'>\n2S> <db:verify from='a.example' to='b.example' id='s1' type='valid'/>\n" + Example.validA],
         quiet: [Example.clean])
-    private var unsolicited: [(pair: DomainPair, rs: String, id: String, frame: FrameRef, connection: ConnectionID)] = []
+    private struct Seen: Hashable {
+        var pair: DomainPair
+        var rs: String
+        var id: String
+    }
+    /// The first unsolicited `valid` verify reply per (pair, receiving server, id); at most 10,000.
+    private var unsolicited: [Seen: (frame: FrameRef, connection: ConnectionID)] = [:]
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, db) = input.element else { return }
-        if case .verifyReply(let key, "valid", nil) = db, unsolicited.count < 10_000 {
-            unsolicited.append((DomainPair(sender: key.to, target: key.from), c.clientAddress, key.id, e.firstFrame, c.id))
+        // On a connection whose verify requests overflowed their bound, a reply may answer an untracked request.
+        if case .verifyReply(let key, "valid", nil) = db, !c.dialbackOverflow, unsolicited.count < 10_000 {
+            let seen = Seen(pair: DomainPair(sender: key.to, target: key.from), rs: c.clientAddress, id: key.id)
+            if unsolicited[seen] == nil { unsolicited[seen] = (e.firstFrame, c.id) }
         }
         if case .resultReply(let pair, "valid", let x?) = db, x.verifyType == nil,
-           let u = unsolicited.first(where: { $0.pair == pair && $0.rs == c.serverAddress && $0.id == (x.streamID ?? "") }) {
+           let u = unsolicited[Seen(pair: pair, rs: c.serverAddress, id: x.streamID ?? "")] {
             ctx.report(self, c, e.direction, actor: .receiving, frame: e.firstFrame,
                        "The receiving server validated \(pair) on the strength of a db:verify reply it never asked for (\(u.connection), frame \(u.frame.number)): the 2012 unsolicited-dialback attack.",
                        evidence: el.render())
@@ -99,7 +107,7 @@ final class DBCorr4: Rule {
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         if case .closed(let c) = input { unsolicited[c.id] = nil; return }
         guard let (e, el, c, db) = input.element else { return }
-        if case .resultReply(let pair, "valid", nil) = db, !c.bidi {
+        if case .resultReply(let pair, "valid", nil) = db, !c.bidi, !c.dialbackOverflow {
             unsolicited[c.id, default: []].insert(pair)
             return
         }
@@ -122,7 +130,7 @@ final class DBCorr5: Rule {
         quiet: [Example.clean])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, db) = input.element, case .resultReply(let pair, let type?, nil) = db, type == "valid" || type == "invalid",
-              let x = ctx.model.exchanges.last(where: { $0.pair == pair && $0.verifyType != nil && $0.outcome == nil && $0.resultConnection != c.id })
+              !c.dialbackOverflow, let x = ctx.model.verifiedAwaitingVerdict(pair, besides: c.id)
         else { return }
         ctx.report(self, c, e.direction, actor: .receiving, frame: e.firstFrame,
                    "The receiving server sent its verdict for \(pair) on \(c.id) (stream id '\(c.streamID ?? "")'), but the verified db:result came on \(x.resultConnection) (stream id '\(x.streamID ?? "")').",

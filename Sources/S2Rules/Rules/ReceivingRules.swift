@@ -29,8 +29,10 @@ final class DBRcv2: Rule {
                 Example.openA + "\nC> <db:result from='a.example' to='nope.example'>\(Example.key)</db:result>\nS> <stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, db) = input.element, case .resultRequest(let x?) = db else { return }
-        let hosted = ctx.model.hosted(by: c.serverAddress).union(c.responseHeader?.from.map { [$0] } ?? [])
-        guard !hosted.isEmpty, !hosted.contains(x.receiving) else { return }
+        // What the acceptor is known to host, plus the domain its own stream header claims.
+        let claimed = c.responseHeader?.from
+        guard ctx.model.knowsHosted(by: c.serverAddress) || claimed != nil,
+              !ctx.model.hosts(c.serverAddress, x.receiving), claimed != x.receiving else { return }
         let configured = ctx.model.isHostKnown(c.serverAddress)
         let pair = x.pair
         let what = "a db:result for '\(x.receiving)', a domain it does not host"

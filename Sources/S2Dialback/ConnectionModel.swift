@@ -97,8 +97,46 @@ public final class ConnectionModel {
     /// verifies): a reply that matches no tracked request may answer an untracked one, so it is
     /// not taken as unsolicited.
     public internal(set) var dialbackOverflow = false
-    /// Stream ids of the pending db:verify requests by their (from, to), for DB-CORR-2.
-    public internal(set) var pendingVerifyIDs: [DomainPair: Set<String>] = [:]
+    /// Ids of the pending db:verify requests by their (from, to), in arrival order (answered ones
+    /// leave lazily), for DB-CORR-2.
+    var pendingVerifyIDs: [DomainPair: PendingIDs] = [:]
+    struct PendingIDs {
+        var ids: [String] = []
+        var head = 0
+        var live = 0
+    }
+
+    func addPendingVerifyID(_ key: VerifyKey) {
+        let route = DomainPair(sender: key.from, target: key.to)
+        var p = pendingVerifyIDs[route] ?? PendingIDs()
+        pendingVerifyIDs[route] = nil  // unique: no copy on append
+        p.ids.append(key.id)
+        p.live += 1
+        if p.ids.count - p.head > 2 * p.live + 16 {  // answered ones pile up behind an old pending one
+            p.ids = p.ids[p.head...].filter { pendingVerifies[VerifyKey(from: key.from, to: key.to, id: $0)] != nil }
+            p.head = 0
+        }
+        pendingVerifyIDs[route] = p
+    }
+
+    func removePendingVerifyID(_ key: VerifyKey) {
+        let route = DomainPair(sender: key.from, target: key.to)
+        guard let p = pendingVerifyIDs[route] else { return }
+        if p.live <= 1 { pendingVerifyIDs[route] = nil } else { pendingVerifyIDs[route]!.live -= 1 }
+    }
+
+    /// The id of the earliest db:verify request with this (from, to) still awaiting its answer.
+    public func earliestPendingVerifyID(from: String, to: String) -> String? {
+        let route = DomainPair(sender: from, target: to)
+        guard var p = pendingVerifyIDs[route] else { return nil }
+        while p.head < p.ids.count, pendingVerifies[VerifyKey(from: from, to: to, id: p.ids[p.head])] == nil { p.head += 1 }
+        if p.head > 64 && p.head * 2 > p.ids.count {
+            p.ids.removeFirst(p.head)
+            p.head = 0
+        }
+        pendingVerifyIDs[route] = p
+        return p.head < p.ids.count ? p.ids[p.head] : nil
+    }
     /// The kinds of top-level elements seen, for DB-RCV-10 (verify-only connections).
     public internal(set) var carriedOnlyVerify = true
     public internal(set) var stanzaCount = [0, 0]

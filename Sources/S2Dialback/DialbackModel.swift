@@ -377,10 +377,11 @@ public final class DialbackModel {
                 untracked(c, e.firstFrame, "more than \(Self.maxPendingVerifiesPerConnection) db:verify requests await an answer on this connection; further ones are not tracked")
                 return .verifyRequest(key, match: match)
             }
-            c.pendingVerifyIDs[DomainPair(sender: key.from, target: key.to), default: []].insert(key.id)
             verifyWaiters[VerifyWaiter(key: key, clientAddress: c.clientAddress), default: []].insert(c.id)
         }
+        let added = c.pendingVerifies[key] == nil
         c.pendingVerifies[key] = VerifyRequest(key: key, keyText: text, frame: e.firstFrame, exchange: exchange)
+        if added { c.addPendingVerifyID(key) }
         return .verifyRequest(key, match: match)
     }
 
@@ -428,9 +429,7 @@ public final class DialbackModel {
     }
 
     private func forgetPendingVerify(_ key: VerifyKey, on c: ConnectionModel) {
-        let route = DomainPair(sender: key.from, target: key.to)
-        c.pendingVerifyIDs[route]?.remove(key.id)
-        if c.pendingVerifyIDs[route]?.isEmpty == true { c.pendingVerifyIDs[route] = nil }
+        c.removePendingVerifyID(key)
         let w = VerifyWaiter(key: key, clientAddress: c.clientAddress)
         verifyWaiters[w]?.remove(c.id)
         if verifyWaiters[w]?.isEmpty == true { verifyWaiters[w] = nil }

@@ -45,6 +45,17 @@ public final class Engine: ReassemblySink {
     /// Set with `threads` > 1: XML parsing on worker threads.
     private var parallel: ParallelParsing?
     private var lastAdvance = Timestamp(seconds: .min, nanoseconds: 0)
+    /// Connections with an XMPP context (parsers and model), for the memory estimate.
+    private var xmppConnections = 0
+    private var memoryBudgetReported = false
+    /// Connections closed early to keep `estimatedStateBytes` within `maxMemory`.
+    public private(set) var connectionsEvictedForMemory = 0
+
+    /// Bytes one TCP connection costs in the reassembler's table (object, table and queue slots),
+    /// and one connection that carried XMPP on top of that (model, parsers, expat's parser state):
+    /// measured with `s2scope analyze` on the header-connections corpus (docs/LIMITS.md).
+    public static let bytesPerTCPConnection = 700
+    public static let bytesPerXMPPConnection = 12_000
 
     public init(configuration: EngineConfiguration = .init()) {
         self.configuration = configuration
@@ -112,6 +123,7 @@ public final class Engine: ReassemblySink {
             guard configuration.ports.contains(seg.source.port) || configuration.ports.contains(seg.destination.port) else { return }
             report.statistics.tcpSegments += 1
             reassembler.process(seg)
+            if let budget = configuration.maxMemory, estimatedStateBytes > budget { keepWithin(budget, frame: frame) }
         case .failure(.malformed(let why)):
             report.statistics.malformedPackets += 1
             anomaly(Anomaly(kind: bytes.count < wireLength ? .truncatedPacket : .malformedPacket, frame: frame,
@@ -154,8 +166,10 @@ public final class Engine: ReassemblySink {
         report.statistics.connectionsWithoutXMPP = silentConnections
         report.statistics.gapBytes = s.gapBytes
         report.statistics.connectionsEvicted = s.connectionsEvicted
+        report.statistics.connectionsEvictedForMemory = connectionsEvictedForMemory
         report.statistics.suppressedViolations = analyzer.context.suppressed
         report.statistics.notJudged = Dictionary(uniqueKeysWithValues: analyzer.context.notJudged.map { ($0.key.rawValue, $0.value) })
+        if analyzer.model.untrackedRequests > 0 { report.statistics.notJudged["limit", default: 0] += analyzer.model.untrackedRequests }
         report.statistics.seconds = MonotonicClock.now() - started
         return report
     }
@@ -200,6 +214,7 @@ public final class Engine: ReassemblySink {
         // Only this engine sets `context`, always to a ConnectionContext: skip the dynamic cast.
         if let any = c.context { return unsafeDowncast(any, to: ConnectionContext.self) }
         let ctx = ConnectionContext(engine: self, id: c.id, worker: parallel?.worker(for: c.id) ?? 0)
+        xmppConnections += 1
         // With workers, the connection's worker makes its parser (on its own thread).
         if parallel == nil {
             ctx.parser = ConnectionParser(connection: c.id, configuration: configuration, output: ctx, onDecrypted: onDecrypted)
@@ -256,6 +271,7 @@ public final class Engine: ReassemblySink {
         }
         let ctx = unsafeDowncast(any, to: ConnectionContext.self)
         c.context = nil
+        xmppConnections -= 1
         let info = CloseInfo(id: c.id, reason: c.closeReason, lastFrame: c.lastFrame)
         if let parallel {
             parallel.close(ctx, info)
@@ -354,6 +370,28 @@ public final class Engine: ReassemblySink {
 
     /// Connections currently tracked by the reassembler.
     public var activeConnections: Int { reassembler.activeConnections }
+
+    /// The analysis state's size as running counters estimate it (never by walking it): what the
+    /// memory budget is checked against. The offline report's history (closed connections' records,
+    /// dialback exchanges, findings) is not part of it: it grows with the capture (docs/LIMITS.md).
+    public var estimatedStateBytes: Int {
+        reassembler.activeConnections * Engine.bytesPerTCPConnection + reassembler.ringBytes + reassembler.heldBytes
+            + xmppConnections * Engine.bytesPerXMPPConnection + analyzer.pendingStateBytes
+    }
+
+    /// Over budget: the least recently active connections are closed early (the reassembler's
+    /// eviction, as for the connection cap) until the estimate is 10 % under the budget.
+    private func keepWithin(_ budget: Int, frame: FrameRef) {
+        if !memoryBudgetReported {
+            memoryBudgetReported = true
+            anomaly(Anomaly(kind: .limitReached, frame: frame,
+                            message: "memory budget reached (--max-memory \(budget >> 20) MiB; analysis state estimated at \(estimatedStateBytes >> 20) MiB): the least recently active connections are closed early and what they awaited is not judged; see the statistics for how many"))
+        }
+        let target = budget - budget / 10
+        while estimatedStateBytes > target, reassembler.evictLeastRecentlyActive(frame: frame) {
+            connectionsEvictedForMemory += 1
+        }
+    }
 
     /// Capture time moved on without packets (live idle periods): expire flows and timers.
     public func advanceIdle(to t: Timestamp) {

@@ -39,6 +39,8 @@ public struct RunStatistics: Sendable {
     /// Questions rules left open because of a bound (pending-state caps, eviction), by reason.
     public var notJudged: [String: Int] = [:]
     public var connectionsEvicted = 0
+    /// Of those, closed early to stay within `--max-memory`.
+    public var connectionsEvictedForMemory = 0
     public var seconds: Double = 0
     public init() {}
 }

@@ -118,7 +118,7 @@ public final class RuleContext {
     /// Reactions awaited at once on one connection (docs/LIMITS.md). Each event of the connection is
     /// shown to each of them, so the bound is also the work per event; beyond it a new demand is
     /// not judged (counted), with one `limit-reached` anomaly for the connection.
-    public static let maxExpectationsPerConnection = 256
+    public static let maxExpectationsPerConnection = 64
     /// Approximate bytes of one pending expectation (object, closure context, messages).
     public static let bytesPerExpectation = 700
     /// Bytes of one entry of the deadline heap.
@@ -198,6 +198,11 @@ public final class RuleContext {
         expectations[c.id, default: []].append(x)
         expectationsHeld += 1
         pushDeadline(Due(deadline: x.deadline, serial: x.serial, connection: c.id))
+    }
+
+    /// Whether `rule` already awaits a reaction on `c` (a second, later demand would add nothing).
+    func isAwaiting(_ rule: Rule, on c: ConnectionModel) -> Bool {
+        expectations[c.id]?.contains { !$0.done && $0.rule.id == rule.description.id } ?? false
     }
 
     // MARK: driven by the analyzer

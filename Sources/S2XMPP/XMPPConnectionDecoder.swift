@@ -11,8 +11,9 @@ public final class XMPPConnectionDecoder: XMPPEventSink {
     /// True once `<proceed/>` switched the connection to TLS.
     public private(set) var tls = false
     /// Takes both directions' TLS records after `<proceed/>` (the engine injects a decryptor);
-    /// nil: they are only counted.
-    public var tlsSink: TLSRecordSink? {
+    /// nil: they are only counted. Not retained (the owner of this decoder keeps it: it is
+    /// usually the owner itself).
+    public weak var tlsSink: TLSRecordSink? {
         didSet {
             initiator.tlsSink = tlsSink
             acceptor.tlsSink = tlsSink

@@ -53,7 +53,7 @@ final class DBCorr2: Rule {
             ctx.report(self, c, e.direction, actor: .authoritative, frame: e.firstFrame,
                        "The authoritative server's db:verify reply is addressed like the request (from='\(key.to)' to='\(key.from)'); it must swap from and to.",
                        evidence: el.render())
-        } else if let askedID = c.pendingVerifyIDs[DomainPair(sender: key.from, target: key.to)]?.min() {
+        } else if let askedID = c.earliestPendingVerifyID(from: key.from, to: key.to) {
             ctx.report(self, c, e.direction, actor: .authoritative, frame: e.firstFrame,
                        "The authoritative server's db:verify reply carries id='\(key.id)' but the request asked about id='\(askedID)'; the id must be copied exactly.",
                        evidence: el.render())

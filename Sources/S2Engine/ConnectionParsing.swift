@@ -40,12 +40,12 @@ final class ConnectionParser: XMPPEventSink, TLSRecordSink {
     unowned(unsafe) let output: ParseOutputSink
 
     init(connection: ConnectionID, configuration: EngineConfiguration, output: ParseOutputSink,
-         onDecrypted: ((ConnectionID, Direction, UnsafeRawBufferPointer, FrameRef) -> Void)?) {
+         onDecrypted: ((ConnectionID, Direction, UnsafeRawBufferPointer, FrameRef) -> Void)?, parserCount: ParserCount? = nil) {
         self.output = output
         self.connection = connection
         keyLog = configuration.keyLog
         self.onDecrypted = onDecrypted
-        decoder = XMPPConnectionDecoder(connection: connection, limits: configuration.xml, sink: self)
+        decoder = XMPPConnectionDecoder(connection: connection, limits: configuration.xml, sink: self, parserCount: parserCount)
         decoder.tlsSink = self
     }
 

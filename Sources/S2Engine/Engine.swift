@@ -55,7 +55,12 @@ public final class Engine: ReassemblySink {
     /// and one connection that carried XMPP on top of that (model, parsers, expat's parser state):
     /// measured with `s2scope analyze` on the header-connections corpus (docs/LIMITS.md).
     public static let bytesPerTCPConnection = 700
-    public static let bytesPerXMPPConnection = 12_000
+    public static let bytesPerXMPPConnection = 4_000
+    /// One live expat parser (a direction inside an element, or past its first element). With
+    /// `--threads` the parsers live on the workers and each connection is charged two.
+    public static let bytesPerParser = 10_000
+    /// Live expat parsers of a single-threaded run.
+    private let parsers = ParserCount()
 
     public init(configuration: EngineConfiguration = .init()) {
         self.configuration = configuration
@@ -217,7 +222,8 @@ public final class Engine: ReassemblySink {
         xmppConnections += 1
         // With workers, the connection's worker makes its parser (on its own thread).
         if parallel == nil {
-            ctx.parser = ConnectionParser(connection: c.id, configuration: configuration, output: ctx, onDecrypted: onDecrypted)
+            ctx.parser = ConnectionParser(connection: c.id, configuration: configuration, output: ctx, onDecrypted: onDecrypted,
+                                          parserCount: parsers)
         }
         let info = OpenInfo(id: c.id, client: c.client, server: c.server, frame: c.firstFrame)
         if let parallel { parallel.step(.open(ctx, info)) } else { open(ctx, info) }
@@ -377,6 +383,7 @@ public final class Engine: ReassemblySink {
     public var estimatedStateBytes: Int {
         reassembler.activeConnections * Engine.bytesPerTCPConnection + reassembler.ringBytes + reassembler.heldBytes
             + xmppConnections * Engine.bytesPerXMPPConnection + analyzer.pendingStateBytes
+            + (parallel == nil ? parsers.live : 2 * xmppConnections) * Engine.bytesPerParser
     }
 
     /// Over budget: the least recently active connections are closed early (the reassembler's

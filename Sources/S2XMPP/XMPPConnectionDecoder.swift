@@ -20,13 +20,15 @@ public final class XMPPConnectionDecoder: XMPPEventSink {
         }
     }
 
-    public init(connection: ConnectionID, limits: XMLLimits = .init(), sink: XMPPEventSink) {
+    public init(connection: ConnectionID, limits: XMLLimits = .init(), sink: XMPPEventSink, parserCount: ParserCount? = nil) {
         self.connection = connection
         self.sink = sink
         initiator = XMPPStreamDecoder(direction: .clientToServer, limits: limits, sink: self)
         acceptor = XMPPStreamDecoder(direction: .serverToClient, limits: limits, sink: self)
         initiator.connection = connection
         acceptor.connection = connection
+        initiator.parserCount = parserCount
+        acceptor.parserCount = parserCount
     }
 
     public func decoder(_ d: Direction) -> XMPPStreamDecoder { d == .clientToServer ? initiator : acceptor }

@@ -70,8 +70,8 @@ bench:
 
 # The hostile-state corpus (repeated IQ ids, 100,000s of piggybacked requests, header-only connections,
 # stream-id reuse, …) at N and 2N under callgrind: doubling an input must at most double the work
-# (×2.5 allowed). Instruction counts, not times: repeatable on a shared VM. Uses .build/debug/s2scope
-# (S2SCOPE=… for another build); CI runs it after the tests.
+# (×2.5 allowed). Instruction counts, not times: repeatable on a shared VM. Builds s2scope in release
+# (.build-bench, as `make bench`; S2SCOPE=… for another build); CI runs it after the tests.
 hostile-scaling:
 	scripts/hostile-scaling.sh
 

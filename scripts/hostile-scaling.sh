@@ -9,7 +9,9 @@
 #   ratio = (I(2N) − I(1)) / (I(N) − I(1))      linear: 2.0; allowed: ≤ 2.5 (HOSTILE_MAX_RATIO)
 #
 # Environment (all optional):
-#   S2SCOPE=.build/debug/s2scope   the binary to measure (make test builds it; any build works)
+#   S2SCOPE=…                      the binary to measure (default: a release build in .build-bench, made
+#                                  here as `make bench` makes it; a debug build's per-step cost is 10–30×
+#                                  higher and hides quadratic terms at these sizes)
 #   HOSTILE_N="kind=N …"           overrides of the per-kind N below
 #   HOSTILE_KINDS="…"              only these kinds
 #   HOSTILE_MAX_RATIO=2.5
@@ -18,7 +20,7 @@
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-S2SCOPE="${S2SCOPE:-$ROOT/.build/debug/s2scope}"
+S2SCOPE="${S2SCOPE:-}"
 DATA="${HOSTILE_DATA:-/var/tmp/s2scope-hostile}"
 MAX="${HOSTILE_MAX_RATIO:-2.5}"
 SWIFT="${SWIFT:-swift}"
@@ -27,10 +29,10 @@ GEN="$ROOT/Benchmarks/.build/release/hostile-state-gen"
 log() { echo "hostile-scaling: $*" >&2; }
 
 # N per kind: large enough that anything quadratic dominates the per-step cost (the unfixed code took
-# seconds at these sizes), small enough for callgrind on a debug build (~10–40 s a run).
+# seconds to minutes at these sizes), small enough for callgrind on a release build (~10–40 s a run).
 declare -A N=(
-  [iq-duplicate-ids]=8000 [piggybacked-results]=4000 [header-connections]=4000 [stream-id-reuse]=2000
-  [exchanges-one-pair]=4000 [unknown-verifies]=4000 [stream-errors]=2000 [spoofed-stanzas]=4000
+  [iq-duplicate-ids]=16000 [piggybacked-results]=10000 [header-connections]=8000 [stream-id-reuse]=2000
+  [exchanges-one-pair]=2500 [unknown-verifies]=4000 [stream-errors]=2000 [spoofed-stanzas]=10000
 )
 for o in ${HOSTILE_N:-}; do N[${o%%=*}]=${o#*=}; done
 
@@ -44,7 +46,12 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get update -qq
   $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
-[ -x "$S2SCOPE" ] || { log "missing $S2SCOPE (run 'swift build' or 'make test' first)"; exit 2; }
+if [ -z "$S2SCOPE" ]; then
+  log "building s2scope (release, --scratch-path .build-bench)"
+  (cd "$ROOT" && "$SWIFT" build -c release --scratch-path .build-bench --product s2scope 2>&1 | tail -1) >&2
+  S2SCOPE="$ROOT/.build-bench/release/s2scope"
+fi
+[ -x "$S2SCOPE" ] || { log "missing $S2SCOPE"; exit 2; }
 log "building hostile-state-gen (Benchmarks/, release)"
 (cd "$ROOT/Benchmarks" && "$SWIFT" build -c release --product hostile-state-gen 2>&1 | tail -1) >&2
 mkdir -p "$DATA"

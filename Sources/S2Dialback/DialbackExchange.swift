@@ -47,6 +47,8 @@ public final class DialbackExchange: @unchecked Sendable {
     public internal(set) var originatingAddress: String
     public internal(set) var receivingAddress: String
     public internal(set) var authoritativeAddress: String?
+    /// A live run forgot it with its connection.
+    var forgotten = false
 
     init(number: Int, originating: String, receiving: String, streamID: String?, key: String,
          connection: ConnectionModel, frame: FrameRef) {

@@ -36,7 +36,13 @@ public enum VerifyMatch: Sendable {
 /// server pair (Prosody), or from another cluster node is still found (DIALBACK.md §3–4).
 public final class DialbackModel {
     public private(set) var connections: [ConnectionModel] = []
-    public private(set) var exchanges: [DialbackExchange] = []
+    /// Every exchange kept, in order (a live run forgets those of closed connections).
+    public var exchanges: [DialbackExchange] { forgottenExchanges == 0 ? kept : kept.filter { !$0.forgotten } }
+    private var kept: [DialbackExchange] = []
+    /// Exchanges in `kept` already forgotten (removed in batches: O(1) amortised per connection).
+    private var forgottenExchanges = 0
+    /// Exchanges by the connection their db:result travelled on, while it is open.
+    private var exchangesOf: [ConnectionID: [DialbackExchange]] = [:]
     private var byID: [ConnectionID: ConnectionModel] = [:]
     private var exchangeCounter = 0
     private var resultsByBinding: [ResultBinding: DialbackExchange] = [:]
@@ -145,6 +151,7 @@ public final class DialbackModel {
         if errors.initiator { retiredDialbackErrorAddresses.insert(c.clientAddress) }
         if !s.hidden && !s.initiatorDamaged { retiredReadableAcceptors.insert(c.serverAddress) }
         byID[c.id] = nil
+        exchangesOf[c.id] = nil
         removeFromConnections(c)
     }
 
@@ -165,23 +172,36 @@ public final class DialbackModel {
     public func forget(_ c: ConnectionModel) {
         byID[c.id] = nil
         removeFromConnections(c)
-        let gone = exchanges.filter { x in
-            x.resultConnection == c.id || (x.outcome != nil && byID[x.resultConnection] == nil)
+        // Only the closing connection's exchanges and indexes are touched: closing costs what the
+        // connection carried, not what all open connections carry.
+        if let ids = issuedStreamIDs[c.serverAddress], ids.count > 100_000 { issuedStreamIDs[c.serverAddress] = [:] }
+        guard let gone = exchangesOf.removeValue(forKey: c.id) else { return }
+        for x in gone {
+            x.forgotten = true
+            if let id = x.streamID {
+                let b = ResultBinding(streamID: id, sender: x.originating, target: x.receiving)
+                if resultsByBinding[b] === x { resultsByBinding[b] = nil }
+            }
+            let k = PairKey(pair: x.pair, key: x.key)
+            if let list = unverifiedResults[k] {
+                let rest = list.filter { $0 !== x }
+                unverifiedResults[k] = rest.isEmpty ? nil : rest
+            }
+            if let list = awaitingVerdict[x.pair] {
+                let rest = list.filter { $0 !== x }
+                awaitingVerdict[x.pair] = rest.isEmpty ? nil : rest
+            }
         }
-        guard !gone.isEmpty else { return }
-        let ids = Set(gone.map(\.number))
-        exchanges.removeAll { ids.contains($0.number) }
-        resultsByBinding = resultsByBinding.filter { !ids.contains($0.value.number) }
-        for (k, list) in unverifiedResults {
-            let rest = list.filter { !ids.contains($0.number) }
-            unverifiedResults[k] = rest.isEmpty ? nil : rest
+        forgottenExchanges += gone.count
+        if forgottenExchanges > 1024 && forgottenExchanges * 2 > kept.count {
+            kept.removeAll { $0.forgotten }
+            forgottenExchanges = 0
         }
-        for (k, list) in awaitingVerdict {
-            let rest = list.filter { !ids.contains($0.number) }
-            awaitingVerdict[k] = rest.isEmpty ? nil : rest
-        }
-        for (addr, ids) in issuedStreamIDs where ids.count > 100_000 { issuedStreamIDs[addr] = [:] }
     }
+
+    /// The exchanges whose db:result travelled on the open connection `c`.
+    public func exchanges(of c: ConnectionID) -> [DialbackExchange] { exchangesOf[c] ?? [] }
+
 
     /// Domains the party at `address` is known to host: what it proved on the wire plus what
     /// the user configured.
@@ -321,7 +341,8 @@ public final class DialbackModel {
                                  key: el.trimmedText, connection: c, frame: e.firstFrame)
         x.steps.append(DialbackStep(kind: .resultRequest, connection: c.id, direction: e.direction, frame: e.firstFrame,
                                     summary: "<db:result from='\(s)' to='\(t)'>"))
-        exchanges.append(x)
+        kept.append(x)
+        exchangesOf[c.id, default: []].append(x)
         c.pendingResults[pair] = x
         if let id = c.streamID { resultsByBinding[ResultBinding(streamID: id, sender: s, target: t)] = x }
         unverifiedResults[PairKey(pair: pair, key: x.key), default: []].append(x)

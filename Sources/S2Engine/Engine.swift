@@ -324,7 +324,7 @@ public final class Engine: ReassemblySink {
         onConnectionClosed?(ctx.model)
         if !configuration.retainHistory {
             // Exchanges that never got an answer are reported before they are forgotten.
-            for x in analyzer.model.exchanges where x.outcome == nil && x.resultConnection == info.id { reportPending(x) }
+            for x in analyzer.model.exchanges(of: info.id) where x.outcome == nil { reportPending(x) }
             analyzer.forget(ctx.model)
         } else if ctx.model.streams.isEmpty && !analyzer.hasFindings(on: ctx.model) {
             // A connection that never carried an XMPP stream (SYN scans, port probes, floods) is

@@ -100,12 +100,31 @@ public final class DialbackModel {
     public let archive = ConnectionArchive()
     /// Retired connections by the hash of their stream ID (confirmed against the archive).
     private var retiredByStreamID: [Int: [ConnectionID]] = [:]
-    /// What DB-CORR-9 asks of retired connections whose initiator side could not be read.
-    public private(set) var retiredUnreadable: [(clientAddress: String, firstTime: Timestamp, initialTo: String?)] = []
     /// Addresses that advertised or sent dialback errors on a retired connection.
     public private(set) var retiredDialbackErrorAddresses: Set<String> = []
     /// Acceptor addresses of retired connections whose initiator side was readable.
     public private(set) var retiredReadableAcceptors: Set<String> = []
+
+    /// What retired connections say about one stream id: how many issued it (as their latest), the
+    /// first of them, and how many had an unreadable initiator side. Rules ask this per db:verify;
+    /// it answers without reading the archive however many connections reused the id.
+    public struct StreamIDUse: Sendable {
+        public var count = 0
+        public var first: ConnectionID?
+        public var unreadable = 0
+    }
+    private var retiredStreamIDUse: [String: StreamIDUse] = [:]
+    /// Open connections by their acceptor's latest stream id, acceptor address and initiator address.
+    private var openByStreamID: [String: Set<ConnectionID>] = [:]
+    private var openByServerAddress: [String: Set<ConnectionID>] = [:]
+    private var openByClientAddress: [String: Set<ConnectionID>] = [:]
+    /// Latest start time of a retired connection with an unreadable initiator side (TLS or damage),
+    /// by its initiator address and initial `to` (DB-CORR-9).
+    private var retiredUnreadableLatest: [AddressAndDomain: Timestamp] = [:]
+    struct AddressAndDomain: Hashable {
+        var address: String
+        var domain: String?
+    }
 
     public init() {}
 
@@ -122,6 +141,8 @@ public final class DialbackModel {
         c.slot = connections.count
         connections.append(c)
         byID[id] = c
+        openByServerAddress[serverAddress, default: []].insert(id)
+        openByClientAddress[clientAddress, default: []].insert(id)
         return c
     }
 
@@ -144,8 +165,18 @@ public final class DialbackModel {
     public func retire(_ c: ConnectionModel) {
         let s = c.summary
         archive.append(s)
-        if let id = s.streamID { retiredByStreamID[id.hashValue, default: []].append(c.id) }
-        if s.tls || s.initiatorDamaged { retiredUnreadable.append((c.clientAddress, s.firstFrame.time, s.initialTo)) }
+        if let id = s.streamID {
+            retiredByStreamID[id.hashValue, default: []].append(c.id)
+            var use = retiredStreamIDUse[id] ?? StreamIDUse()
+            use.count += 1
+            if use.first.map({ c.id < $0 }) ?? true { use.first = c.id }
+            if s.hidden || s.initiatorDamaged { use.unreadable += 1 }
+            retiredStreamIDUse[id] = use
+        }
+        if s.tls || s.initiatorDamaged {
+            let k = AddressAndDomain(address: c.clientAddress, domain: s.initialTo)
+            if retiredUnreadableLatest[k].map({ $0 < s.firstFrame.time }) ?? true { retiredUnreadableLatest[k] = s.firstFrame.time }
+        }
         let errors = c.usesDialbackErrors
         if errors.acceptor { retiredDialbackErrorAddresses.insert(c.serverAddress) }
         if errors.initiator { retiredDialbackErrorAddresses.insert(c.clientAddress) }
@@ -155,8 +186,12 @@ public final class DialbackModel {
         removeFromConnections(c)
     }
 
-    /// Takes `c` out of `connections` in O(1) (the order of `connections` means nothing).
+    /// Takes `c` out of `connections` and the indexes of open connections in O(1) (the order of
+    /// `connections` means nothing).
     private func removeFromConnections(_ c: ConnectionModel) {
+        Self.remove(c.id, c.serverAddress, from: &openByServerAddress)
+        Self.remove(c.id, c.clientAddress, from: &openByClientAddress)
+        if let id = c.streamID { Self.remove(c.id, id, from: &openByStreamID) }
         let i = c.slot
         guard i >= 0, i < connections.count, connections[i] === c else { return }
         let last = connections.removeLast()
@@ -203,6 +238,40 @@ public final class DialbackModel {
     public func exchanges(of c: ConnectionID) -> [DialbackExchange] { exchangesOf[c] ?? [] }
 
 
+    private static func remove(_ c: ConnectionID, _ key: String, from index: inout [String: Set<ConnectionID>]) {
+        index[key]?.remove(c)
+        if index[key]?.isEmpty == true { index[key] = nil }
+    }
+
+    /// Open connections whose acceptor is at `address`.
+    public func openConnections(toServer address: String) -> [ConnectionModel] {
+        (openByServerAddress[address] ?? []).compactMap { byID[$0] }
+    }
+
+    /// Open connections whose initiator is at `address`.
+    public func openConnections(fromClient address: String) -> [ConnectionModel] {
+        (openByClientAddress[address] ?? []).compactMap { byID[$0] }
+    }
+
+    /// Connections (open or retired) whose acceptor's latest stream id is `id`: how many, the
+    /// first, and whether any had an unreadable initiator side. Costs the open ones with that id only.
+    public func streamIDUse(_ id: String) -> StreamIDUse {
+        var use = retiredStreamIDUse[id] ?? StreamIDUse()
+        for cid in openByStreamID[id] ?? [] {
+            guard let c = byID[cid] else { continue }
+            use.count += 1
+            if use.first.map({ cid < $0 }) ?? true { use.first = cid }
+            if c.hidden || c.damaged[0] { use.unreadable += 1 }
+        }
+        return use
+    }
+
+    /// Whether a retired connection from `address` with initial `to` = `domain` and an unreadable
+    /// initiator side started at or after `time`.
+    public func retiredUnreadable(from address: String, to domain: String, since time: Timestamp) -> Bool {
+        retiredUnreadableLatest[AddressAndDomain(address: address, domain: domain)].map { $0 >= time } ?? false
+    }
+
     /// Domains the party at `address` is known to host: what it proved on the wire plus what
     /// the user configured.
     public func hosted(by address: String) -> Set<String> {
@@ -239,7 +308,13 @@ public final class DialbackModel {
         switch e.kind {
         case .streamOpened(let h):
             if c.tls { c.decrypted = true }
-            if d == .clientToServer { c.initialHeader = h } else { c.responseHeader = h }
+            if d == .clientToServer {
+                c.initialHeader = h
+            } else {
+                if let old = c.streamID { Self.remove(c.id, old, from: &openByStreamID) }
+                c.responseHeader = h
+                if let id = h.id { openByStreamID[id, default: []].insert(c.id) }
+            }
             c.headerFrames[d.rawValue] = e.firstFrame
             c.elementsSinceHeader[d.rawValue] = 0
             if c.streams.count < Self.maxStreamsPerConnection {

@@ -25,13 +25,13 @@ final class DBCorr1: Rule {
             // The db:result may have reached the RS where the capture cannot see. The finding is strong
             // (HIGH) when the capture does see connections toward the RS — or the stream the id names —
             // and none of them carried such a db:result; otherwise it is only a hint (LOW).
-            let named = ctx.model.connections(withStreamID: key.id)
-            if !named.isEmpty && !named.allSatisfy({ !$0.initiatorDamaged && !$0.hidden }) { return }
-            let inbound = ctx.model.connections.contains { $0.serverAddress == c.clientAddress && !$0.hidden && !$0.damaged[0] }
-                || ctx.model.retiredReadableAcceptors.contains(c.clientAddress)
-            let seen = !named.isEmpty || inbound
+            let named = ctx.model.streamIDUse(key.id)
+            if named.count > 0 && named.unreadable > 0 { return }
+            let inbound = ctx.model.retiredReadableAcceptors.contains(c.clientAddress)
+                || ctx.model.openConnections(toServer: c.clientAddress).contains { !$0.hidden && !$0.damaged[0] }
+            let seen = named.count > 0 || inbound
             ctx.report(self, severity: seen ? .high : .low, c, e.direction, actor: .receiving, frame: e.firstFrame,
-                       "The receiving server asks to verify (\(key.to) → \(key.from)) for stream id '\(key.id)', but no such db:result was sent on \(named.isEmpty ? "any stream in the capture" : "that stream (\(named[0].id))")\(seen ? "" : " (it may have travelled outside the capture)").",
+                       "The receiving server asks to verify (\(key.to) → \(key.from)) for stream id '\(key.id)', but no such db:result was sent on \(named.first.map { "that stream (\($0))" } ?? "any stream in the capture")\(seen ? "" : " (it may have travelled outside the capture)").",
                        evidence: el.render())
         case .exact: break
         }
@@ -211,12 +211,9 @@ final class DBCorr9: Rule {
               !c.tls, !c.saslSucceeded else { return }
         // A connection from the RS toward the sender domain opened meanwhile means verification was attempted
         // (perhaps inside TLS, where the capture cannot follow it).
-        let attempted = ctx.model.connections.contains {
-            $0.clientAddress == c.serverAddress && $0.firstFrame.time >= x.resultFrame.time && $0.initialHeader?.to == x.originating
-                && ($0.tls || $0.damaged[0])
-        } || ctx.model.retiredUnreadable.contains {
-            $0.clientAddress == c.serverAddress && $0.firstTime >= x.resultFrame.time && $0.initialTo == x.originating
-        }
+        let attempted = ctx.model.openConnections(fromClient: c.serverAddress).contains {
+            $0.firstFrame.time >= x.resultFrame.time && $0.initialHeader?.to == x.originating && ($0.tls || $0.damaged[0])
+        } || ctx.model.retiredUnreadable(from: c.serverAddress, to: x.originating, since: x.resultFrame.time)
         guard !attempted else { return }
         ctx.report(self, c, e.direction, actor: .receiving, frame: e.firstFrame,
                    "The receiving server answered valid for \(x.pair) with no db:verify for this key anywhere in the capture and no TLS or SASL on the stream (the verification may have travelled outside the capture).",

@@ -3,7 +3,7 @@ SHELL := /bin/bash
 SWIFT ?= swift
 DEMO ?= fixtures/lab/prosody-prosody.pcap
 
-.PHONY: all deps build release demo test fixtures lab lab-test bench fuzz sanitize clean \
+.PHONY: all deps build release demo test fixtures lab lab-test bench hostile-scaling fuzz sanitize clean \
 	keylog-shim install install-keylog-shim tls-lab tls-lab-test
 
 all: build
@@ -79,6 +79,13 @@ sanitize:
 # against the generator's truth; writes docs/BENCH.md.
 bench:
 	scripts/bench.sh
+
+# The hostile-state corpus (repeated IQ ids, 100,000s of piggybacked requests, header-only connections,
+# stream-id reuse, …) at N and 2N under callgrind: doubling an input must at most double the work
+# (×2.5 allowed). Instruction counts, not times: repeatable on a shared VM. Builds s2scope in release
+# (.build-bench, as `make bench`; S2SCOPE=… for another build); CI runs it after the tests.
+hostile-scaling:
+	scripts/hostile-scaling.sh
 
 # The key-log shim for OpenSSL-based servers (Prosody, ejabberd): an LD_PRELOAD library that
 # appends the NSS key log of every TLS session to $$SSLKEYLOGFILE (tools/keylog-shim, README

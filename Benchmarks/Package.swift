@@ -9,6 +9,7 @@ let package = Package(
     products: [
         .executable(name: "s2scope-gen", targets: ["s2scope-gen"]),
         .executable(name: "xmpp-bench", targets: ["xmpp-bench"]),
+        .executable(name: "hostile-state-gen", targets: ["hostile-state-gen"]),
     ],
     dependencies: [
         // Only the S2Synth product (packet builder, pcap writer): a cold build skips the analyzer.
@@ -21,6 +22,8 @@ let package = Package(
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         .executableTarget(name: "xmpp-bench", dependencies: [.product(name: "S2XMPPStream", package: "S2Scope")]),
+        // The hostile-state corpus (S2Synth.HostileState) as pcap files, for `make hostile-scaling`.
+        .executableTarget(name: "hostile-state-gen", dependencies: [.product(name: "S2Synth", package: "S2Scope")]),
     ],
     swiftLanguageModes: [.v6]
 )

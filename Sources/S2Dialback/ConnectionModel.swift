@@ -83,8 +83,12 @@ public final class ConnectionModel {
     public var close: String? { end?.reportName }
     public internal(set) var closeFrame: FrameRef?
 
-    /// All stream headers in order (restarts included).
+    /// All stream headers in order (restarts included), the first `DialbackModel.maxStreamsPerConnection`.
     public internal(set) var streams: [StreamRecord] = []
+    /// Stream headers past that bound, only counted.
+    public internal(set) var streamsNotRecorded = 0
+    /// Position in `DialbackModel.connections` (removal in O(1)).
+    var slot = -1
     /// The latest header per direction.
     public internal(set) var initialHeader: StreamHeader?
     public internal(set) var responseHeader: StreamHeader?
@@ -136,8 +140,55 @@ public final class ConnectionModel {
     public internal(set) var validated = PerDirection<Set<DomainPair>>(repeating: [])
     /// Pairs answered `invalid`, per direction of their requests.
     public internal(set) var invalidated = PerDirection<Set<DomainPair>>(repeating: [])
-    /// Targets the initiator asked for with db:result on this stream (for DB-RES-5).
-    public internal(set) var requestedTargets: [String] = []
+    /// Targets the initiator asked for with db:result on this stream (for DB-RES-5), at most
+    /// `DialbackModel.maxTargetsPerConnection`.
+    public internal(set) var requestedTargets: Set<String> = []
+    /// The latest db:result request named a target not asked for before on this stream.
+    public internal(set) var latestRequestAddedTarget = false
+    /// A dialback bound of this connection was reached (pending requests, targets, pending
+    /// verifies): a reply that matches no tracked request may answer an untracked one, so it is
+    /// not taken as unsolicited.
+    public internal(set) var dialbackOverflow = false
+    /// Ids of the pending db:verify requests by their (from, to), in arrival order (answered ones
+    /// leave lazily), for DB-CORR-2.
+    var pendingVerifyIDs: [DomainPair: PendingIDs] = [:]
+    struct PendingIDs {
+        var ids: [String] = []
+        var head = 0
+        var live = 0
+    }
+
+    func addPendingVerifyID(_ key: VerifyKey) {
+        let route = DomainPair(sender: key.from, target: key.to)
+        var p = pendingVerifyIDs[route] ?? PendingIDs()
+        pendingVerifyIDs[route] = nil  // unique: no copy on append
+        p.ids.append(key.id)
+        p.live += 1
+        if p.ids.count - p.head > 2 * p.live + 16 {  // answered ones pile up behind an old pending one
+            p.ids = p.ids[p.head...].filter { pendingVerifies[VerifyKey(from: key.from, to: key.to, id: $0)] != nil }
+            p.head = 0
+        }
+        pendingVerifyIDs[route] = p
+    }
+
+    func removePendingVerifyID(_ key: VerifyKey) {
+        let route = DomainPair(sender: key.from, target: key.to)
+        guard let p = pendingVerifyIDs[route] else { return }
+        if p.live <= 1 { pendingVerifyIDs[route] = nil } else { pendingVerifyIDs[route]!.live -= 1 }
+    }
+
+    /// The id of the earliest db:verify request with this (from, to) still awaiting its answer.
+    public func earliestPendingVerifyID(from: String, to: String) -> String? {
+        let route = DomainPair(sender: from, target: to)
+        guard var p = pendingVerifyIDs[route] else { return nil }
+        while p.head < p.ids.count, pendingVerifies[VerifyKey(from: from, to: to, id: p.ids[p.head])] == nil { p.head += 1 }
+        if p.head > 64 && p.head * 2 > p.ids.count {
+            p.ids.removeFirst(p.head)
+            p.head = 0
+        }
+        pendingVerifyIDs[route] = p
+        return p.head < p.ids.count ? p.ids[p.head] : nil
+    }
     /// The kinds of top-level elements seen, for DB-RCV-10 (verify-only connections).
     public internal(set) var carriedOnlyVerify = true
     /// Whether the connection carried XMPP at all (a header, an element, a stream picked up

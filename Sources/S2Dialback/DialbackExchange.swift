@@ -50,6 +50,8 @@ public final class DialbackExchange: @unchecked Sendable {
     public internal(set) var originatingAddress: String
     public internal(set) var receivingAddress: String
     public internal(set) var authoritativeAddress: String?
+    /// A live run forgot it with its connection.
+    var forgotten = false
 
     init(number: Int, pair: DomainPair, streamID: String?, key: String,
          connection: ConnectionModel, direction: Direction, frame: FrameRef) {

@@ -36,13 +36,53 @@ public enum VerifyMatch: Sendable {
 /// server pair (Prosody), or from another cluster node is still found (DIALBACK.md §3–4).
 public final class DialbackModel {
     public private(set) var connections: [ConnectionModel] = []
-    public private(set) var exchanges: [DialbackExchange] = []
+    /// Every exchange kept, in order (a live run forgets those of closed connections).
+    public var exchanges: [DialbackExchange] { forgottenExchanges == 0 ? kept : kept.filter { !$0.forgotten } }
+    private var kept: [DialbackExchange] = []
+    /// Exchanges in `kept` already forgotten (removed in batches: O(1) amortised per connection).
+    private var forgottenExchanges = 0
+    /// Exchanges by the connection their db:result travelled on, while it is open.
+    private var exchangesOf: [ConnectionID: [DialbackExchange]] = [:]
     private var byID: [ConnectionID: ConnectionModel] = [:]
     private var exchangeCounter = 0
     private var resultsByBinding: [ResultBinding: DialbackExchange] = [:]
-    private var resultsByPair: [DomainPair: [DialbackExchange]] = [:]
-    /// Where each unanswered db:verify was asked, across connections (DB-CORR-2 looks for replies
-    /// that come back on another one). Bounded: beyond it, such replies go unrecognised.
+    /// db:results not yet matched by a db:verify, by pair and key, latest last (popped lazily
+    /// once matched): a verify with the wrong id finds its result in O(1) however many share the pair.
+    private var unverifiedResults: [PairKey: [DialbackExchange]] = [:]
+    struct PairKey: Hashable {
+        var pair: DomainPair
+        var key: String
+    }
+    /// Exchanges the authoritative server answered and the receiving server did not yet, by pair
+    /// (popped lazily once they have their outcome), for DB-CORR-5.
+    private var awaitingVerdict: [DomainPair: [DialbackExchange]] = [:]
+    /// Open connections waiting for an answer to a db:verify, by the request's key and the
+    /// connection's initiator address (DB-CORR-2 asks which other connection asked).
+    private var verifyWaiters: [VerifyWaiter: Set<ConnectionID>] = [:]
+    struct VerifyWaiter: Hashable {
+        var key: VerifyKey
+        var clientAddress: String
+    }
+
+    /// Bounds of one connection's dialback state (docs/LIMITS.md). Past one, the request is not
+    /// tracked (counted in `untrackedRequests`, one `limit-reached` anomaly through `onLimit`) and the
+    /// connection is marked `dialbackOverflow`.
+    public static let maxPendingResultsPerConnection = 1_000
+    public static let maxPendingVerifiesPerConnection = 1_000
+    public static let maxTargetsPerConnection = 1_000
+    /// Domains remembered per address (`hostedByAddress`); past it the address counts as hosting
+    /// anything (rules about unhosted domains stay quiet for it).
+    public static let maxHostedPerAddress = 10_000
+    /// Stream records kept per connection (the report lists them); further restarts are counted.
+    public static let maxStreamsPerConnection = 64
+    /// Called once per connection and bound when a bound of its dialback state is reached.
+    public var onLimit: ((ConnectionModel, FrameRef, String) -> Void)?
+    /// db:result and db:verify requests not tracked because of a bound.
+    public private(set) var untrackedRequests = 0
+    /// Addresses whose hosted domains passed `maxHostedPerAddress`.
+    private var hostedOverflow: Set<String> = []
+    /// Where each unanswered db:verify was asked, across connections and addresses (DB-CORR-2 looks
+    /// for replies that come back on another connection). Bounded: beyond it, such replies go unrecognised.
     private var pendingVerifyConnections: [VerifyKey: ConnectionID] = [:]
     private let maxIndexedVerifies = 100_000
     /// Stream IDs issued, by issuing address, with the first connection that carried each.
@@ -83,6 +123,27 @@ public final class DialbackModel {
     /// Acceptor addresses of retired connections whose initiator side was readable.
     public private(set) var retiredReadableAcceptors: Set<String> = []
 
+    /// What retired connections say about one stream id: how many issued it (as their latest), the
+    /// first of them, and how many had an unreadable initiator side. Rules ask this per db:verify;
+    /// it answers without reading the archive however many connections reused the id.
+    public struct StreamIDUse: Sendable {
+        public var count = 0
+        public var first: ConnectionID?
+        public var unreadable = 0
+    }
+    private var retiredStreamIDUse: [String: StreamIDUse] = [:]
+    /// Open connections by their acceptor's latest stream id, acceptor address and initiator address.
+    private var openByStreamID: [String: Set<ConnectionID>] = [:]
+    private var openByServerAddress: [String: Set<ConnectionID>] = [:]
+    private var openByClientAddress: [String: Set<ConnectionID>] = [:]
+    /// Latest start time of a retired connection with an unreadable initiator side (TLS or damage),
+    /// by its initiator address and initial `to` (DB-CORR-9).
+    private var retiredUnreadableLatest: [AddressAndDomain: Timestamp] = [:]
+    struct AddressAndDomain: Hashable {
+        var address: String
+        var domain: String?
+    }
+
     public init() {}
 
     /// The live model of an open connection.
@@ -95,8 +156,11 @@ public final class DialbackModel {
                      input: Int, frame: FrameRef) -> ConnectionModel {
         let c = ConnectionModel(id: id, client: client, server: server, clientAddress: clientAddress,
                                 serverAddress: serverAddress, input: input, frame: frame)
+        c.slot = connections.count
         connections.append(c)
         byID[id] = c
+        openByServerAddress[serverAddress, default: []].insert(id)
+        openByClientAddress[clientAddress, default: []].insert(id)
         return c
     }
 
@@ -114,8 +178,9 @@ public final class DialbackModel {
 
     /// Forgets per-connection bookkeeping of a connection that ended (bounded memory in live mode).
     public func release(_ c: ConnectionModel) {
-        for k in c.pendingVerifies.keys where pendingVerifyConnections[k] == c.id { pendingVerifyConnections[k] = nil }
+        for key in c.pendingVerifies.keys { forgetPendingVerify(key, on: c) }
         c.pendingVerifies.removeAll()
+        c.pendingVerifyIDs.removeAll()
     }
 
     /// Keeps a closed connection only as its summary (offline runs): the report and the
@@ -123,8 +188,19 @@ public final class DialbackModel {
     public func retire(_ c: ConnectionModel) {
         let s = c.summary
         archive.append(s)
-        if let id = s.streamID { retiredByStreamID[id.hashValue, default: []].append(c.id) }
-        if c.hidden || !c.stateKnown || c.pickedUp.clientToServer || c.pickedUp.serverToClient || c.damaged.clientToServer || c.damaged.serverToClient {
+        if let id = s.streamID {
+            retiredByStreamID[id.hashValue, default: []].append(c.id)
+            var use = retiredStreamIDUse[id] ?? StreamIDUse()
+            use.count += 1
+            if use.first.map({ c.id < $0 }) ?? true { use.first = c.id }
+            if s.hidden || s.initiatorDamaged { use.unreadable += 1 }
+            retiredStreamIDUse[id] = use
+        }
+        if s.tls || s.initiatorDamaged {
+            let k = AddressAndDomain(address: c.clientAddress, domain: s.initialTo)
+            if retiredUnreadableLatest[k].map({ $0 < s.firstFrame.time }) ?? true { retiredUnreadableLatest[k] = s.firstFrame.time }
+        }
+        if c.hidden || !c.stateKnown {
             if retiredUnreadable.count < 100_000 {
                 retiredUnreadable.append(UnreadableConnection(clientAddress: c.clientAddress, serverAddress: c.serverAddress,
                                                               first: s.firstFrame.time, last: s.lastFrame.time, initialTo: s.initialTo))
@@ -137,7 +213,24 @@ public final class DialbackModel {
         if errors.initiator { retiredDialbackErrorAddresses.insert(c.clientAddress) }
         if !s.hidden && !s.initiatorDamaged { retiredReadableAcceptors.insert(c.serverAddress) }
         byID[c.id] = nil
-        if let i = connections.lastIndex(where: { $0 === c }) { connections.remove(at: i) }
+        exchangesOf[c.id] = nil
+        removeFromConnections(c)
+    }
+
+    /// Takes `c` out of `connections` and the indexes of open connections in O(1) (the order of
+    /// `connections` means nothing).
+    private func removeFromConnections(_ c: ConnectionModel) {
+        Self.remove(c.id, c.serverAddress, from: &openByServerAddress)
+        Self.remove(c.id, c.clientAddress, from: &openByClientAddress)
+        if let id = c.streamID { Self.remove(c.id, id, from: &openByStreamID) }
+        let i = c.slot
+        guard i >= 0, i < connections.count, connections[i] === c else { return }
+        let last = connections.removeLast()
+        if last !== c {
+            connections[i] = last
+            last.slot = i
+        }
+        c.slot = -1
     }
 
     /// Drops a closed connection that carried no XMPP (a probe, a scan): it is counted, not kept,
@@ -151,20 +244,70 @@ public final class DialbackModel {
     /// keeps memory flat. Offline runs keep everything for the report.
     public func forget(_ c: ConnectionModel) {
         byID[c.id] = nil
-        // The closing connection is usually among the latest: search from the end.
-        if let i = connections.lastIndex(where: { $0 === c }) { connections.remove(at: i) }
-        let gone = exchanges.filter { x in
-            x.resultConnection == c.id || (x.outcome != nil && byID[x.resultConnection] == nil)
+        removeFromConnections(c)
+        // Only the closing connection's exchanges and indexes are touched: closing costs what the
+        // connection carried, not what all open connections carry.
+        if let ids = issuedStreamIDs[c.serverAddress], ids.count > 100_000 { issuedStreamIDs[c.serverAddress] = [:] }
+        guard let gone = exchangesOf.removeValue(forKey: c.id) else { return }
+        for x in gone {
+            x.forgotten = true
+            if let id = x.streamID {
+                let b = ResultBinding(streamID: id, sender: x.originating, target: x.receiving)
+                if resultsByBinding[b] === x { resultsByBinding[b] = nil }
+            }
+            let k = PairKey(pair: x.pair, key: x.key)
+            if let list = unverifiedResults[k] {
+                let rest = list.filter { $0 !== x }
+                unverifiedResults[k] = rest.isEmpty ? nil : rest
+            }
+            if let list = awaitingVerdict[x.pair] {
+                let rest = list.filter { $0 !== x }
+                awaitingVerdict[x.pair] = rest.isEmpty ? nil : rest
+            }
         }
-        guard !gone.isEmpty else { return }
-        let ids = Set(gone.map(\.number))
-        exchanges.removeAll { ids.contains($0.number) }
-        resultsByBinding = resultsByBinding.filter { !ids.contains($0.value.number) }
-        for (k, list) in resultsByPair {
-            let rest = list.filter { !ids.contains($0.number) }
-            resultsByPair[k] = rest.isEmpty ? nil : rest
+        forgottenExchanges += gone.count
+        if forgottenExchanges > 1024 && forgottenExchanges * 2 > kept.count {
+            kept.removeAll { $0.forgotten }
+            forgottenExchanges = 0
         }
-        for (addr, ids) in issuedStreamIDs where ids.count > 100_000 { issuedStreamIDs[addr] = [:] }
+    }
+
+    /// The exchanges whose db:result travelled on the open connection `c`.
+    public func exchanges(of c: ConnectionID) -> [DialbackExchange] { exchangesOf[c] ?? [] }
+
+
+    private static func remove(_ c: ConnectionID, _ key: String, from index: inout [String: Set<ConnectionID>]) {
+        index[key]?.remove(c)
+        if index[key]?.isEmpty == true { index[key] = nil }
+    }
+
+    /// Open connections whose acceptor is at `address`.
+    public func openConnections(toServer address: String) -> [ConnectionModel] {
+        (openByServerAddress[address] ?? []).compactMap { byID[$0] }
+    }
+
+    /// Open connections whose initiator is at `address`.
+    public func openConnections(fromClient address: String) -> [ConnectionModel] {
+        (openByClientAddress[address] ?? []).compactMap { byID[$0] }
+    }
+
+    /// Connections (open or retired) whose acceptor's latest stream id is `id`: how many, the
+    /// first, and whether any had an unreadable initiator side. Costs the open ones with that id only.
+    public func streamIDUse(_ id: String) -> StreamIDUse {
+        var use = retiredStreamIDUse[id] ?? StreamIDUse()
+        for cid in openByStreamID[id] ?? [] {
+            guard let c = byID[cid] else { continue }
+            use.count += 1
+            if use.first.map({ cid < $0 }) ?? true { use.first = cid }
+            if c.hidden || c.damaged.clientToServer || c.pickedUp.clientToServer { use.unreadable += 1 }
+        }
+        return use
+    }
+
+    /// Whether a retired connection from `address` with initial `to` = `domain` and an unreadable
+    /// initiator side started at or after `time`.
+    public func retiredUnreadable(from address: String, to domain: String, since time: Timestamp) -> Bool {
+        retiredUnreadableLatest[AddressAndDomain(address: address, domain: domain)].map { $0 >= time } ?? false
     }
 
     /// Domains the party at `address` is known to host: what it proved on the wire plus what
@@ -174,6 +317,27 @@ public final class DialbackModel {
     }
 
     public func isHostKnown(_ address: String) -> Bool { configuredHosts[address] != nil }
+
+    /// Whether the party at `address` is known to host `domain` (or hosts too many to tell).
+    public func hosts(_ address: String, _ domain: String) -> Bool {
+        let domain = normalizedDomain(domain)
+        return hostedOverflow.contains(address) || hostedByAddress[address]?.contains(domain) == true
+            || configuredHosts[address]?.contains(domain) == true
+    }
+
+    /// Whether anything is known of what `address` hosts.
+    public func knowsHosted(by address: String) -> Bool {
+        hostedByAddress[address]?.isEmpty == false || configuredHosts[address]?.isEmpty == false
+    }
+
+    private func recordHosted(_ address: String, _ domain: String) {
+        if hostedByAddress[address]?.contains(domain) == true || hostedOverflow.contains(address) { return }
+        if hostedByAddress[address, default: []].count >= Self.maxHostedPerAddress {
+            hostedOverflow.insert(address)
+            return
+        }
+        hostedByAddress[address, default: []].insert(domain)
+    }
 
     /// Applies one XMPP event to the model; returns what it meant for dialback (if anything).
     @discardableResult
@@ -191,14 +355,27 @@ public final class DialbackModel {
                let i = c.sasl.lastIndex(where: { $0.outcome == .success }) {
                 c.sasl[i].streamIDAfter = h.id
             }
-            if d == .clientToServer { c.initialHeader = h } else { c.responseHeader = h }
+            if d == .clientToServer {
+                c.initialHeader = h
+            } else {
+                if let old = c.streamID { Self.remove(c.id, old, from: &openByStreamID) }
+                c.responseHeader = h
+                if let id = h.id { openByStreamID[id, default: []].insert(c.id) }
+            }
             c.headerFrames[d] = e.firstFrame
             c.elementsSinceHeader[d] = 0
             c.complete[d] = true
             c.missing[d] = nil
-            c.streams.append(StreamRecord(direction: d, header: h, frame: e.firstFrame))
+            if c.streams.count < Self.maxStreamsPerConnection {
+                c.streams.append(StreamRecord(direction: d, header: h, frame: e.firstFrame))
+            } else {
+                c.streamsNotRecorded += 1
+                if c.streamsNotRecorded == 1 {
+                    onLimit?(c, e.firstFrame, "more than \(Self.maxStreamsPerConnection) stream headers on this connection; the report lists the first \(Self.maxStreamsPerConnection)")
+                }
+            }
             if d == .serverToClient {
-                if let from = h.from, !from.isEmpty { hostedByAddress[c.serverAddress, default: []].insert(normalizedDomain(from)) }
+                if let from = h.from, !from.isEmpty { recordHosted(c.serverAddress, normalizedDomain(from)) }
                 if let id = h.id, !id.isEmpty, issuedStreamIDs[c.serverAddress]?[id] == nil {
                     issuedStreamIDs[c.serverAddress, default: [:]][id] = c.id
                 }
@@ -284,17 +461,30 @@ public final class DialbackModel {
         }
         let d = e.direction
         let pair = DomainPair(sender: s, target: t)
-        hostedByAddress[c.address(of: d), default: []].insert(pair.sender)
-        if d == .clientToServer, !c.requestedTargets.contains(pair.target) { c.requestedTargets.append(pair.target) }
+        recordHosted(c.address(of: d), pair.sender)
+        if c.pendingResults[d][pair] == nil && c.pendingResults[d].count >= Self.maxPendingResultsPerConnection {
+            untracked(c, e.firstFrame, "more than \(Self.maxPendingResultsPerConnection) db:result requests await an answer on this connection; further ones are not tracked")
+            return .resultRequest(nil)
+        }
+        c.latestRequestAddedTarget = false
+        if d == .clientToServer, !c.requestedTargets.contains(pair.target) {
+            if c.requestedTargets.count < Self.maxTargetsPerConnection {
+                c.requestedTargets.insert(pair.target)
+                c.latestRequestAddedTarget = true
+            } else {
+                untracked(c, e.firstFrame, "more than \(Self.maxTargetsPerConnection) target domains requested on this connection")
+            }
+        }
         exchangeCounter += 1
         let x = DialbackExchange(number: exchangeCounter, pair: pair, streamID: c.streamID,
                                  key: el.trimmedText, connection: c, direction: d, frame: e.firstFrame)
         x.steps.append(DialbackStep(kind: .resultRequest, connection: c.id, direction: d, frame: e.firstFrame,
                                     summary: "<db:result from='\(s)' to='\(t)'>"))
-        exchanges.append(x)
+        kept.append(x)
+        exchangesOf[c.id, default: []].append(x)
         c.pendingResults[d][pair] = x
         if let id = c.streamID { resultsByBinding[ResultBinding(streamID: id, sender: pair.sender, target: pair.target)] = x }
-        resultsByPair[pair, default: []].append(x)
+        unverifiedResults[PairKey(pair: pair, key: x.key), default: []].append(x)
         return .resultRequest(x)
     }
 
@@ -312,8 +502,9 @@ public final class DialbackModel {
             onOutcome?(x)
         }
         // An answer with no request seen validates only when the request may lie where the
-        // capture could not see it; on a fully observed connection it is unsolicited.
-        if request != nil || !c.stateKnown {
+        // capture could not see it (or a bound kept it untracked); on a fully observed connection
+        // it is unsolicited.
+        if request != nil || !c.stateKnown || c.dialbackOverflow {
             switch type {
             case "valid": c.validated[asker].insert(pair); c.invalidated[asker].remove(pair)
             case "invalid": c.invalidated[asker].insert(pair); c.validated[asker].remove(pair)
@@ -331,7 +522,7 @@ public final class DialbackModel {
         var match = VerifyMatch.none
         if let x = resultsByBinding[ResultBinding(streamID: key.id, sender: pair.sender, target: pair.target)] {
             match = x.key == text ? .exact(x) : .wrongKey(x)
-        } else if let x = resultsByPair[pair]?.last(where: { $0.key == text && $0.verifyConnection == nil }) {
+        } else if let x = latestUnverified(PairKey(pair: pair, key: text)) {
             match = .wrongID(x)
         }
         var exchange: DialbackExchange?
@@ -346,8 +537,16 @@ public final class DialbackModel {
             x.steps.append(DialbackStep(kind: .verifyRequest, connection: c.id, direction: e.direction, frame: e.firstFrame,
                                         summary: "<db:verify from='\(key.from)' to='\(key.to)' id='\(key.id)'>"))
         }
-        let request = VerifyRequest(key: key, keyText: text, frame: e.firstFrame, direction: e.direction, exchange: exchange)
-        c.pendingVerifies[key] = request
+        if c.pendingVerifies[key] == nil {
+            if c.pendingVerifies.count >= Self.maxPendingVerifiesPerConnection {
+                untracked(c, e.firstFrame, "more than \(Self.maxPendingVerifiesPerConnection) db:verify requests await an answer on this connection; further ones are not tracked")
+                return .verifyRequest(key, match: match)
+            }
+            verifyWaiters[VerifyWaiter(key: key, clientAddress: c.clientAddress), default: []].insert(c.id)
+        }
+        let added = c.pendingVerifies[key] == nil
+        c.pendingVerifies[key] = VerifyRequest(key: key, keyText: text, frame: e.firstFrame, direction: e.direction, exchange: exchange)
+        if added { c.addPendingVerifyID(key) }
         if pendingVerifyConnections.count < maxIndexedVerifies { pendingVerifyConnections[key] = c.id }
         return .verifyRequest(key, match: match)
     }
@@ -356,8 +555,9 @@ public final class DialbackModel {
         // The reply swaps from/to and copies id: from=S to=T.
         let key = VerifyKey(from: el[attribute: "to"] ?? "", to: el[attribute: "from"] ?? "", id: el[attribute: "id"] ?? "")
         let request = c.pendingVerifies.removeValue(forKey: key)
-        if request != nil, pendingVerifyConnections[key] == c.id { pendingVerifyConnections[key] = nil }
+        if request != nil { forgetPendingVerify(key, on: c) }
         if let r = request, let x = r.exchange {
+            if x.verifyType == nil, x.outcome == nil { awaitingVerdict[x.pair, default: []].append(x) }
             x.verifyType = type
             x.verifyReplyFrame = e.firstFrame
             x.steps.append(DialbackStep(kind: .verifyReply, connection: c.id, direction: e.direction, frame: e.firstFrame,
@@ -414,6 +614,47 @@ public final class DialbackModel {
             + configuredHosts.compactMap { $0.value.contains(domain) ? $0.key : nil }
     }
 
+    /// A request `c` sent that a bound kept from being tracked.
+    private func untracked(_ c: ConnectionModel, _ frame: FrameRef, _ why: String) {
+        untrackedRequests += 1
+        if !c.dialbackOverflow {
+            c.dialbackOverflow = true
+            onLimit?(c, frame, why)
+        }
+    }
+
+    /// The latest exchange for `pair` that the authoritative server answered, that has no outcome yet
+    /// and whose db:result did not travel on `c` (among the 64 latest such exchanges).
+    public func verifiedAwaitingVerdict(_ pair: DomainPair, besides c: ConnectionID) -> DialbackExchange? {
+        guard var list = awaitingVerdict[pair] else { return nil }
+        let before = list.count
+        while let last = list.last, last.outcome != nil { list.removeLast() }
+        if list.count != before { awaitingVerdict[pair] = list.isEmpty ? nil : list }
+        return list.suffix(64).last { $0.outcome == nil && $0.resultConnection != c }
+    }
+
+    /// The latest db:result with this pair and key that no db:verify matched yet.
+    private func latestUnverified(_ k: PairKey) -> DialbackExchange? {
+        guard var list = unverifiedResults[k] else { return nil }
+        let before = list.count
+        while let last = list.last, last.verifyConnection != nil { list.removeLast() }
+        if list.count != before { unverifiedResults[k] = list.isEmpty ? nil : list }
+        return list.last
+    }
+
+    private func forgetPendingVerify(_ key: VerifyKey, on c: ConnectionModel) {
+        c.removePendingVerifyID(key)
+        if pendingVerifyConnections[key] == c.id { pendingVerifyConnections[key] = nil }
+        let w = VerifyWaiter(key: key, clientAddress: c.clientAddress)
+        verifyWaiters[w]?.remove(c.id)
+        if verifyWaiters[w]?.isEmpty == true { verifyWaiters[w] = nil }
+    }
+
+    /// Another open connection from `clientAddress` waiting for the answer to the db:verify `key`.
+    public func connectionAwaitingVerify(_ key: VerifyKey, from clientAddress: String, besides c: ConnectionID) -> ConnectionID? {
+        verifyWaiters[VerifyWaiter(key: key, clientAddress: clientAddress)]?.first { $0 != c }
+    }
+
     /// The exchange a verify with (from=T, to=S, id) belongs to, if any.
     public func exchange(streamID: String, sender: String, target: String) -> DialbackExchange? {
         resultsByBinding[ResultBinding(streamID: streamID, sender: sender, target: target)]
@@ -428,7 +669,7 @@ public final class DialbackModel {
 
     /// Every connection seen, in ID order (for the report): open ones are retired first.
     public func retireAll() -> ConnectionList {
-        for c in connections { retire(c) }
+        for c in connections.sorted(by: { $0.id < $1.id }) { retire(c) }
         return ConnectionList(archive: archive)
     }
 }

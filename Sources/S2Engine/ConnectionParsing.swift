@@ -29,24 +29,49 @@ protocol ParseOutputSink: AnyObject {
 
 /// The XMPP decoders and the TLS session of one connection. It reads only that connection's
 /// bytes and touches no shared state, so any thread may run it — one at a time.
-final class ConnectionParser: XMPPEventSink {
+final class ConnectionParser: XMPPEventSink, TLSRecordSink {
     private(set) var decoder: XMPPConnectionDecoder!
-    private(set) var tls: TLSSession!
+    /// Made when the first TLS record arrives: most connections never need one (memory per connection).
+    private var tlsSession: TLSSession?
+    private let connection: ConnectionID
+    private let keys: TLSKeyStore?
+    private let onDecrypted: ((ConnectionID, Direction, UnsafeRawBufferPointer, FrameRef) -> Void)?
     // The sink outlives every parser (it is the connection's context or a worker of the run).
     unowned(unsafe) let output: ParseOutputSink
 
     init(connection: ConnectionID, configuration: EngineConfiguration, keys: TLSKeyStore?, output: ParseOutputSink,
-         onDecrypted: ((ConnectionID, Direction, UnsafeRawBufferPointer, FrameRef) -> Void)?) {
+         onDecrypted: ((ConnectionID, Direction, UnsafeRawBufferPointer, FrameRef) -> Void)?, parserCount: ParserCount? = nil) {
         self.output = output
-        decoder = XMPPConnectionDecoder(connection: connection, limits: configuration.xml, sink: self)
-        let tls = TLSSession(connection: connection, keys: keys)
-        tls.onPlaintext = { [unowned self] d, bytes, frame in
+        self.connection = connection
+        self.keys = keys
+        self.onDecrypted = onDecrypted
+        decoder = XMPPConnectionDecoder(connection: connection, limits: configuration.xml, sink: self, parserCount: parserCount)
+        decoder.tlsSink = self
+    }
+
+    /// Handed to the TLS session when one is made (see `TLSSession.onWaitEnded`).
+    var onTLSWaitEnded: (() -> Void)?
+
+    var tls: TLSSession {
+        if let s = tlsSession { return s }
+        let s = TLSSession(connection: connection, keys: keys)
+        s.onWaitEnded = onTLSWaitEnded
+        let connection = connection, onDecrypted = onDecrypted
+        s.onPlaintext = { [unowned self] d, bytes, frame in
             onDecrypted?(connection, d, bytes, frame)
             self.decoder.decrypted(d, bytes, frame: frame)
         }
-        tls.onAnomaly = { [unowned self] a in self.output.parsed(.anomaly(a)) }
-        self.tls = tls
-        decoder.tlsSink = tls
+        s.onAnomaly = { [unowned self] a in self.output.parsed(.anomaly(a)) }
+        tlsSession = s
+        return s
+    }
+
+    func tlsBytes(_ direction: Direction, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, frame: FrameRef) {
+        tls.tlsBytes(direction, bytes, at: offset, frame: frame)
+    }
+
+    func tlsGap(_ direction: Direction, at offset: UInt64, length: UInt64, frame: FrameRef) {
+        tls.tlsGap(direction, at: offset, length: length, frame: frame)
     }
 
     func xmppEvent(_ event: XMPPEvent) { output.parsed(.event(event)) }
@@ -65,10 +90,11 @@ final class ConnectionParser: XMPPEventSink {
 
     /// Ends both streams (pending events are emitted) and reports what the close needs.
     func finish() {
-        tls.tlsFinish()
+        tlsSession?.tlsFinish()
         decoder.finish()
         output.parsed(.closed(ParseSummary(tls: decoder.tls,
                                            bytesAfterTLS: decoder.initiator.encryptedBytes + decoder.acceptor.encryptedBytes,
-                                           tlsInfo: tls.info, tlsReportedProblem: tls.reportedProblem)))
+                                           tlsInfo: tlsSession?.info ?? TLSSession(connection: connection, keys: keys).info,
+                                           tlsReportedProblem: tlsSession?.reportedProblem ?? false)))
     }
 }

@@ -49,6 +49,22 @@ public final class Engine: ReassemblySink {
     /// Set with `threads` > 1: XML parsing on worker threads.
     private var parallel: ParallelParsing?
     private var lastAdvance = Timestamp(seconds: .min, nanoseconds: 0)
+    /// Connections with an XMPP context (parsers and model), for the memory estimate.
+    private var xmppConnections = 0
+    private var memoryBudgetReported = false
+    /// Connections closed early to keep `estimatedStateBytes` within `maxMemory`.
+    public private(set) var connectionsEvictedForMemory = 0
+
+    /// Bytes one TCP connection costs in the reassembler's table (object, table and queue slots),
+    /// and one connection that carried XMPP on top of that (model, parsers, expat's parser state):
+    /// measured with `s2scope analyze` on the header-connections corpus (docs/LIMITS.md).
+    public static let bytesPerTCPConnection = 700
+    public static let bytesPerXMPPConnection = 4_000
+    /// One live expat parser (a direction inside an element, or past its first element). With
+    /// `--threads` the parsers live on the workers and each connection is charged two.
+    public static let bytesPerParser = 10_000
+    /// Live expat parsers of a single-threaded run.
+    private let parsers = ParserCount()
 
     public init(configuration: EngineConfiguration = .init()) {
         self.configuration = configuration
@@ -61,6 +77,7 @@ public final class Engine: ReassemblySink {
             self.onDialback?(x)
         }
         analyzer.context.onViolation = { [unowned self] v in self.count(v) }
+        analyzer.context.onAnomaly = { [unowned self] a in self.record(a) }
         analyzer.context.keepViolations = configuration.retainHistory
         let ports = configuration.ports
         reassembler = TCPReassembler(limits: configuration.reassembly, sink: self, isServerPort: { ports.contains($0) })
@@ -180,6 +197,7 @@ public final class Engine: ReassemblySink {
             guard configuration.ports.contains(seg.source.port) || configuration.ports.contains(seg.destination.port) else { return }
             report.statistics.tcpSegments += 1
             reassembler.process(seg)
+            if let budget = configuration.maxMemory, estimatedStateBytes > budget { keepWithin(budget, frame: frame) }
         case .failure(.malformed(let why)):
             report.statistics.malformedPackets += 1
             anomaly(Anomaly(kind: bytes.count < wireLength ? .truncatedPacket : .malformedPacket, frame: frame,
@@ -244,11 +262,13 @@ public final class Engine: ReassemblySink {
         report.statistics.connectionsWithoutXMPP = silentConnections
         report.statistics.gapBytes = s.gapBytes
         report.statistics.connectionsEvicted = s.connectionsEvicted
+        report.statistics.connectionsEvictedForMemory = connectionsEvictedForMemory
         report.statistics.suppressedViolations = analyzer.context.suppressed
         report.notJudged = analyzer.context.notJudged
         report.statistics.notJudgedByReason = Dictionary(uniqueKeysWithValues: analyzer.context.notJudgedCounts.map { ($0.key.rawValue, $0.value) })
         report.statistics.elementsNotJudged = analyzer.tentativeElements
         report.statistics.midstreamConnections = s.midstreamConnections
+        if analyzer.model.untrackedRequests > 0 { report.statistics.notJudgedByReason["limit", default: 0] += analyzer.model.untrackedRequests }
         report.statistics.seconds = MonotonicClock.now() - started
         return report
     }
@@ -308,10 +328,12 @@ public final class Engine: ReassemblySink {
         // Only this engine sets `context`, always to a ConnectionContext: skip the dynamic cast.
         if let any = c.context { return unsafeDowncast(any, to: ConnectionContext.self) }
         let ctx = ConnectionContext(engine: self, id: c.id, worker: parallel?.worker(for: c.id) ?? 0)
+        xmppConnections += 1
         // With workers, the connection's worker makes its parser (on its own thread).
         if parallel == nil {
-            ctx.parser = ConnectionParser(connection: c.id, configuration: configuration, keys: tlsKeys, output: ctx, onDecrypted: onDecrypted)
-            ctx.parser.tls.onWaitEnded = { [unowned self, unowned ctx] in self.tlsWaitEnded(ctx) }
+            ctx.parser = ConnectionParser(connection: c.id, configuration: configuration, keys: tlsKeys, output: ctx, onDecrypted: onDecrypted,
+                                          parserCount: parsers)
+            ctx.parser.onTLSWaitEnded = { [unowned self, unowned ctx] in self.tlsWaitEnded(ctx) }
         }
         let info = OpenInfo(id: c.id, client: c.client, server: c.server, frame: c.firstFrame, handshakeSeen: c.sawHandshake)
         if let parallel { parallel.step(.open(ctx, info)) } else { open(ctx, info) }
@@ -371,6 +393,7 @@ public final class Engine: ReassemblySink {
         }
         let ctx = unsafeDowncast(any, to: ConnectionContext.self)
         c.context = nil
+        xmppConnections -= 1
         let info = CloseInfo(c)
         if let parallel {
             parallel.close(ctx, info)
@@ -424,7 +447,7 @@ public final class Engine: ReassemblySink {
         onConnectionClosed?(ctx.model, s.tls ? Engine.reportInfo(s.tlsInfo) : nil)
         if !configuration.retainHistory {
             // Exchanges that never got an answer are reported before they are forgotten.
-            for x in analyzer.model.exchanges where x.outcome == nil && x.resultConnection == info.id { reportPending(x) }
+            for x in analyzer.model.exchanges(of: info.id) where x.outcome == nil { reportPending(x) }
             analyzer.forget(ctx.model)
         } else if !ctx.model.carriedXMPP && !analyzer.hasFindings(on: ctx.model) {
             // A connection that never carried an XMPP stream (SYN scans, port probes, floods) is
@@ -476,6 +499,29 @@ public final class Engine: ReassemblySink {
 
     /// Connections currently tracked by the reassembler.
     public var activeConnections: Int { reassembler.activeConnections }
+
+    /// The analysis state's size as running counters estimate it (never by walking it): what the
+    /// memory budget is checked against. The offline report's history (closed connections' records,
+    /// dialback exchanges, findings) is not part of it: it grows with the capture (docs/LIMITS.md).
+    public var estimatedStateBytes: Int {
+        reassembler.activeConnections * Engine.bytesPerTCPConnection + reassembler.ringBytes + reassembler.heldBytes
+            + xmppConnections * Engine.bytesPerXMPPConnection + analyzer.pendingStateBytes
+            + (parallel == nil ? parsers.live : 2 * xmppConnections) * Engine.bytesPerParser
+    }
+
+    /// Over budget: the least recently active connections are closed early (the reassembler's
+    /// eviction, as for the connection cap) until the estimate is 10 % under the budget.
+    private func keepWithin(_ budget: Int, frame: FrameRef) {
+        if !memoryBudgetReported {
+            memoryBudgetReported = true
+            anomaly(Anomaly(kind: .limitReached, frame: frame,
+                            message: "memory budget reached (--max-memory \(budget >> 20) MiB; analysis state estimated at \(estimatedStateBytes >> 20) MiB): the least recently active connections are closed early and what they awaited is not judged; see the statistics for how many"))
+        }
+        let target = budget - budget / 10
+        while estimatedStateBytes > target, reassembler.evictLeastRecentlyActive(frame: frame) {
+            connectionsEvictedForMemory += 1
+        }
+    }
 
     /// Capture time moved on without packets (live idle periods): expire flows and timers.
     public func advanceIdle(to t: Timestamp) {

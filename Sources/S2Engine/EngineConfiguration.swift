@@ -35,6 +35,12 @@ public struct EngineConfiguration: Sendable {
     /// until they are judged and freed: on the 100 MB benchmark capture 32 KiB rounds beat 1 MiB
     /// rounds in 7 of 7 alternating runs (by 0.2–1.0 s of ~2 s), on 1 GB by 8 s in the pair measured.
     public var parallelRound = (bytes: 32 << 10, steps: 512)
+    /// Budget in bytes for the analysis state (`--max-memory`): the estimate of `Engine.estimatedStateBytes`.
+    /// Beyond it the least recently active connections are evicted; nil: no budget.
+    public var maxMemory: Int? = EngineConfiguration.defaultMaxMemoryMiB << 20
+    /// 512 MiB: a small sensor (a 1–2 GiB VM) keeps room for the process itself, the report's history
+    /// and the allocator's slack; about 45,000 XMPP connections at once at the measured cost each.
+    public static let defaultMaxMemoryMiB = 512
 
     public init() {}
 

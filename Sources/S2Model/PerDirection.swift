@@ -36,6 +36,10 @@ public enum Unobserved: String, Sendable, CaseIterable, Comparable {
     case captureEnded = "capture-ended"
     /// The analyzer stopped watching the connection (idle timeout, eviction under a limit): not a close on the wire.
     case unwatched
+    /// A bound of S2Scope's state was reached (pending requests, awaited reactions): the occasion was not tracked.
+    case limit
+    /// A request reused the id of one still pending: which one a reply answers cannot be told.
+    case reusedID = "reused-id"
 
     public static func < (a: Unobserved, b: Unobserved) -> Bool { a.rawValue < b.rawValue }
 }

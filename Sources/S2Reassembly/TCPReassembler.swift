@@ -52,6 +52,8 @@ public final class TCPReassembler {
 
     public var activeConnections: Int { table.count }
     public var heldBytes: Int { heldTotal }
+    /// Bytes of the retransmission-comparison rings of open connections.
+    public private(set) var ringBytes = 0
 
     // MARK: - Segments
 
@@ -327,15 +329,17 @@ public final class TCPReassembler {
             h.delivered += UInt64(bytes.count)
             if keep > 0 {
                 if !h.retainedValid { h.ringFilled = 0; h.retainedValid = true }
-                if h.ring.isEmpty { h.ring = [UInt8](repeating: 0, count: keep) }
-                // Copy the last min(n, keep) bytes into the ring, in at most two pieces.
-                let n = min(bytes.count, keep)
+                let needed = min(keep, h.ringFilled + bytes.count)
+                if h.ring.count < needed { growRing(&h, to: needed, keep: keep, end: offset) }
+                let size = h.ring.count
+                // Copy the last min(n, size) bytes into the ring, in at most two pieces.
+                let n = min(bytes.count, size)
                 var src = bytes.count - n
-                var pos = Int((h.next - UInt64(n)) % UInt64(keep))
+                var pos = Int((h.next - UInt64(n)) % UInt64(size))
                 h.ring.withUnsafeMutableBytes { ring in
                     var left = n
                     while left > 0 {
-                        let run = min(left, keep - pos)
+                        let run = min(left, size - pos)
                         ring.baseAddress!.advanced(by: pos).copyMemory(from: bytes.baseAddress!.advanced(by: src), byteCount: run)
                         left -= run
                         src += run
@@ -346,6 +350,22 @@ public final class TCPReassembler {
             }
         }
         sink.streamData(c, dir, bytes, at: offset, frame: frame)
+    }
+
+    /// The ring grows with what a direction delivered (256 bytes, doubling, up to `keep`): a
+    /// connection that sent a stream header holds a few hundred bytes, not `keep` (docs/LIMITS.md).
+    /// The valid bytes, which end at stream offset `end`, keep their place modulo the new size.
+    private func growRing(_ h: inout HalfStream, to needed: Int, keep: Int, end: UInt64) {
+        var size = max(256, h.ring.count)
+        while size < needed { size *= 2 }
+        size = min(size, keep)
+        var grown = [UInt8](repeating: 0, count: size)
+        if h.ringFilled > 0 && !h.ring.isEmpty {
+            let old = UInt64(h.ring.count)
+            for o in (end - UInt64(h.ringFilled))..<end { grown[Int(o % UInt64(size))] = h.ring[Int(o % old)] }
+        }
+        ringBytes += size - h.ring.count
+        h.ring = grown
     }
 
     /// Declares everything below `limit` (or all held data when nil) final: holes become gaps.
@@ -417,6 +437,7 @@ public final class TCPReassembler {
                 heldTotal -= h.heldBytes
                 h.held = []
                 h.heldBytes = 0
+                ringBytes -= h.ring.count
                 h.ring = []
                 h.ringFilled = 0
             }
@@ -464,7 +485,15 @@ public final class TCPReassembler {
         }
     }
 
-    private func evictOne(frame: FrameRef) {
+    /// Closes the least recently active connection early (its close reason is `evicted`), as the
+    /// connection cap does; for a memory budget kept by the caller. False when none is left.
+    @discardableResult
+    public func evictLeastRecentlyActive(frame: FrameRef) -> Bool {
+        evictOne(frame: frame, tableFull: false)
+    }
+
+    @discardableResult
+    private func evictOne(frame: FrameRef, tableFull: Bool = true) -> Bool {
         var requeued = 0
         while let c = popQueue() {
             if c.removed { continue }
@@ -475,15 +504,16 @@ public final class TCPReassembler {
                 continue
             }
             statistics.connectionsEvicted += 1
-            if !tableLimitReported {
+            if tableFull && !tableLimitReported {
                 tableLimitReported = true
                 sink.anomaly(Anomaly(kind: .limitReached, connection: c.id, frame: frame,
                                      message: "connection table full (\(limits.maxConnections) connections): the least recently active connections are closed early; see the statistics for how many"))
             }
             if !c.isClosed { close(c, reason: .evicted, frame: c.lastFrame, at: frame.time) }
             remove(c)
-            return
+            return true
         }
+        return false
     }
 
     /// Ends the capture: every connection still open is flushed and reported, in ID order.

@@ -43,6 +43,8 @@ public struct RunStatistics: Sendable {
     public var notJudgedByReason: [String: Int] = [:]
     /// Top-level elements no rule judged: the first element after parsing resumed without context.
     public var elementsNotJudged = 0
+    /// Of those, closed early to stay within `--max-memory`.
+    public var connectionsEvictedForMemory = 0
     public var seconds: Double = 0
     public init() {}
 }

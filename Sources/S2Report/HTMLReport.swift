@@ -83,6 +83,10 @@ public struct HTMLReport {
             let s = r.statistics.suppressedViolations.sorted { $0.key < $1.key }.map { "\(e($0.key)) ×\($0.value)" }
             o += "<p class=\"note\">Repeats not listed: \(s.joined(separator: ", ")).</p>\n"
         }
+        if !r.statistics.notJudgedByReason.isEmpty {
+            let s = r.statistics.notJudgedByReason.sorted { $0.key < $1.key }.map { "\(e($0.key)) ×\($0.value)" }
+            o += "<p class=\"note\">Not judged (the evidence was not in the capture, or a bound was reached): \(s.joined(separator: ", ")).</p>\n"
+        }
         o += "</section>\n"
 
         // Filters.

@@ -62,6 +62,11 @@ public enum JSONReport {
         w.beginObject("suppressed_violations")
         for (k, v) in r.statistics.suppressedViolations.sorted(by: { $0.key < $1.key }) { w.field(k, v) }
         w.endObject()
+        if r.statistics.connectionsEvicted > 0 {
+            // Closed early by --max-connections or --max-memory (docs/LIMITS.md).
+            w.field("connections_evicted", r.statistics.connectionsEvicted)
+            w.field("connections_evicted_for_memory", r.statistics.connectionsEvictedForMemory)
+        }
         w.field("tcp_connections_without_xmpp", r.statistics.connectionsWithoutXMPP)
         w.field("encrypted_bytes", r.statistics.encryptedBytes)
         w.field("gap_bytes", r.statistics.gapBytes)

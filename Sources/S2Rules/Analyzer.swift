@@ -9,15 +9,18 @@ public final class Analyzer {
     public let rules: [Rule]
 
     private let byInterest: [[Rule]]
+    private let pendingIQs: StanzaIQ2?
 
     public init(configuration: RuleConfiguration = .init(), hosts: [String: Set<String>] = [:]) {
         model = DialbackModel()
         model.configuredHosts = hosts
         context = RuleContext(model: model, configuration: configuration)
+        model.onLimit = { [unowned context] c, frame, message in context.limitReached(c.id, frame: frame, message) }
         let enabled = RuleCatalog.makeRules().filter { !configuration.disabled.contains($0.description.id) }
         rules = enabled
         let kinds: [RuleInterests] = [.header, .stanza, .element, .streamEvent, .lifecycle]
         byInterest = kinds.map { k in enabled.filter { $0.interests.contains(k) } }
+        pendingIQs = enabled.lazy.compactMap { $0 as? StanzaIQ2 }.first
     }
 
     private func rules(for e: XMPPEvent, _ el: XMLElement?) -> [Rule] {
@@ -27,6 +30,13 @@ public final class Analyzer {
     }
 
     public var violations: [Violation] { context.violations }
+
+    /// Estimated bytes of what rules keep pending (expectations, their deadlines, IQs awaiting an
+    /// answer), from counters (docs/LIMITS.md).
+    public var pendingStateBytes: Int {
+        context.expectationsHeld * RuleContext.bytesPerExpectation + context.deadlinesHeld * RuleContext.bytesPerDeadline
+            + (pendingIQs?.pendingCount ?? 0) * StanzaIQ2.bytesPerPending
+    }
 
     public func open(id: ConnectionID, client: String, server: String, clientAddress: String, serverAddress: String,
                      input: Int, frame: FrameRef) -> ConnectionModel {

@@ -45,6 +45,7 @@ public enum ReactionVerdict {
     case violated(severity: Severity?, message: String, evidence: String, frame: FrameRef)
 }
 
+/// Why a rule's question about some traffic stays open (REPORT.md `not_judged`).
 /// A reaction the spec demands from one side of a connection, with a deadline.
 final class Expectation {
     let rule: RuleDescription
@@ -61,6 +62,8 @@ final class Expectation {
     /// not yet declared (a loss shows only when a later packet proves it), so the miss waits until
     /// the reactor's stream is seen to go on without a hole.
     var due = false
+    /// Creation order: ties between equal deadlines are settled in it.
+    var serial = 0
 
     init(rule: RuleDescription, connection: ConnectionID, direction: Direction, actor: Actor, trigger: FrameRef,
          deadline: Timestamp, judge: @escaping (XMPPEvent) -> ReactionVerdict,
@@ -84,6 +87,8 @@ public final class RuleContext {
     public private(set) var violations: [Violation] = []
     /// Findings not kept because of `maxPerRuleAndConnection`, by rule.
     public private(set) var suppressed: [String: Int] = [:]
+    /// Called when a rule's bound is reached (one `limit-reached` anomaly; the engine records it).
+    public var onAnomaly: ((Anomaly) -> Void)?
     /// Called for each violation as it is judged (live output).
     public var onViolation: ((Violation) -> Void)?
     public private(set) var now: Timestamp = .zero
@@ -108,8 +113,32 @@ public final class RuleContext {
     public var maxNotJudgedKept = 10_000
     /// Called for each new not-judged record (live output).
     public var onNotJudged: ((NotJudged) -> Void)?
+    /// Pending expectations per connection (judged against each of its events), at most
+    /// `maxExpectationsPerConnection`; settled ones may linger until the next sweep.
     private var expectations: [ConnectionID: [Expectation]] = [:]
-    private var expectationCount = 0
+    /// When each connection has an expectation due (a binary min-heap, one entry per expectation),
+    /// so that time passing costs O(log n) per deadline instead of a walk over every connection.
+    /// Entries are small: an expectation settled early is freed at once, its entry stays until due.
+    private var deadlines: [Due] = []
+    private struct Due {
+        var deadline: Timestamp
+        var serial: Int
+        var connection: ConnectionID
+    }
+    private var expectationSerial = 0
+    /// Expectations in the per-connection lists (the memory estimate).
+    public private(set) var expectationsHeld = 0
+    private var expectationCapReported: Set<ConnectionID> = []
+
+    /// Reactions awaited at once on one connection (docs/LIMITS.md). Each event of the connection is
+    /// shown to each of them, so the bound is also the work per event; beyond it a new demand is
+    /// not judged (counted), with one `limit-reached` anomaly for the connection.
+    public static let maxExpectationsPerConnection = 64
+    /// Approximate bytes of one pending expectation (object, closure context, messages).
+    public static let bytesPerExpectation = 700
+    /// Bytes of one entry of the deadline heap.
+    public static let bytesPerDeadline = 32
+    public var deadlinesHeld: Int { deadlines.count }
 
     init(model: DialbackModel, configuration: RuleConfiguration) {
         self.model = model
@@ -181,6 +210,11 @@ public final class RuleContext {
         return false
     }
 
+    /// Reports that a rule's bound was reached on connection `c`.
+    func limitReached(_ c: ConnectionID, frame: FrameRef, _ message: String) {
+        onAnomaly?(Anomaly(kind: .limitReached, connection: c, frame: frame, message: message))
+    }
+
     /// Demands a reaction from the sender of direction `by` on `c` within `seconds` of `trigger`.
     /// `judge` sees every later event of the connection; when the deadline passes first (or the
     /// connection ends, unless `closeIsEnough`) the `missing` finding is reported.
@@ -188,12 +222,30 @@ public final class RuleContext {
                 closeIsEnough: Bool = true, missing: (message: String, evidence: String, severity: Severity?),
                 judge: @escaping (XMPPEvent) -> ReactionVerdict) {
         guard !configuration.disabled.contains(rule.description.id) else { return }
+        if expectations[c.id]?.count ?? 0 >= Self.maxExpectationsPerConnection {
+            sweep(c.id)
+            if expectations[c.id]?.count ?? 0 >= Self.maxExpectationsPerConnection {
+                skip(rule.description, c.id, trigger, .limit)
+                if expectationCapReported.insert(c.id).inserted {
+                    limitReached(c.id, frame: trigger,
+                                 "more than \(Self.maxExpectationsPerConnection) reactions are awaited at once on this connection; further ones are not judged")
+                }
+                return
+            }
+        }
         let x = Expectation(rule: rule.description, connection: c.id, direction: reactor, actor: actor, trigger: trigger,
                             deadline: trigger.time.adding(seconds: seconds), judge: judge, missing: missing,
                             closeIsEnough: closeIsEnough)
+        expectationSerial += 1
+        x.serial = expectationSerial
         expectations[c.id, default: []].append(x)
-        expectationCount += 1
-        if x.deadline < nextDeadline { nextDeadline = x.deadline }
+        expectationsHeld += 1
+        pushDeadline(Due(deadline: x.deadline, serial: x.serial, connection: c.id))
+    }
+
+    /// Whether `rule` already awaits a reaction on `c` (a second, later demand would add nothing).
+    func isAwaiting(_ rule: Rule, on c: ConnectionModel) -> Bool {
+        expectations[c.id]?.contains { !$0.done && $0.rule.id == rule.description.id } ?? false
     }
 
     // MARK: driven by the analyzer
@@ -206,30 +258,42 @@ public final class RuleContext {
     /// `satisfyOnly`: the event's position in the stream is not trusted (see `XMPPEvent.tentative`):
     /// it may fulfil a demand, never break one.
     func judgeExpectations(_ e: XMPPEvent, _ c: ConnectionModel, satisfyOnly: Bool = false) {
-        guard var list = expectations[c.id] else { return }
+        guard let list = expectations[c.id] else { return }
+        var settled = false
         for x in list where !x.done {
             if x.due || e.firstFrame.time > x.deadline {
                 // The reactor speaking after its deadline, in order, proves its missing reaction was
                 // not lost; an event of the other side proves nothing about the reactor's bytes.
                 if e.direction == x.direction {
                     x.done = true
+                    settled = true
                     missed(x)
                 } else {
                     deadlinePassed(x)
+                    settled = settled || x.done
                 }
                 continue
             }
             switch x.judge(e) {
             case .pending: break
-            case .satisfied: x.done = true
+            case .satisfied: x.done = true; settled = true
             case .violated where satisfyOnly: break
             case .violated(let sev, let message, let evidence, let frame):
                 x.done = true
+                settled = true
                 report(x.rule, severity: sev, x.connection, x.direction, actor: x.actor, frame: frame, message, evidence: evidence)
             }
         }
-        list.removeAll { $0.done }
-        expectations[c.id] = list.isEmpty ? nil : list
+        if settled { sweep(c.id) }
+    }
+
+    /// Drops the settled expectations of connection `id` from its list.
+    private func sweep(_ id: ConnectionID) {
+        guard let list = expectations[id] else { return }
+        let rest = list.filter { !$0.done }
+        expectationsHeld -= list.count - rest.count
+        expectations[id] = rest.isEmpty ? nil : rest
+        if rest.isEmpty { expectationCapReported.remove(id) }
     }
 
     /// The deadline of `x` passed without its reaction: a miss, unless the capture is lossy.
@@ -252,9 +316,12 @@ public final class RuleContext {
     /// A connection ended: each reaction still awaited is settled by how it ended. A deadline
     /// that passed while the connection was watched is a miss; a close on the wire by the
     /// reactor satisfies reactions that a close is enough for and misses the others; when the
-    /// capture ended or the analyzer stopped watching before the deadline, nothing is known.
+    /// capture ended or the analyzer stopped watching (idle timeout, eviction by a bound) before
+    /// the deadline, nothing is known.
     func connectionClosed(_ c: ConnectionModel) {
+        expectationCapReported.remove(c.id)
         guard let list = expectations.removeValue(forKey: c.id) else { return }
+        expectationsHeld -= list.count
         var decided = now
         if case .unwatched(let at)? = c.end, at > decided { decided = at }
         for x in list where !x.done {
@@ -285,16 +352,14 @@ public final class RuleContext {
     /// them, so it is not judged.
     func bytesLost(_ c: ConnectionModel, _ d: Direction) {
         guard let list = expectations[c.id] else { return }
+        var settled = false
         for x in list where !x.done && x.direction == d {
             x.done = true
+            settled = true
             skip(x.rule, x.connection, x.trigger, .gap)
         }
-        let rest = list.filter { !$0.done }
-        expectations[c.id] = rest.isEmpty ? nil : rest
+        if settled { sweep(c.id) }
     }
-
-    /// The earliest deadline of any pending expectation: time can move on for free until then.
-    private var nextDeadline = Timestamp(seconds: .max, nanoseconds: 0)
 
     /// Judgements postponed until more of the capture was seen, in the order they fall due.
     private var deferred: [(at: Timestamp, run: () -> Void)] = []
@@ -327,22 +392,48 @@ public final class RuleContext {
         now = t
         if captureStart == nil { captureStart = t }
         if deferredHead < deferred.count, t > deferred[deferredHead].at { runDeferred(until: t) }
-        guard expectationCount > 0, t > nextDeadline else { return }
-        var remaining = 0
-        var earliest = Timestamp(seconds: .max, nanoseconds: 0)
-        for (id, list) in expectations {
-            var changed = false
+        while let due = deadlines.first, t > due.deadline {
+            popDeadline()
+            guard let list = expectations[due.connection] else { continue }
+            var settled = false
             for x in list where !x.done && !x.due && t > x.deadline {
-                changed = true
                 deadlinePassed(x)
+                settled = settled || x.done
             }
-            let rest = changed ? list.filter { !$0.done } : list
-            if changed { expectations[id] = rest.isEmpty ? nil : rest }
-            remaining += rest.count
-            for x in rest where !x.due && x.deadline < earliest { earliest = x.deadline }
+            if settled { sweep(due.connection) }
         }
-        expectationCount = remaining
-        nextDeadline = earliest
     }
 
+    // MARK: the deadline heap
+
+    private func earlier(_ a: Due, _ b: Due) -> Bool {
+        a.deadline < b.deadline || (a.deadline == b.deadline && a.serial < b.serial)
+    }
+
+    private func pushDeadline(_ x: Due) {
+        deadlines.append(x)
+        var i = deadlines.count - 1
+        while i > 0 {
+            let parent = (i - 1) / 2
+            guard earlier(deadlines[i], deadlines[parent]) else { break }
+            deadlines.swapAt(i, parent)
+            i = parent
+        }
+    }
+
+    private func popDeadline() {
+        let last = deadlines.removeLast()
+        guard !deadlines.isEmpty else { return }
+        deadlines[0] = last
+        var i = 0
+        while true {
+            let l = 2 * i + 1, r = l + 1
+            var m = i
+            if l < deadlines.count && earlier(deadlines[l], deadlines[m]) { m = l }
+            if r < deadlines.count && earlier(deadlines[r], deadlines[m]) { m = r }
+            if m == i { return }
+            deadlines.swapAt(i, m)
+            i = m
+        }
+    }
 }

@@ -11,21 +11,24 @@ public final class XMPPConnectionDecoder: XMPPEventSink {
     /// True once `<proceed/>` switched the connection to TLS.
     public private(set) var tls = false
     /// Takes both directions' TLS records after `<proceed/>` (the engine injects a decryptor);
-    /// nil: they are only counted.
-    public var tlsSink: TLSRecordSink? {
+    /// nil: they are only counted. Not retained (the owner of this decoder keeps it: it is
+    /// usually the owner itself).
+    public weak var tlsSink: TLSRecordSink? {
         didSet {
             initiator.tlsSink = tlsSink
             acceptor.tlsSink = tlsSink
         }
     }
 
-    public init(connection: ConnectionID, limits: XMLLimits = .init(), sink: XMPPEventSink) {
+    public init(connection: ConnectionID, limits: XMLLimits = .init(), sink: XMPPEventSink, parserCount: ParserCount? = nil) {
         self.connection = connection
         self.sink = sink
         initiator = XMPPStreamDecoder(direction: .clientToServer, limits: limits, sink: self)
         acceptor = XMPPStreamDecoder(direction: .serverToClient, limits: limits, sink: self)
         initiator.connection = connection
         acceptor.connection = connection
+        initiator.parserCount = parserCount
+        acceptor.parserCount = parserCount
     }
 
     public func decoder(_ d: Direction) -> XMPPStreamDecoder { d == .clientToServer ? initiator : acceptor }

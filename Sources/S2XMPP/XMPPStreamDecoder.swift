@@ -4,6 +4,14 @@ import Glibc
 #endif
 import S2Model
 
+/// Counts the expat parsers alive among the decoders that share it (one thread only): the
+/// engine's memory estimate charges each one (docs/LIMITS.md).
+public final class ParserCount {
+    public private(set) var live = 0
+    public init() {}
+    func add(_ n: Int) { live += n }
+}
+
 /// Receives XMPP stream events and the anomalies of the XML layer.
 public protocol XMPPEventSink: AnyObject {
     func xmppEvent(_ event: XMPPEvent)
@@ -57,7 +65,17 @@ public final class XMPPStreamDecoder {
     /// Decrypted bytes parsed as the restarted stream inside TLS.
     public private(set) var decryptedBytes: UInt64 = 0
 
-    private var parser: XML_Parser?
+    private var parser: XML_Parser? {
+        didSet { if (oldValue == nil) != (parser == nil) { parserCount?.add(parser == nil ? -1 : 1) } }
+    }
+    /// Where this decoder's live parser is counted (nil: nowhere).
+    public var parserCount: ParserCount?
+    /// The parser was freed right after a stream header (nothing else pending): the next byte
+    /// makes a new one primed with a synthetic header. A connection that only opened its stream
+    /// then costs no expat state (about 10 KB: docs/LIMITS.md).
+    private var parked = false
+    /// Top-level elements the current parser delivered.
+    private var elementsInParser = 0
     /// Stream offset of expat byte index 0 of the current parser.
     private var parserBase: Int64 = 0
     private var suppressHeader = false
@@ -248,6 +266,12 @@ public final class XMPPStreamDecoder {
             off += UInt64(consumed)
         }
         index.trim(before: depth >= 2 ? min(elementStart, lastEventEnd) : lastEventEnd)
+        if mode == .xml, let p = parser, depth == 1, elementsInParser == 0, max(lastEventEnd, lastTextEnd) >= fedEnd, pendingStop == nil,
+           !suppressHeader, header != nil {
+            XML_ParserFree(p)
+            parser = nil
+            parked = true
+        }
     }
 
     /// Bytes `[offset, offset+length)` will never arrive: the parser state is lost.
@@ -335,6 +359,7 @@ public final class XMPPStreamDecoder {
         _ = XML_SetBillionLaughsAttackProtectionActivationThreshold(p, 1 << 20)
         parser = p
         parserBase = base
+        elementsInParser = 0
         depth = 0
         stack = []
         pendingDeclarations = []
@@ -348,6 +373,7 @@ public final class XMPPStreamDecoder {
             XML_ParserFree(p)
             parser = nil
         }
+        parked = false
         stack = []
     }
 
@@ -364,7 +390,15 @@ public final class XMPPStreamDecoder {
     }
 
     private func parse(_ data: UnsafeRawBufferPointer, at offset: UInt64) -> Int {
-        if parser == nil { makeParser(base: Int64(offset)) }
+        if parser == nil {
+            if parked {
+                primeParser(at: offset)
+                // A parked stream parses on as if the parser had never been freed.
+                elementsInParser = 1
+            } else {
+                makeParser(base: Int64(offset))
+            }
+        }
         currentChunk = data
         currentChunkOffset = offset
         defer { currentChunk = nil }
@@ -588,9 +622,14 @@ public final class XMPPStreamDecoder {
             return
         }
         if !quietly { sync = .firstElement }
-        // Re-create the namespace context of the stream header.
-        let synthetic = syntheticHeader()
         mode = .xml
+        primeParser(at: offset)
+    }
+
+    /// A new parser that continues the stream at `offset`: the namespace context of the stream
+    /// header is re-created with a synthetic header that is not reported again.
+    private func primeParser(at offset: UInt64) {
+        let synthetic = syntheticHeader()
         makeParser(base: Int64(offset) - Int64(synthetic.count))
         suppressHeader = true
         synthetic.withUnsafeBytes { b in
@@ -763,6 +802,7 @@ public final class XMPPStreamDecoder {
                 _ = el.fromDomain
                 _ = el.toDomain
                 _ = el.isStanza
+                elementsInParser += 1
                 let tentative = sync == .firstElement
                 if tentative { sync = .firstElementDone }
                 emit(.element(el), start: elementStart, end: end, tentative: tentative)

@@ -71,6 +71,9 @@ struct AnalysisOptions: ParsableArguments {
     @Option(name: .long, help: "Seconds without packets (capture time) after which a connection is closed as 'timeout'.")
     var idleTimeout: Double = 600
 
+    @Option(name: .long, help: ArgumentHelp("Memory budget of the analysis state in MiB (connections, their parsers and buffers, pending requests): beyond it the least recently active connections are closed early, and what they awaited is not judged. 0: no budget. See docs/LIMITS.md.", valueName: "MiB"))
+    var maxMemory: Int = EngineConfiguration.defaultMaxMemoryMiB
+
     func validate() throws {
         for h in host where !h.contains("=") { throw ValidationError("--host expects DOMAIN=ADDRESS, got '\(h)'") }
         for s in dialbackSecret where !s.contains("=") { throw ValidationError("--dialback-secret expects DOMAIN=SECRET") }
@@ -79,6 +82,7 @@ struct AnalysisOptions: ParsableArguments {
         }
         if reactTimeout <= 0 || dialbackTimeout <= 0 || closeTimeout <= 0 { throw ValidationError("timeouts must be positive") }
         if maxConnections < 1 { throw ValidationError("--max-connections must be at least 1") }
+        if maxMemory != 0 && maxMemory < 16 { throw ValidationError("--max-memory must be at least 16 (MiB), or 0 for no budget") }
         if keylog.contains("") { throw ValidationError("--keylog needs a file name") }
         if !(keylogWait > 0 && keylogWait <= 300) { throw ValidationError("--keylog-wait takes 0 < seconds <= 300") }
     }
@@ -96,6 +100,7 @@ struct AnalysisOptions: ParsableArguments {
         c.rules.timers.close = closeTimeout
         c.reassembly.maxConnections = maxConnections
         c.reassembly.idleTimeoutSeconds = idleTimeout
+        c.maxMemory = maxMemory == 0 ? nil : maxMemory << 20
         c.tlsHold.seconds = keylogWait
         if loadKeyLogs {
             for path in keylog {

@@ -12,8 +12,10 @@ final class DBAuth1: Rule {
                 Example.clean])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, db) = input.element, case .verifyRequest(let key, _) = db else { return }
-        let hosted = ctx.model.hosted(by: c.serverAddress).union(c.responseHeader?.from.map { [normalizedDomain($0)] } ?? [])
-        guard !hosted.isEmpty, !hosted.contains(key.to) else { return }
+        // What the acceptor is known to host, plus the domain its own stream header claims.
+        let claimed = c.responseHeader?.from.map(normalizedDomain)
+        guard ctx.model.knowsHosted(by: c.serverAddress) || claimed != nil,
+              !ctx.model.hosts(c.serverAddress, key.to), claimed != key.to else { return }
         let configured = ctx.model.isHostKnown(c.serverAddress)
         let what = "a db:verify for '\(key.to)', a domain it does not host"
         ctx.expect(self, on: c, by: .serverToClient, actor: .authoritative, trigger: e.firstFrame, within: ctx.configuration.timers.react,

@@ -90,13 +90,13 @@ final class DBCorr2: Rule {
             ctx.report(self, c, e.direction, actor: .authoritative, frame: e.firstFrame,
                        "The authoritative server's db:verify reply is addressed like the request (from='\(key.to)' to='\(key.from)'); it must swap from and to.",
                        evidence: el.render())
-        } else if let r = c.pendingVerifies.values.first(where: { $0.key.from == key.from && $0.key.to == key.to }) {
+        } else if let askedID = c.earliestPendingVerifyID(from: key.from, to: key.to) {
             ctx.report(self, c, e.direction, actor: .authoritative, frame: e.firstFrame,
-                       "The authoritative server's db:verify reply carries id='\(key.id)' but the request asked about id='\(r.key.id)'; the id must be copied exactly.",
+                       "The authoritative server's db:verify reply carries id='\(key.id)' but the request asked about id='\(askedID)'; the id must be copied exactly.",
                        evidence: el.render())
         } else if let other = ctx.model.connectionAwaitingVerify(key), other.id != c.id {
             ctx.report(self, c, e.direction, actor: .authoritative, frame: e.firstFrame,
-                       "The authoritative server answered a db:verify on \(c.id) that was asked on \(other.id); the reply must use the request's connection.",
+                       "The authoritative server answered a db:verify on \(c.id) that was asked on \(other); the reply must use the request's connection.",
                        evidence: el.render())
         }
     }
@@ -122,7 +122,8 @@ final class DBCorr3: Rule {
         guard let (e, el, c, db) = input.element else { return }
         if unsolicited.count < 10_000 {
             switch db {
-            case .verifyReply(let key, "valid", nil)? where ctx.canJudge(self, c, at: e.firstFrame):
+            // On a connection whose verify requests overflowed their bound, a reply may answer an untracked request.
+            case .verifyReply(let key, "valid", nil)? where !c.dialbackOverflow && ctx.canJudge(self, c, at: e.firstFrame):
                 // A reply from the AS side no request on this connection asked for; the RS sent it nothing.
                 unsolicited.append(Unsolicited(pair: DomainPair(sender: key.to, target: key.from), rs: c.address(of: e.direction.reversed),
                                                frame: e.firstFrame, connection: c.id, sameConnection: false, id: key.id))
@@ -164,7 +165,7 @@ final class DBCorr4: Rule {
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         if case .closed(let c) = input { unsolicited[c.id] = nil; return }
         guard let (e, el, c, db) = input.element else { return }
-        if case .resultReply(let pair, "valid", nil) = db, e.direction == .serverToClient, !c.bidi {
+        if case .resultReply(let pair, "valid", nil) = db, e.direction == .serverToClient, !c.bidi, !c.dialbackOverflow {
             if c.validated.clientToServer.contains(pair) || !ctx.canJudge(self, c, at: e.firstFrame) { return }
             unsolicited[c.id, default: []].insert(pair)
             return
@@ -190,7 +191,7 @@ final class DBCorr5: Rule {
                 Example.openA + "\n" + Example.resultA + "\n" + Example.verifyB + "\n@3 10.0.0.1 -> 10.0.0.2 midstream\n3C> <presence from='u@a.example/r' to='v@b.example'/>\n3S> <presence from='v@b.example/r' to='u@a.example'/>\n3S> <db:result from='b.example' to='a.example' type='valid'/>\n" + Example.validA])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, db) = input.element, case .resultReply(let pair, let type?, nil) = db, type == "valid" || type == "invalid",
-              let x = ctx.model.exchanges.last(where: { $0.pair == pair && $0.verifyType != nil && $0.outcome == nil && $0.resultConnection != c.id }),
+              !c.dialbackOverflow, let x = ctx.model.verifiedAwaitingVerdict(pair, besides: c.id),
               ctx.canJudge(self, c, at: e.firstFrame)
         else { return }
         ctx.report(self, c, e.direction, actor: .receiving, frame: e.firstFrame,

@@ -115,7 +115,7 @@ final class DBRes5: Rule {
                 Example.midstream + "\n" + Example.resultA + "\nC> <db:result from='a.example' to='chat.b.example'>\(Example.key)</db:result>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, db) = input.element, case .resultRequest(let x?) = db, e.direction == .clientToServer, c.requestedTargets.count > 1,
-              c.requestedTargets.last == x.receiving, c.requestedTargets.firstIndex(of: x.receiving) == c.requestedTargets.count - 1,
+              c.latestRequestAddedTarget, c.requestedTargets.contains(x.receiving),
               !c.acceptorAdvertisedDialbackErrors, ctx.canJudge(self, c, at: e.firstFrame) else { return }
         ctx.report(self, c, e.direction, actor: .originating, frame: e.firstFrame,
                    "The originating server multiplexes a new target domain '\(x.receiving)' on this stream although the receiving server did not advertise <dialback><errors/></dialback>.",

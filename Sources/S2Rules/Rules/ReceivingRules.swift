@@ -35,11 +35,12 @@ final class DBRcv2: Rule {
                 Example.openA + "\nC> <db:result from='a.example' to='nope.example'>\(Example.key)</db:result>\nS> <stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, db) = input.element, case .resultRequest(let x?) = db else { return }
-        // The receiver of the request: the acceptor, or the initiator on a bidi connection.
+        // The receiver of the request: the acceptor, or the initiator on a bidi connection. What it is
+        // known to host, plus the domain its own stream header claims.
         let receiver = e.direction.reversed
-        let ownHeader = c.header(receiver)?.from.map { [normalizedDomain($0)] } ?? []
-        let hosted = ctx.model.hosted(by: c.address(of: receiver)).union(ownHeader)
-        guard !hosted.isEmpty, !hosted.contains(x.receiving) else { return }
+        let claimed = c.header(receiver)?.from.map(normalizedDomain)
+        guard ctx.model.knowsHosted(by: c.address(of: receiver)) || claimed != nil,
+              !ctx.model.hosts(c.address(of: receiver), x.receiving), claimed != x.receiving else { return }
         let configured = ctx.model.isHostKnown(c.address(of: receiver))
         // RULES.md §4: an unknown target may be refused either way; only a profile the user chose decides.
         let profile = ctx.configuration.profile ?? .either

@@ -226,22 +226,84 @@ final class StanzaIQ2: Rule {
         source: "RFC3920 §9.2.3; RFC6120 §8.2.3", observability: .crossConnection,
         firing: [Example.validated + "\nC> ↓<iq from='a.example' to='b.example' id='p1' type='get'><ping xmlns='urn:xmpp:ping'/></iq>\n+70\n" + Example.message],
         quiet: [Example.validated + "\nC> <iq from='a.example' to='b.example' id='p1' type='get'><ping xmlns='urn:xmpp:ping'/></iq>\n" + "@3 10.0.0.2 -> 10.0.0.1\n3C> $HDR to='a.example' from='b.example'>\n3S> $HDR from='a.example' to='b.example' id='s3'>\n3C> <iq from='b.example' to='a.example' id='p1' type='result'/>\n+70\n" + Example.message])
-    struct Pending { var key: String; var frame: FrameRef; var connection: ConnectionID; var element: XMLElement }
+    /// What a pending get/set keeps: its key, where it was seen and a short evidence string — not
+    /// the element (a peer decides how many are pending at once).
+    struct Pending {
+        var key: Key
+        var serial: Int
+        var frame: FrameRef
+        var connection: ConnectionID
+        var evidence: String
+        /// Losses seen in the capture when the request came: the answer may travel on any
+        /// connection, so a loss anywhere meanwhile may have taken it.
+        var losses: Int
+    }
+    struct Key: Hashable {
+        var id: String
+        var from: String
+        var to: String
+    }
+    /// Requests in arrival order (so in deadline order); answered or replaced ones stay until
+    /// their deadline passes, when `index` no longer names their serial.
     private var pending: [Pending] = []
-    private var index: [String: Int] = [:]
     private var head = 0
+    /// The pending request each (id, from, to) waits on, by serial. A get/set that repeats the key of
+    /// one still pending replaces it: a reply cannot say which of the two it answers, so the earlier
+    /// one is not judged (never a finding) and only the later one waits.
+    private var index: [Key: Int] = [:]
+    private var serials = 0
+    /// Requests waiting per connection (the per-connection cap).
+    private var waiting: [ConnectionID: Int] = [:]
+    private var capReported: Set<ConnectionID> = []
+    private var globalCapReported = false
+
+    /// Bounds of the pending set (docs/LIMITS.md): a request beyond either is not tracked, counted
+    /// as not judged, with one `limit-reached` anomaly per connection (per run for the global cap).
+    static let maxPending = 50_000
+    static let maxPendingPerConnection = 10_000
+    /// Characters of evidence kept per pending request.
+    static let evidenceLength = 200
+
+    /// Approximate bytes one pending request holds (its entry, its index slot, short strings).
+    static let bytesPerPending = 96 + 64 + evidenceLength
+    var pendingCount: Int { index.count }
+
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         if let (e, el, c, _) = input.element, el.isStanza, el.local == "iq", let id = el[attribute: "id"] {
             let from = normalizedJID(el[attribute: "from"] ?? ""), to = normalizedJID(el[attribute: "to"] ?? "")
             switch el[attribute: "type"] {
             case "get", "set":
-                if pending.count - head < 100_000 {
-                    let key = "\(id)\u{1}\(from)\u{1}\(to)"
-                    index[key] = pending.count
-                    pending.append(Pending(key: key, frame: e.firstFrame, connection: c.id, element: el))
+                let key = Key(id: id, from: from, to: to)
+                if let replaced = index[key] {
+                    // The earlier request with this key is superseded (see `index`).
+                    if let i = position(of: replaced) { release(pending[i].connection) }
+                    index[key] = nil
+                    ctx.skip(description, c.id, e.firstFrame, .reusedID)
                 }
+                let onConnection = waiting[c.id, default: 0]
+                if index.count >= Self.maxPending || onConnection >= Self.maxPendingPerConnection {
+                    ctx.skip(description, c.id, e.firstFrame, .limit)
+                    if onConnection >= Self.maxPendingPerConnection {
+                        if capReported.insert(c.id).inserted {
+                            ctx.limitReached(c.id, frame: e.firstFrame,
+                                             "more than \(Self.maxPendingPerConnection) IQ get/set requests wait for an answer on this connection; further ones are not judged (STANZA-IQ-2)")
+                        }
+                    } else if !globalCapReported {
+                        globalCapReported = true
+                        ctx.limitReached(c.id, frame: e.firstFrame,
+                                         "more than \(Self.maxPending) IQ get/set requests wait for an answer; further ones are not judged (STANZA-IQ-2)")
+                    }
+                    break
+                }
+                serials += 1
+                index[key] = serials
+                waiting[c.id] = onConnection + 1
+                pending.append(Pending(key: key, serial: serials, frame: e.firstFrame, connection: c.id,
+                                       evidence: String(el.render().prefix(Self.evidenceLength)), losses: ctx.lossEvents))
             case "result", "error":
-                if let i = index.removeValue(forKey: "\(id)\u{1}\(to)\u{1}\(from)") { pending[i].key = "" }
+                if let serial = index.removeValue(forKey: Key(id: id, from: to, to: from)), let i = position(of: serial) {
+                    release(pending[i].connection)
+                }
             default: break
             }
         }
@@ -249,17 +311,41 @@ final class StanzaIQ2: Rule {
         while head < pending.count, now.secondsSince(pending[head].frame.time) > ctx.configuration.timers.iq {
             let p = pending[head]
             head += 1
-            if !p.key.isEmpty, index[p.key] != nil {
-                index[p.key] = nil
-                ctx.report(description, severity: nil, p.connection, .clientToServer, actor: .acceptor, frame: p.frame,
-                           "An IQ get/set got no result or error on any connection within \(Int(ctx.configuration.timers.iq)) s.",
-                           evidence: p.element.render())
+            guard index[p.key] == p.serial else { continue }  // answered or replaced
+            index[p.key] = nil
+            release(p.connection)
+            if ctx.lossEvents != p.losses {
+                ctx.skip(description, p.connection, p.frame, .gap)
+                continue
             }
+            ctx.report(description, severity: nil, p.connection, .clientToServer, actor: .acceptor, frame: p.frame,
+                       "An IQ get/set got no result or error on any connection within \(Int(ctx.configuration.timers.iq)) s.",
+                       evidence: p.evidence)
+        }
+        if case .finished = input {
+            // Still waiting when the capture ended: the answer was not yet due.
+            for p in pending[head...] where index[p.key] == p.serial { ctx.skip(description, p.connection, p.frame, .captureEnded) }
         }
         if head > 1024 && head * 2 > pending.count {
             pending.removeFirst(head)
             head = 0
-            index = Dictionary(uniqueKeysWithValues: pending.enumerated().compactMap { $0.element.key.isEmpty ? nil : ($0.element.key, $0.offset) })
         }
+    }
+
+    /// Where the request with `serial` sits in `pending` (serials grow along the array).
+    private func position(of serial: Int) -> Int? {
+        var lo = head, hi = pending.count - 1
+        while lo <= hi {
+            let mid = (lo + hi) / 2
+            let s = pending[mid].serial
+            if s == serial { return mid }
+            if s < serial { lo = mid + 1 } else { hi = mid - 1 }
+        }
+        return nil
+    }
+
+    private func release(_ c: ConnectionID) {
+        guard let n = waiting[c] else { return }
+        if n <= 1 { waiting[c] = nil; capReported.remove(c) } else { waiting[c] = n - 1 }
     }
 }

@@ -48,7 +48,7 @@ final class TCP3: Rule {
                 Example.openA + "\nC> </stream:stream>\nS> </stream:stream>\n+10\n2C> $HDR to='b.example' from='a.example'>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard case .event(let e, let c, _, _) = input, case .streamClosed = e.kind,
-              c.streamClosed.clientToServer && c.streamClosed.serverToClient else { return }
+              c.streamClosed.clientToServer && c.streamClosed.serverToClient, !ctx.isAwaiting(self, on: c) else { return }
         ctx.expect(self, on: c, by: e.direction, actor: .acceptor, trigger: e.firstFrame, within: ctx.configuration.timers.close,
                    missing: ("Both XML streams were closed but the TCP connection stayed open longer than \(Int(ctx.configuration.timers.close)) s.",
                              "no FIN/RST within \(Int(ctx.configuration.timers.close)) s of the second </stream:stream>", nil)) { _ in .pending }

@@ -200,6 +200,28 @@ struct HTMLReportTests {
         #expect(htmlEscape("a\tb\nc é ☃") == "a\tb\nc é ☃")
     }
 
+    /// The builder escapes every run-time string (text and attribute values); only literals reach
+    /// the page as markup.
+    @Test func builderEscapesTextAndAttributesByConstruction() {
+        let evil = "</td><script>alert(1)</script>\"' \u{1b}[31m"
+        var h = HTMLBuilder()
+        h.element("tr", ["class": "vrow", "data-rule": evil]) { h in
+            h.element("td", text: evil)
+            h.element("td") { h in
+                h.text(42)
+                h.constant(" <b>literal</b> ")
+                h.void("input", ["value": evil], flags: ["checked"])
+                h.empty("rect", ["x": "1"])
+            }
+        }
+        let esc = "&lt;/td&gt;&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39; \\x1b[31m"
+        #expect(h.output == "<tr class=\"vrow\" data-rule=\"\(esc)\"><td>\(esc)</td><td>42 <b>literal</b> <input value=\"\(esc)\" checked><rect x=\"1\"/></td></tr>")
+        var outer = HTMLBuilder()
+        outer.element("div", text: "a & b")
+        outer.append(h)
+        #expect(outer.output.hasPrefix("<div>a &amp; b</div><tr class=\"vrow\""))
+    }
+
     /// The page's Content-Security-Policy allows its one inline script by hash; the hash must
     /// follow the script (recomputed here with python3's hashlib).
     @Test func contentSecurityPolicyHashMatchesTheScript() throws {

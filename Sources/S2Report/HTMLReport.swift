@@ -153,9 +153,9 @@ public struct HTMLReport {
                         h.text(" · no db:verify seen")
                     }
                     if let f = x.resultReplyFrame { h.text(" · answer frame \(f.number) after \(fixed(f.time.secondsSince(x.resultFrame.time), 3)) s") }
-                    if !onSteps.isEmpty {
+                    if let worst = onSteps.map(\.severity).max() {
                         h.text(" · ")
-                        h.element("span", ["class": "warn"], text: "\(onSteps.count) violation\(onSteps.count == 1 ? "" : "s") on its steps")
+                        h.element("span", ["class": "tx-\(worst.name)"], text: "\(onSteps.count) violation\(onSteps.count == 1 ? "" : "s") on its steps")
                     }
                 }
                 h.constant("\n")
@@ -381,8 +381,13 @@ public struct HTMLReport {
         svg .role{font-size:11px;fill:var(--muted);text-transform:uppercase;letter-spacing:.04em}svg .domain{font-size:13px;font-weight:600;fill:var(--fg)}svg .addr{font-size:11px;fill:var(--muted)}
         svg .lifeline{stroke:#9aa8b6;stroke-dasharray:5 4}svg .arrow{stroke:#24425f;stroke-width:1.6}svg .head{fill:#24425f}
         svg .el{font-size:12px;font-family:ui-monospace,Menlo,Consolas,"DejaVu Sans Mono",monospace;fill:var(--fg)}svg .meta{font-size:11px;fill:var(--muted)}
-        svg .vdot{fill:#d32f2f;stroke:#fff;stroke-width:1.5}svg .vrule{font-size:12px;fill:#b71c1c;font-weight:600}
-        svg .flagged .arrow{stroke:#d32f2f}svg .flagged .head{fill:#d32f2f}svg .vmark.dim{opacity:.2}
+        svg .vdot{stroke:#fff;stroke-width:1.5}svg .vrule{font-size:12px;font-weight:600}svg .vmark.dim{opacity:.2}
+        svg .vdot.sx-critical,svg .vrule.sx-critical,svg .sx-critical .head{fill:var(--crit)}svg .sx-critical .arrow{stroke:var(--crit)}
+        svg .vdot.sx-high,svg .vrule.sx-high,svg .sx-high .head{fill:var(--high)}svg .sx-high .arrow{stroke:var(--high)}
+        svg .vdot.sx-medium,svg .vrule.sx-medium,svg .sx-medium .head{fill:var(--med)}svg .sx-medium .arrow{stroke:var(--med)}
+        svg .vdot.sx-low,svg .vrule.sx-low,svg .sx-low .head{fill:var(--low)}svg .sx-low .arrow{stroke:var(--low)}
+        svg .vdot.sx-info,svg .vrule.sx-info,svg .sx-info .head{fill:var(--info)}svg .sx-info .arrow{stroke:var(--info)}
+        .tx-critical{color:var(--crit)}.tx-high{color:var(--high)}.tx-medium{color:var(--med)}.tx-low{color:var(--low)}.tx-info{color:var(--info)}
         footer{color:var(--muted);padding:12px 24px;font-size:12px}[hidden]{display:none!important}
         """
 }

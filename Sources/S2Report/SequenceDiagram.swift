@@ -6,7 +6,8 @@ import S2Rules
 /// authoritative server, each labelled with its domain and the address seen on the wire) and one
 /// arrow per step (db:result, db:verify, db:verify reply, db:result reply) labelled with the
 /// element, the time since the first step, the frame and the connection. Violations found on a
-/// step's frame and connection are marked on its arrow (red dot, rule ID, tooltip).
+/// step's frame and connection are marked on its arrow (a dot, rule ID and tooltip), coloured
+/// by severity as everywhere in the page: an arrow with only an info note is grey, never red.
 ///
 /// Built with `HTMLBuilder`: every string that came off the wire is escaped, in text and attributes alike.
 public struct SequenceDiagram {
@@ -96,7 +97,9 @@ public struct SequenceDiagram {
                 let offset = step.frame.time.secondsSince(base)
                 let frameText = "frame \(step.frame.number)" + (showInput ? " of input \(step.frame.input)" : "")
                 let reply = step.type.map { " type=\($0)" } ?? ""
-                h.element("g", ["class": found.isEmpty ? "step" : "step flagged", "data-kind": step.kind.rawValue,
+                // A flagged arrow takes the colour of its most severe finding (an info note is not red).
+                let worst = found.map(\.severity).max()
+                h.element("g", ["class": worst.map { "step flagged sx-\($0.name)" } ?? "step", "data-kind": step.kind.rawValue,
                                 "data-frame": "\(step.frame.number)", "data-connection": step.connection.description]) { h in
                     h.element("title", text: "step \(i + 1): \(step.kind.rawValue)\(reply) on \(step.connection) \(step.direction.reportName), \(frameText), \(step.frame.time.rfc3339)\n\(step.summary)")
                     h.empty("line", ["x1": "\(x1)", "y1": "\(ay)", "x2": "\(x2 - dir * 9)", "y2": "\(ay)", "class": "arrow"])
@@ -108,13 +111,13 @@ public struct SequenceDiagram {
                     if !found.isEmpty {
                         h.element("g", ["class": "vmarks"]) { h in
                             let tip = found.map { "\($0.rule) (\($0.severity.name)): \($0.message)" }.joined(separator: "\n")
-                            h.element("circle", ["cx": "\(mid)", "cy": "\(ay)", "r": "7", "class": "vdot"]) { $0.element("title", text: tip) }
+                            h.element("circle", ["cx": "\(mid)", "cy": "\(ay)", "r": "7", "class": "vdot sx-\(worst?.name ?? "info")"]) { $0.element("title", text: tip) }
                             for (k, v) in found.enumerated() {
                                 let ty = ay + 4 + k * 15
                                 h.element("g", ["class": "vmark", "data-severity": v.severity.name, "data-rule": v.rule]) { h in
                                     h.element("title", text: "\(v.rule) (\(v.severity.name), \(v.actor.rawValue)): \(v.message)\n\(clip(v.evidence, 400))")
-                                    h.empty("circle", ["cx": "\(SequenceDiagram.markColumn + 5)", "cy": "\(ty - 4)", "r": "5", "class": "vdot"])
-                                    h.element("text", ["x": "\(SequenceDiagram.markColumn + 15)", "y": "\(ty)", "class": "vrule"], text: "\(v.rule) · \(v.severity.name)")
+                                    h.empty("circle", ["cx": "\(SequenceDiagram.markColumn + 5)", "cy": "\(ty - 4)", "r": "5", "class": "vdot sx-\(v.severity.name)"])
+                                    h.element("text", ["x": "\(SequenceDiagram.markColumn + 15)", "y": "\(ty)", "class": "vrule sx-\(v.severity.name)"], text: "\(v.rule) · \(v.severity.name)")
                                 }
                             }
                         }

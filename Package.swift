@@ -49,6 +49,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "S2WireTests", dependencies: ["S2Wire", "S2Capture", "S2Model"]),
+        .testTarget(name: "S2CaptureTests", dependencies: ["S2Capture", "S2Model", "S2TestSupport"]),
         .testTarget(name: "S2ReassemblyTests", dependencies: ["S2Reassembly", "S2TLS", "S2Wire", "S2Capture", "S2Model", "S2Synth"]),
         .testTarget(name: "S2XMPPTests", dependencies: ["S2XMPP", "S2Model"]),
         .testTarget(name: "S2RulesTests", dependencies: ["S2Rules", "S2Dialback", "S2XMPP", "S2Model", "S2Engine", "S2Synth", "S2Report"]),

@@ -27,6 +27,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        // X.509 certificates of TLS handshakes (S2TLS only): subject, issuer, validity, names.
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
     ],
     targets: [
         .systemLibrary(name: "CPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"])]),
@@ -41,7 +44,9 @@ let package = Package(
         .target(name: "S2Rules", dependencies: ["S2Model", "S2XMPP", "S2Dialback"], swiftSettings: hotPath),
         .target(name: "S2Report", dependencies: ["S2Model", "S2Rules", "S2Dialback"], swiftSettings: hotPath),
         .target(name: "S2Synth", dependencies: ["S2Model"]),
-        .target(name: "S2TLS", dependencies: ["S2Model", .product(name: "Crypto", package: "swift-crypto")], swiftSettings: hotPath),
+        .target(name: "S2TLS", dependencies: ["S2Model", .product(name: "Crypto", package: "swift-crypto"),
+                                              .product(name: "X509", package: "swift-certificates"),
+                                              .product(name: "SwiftASN1", package: "swift-asn1")], swiftSettings: hotPath),
         .target(name: "S2Engine", dependencies: ["S2Model", "S2Capture", "S2Wire", "S2Reassembly",
                                                  "S2XMPP", "S2Dialback", "S2Rules", "S2Report", "S2Synth", "S2TLS"], swiftSettings: hotPath),
         .executableTarget(name: "s2scope", dependencies: [
@@ -56,7 +61,10 @@ let package = Package(
         .target(name: "S2TestSupport", path: "Tests/S2TestSupport"),
         .testTarget(name: "S2EngineTests", dependencies: ["S2TestSupport", "S2Engine", "S2Report", "S2Model", "S2Rules", "S2Synth", "S2Capture"]),
         .testTarget(name: "S2ReportTests", dependencies: ["S2TestSupport", "S2Engine", "S2Report", "S2Model", "S2Rules", "S2Synth"]),
-        .testTarget(name: "S2TLSTests", dependencies: ["S2TLS", "S2Engine", "S2Report", "S2Model", "S2Capture"]),
+        .testTarget(name: "S2TLSTests", dependencies: ["S2TLS", "S2Engine", "S2Report", "S2Model", "S2Capture",
+                                                     .product(name: "X509", package: "swift-certificates"),
+                                                     .product(name: "SwiftASN1", package: "swift-asn1"),
+                                                     .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "HostileInputTests", dependencies: ["S2TestSupport", "S2Engine", "S2Report", "S2Model", "S2XMPP", "S2Synth", "S2Reassembly", "S2Wire"]),
     ],
     swiftLanguageModes: [.v6]

@@ -421,9 +421,10 @@ public final class Engine: ReassemblySink {
         guard let s = ctx.summary else { preconditionFailure("closing a connection whose parser did not finish") }
         ctx.parser = nil
         let afterProceed = s.bytesAfterTLS
+        let tlsReport = s.tls ? Engine.reportInfo(s.tlsInfo, claimed: ctx.model) : nil
         if s.tls {
             let t = s.tlsInfo
-            if configuration.retainHistory { report.tlsInfo[info.id] = Engine.reportInfo(t) }
+            if configuration.retainHistory { report.tlsInfo[info.id] = tlsReport }
             // No stream header before the TLS records: TLS without STARTTLS (direct TLS on this port).
             let midstream = ctx.model.pickedUp.clientToServer || ctx.model.pickedUp.serverToClient
             let how = midstream ? "TLS picked up mid-stream" : ctx.model.streams.isEmpty ? "direct TLS (no STARTTLS)" : "STARTTLS"
@@ -444,7 +445,7 @@ public final class Engine: ReassemblySink {
         }
         analyzer.closed(ctx.model, end: info.end, frame: info.lastFrame)
         connectionsClosed += 1
-        onConnectionClosed?(ctx.model, s.tls ? Engine.reportInfo(s.tlsInfo) : nil)
+        onConnectionClosed?(ctx.model, tlsReport)
         if !configuration.retainHistory {
             // Exchanges that never got an answer are reported before they are forgotten.
             for x in analyzer.model.exchanges(of: info.id) where x.outcome == nil { reportPending(x) }
@@ -467,8 +468,13 @@ public final class Engine: ReassemblySink {
         onDialback?(x)
     }
 
-    static func reportInfo(_ t: TLSInfo) -> TLSReportInfo {
+    /// The report's view of a connection's TLS parameters; certificates are compared with the
+    /// domains its initial stream header claims (`to` for the acceptor's, `from` for the initiator's).
+    static func reportInfo(_ t: TLSInfo, claimed model: ConnectionModel?) -> TLSReportInfo {
         var r = TLSReportInfo()
+        let initial = model?.streams.first { $0.direction == .clientToServer }?.header
+        r.serverCertificate = t.serverCertificateChain.map { certificateReport($0, claimed: initial?.to) }
+        r.clientCertificate = t.clientCertificateChain.map { certificateReport($0, claimed: initial?.from) }
         r.version = t.version
         r.clientVersions = t.clientVersions
         r.cipherSuite = t.cipherSuite
@@ -485,6 +491,39 @@ public final class Engine: ReassemblySink {
         r.decryptedBytes = t.decryptedBytes
         r.undecryptedBytes = t.undecryptedBytes
         return r
+    }
+
+    public static func certificateReport(_ chain: TLSCertificateChain, claimed: String?) -> TLSCertificateReport {
+        var c = TLSCertificateReport(frame: chain.frame, chainLength: chain.count)
+        c.problems = chain.problems
+        if let leaf = chain.leafFacts {
+            c.subject = leaf.subject
+            c.commonName = leaf.commonName
+            c.issuer = leaf.issuer
+            c.dnsNames = leaf.dnsNames
+            c.srvNames = leaf.srvNames
+            c.xmppAddrs = leaf.xmppAddrs
+            c.notBefore = Timestamp(seconds: leaf.notBefore, nanoseconds: 0)
+            c.notAfter = Timestamp(seconds: leaf.notAfter, nanoseconds: 0)
+            c.validAtTime = leaf.isValid(at: chain.frame.time)
+            c.selfIssued = leaf.selfIssued
+        }
+        c.chain = chain.certificates.dropFirst().map { ($0?.subject, $0?.issuer) }
+        if let name = claimed, !name.isEmpty {
+            c.expectedName = name
+            guard chain.count > 0 else {
+                c.nameMatch = "no-certificate"  // an empty Certificate message: the side declined to present one
+                return c
+            }
+            switch chain.nameMatch(for: name) {
+            case .matches(let how):
+                c.nameMatch = "matches"
+                c.matchedBy = how
+            case .mismatch: c.nameMatch = "mismatch"
+            case .unknown: c.nameMatch = "unknown"
+            }
+        }
+        return c
     }
 
     private func count(_ v: Violation) {

@@ -221,7 +221,10 @@ public struct HTMLReport {
                     h.element("td", ["class": "time"], text: c.firstFrame.time.rfc3339)
                     h.element("td", ["class": "time"], text: last.time.rfc3339)
                     h.element("td", text: c.close ?? "open")
-                    h.element("td", text: c.tls ? "yes" : "no")
+                    h.element("td", ["class": "tls"]) { h in
+                        guard let t = r.tlsInfo[c.id] else { return h.text(c.tls ? "yes" : "no") }
+                        tlsCell(t, &h)
+                    }
                     h.element("td", ["class": "streams"]) { h in
                         for s in c.streams {
                             h.element("div") { h in
@@ -265,6 +268,52 @@ public struct HTMLReport {
             if r.anomalies.count > maxAnomalies { note(&h, "… \(r.anomalies.count - maxAnomalies) more in the JSON report.") }
         }
         h.constant("</section>\n")
+    }
+
+    /// A connection's TLS facts: version, suite, SNI, decryption, and each side's certificate —
+    /// subject, issuer, validity, whether it names the domain the stream claims.
+    private func tlsCell(_ t: TLSReportInfo, _ h: inout HTMLBuilder) {
+        h.text([t.version ?? "TLS", t.cipherSuite].compactMap { $0 }.joined(separator: " "))
+        if let sni = t.sni {
+            h.text(" · sni ")
+            h.element("q", text: sni)
+        }
+        h.text(" · \(t.decryption)")
+        for (side, certificate) in [("server", t.serverCertificate), ("client", t.clientCertificate)] {
+            guard let c = certificate else { continue }
+            h.element("div", ["class": "cert", "data-side": side, "data-name-match": c.nameMatch]) { h in
+                h.element("span", ["class": "dir"], text: "\(side) certificate")
+                h.text(" (frame \(c.frame.number)) ")
+                guard c.chainLength > 0 else { return h.text("none (an empty Certificate message)") }
+                guard let subject = c.subject else {
+                    h.element("span", ["class": "warn"], text: "not parsed: \(c.problems.first ?? "?")")
+                    return
+                }
+                h.element("q", text: subject)
+                h.text(" issued by ")
+                h.element("q", text: c.issuer ?? "?")
+                if c.selfIssued == true { h.text(" (self-issued)") }
+                if let b = c.notBefore, let a = c.notAfter {
+                    h.text(" · valid \(b.rfc3339.prefix(10))…\(a.rfc3339.prefix(10))")
+                    if c.validAtTime == false { h.element("span", ["class": "warn"], text: " — not at the connection's time") }
+                }
+                let names = c.dnsNames.map { "DNS:\($0)" } + c.srvNames.map { "SRV:\($0)" } + c.xmppAddrs.map { "XmppAddr:\($0)" }
+                if !names.isEmpty { h.text(" · SAN \(names.joined(separator: ", "))") }
+                if let expected = c.expectedName {
+                    h.text(" · names ")
+                    h.element("q", text: expected)
+                    h.text(": ")
+                    switch c.nameMatch {
+                    case "matches": h.element("span", ["class": "ok"], text: "yes (\(c.matchedBy ?? "?"))")
+                    case "mismatch": h.element("span", ["class": "warn"], text: "no")
+                    default: h.text("unknown")
+                    }
+                }
+                if !c.chain.isEmpty {
+                    h.text(" · then " + c.chain.map { "'\($0.subject ?? "not parsed")'" }.joined(separator: ", "))
+                }
+            }
+        }
     }
 
     /// A summary card: the big number, its label, and a line `extra` fills.
@@ -373,7 +422,7 @@ public struct HTMLReport {
         .oc{display:inline-block;padding:0 6px;border-radius:9px;font-size:12px;color:#fff;background:var(--info)}.oc-valid{background:var(--ok)}.oc-invalid,.oc-error{background:var(--high)}
         .filters form{display:flex;flex-wrap:wrap;gap:14px;align-items:center;background:var(--card);border:1px solid var(--line);border-radius:8px;padding:8px 12px}
         fieldset{border:0;margin:0;padding:0}legend{float:left;margin-right:8px;color:var(--muted)}label.sev{cursor:pointer}
-        select{max-width:22em}.warn{color:var(--high)}.note,.none,.meta{color:var(--muted)}.dom{font-family:ui-monospace,monospace}
+        select{max-width:22em}.warn{color:var(--high)}.ok{color:var(--ok)}td.tls .cert{margin-top:3px;font-size:12px}.note,.none,.meta{color:var(--muted)}.dom{font-family:ui-monospace,monospace}
         .exchange{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:4px 12px 8px;margin:12px 0}
         .diagram{overflow-x:auto}
         svg.seq{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;display:block}

@@ -59,6 +59,9 @@ public struct TLSInfo: Sendable {
     /// not seen (TLS 1.3 certificates are encrypted: seen only when decrypted).
     public var clientCertificates: Int?
     public var serverCertificates: Int?
+    /// The chains themselves, parsed (same visibility as the counts).
+    public var clientCertificateChain: TLSCertificateChain?
+    public var serverCertificateChain: TLSCertificateChain?
     public var alerts: [TLSAlert] = []
     /// TLS records seen, per direction (client→server, server→client).
     public var records = [0, 0]
@@ -311,7 +314,7 @@ public final class TLSSession {
             while hs.count - pos >= 4 {
                 let len = Int(hs[pos + 1]) << 16 | Int(hs[pos + 2]) << 8 | Int(hs[pos + 3])
                 guard hs.count - pos >= 4 + len else { break }
-                handshake(d, type: hs[pos], body: hs[(pos + 4)..<(pos + 4 + len)], protected: protected)
+                handshake(d, type: hs[pos], body: hs[(pos + 4)..<(pos + 4 + len)], protected: protected, frame: frame)
                 pos += 4 + len
             }
             if pos > 0 { dirs[i].handshake.removeFirst(pos) }
@@ -351,7 +354,7 @@ public final class TLSSession {
         0xC2, 0xA2, 0x11, 0x16, 0x7A, 0xBB, 0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C,
     ]
 
-    private func handshake(_ d: Direction, type: UInt8, body: ArraySlice<UInt8>, protected: Bool) {
+    private func handshake(_ d: Direction, type: UInt8, body: ArraySlice<UInt8>, protected: Bool, frame: FrameRef) {
         var r = Reader(body)
         switch type {
         case 1 where d == .clientToServer:
@@ -364,12 +367,21 @@ public final class TLSSession {
             if isTLS13 { _ = r.vector(1) }
             guard var list = r.vector(3).map({ Reader($0) }) else { return }
             var n = 0
+            var der: [ArraySlice<UInt8>] = []
             while !list.atEnd {
-                guard list.vector(3) != nil else { break }
+                guard let certificate = list.vector(3) else { break }
                 n += 1
+                if der.count < TLSCertificateChain.maxParsed { der.append(certificate) }
                 if isTLS13 { _ = list.vector(2) }
             }
-            if d == .clientToServer { info.clientCertificates = n } else { info.serverCertificates = n }
+            let chain = TLSCertificateChain(direction: d, frame: frame, der: der, count: n)
+            if d == .clientToServer {
+                info.clientCertificates = n
+                info.clientCertificateChain = chain
+            } else {
+                info.serverCertificates = n
+                info.serverCertificateChain = chain
+            }
         case 20:
             if isTLS13 && protected { dirs[d.rawValue].switchToApplication = true }
         case 24:

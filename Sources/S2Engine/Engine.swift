@@ -115,6 +115,7 @@ public final class Engine: ReassemblySink {
             if n & 0x3fff == 0 { progress?(reader) }
             return true
         }
+        snapLengths[reader.inputIndex] = reader.snapLength
         var summary = InputSummary(path: reader.path, format: reader.format.rawValue, linkType: linkTypeName(reader.linkType),
                                    packets: reader.framesRead, bytes: reader.fileSize ?? reader.bytesRead, truncated: false)
         if case .truncated(let why) = end {
@@ -192,6 +193,7 @@ public final class Engine: ReassemblySink {
     private func processNow(_ bytes: UnsafeRawBufferPointer, linkType: Int32, frame: FrameRef, wireLength: Int) {
         report.statistics.packets += 1
         report.statistics.bytes += Int64(bytes.count)
+        if bytes.count < wireLength { longestCutFrame[frame.input] = max(longestCutFrame[frame.input] ?? 0, bytes.count) }
         switch decoder.decode(bytes, linkType: linkType, frame: frame) {
         case .success(let seg):
             guard configuration.ports.contains(seg.source.port) || configuration.ports.contains(seg.destination.port) else { return }
@@ -200,8 +202,12 @@ public final class Engine: ReassemblySink {
             if let budget = configuration.maxMemory, estimatedStateBytes > budget { keepWithin(budget, frame: frame) }
         case .failure(.malformed(let why)):
             report.statistics.malformedPackets += 1
-            anomaly(Anomaly(kind: bytes.count < wireLength ? .truncatedPacket : .malformedPacket, frame: frame,
-                            message: "frame \(frame.number) could not be decoded: \(why)"))
+            if bytes.count < wireLength {
+                // Its headers were cut by the snap length: counted with the input's other cut frames.
+                snapCut(frame, connection: nil) { $0.undecodable += 1 }
+            } else {
+                anomaly(Anomaly(kind: .malformedPacket, frame: frame, message: "frame \(frame.number) could not be decoded: \(why)"))
+            }
         case .failure:
             break
         }
@@ -248,6 +254,7 @@ public final class Engine: ReassemblySink {
         // Connections closed by the end whose sessions still waited close now.
         flushDeferredFrames(why: "the capture ended before they arrived")
         parallel?.finish()
+        reportSnapLengthCuts()
         analyzer.finish()
         if !configuration.retainHistory {
             for x in analyzer.model.exchanges where x.outcome == nil { reportPending(x) }
@@ -283,6 +290,9 @@ public final class Engine: ReassemblySink {
         var summary: ParseSummary?
         /// Whether each direction's first bytes were handed to the parser.
         var begun = PerDirection(repeating: false)
+        /// Holes per direction, and those that lie wholly in bytes the snap length cut off.
+        var gaps = PerDirection(repeating: 0)
+        var snapLengthGaps = PerDirection(repeating: 0)
         let id: ConnectionID
         let worker: Int
         unowned let engine: Engine
@@ -354,7 +364,14 @@ public final class Engine: ReassemblySink {
         case .event(let e):
             analyzer.event(e, on: ctx.model)
         case .anomaly(let a):
-            if a.kind == .xmlDesync, let d = a.direction { analyzer.damaged(ctx.model, d) }
+            if a.kind == .xmlDesync, let d = a.direction {
+                analyzer.damaged(ctx.model, d)
+                // After holes that only the snap length made, resynchronising is expected: counted with the cut frames.
+                if ctx.gaps[d] > 0, ctx.gaps[d] == ctx.snapLengthGaps[d], !ctx.model.pickedUp[d], let f = a.frame {
+                    snapCut(f, connection: ctx.id) { $0.desyncs += 1 }
+                    return
+                }
+            }
             record(a)
         case .closed(let summary):
             ctx.summary = summary
@@ -378,11 +395,87 @@ public final class Engine: ReassemblySink {
 
     public func streamGap(_ c: TCPConnection, _ d: Direction, at offset: UInt64, length: UInt64, frame: FrameRef) {
         let ctx = context(for: c)
+        ctx.gaps[d] += 1
         if let parallel {
             parallel.gap(ctx, d, at: offset, length: length, frame: frame)
         } else {
             ctx.parser.gap(d, at: offset, length: length, frame: frame)
         }
+    }
+
+    public func snapLengthCut(_ c: TCPConnection, _ d: Direction, frame: FrameRef, missing: UInt64, gap: Bool) {
+        if gap {
+            if let any = c.context { unsafeDowncast(any, to: ConnectionContext.self).snapLengthGaps[d] += 1 }
+            snapCut(frame, connection: c.id) {
+                $0.gaps += 1
+                $0.gapBytes += missing
+            }
+        } else {
+            snapCut(frame, connection: c.id) {
+                $0.frames += 1
+                $0.missingBytes += missing
+            }
+        }
+    }
+
+    // MARK: - Snap length
+
+    /// What the snap length cut in one input: reported as one anomaly (`finish`) instead of one
+    /// per frame, per hole and per resynchronisation.
+    struct SnapLengthCuts {
+        var frames = 0
+        var missingBytes: UInt64 = 0
+        /// Frames whose TCP/IP headers were cut (not decoded at all).
+        var undecodable = 0
+        var gaps = 0
+        var gapBytes: UInt64 = 0
+        var desyncs = 0
+        var first: FrameRef?
+        var connections = Set<ConnectionID>()
+    }
+
+    private var snapLengthCuts: [Int: SnapLengthCuts] = [:]
+    private var snapLengths: [Int: Int] = [:]
+    /// Per input, the most bytes kept of a frame that was cut (the snap length in effect, when
+    /// the file's header does not say).
+    private var longestCutFrame: [Int: Int] = [:]
+
+    private func snapCut(_ frame: FrameRef, connection: ConnectionID?, _ update: (inout SnapLengthCuts) -> Void) {
+        var cuts = snapLengthCuts[frame.input] ?? SnapLengthCuts()
+        if cuts.first.map({ frame.number < $0.number }) ?? true { cuts.first = frame }
+        if let connection, cuts.connections.count < 10_000 { cuts.connections.insert(connection) }
+        update(&cuts)
+        snapLengthCuts[frame.input] = cuts
+    }
+
+    /// One anomaly per input whose frames the snap length cut: the cause, the fix, and what it
+    /// cost. The holes and resynchronisations it explains are counted in it, not listed.
+    private func reportSnapLengthCuts() {
+        var summaries: [Anomaly] = []
+        for (input, cuts) in snapLengthCuts.sorted(by: { $0.key < $1.key }) where cuts.frames + cuts.undecodable > 0 {
+            let cut = cuts.frames + cuts.undecodable
+            let total = input < report.inputs.count ? " of \(report.inputs[input].packets)" : ""
+            let declared = snapLengths[input].flatMap { $0 > 0 && $0 < 262_144 ? $0 : nil }
+            let snap = declared.map { " (\($0) bytes)" } ?? longestCutFrame[input].map { " (frames kept at most \($0) bytes)" } ?? ""
+            var m = "the capture's snap length\(snap) cut \(cut)\(total) frames short: \(cuts.missingBytes) bytes of TCP payload"
+            m += cuts.connections.count == 1 ? " on 1 connection" : " on \(cuts.connections.count) connections"
+            m += " were never captured"
+            if cuts.undecodable > 0 { m += ", and \(cuts.undecodable) frame\(cuts.undecodable == 1 ? "" : "s") lost part of the TCP/IP headers and could not be decoded" }
+            m += ". They are not losses: the \(cuts.gaps) hole\(cuts.gaps == 1 ? "" : "s") this left in the streams (\(cuts.gapBytes) bytes)"
+            m += " and the \(cuts.desyncs) XML resynchronisation\(cuts.desyncs == 1 ? "" : "s") after them are counted here, not listed."
+            m += " What those bytes carried was not analysed, so the rules saw only part of these streams."
+            m += " Capture whole packets: tcpdump -s 0 (or -s 65535; dumpcap and Wireshark capture whole packets unless told otherwise)."
+            summaries.append(Anomaly(kind: .truncatedPacket, connection: cuts.connections.count == 1 ? cuts.connections.first : nil,
+                                     frame: cuts.first, bytes: cuts.missingBytes, message: m))
+        }
+        guard !summaries.isEmpty else { return }
+        report.statistics.snapLengthCutFrames = snapLengthCuts.values.reduce(0) { $0 + $1.frames + $1.undecodable }
+        for a in summaries {
+            report.statistics.anomaliesByKind[a.kind.rawValue, default: 0] += 1
+            onAnomaly?(a)
+        }
+        // First in the list: it explains much of what follows.
+        if configuration.retainHistory { report.anomalies.insert(contentsOf: summaries, at: 0) }
     }
 
     public func connectionClosed(_ c: TCPConnection) {

@@ -468,8 +468,6 @@ public final class Engine: ReassemblySink {
             summaries.append(Anomaly(kind: .truncatedPacket, connection: cuts.connections.count == 1 ? cuts.connections.first : nil,
                                      frame: cuts.first, bytes: cuts.missingBytes, message: m))
         }
-        guard !summaries.isEmpty else { return }
-        report.statistics.snapLengthCutFrames = snapLengthCuts.values.reduce(0) { $0 + $1.frames + $1.undecodable }
         for a in summaries {
             report.statistics.anomaliesByKind[a.kind.rawValue, default: 0] += 1
             onAnomaly?(a)

@@ -45,8 +45,6 @@ public struct RunStatistics: Sendable {
     public var elementsNotJudged = 0
     /// Of those, closed early to stay within `--max-memory`.
     public var connectionsEvictedForMemory = 0
-    /// Frames the capture's snap length cut short (reported as one `truncated-packet` anomaly per input).
-    public var snapLengthCutFrames = 0
     public var seconds: Double = 0
     public init() {}
 }

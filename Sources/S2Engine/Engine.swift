@@ -600,12 +600,10 @@ public final class Engine: ReassemblySink {
             c.selfIssued = leaf.selfIssued
         }
         c.chain = chain.certificates.dropFirst().map { ($0?.subject, $0?.issuer) }
-        if let name = claimed, !name.isEmpty {
-            c.expectedName = name
-            guard chain.count > 0 else {
-                c.nameMatch = "no-certificate"  // an empty Certificate message: the side declined to present one
-                return c
-            }
+        if let name = claimed, !name.isEmpty { c.expectedName = name }
+        if chain.count == 0 {
+            c.nameMatch = "no-certificate"  // an empty Certificate message: the side declined to present one
+        } else if let name = c.expectedName {
             switch chain.nameMatch(for: name) {
             case .matches(let how):
                 c.nameMatch = "matches"

@@ -191,6 +191,21 @@ struct CertificateTests {
         #expect(json.contains("\\u001b]0;pwned\\u0007<script>") || json.contains("\\u001B]0;pwned\\u0007<script>"))
     }
 
+    /// An empty Certificate message is "no-certificate" whether or not the stream claimed a
+    /// domain (a side that declined to present one is a fact of its own, not "no-name"); a
+    /// certificate with no domain to compare with stays "no-name".
+    @Test func emptyCertificateMessageWithoutAClaimedDomain() throws {
+        let empty = Self.chain()
+        #expect(empty.count == 0)
+        for claimed in [nil, "", "a.example"] as [String?] {
+            let report = Engine.certificateReport(empty, claimed: claimed)
+            #expect(report.nameMatch == "no-certificate" && report.chainLength == 0, "claimed \(claimed ?? "nil")")
+            #expect(report.expectedName == ((claimed ?? "").isEmpty ? nil : claimed))
+        }
+        let unnamed = Engine.certificateReport(Self.chain(try Self.make(cn: "a.example")), claimed: nil)
+        #expect(unnamed.nameMatch == "no-name" && unnamed.expectedName == nil && unnamed.subject == "CN=a.example")
+    }
+
     /// Hostile bytes where a certificate should be: reported as not parsed, never a trap; an
     /// oversized one is not parsed at all; the chain's count stays the message's.
     @Test func garbageAndOversizedCertificates() throws {

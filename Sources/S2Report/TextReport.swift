@@ -71,20 +71,25 @@ public struct TextReport {
         return parts.joined(separator: ", ")
     }
 
-    /// One side's certificate in a few words: subject, whether it names the claimed domain,
-    /// whether it was valid then.
+    /// One side's certificate in a few words: subject, issuer, validity period, whether it names
+    /// the claimed domain, whether it was valid then.
     public func certificatePhrase(_ side: String, _ c: TLSCertificateReport?) -> String? {
         guard let c else { return nil }
         guard c.chainLength > 0 else { return "\(side) sent no certificate" }
         guard let subject = c.subject else { return "\(side) certificate not parsed" }
         var s = "\(side) '\(terminalSafe(subject))'"
+        if c.selfIssued == true {
+            s += " (self-issued)"
+        } else if let issuer = c.issuer {
+            s += " issued by '\(terminalSafe(issuer))'"
+        }
+        if let b = c.notBefore, let a = c.notAfter { s += " valid \(b.rfc3339.prefix(10))…\(a.rfc3339.prefix(10))" }
+        if c.validAtTime == false { s += " " + paint("(outside its validity period)", "33") }
         switch c.nameMatch {
         case "matches": s += " names '\(terminalSafe(c.expectedName ?? ""))'"
         case "mismatch": s += " " + paint("does NOT name '\(terminalSafe(c.expectedName ?? ""))'", "33")
         default: break
         }
-        if c.validAtTime == false { s += " " + paint("(outside its validity period)", "33") }
-        if c.selfIssued == true { s += " (self-issued)" }
         return s
     }
 

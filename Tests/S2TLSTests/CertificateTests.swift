@@ -89,6 +89,61 @@ struct CertificateTests {
         #expect(c.values.allSatisfy { $0.nameMatch == "matches" && $0.validAtTime == true })
     }
 
+    /// TLS facts in every output (#18): version, suite, SNI, each side's certificate subject,
+    /// issuer, validity and whether it names the claimed domain, in the compact and verbose text,
+    /// JSON and HTML. C2 of the lab CA capture as tshark shows it: ServerHello 0x0303 / 0xc030,
+    /// SNI a.lab; the certificates as openssl prints them (labCAChainsInClearTLS12).
+    @Test func tlsFactsInEveryOutput() throws {
+        let r = try Self.analyze("servers-sasl-tls12.pcap")
+        let text = TextReport(color: false, verbose: false).render(r)
+        let c2 = try #require(text.split(separator: "\n").first { $0.hasPrefix("  C2  ") })
+        #expect(c2 == "  C2  TLS 1.2 TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, sni 'a.lab', "
+                + "server 'CN=a.lab' issued by 'CN=S2Scope lab CA' valid 2026-12-06…2036-12-03 names 'a.lab', "
+                + "client 'CN=e.lab' issued by 'CN=S2Scope lab CA' valid 2026-12-06…2036-12-03 names 'e.lab', no-keylog")
+
+        let verbose = TextReport(color: false, verbose: true).render(r)
+        #expect(verbose.contains("tls: TLS 1.2, TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384, sni 'a.lab', 2 server certificates, 2 client certificates"))
+        #expect(verbose.contains("server certificate (frame 39): 'CN=a.lab' issued by 'CN=S2Scope lab CA', valid 2026-12-06…2036-12-03, names 'a.lab': yes (DNS-ID a.lab), chain of 2"))
+        #expect(verbose.contains("client certificate (frame 40): 'CN=e.lab' issued by 'CN=S2Scope lab CA', valid 2026-12-06…2036-12-03, names 'e.lab': yes (DNS-ID e.lab), chain of 2"))
+
+        let document = try JSONSerialization.jsonObject(with: Data(JSONReport.document(r).utf8)) as? [String: Any]
+        let connections = try #require(document?["connections"] as? [[String: Any]])
+        let tls = try #require(connections.first { $0["id"] as? String == "C2" }?["tls_info"] as? [String: Any])
+        #expect(tls["version"] as? String == "TLS 1.2" && tls["cipher_suite"] as? String == "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384")
+        #expect(tls["sni"] as? String == "a.lab")
+        let server = try #require(tls["server_certificate"] as? [String: Any])
+        #expect(server["subject"] as? String == "CN=a.lab" && server["issuer"] as? String == "CN=S2Scope lab CA")
+        #expect(server["not_before"] as? String == "2026-12-06T01:59:12.000000Z" && server["not_after"] as? String == "2036-12-03T01:59:12.000000Z")
+        #expect(server["valid_at_time"] as? Bool == true && server["expected_name"] as? String == "a.lab" && server["name_match"] as? String == "matches")
+        let client = try #require(tls["client_certificate"] as? [String: Any])
+        #expect(client["subject"] as? String == "CN=e.lab" && client["expected_name"] as? String == "e.lab" && client["name_match"] as? String == "matches")
+
+        let page = HTMLReport().render(r)
+        #expect(page.contains("TLS 1.2 TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384 · sni <q>a.lab</q>"))
+        #expect(page.contains("<div class=\"cert\" data-side=\"server\" data-name-match=\"matches\"><span class=\"dir\">server certificate</span> (frame 39) "
+                              + "<q>CN=a.lab</q> issued by <q>CN=S2Scope lab CA</q> · valid 2026-12-06…2036-12-03 · SAN DNS:a.lab · "
+                              + "names <q>a.lab</q>: <span class=\"ok\">yes (DNS-ID a.lab)</span>"))
+        #expect(page.contains("(frame 40) <q>CN=e.lab</q> issued by <q>CN=S2Scope lab CA</q>"))
+    }
+
+    /// A side that answers a CertificateRequest with an empty Certificate message (the Python
+    /// peer in prosody-tls12, frames 12 and 44 per tshark) says so in every output; a self-issued
+    /// certificate says that instead of an issuer.
+    @Test func emptyAndSelfIssuedCertificatesInEveryOutput() throws {
+        let r = try Self.analyze("prosody-tls12.pcap")
+        let text = TextReport(color: false, verbose: false).render(r)
+        let c1 = try #require(text.split(separator: "\n").first { $0.hasPrefix("  C1  ") })
+        #expect(c1.contains("server 'CN=a.lab' (self-issued) valid 2026-11-25…2036-11-22 names 'a.lab', client sent no certificate"), "\(c1)")
+        let verbose = TextReport(color: false, verbose: true).render(r)
+        #expect(verbose.contains("client certificate (frame 12): no certificate (an empty Certificate message)"))
+        #expect(verbose.contains("client certificate (frame 44): no certificate (an empty Certificate message)"))
+        let json = JSONReport.document(r)
+        #expect(json.contains("\"name_match\": \"no-certificate\""))
+        let page = HTMLReport().render(r)
+        #expect(page.contains("data-side=\"client\" data-name-match=\"no-certificate\"><span class=\"dir\">client certificate</span>"))
+        #expect(page.contains("none (an empty Certificate message)"))
+    }
+
     // MARK: - Certificates made here
 
     static let t0 = Date(timeIntervalSince1970: 1_800_000_000)

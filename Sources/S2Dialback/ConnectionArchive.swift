@@ -79,7 +79,8 @@ enum ArchiveCoder {
         o.append(s.closeFrame == nil ? 0 : 1)
         if let f = s.closeFrame { frame(f, &o) }
         opt(s.close, &o)
-        o.append((s.tls ? 1 : 0) | (s.hidden ? 2 : 0) | (s.initiatorDamaged ? 4 : 0))
+        o.append((s.tls ? 1 : 0) | (s.hidden ? 2 : 0) | (s.initiatorDamaged ? 4 : 0)
+                 | (s.pickedUp.clientToServer ? 8 : 0) | (s.pickedUp.serverToClient ? 16 : 0))
         opt(s.streamID, &o)
         opt(s.initialTo, &o)
         int(s.streams.count, &o)
@@ -111,7 +112,8 @@ enum ArchiveCoder {
         return ConnectionSummary(id: ConnectionID(id), input: input, client: client, server: server, clientAddress: clientAddress,
                                  serverAddress: serverAddress, firstFrame: first, lastFrame: last, closeFrame: closeFrame,
                                  close: close, tls: flags & 1 != 0, streams: streams, hidden: flags & 2 != 0,
-                                 initiatorDamaged: flags & 4 != 0, streamID: streamID, initialTo: initialTo)
+                                 initiatorDamaged: flags & 4 != 0, streamID: streamID, initialTo: initialTo,
+                                 pickedUp: PerDirection(flags & 8 != 0, flags & 16 != 0))
     }
 
     private static func int(_ v: Int, _ o: inout [UInt8]) {

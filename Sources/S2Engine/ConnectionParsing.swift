@@ -56,6 +56,9 @@ final class ConnectionParser: XMPPEventSink {
         decoder.feed(d, bytes, at: offset, frame: frame)
     }
 
+    /// The capture did not see direction `d` start (before its first bytes are fed).
+    func startsMidstream(_ d: Direction) { decoder.decoder(d).startsMidstream() }
+
     func gap(_ d: Direction, at offset: UInt64, length: UInt64, frame: FrameRef) {
         decoder.gap(d, at: offset, length: length, frame: frame)
     }

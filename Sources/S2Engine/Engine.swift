@@ -154,6 +154,10 @@ public final class Engine: ReassemblySink {
         report.statistics.gapBytes = s.gapBytes
         report.statistics.connectionsEvicted = s.connectionsEvicted
         report.statistics.suppressedViolations = analyzer.context.suppressed
+        report.notJudged = analyzer.context.notJudged
+        report.statistics.notJudgedByReason = Dictionary(uniqueKeysWithValues: analyzer.context.notJudgedCounts.map { ($0.key.rawValue, $0.value) })
+        report.statistics.elementsNotJudged = analyzer.tentativeElements
+        report.statistics.midstreamConnections = s.midstreamConnections
         report.statistics.seconds = MonotonicClock.now() - started
         return report
     }
@@ -166,6 +170,8 @@ public final class Engine: ReassemblySink {
         var model: ConnectionModel!
         var parser: ConnectionParser!
         var summary: ParseSummary?
+        /// Whether each direction's first bytes were handed to the parser.
+        var begun = PerDirection(repeating: false)
         let id: ConnectionID
         let worker: Int
         unowned let engine: Engine
@@ -186,8 +192,20 @@ public final class Engine: ReassemblySink {
 
     struct CloseInfo {
         var id: ConnectionID
-        var reason: CloseReason?
+        var end: ConnectionEnd
         var lastFrame: FrameRef
+
+        init(_ c: TCPConnection) {
+            id = c.id
+            lastFrame = c.lastFrame
+            switch c.closeReason ?? .open {
+            case .fin: end = .fin
+            case .rst: end = .rst
+            // An idle timeout or an eviction is the analyzer's decision, never a close on the wire.
+            case .timeout, .evicted: end = .unwatched(at: c.closedAt ?? c.lastFrame.time)
+            case .open, .reused: end = .captureEnded(fin: PerDirection(c.finSeen(.clientToServer), c.finSeen(.serverToClient)))
+            }
+        }
     }
 
     /// Nothing is allocated for a connection until it carries bytes: SYN floods and port scans
@@ -229,6 +247,12 @@ public final class Engine: ReassemblySink {
 
     public func streamData(_ c: TCPConnection, _ d: Direction, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, frame: FrameRef) {
         let ctx = context(for: c)
+        if !ctx.begun[d] {
+            ctx.begun[d] = true
+            if !c.streamStartSeen(d) {
+                if let parallel { parallel.midstream(ctx, d) } else { ctx.parser.startsMidstream(d) }
+            }
+        }
         if let parallel {
             parallel.data(ctx, d, bytes, at: offset, frame: frame)
         } else {
@@ -241,7 +265,6 @@ public final class Engine: ReassemblySink {
         if let parallel {
             parallel.gap(ctx, d, at: offset, length: length, frame: frame)
         } else {
-            analyzer.damaged(ctx.model, d)
             ctx.parser.gap(d, at: offset, length: length, frame: frame)
         }
     }
@@ -254,7 +277,7 @@ public final class Engine: ReassemblySink {
         }
         let ctx = unsafeDowncast(any, to: ConnectionContext.self)
         c.context = nil
-        let info = CloseInfo(id: c.id, reason: c.closeReason, lastFrame: c.lastFrame)
+        let info = CloseInfo(c)
         if let parallel {
             parallel.close(ctx, info)
         } else {
@@ -272,8 +295,9 @@ public final class Engine: ReassemblySink {
             let t = s.tlsInfo
             if configuration.retainHistory { report.tlsInfo[info.id] = Engine.reportInfo(t) }
             // No stream header before the TLS records: TLS without STARTTLS (direct TLS on this port).
-            let how = ctx.model.streams.isEmpty ? "direct TLS (no STARTTLS)" : "STARTTLS"
-            let whereFrom = ctx.model.streams.isEmpty ? "from the first byte" : "after <proceed/>"
+            let midstream = ctx.model.pickedUp.clientToServer || ctx.model.pickedUp.serverToClient
+            let how = midstream ? "TLS picked up mid-stream" : ctx.model.streams.isEmpty ? "direct TLS (no STARTTLS)" : "STARTTLS"
+            let whereFrom = midstream ? "from the start of the capture" : ctx.model.streams.isEmpty ? "from the first byte" : "after <proceed/>"
             if configuration.keyLog == nil {
                 report.statistics.encryptedBytes += afterProceed
                 record(Anomaly(kind: .encrypted, connection: info.id, frame: ctx.model.tlsFrame, bytes: afterProceed,
@@ -288,25 +312,18 @@ public final class Engine: ReassemblySink {
         } else {
             report.statistics.encryptedBytes += afterProceed
         }
-        let reason: String
-        switch info.reason ?? .open {
-        case .fin: reason = "fin"
-        case .rst: reason = "rst"
-        case .timeout, .evicted: reason = "timeout"
-        case .open, .reused: reason = "open"
-        }
-        analyzer.closed(ctx.model, reason: reason, frame: info.lastFrame)
+        analyzer.closed(ctx.model, end: info.end, frame: info.lastFrame)
         connectionsClosed += 1
         onConnectionClosed?(ctx.model)
         if !configuration.retainHistory {
             // Exchanges that never got an answer are reported before they are forgotten.
             for x in analyzer.model.exchanges where x.outcome == nil && x.resultConnection == info.id { reportPending(x) }
             analyzer.forget(ctx.model)
-        } else if ctx.model.streams.isEmpty && !analyzer.hasFindings(on: ctx.model) {
+        } else if !ctx.model.carriedXMPP && !analyzer.hasFindings(on: ctx.model) {
             // A connection that never carried an XMPP stream (SYN scans, port probes, floods) is
             // counted but not kept: the report's memory grows with XMPP traffic, not with flows.
             silentConnections += 1
-            analyzer.forget(ctx.model)
+            analyzer.discard(ctx.model)
         } else {
             analyzer.retire(ctx.model)
         }

@@ -65,6 +65,11 @@ public enum JSONReport {
         w.field("tcp_connections_without_xmpp", r.statistics.connectionsWithoutXMPP)
         w.field("encrypted_bytes", r.statistics.encryptedBytes)
         w.field("gap_bytes", r.statistics.gapBytes)
+        w.field("midstream_connections", r.statistics.midstreamConnections)
+        w.field("elements_not_judged", r.statistics.elementsNotJudged)
+        w.beginObject("not_judged")
+        for (k, v) in r.statistics.notJudgedByReason.sorted(by: { $0.key < $1.key }) { w.field(k, v) }
+        w.endObject()
         w.endObject()
         w.beginArray("connections")
         for c in r.connections { connection(&w, c, tls: r.tlsInfo[c.id]) }
@@ -77,6 +82,9 @@ public enum JSONReport {
         w.endArray()
         w.beginArray("anomalies")
         for a in r.anomalies { anomaly(&w, a) }
+        w.endArray()
+        w.beginArray("not_judged")
+        for n in r.notJudged { notJudged(&w, n) }
         w.endArray()
         w.endObject()
         w.finish()
@@ -137,6 +145,11 @@ public enum JSONReport {
         w.field("end", (c.closeFrame ?? c.lastFrame).time.rfc3339)
         w.field("close", c.close ?? "open")
         w.field("tls", c.tls)
+        if c.pickedUp.clientToServer || c.pickedUp.serverToClient {
+            w.beginArray("picked_up_midstream")
+            for d in Direction.allCases where c.pickedUp[d] { w.value(d.reportName) }
+            w.endArray()
+        }
         w.beginArray("streams")
         for s in c.streams {
             w.beginObject()
@@ -216,6 +229,19 @@ public enum JSONReport {
         w.endObject()
     }
 
+    /// One rule that lacked its evidence on a connection: the first occasion and how many.
+    public static func notJudged(_ w: inout JSONWriter, _ n: NotJudged, event: Bool = false) {
+        w.beginObject()
+        if event { w.field("event", "not_judged"); w.field("time", n.frame.time.rfc3339) }
+        w.field("rule", n.rule)
+        w.field("connection", n.connection.description)
+        w.field("input", n.frame.input)
+        w.field("packet", n.frame.number)
+        w.field("why", n.why.rawValue)
+        w.field("count", n.count)
+        w.endObject()
+    }
+
     /// One JSON Lines event.
     public static func line(_ body: (inout JSONWriter) -> Void) -> String {
         var w = JSONWriter(pretty: false)
@@ -236,6 +262,7 @@ public enum JSONReport {
         for x in r.exchanges { sink(line { dialback(&$0, x, event: true) }) }
         for v in r.violations { sink(line { violation(&$0, v, event: true) }) }
         for a in r.anomalies { sink(line { anomaly(&$0, a, event: true) }) }
+        for n in r.notJudged { sink(line { notJudged(&$0, n, event: true) }) }
         sink(line { stats(&$0, r) })
     }
 

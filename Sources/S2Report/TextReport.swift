@@ -122,6 +122,30 @@ public struct TextReport {
             }
         }
 
+        if !r.notJudged.isEmpty || r.statistics.midstreamConnections > 0 || r.statistics.elementsNotJudged > 0 {
+            o += "\n" + paint("Not judged (the evidence was not in the capture)", "1") + "\n"
+            if r.statistics.midstreamConnections > 0 {
+                o += "  \(r.statistics.midstreamConnections) connection\(r.statistics.midstreamConnections == 1 ? " was" : "s were") picked up mid-stream: their headers, features and dialback came before the capture; their stanzas were checked only where nothing earlier is needed\n"
+            }
+            if r.statistics.elementsNotJudged > 0 {
+                o += "  \(r.statistics.elementsNotJudged) element\(r.statistics.elementsNotJudged == 1 ? "" : "s") right after a pickup or a loss (possibly inside a cut element) not judged\n"
+            }
+            let why: [Unobserved: String] = [.midstream: "picked up mid-stream", .gap: "bytes lost", .encrypted: "inside TLS",
+                                             .captureEnded: "capture ended before the reaction was due",
+                                             .unwatched: "connection no longer watched (idle timeout, eviction)"]
+            for reason in Unobserved.allCases {
+                let records = r.notJudged.filter { $0.why == reason }
+                guard !records.isEmpty else { continue }
+                var byRule: [String: (count: Int, connections: Set<ConnectionID>)] = [:]
+                for n in records {
+                    byRule[n.rule, default: (0, [])].count += n.count
+                    byRule[n.rule, default: (0, [])].connections.insert(n.connection)
+                }
+                let parts = byRule.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value.count) on \($0.value.connections.count) connection\($0.value.connections.count == 1 ? "" : "s")" }
+                o += "  \(why[reason] ?? reason.rawValue): " + parts.joined(separator: ", ") + "\n"
+            }
+        }
+
         if !r.anomalies.isEmpty {
             o += "\n" + paint("Anomalies (capture and transport, not protocol violations)", "1") + "\n"
             let shown = verbose ? r.anomalies : Array(r.anomalies.prefix(20))

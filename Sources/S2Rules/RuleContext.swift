@@ -27,6 +27,16 @@ public struct RuleConfiguration: Sendable {
     public init() {}
 }
 
+/// A rule that had occasion to judge but lacked the evidence (REPORT.md `not_judged`): one
+/// record per rule, connection and reason, with the first frame and how many occasions.
+public struct NotJudged: Sendable {
+    public var rule: String
+    public var connection: ConnectionID
+    public var frame: FrameRef
+    public var why: Unobserved
+    public var count: Int
+}
+
 /// What a later event means for a demanded reaction.
 public enum ReactionVerdict {
     case pending
@@ -73,6 +83,9 @@ public final class RuleContext {
     /// Called for each violation as it is judged (live output).
     public var onViolation: ((Violation) -> Void)?
     public private(set) var now: Timestamp = .zero
+    /// Losses (gaps) seen on any connection so far: a cross-connection expectation whose answer
+    /// may have been lost compares it with its value when the expectation began.
+    public internal(set) var lossEvents = 0
     /// Counts the events the analyzer showed the rules: caches key on it.
     var eventSerial = 0
     /// The verdict of `StanzaAuthorization` on the event `stanzaAuthorizationSerial`.
@@ -82,6 +95,15 @@ public final class RuleContext {
     public var keepViolations = true
 
     private var perKey: [ConnectionID: [String: Int]] = [:]
+    private struct NotJudgedKey: Hashable { var rule: String; var connection: ConnectionID; var why: Unobserved }
+    private var notJudgedIndex: [NotJudgedKey: Int] = [:]
+    /// What could not be judged, in the order first met (at most `maxNotJudgedKept` records;
+    /// `notJudgedCounts` counts every occasion).
+    public private(set) var notJudged: [NotJudged] = []
+    public private(set) var notJudgedCounts: [Unobserved: Int] = [:]
+    public var maxNotJudgedKept = 10_000
+    /// Called for each new not-judged record (live output).
+    public var onNotJudged: ((NotJudged) -> Void)?
     private var expectations: [ConnectionID: [Expectation]] = [:]
     private var expectationCount = 0
 
@@ -119,6 +141,40 @@ public final class RuleContext {
                           frame: frame, message: message, evidence: String(evidence.prefix(600)))
         if keepViolations { violations.append(v) }
         onViolation?(v)
+    }
+
+    /// Records that `rule` could not judge on `c` at `frame` because of `why`.
+    func skip(_ desc: RuleDescription, _ c: ConnectionID, _ frame: FrameRef, _ why: Unobserved) {
+        guard !configuration.disabled.contains(desc.id) else { return }
+        notJudgedCounts[why, default: 0] += 1
+        let key = NotJudgedKey(rule: desc.id, connection: c, why: why)
+        if let i = notJudgedIndex[key] {
+            notJudged[i].count += 1
+            return
+        }
+        let record = NotJudged(rule: desc.id, connection: c, frame: frame, why: why, count: 1)
+        if notJudged.count < maxNotJudgedKept {
+            notJudgedIndex[key] = notJudged.count
+            notJudged.append(record)
+        }
+        onNotJudged?(record)
+    }
+
+    /// Whether `c`'s stream and dialback state is known well enough for `rule` to judge an
+    /// occasion at `frame` (both directions observed since their headers, nothing hidden by TLS);
+    /// when it is not, the occasion is recorded as not judged.
+    func canJudge(_ rule: Rule, _ c: ConnectionModel, at frame: FrameRef) -> Bool {
+        guard let why = c.unobserved else { return true }
+        skip(rule.description, c.id, frame, why)
+        return false
+    }
+
+    /// Whether direction `d` of `c` was observed since its header (the sender's own state, such
+    /// as its header's declarations, is known); records a not-judged occasion otherwise.
+    func canJudge(_ rule: Rule, _ c: ConnectionModel, direction d: Direction, at frame: FrameRef) -> Bool {
+        if c.complete[d] && !c.hidden { return true }
+        skip(rule.description, c.id, frame, c.hidden ? .encrypted : (c.missing[d] ?? .gap))
+        return false
     }
 
     /// Demands a reaction from the sender of direction `by` on `c` within `seconds` of `trigger`.
@@ -170,24 +226,76 @@ public final class RuleContext {
         perKey[c.id] = nil
     }
 
+    /// A connection ended: each reaction still awaited is settled by how it ended. A deadline
+    /// that passed while the connection was watched is a miss; a close on the wire by the
+    /// reactor satisfies reactions that a close is enough for and misses the others; when the
+    /// capture ended or the analyzer stopped watching before the deadline, nothing is known.
     func connectionClosed(_ c: ConnectionModel) {
         guard let list = expectations.removeValue(forKey: c.id) else { return }
-        let endTime = c.closeFrame?.time ?? c.lastFrame.time
+        var decided = now
+        if case .unwatched(let at)? = c.end, at > decided { decided = at }
         for x in list where !x.done {
             x.done = true
-            if endTime <= x.deadline {
-                if c.close == "open" { continue }  // the capture ended first: unknown, not a verdict
-                if x.closeIsEnough { continue }
+            if decided > x.deadline { missed(x); continue }
+            switch c.end {
+            case .unwatched?, nil:
+                skip(x.rule, x.connection, x.trigger, .unwatched)
+            case .some(let end):
+                if end.closedOnWire(by: x.direction) || end == .rst {
+                    if !x.closeIsEnough { missed(x) }
+                } else {
+                    skip(x.rule, x.connection, x.trigger, .captureEnded)
+                }
             }
-            missed(x)
         }
+    }
+
+    /// Bytes of direction `d` of `c` were lost: a reaction awaited from its sender may be among
+    /// them, so it is not judged.
+    func bytesLost(_ c: ConnectionModel, _ d: Direction) {
+        guard let list = expectations[c.id] else { return }
+        for x in list where !x.done && x.direction == d {
+            x.done = true
+            skip(x.rule, x.connection, x.trigger, .gap)
+        }
+        let rest = list.filter { !$0.done }
+        expectations[c.id] = rest.isEmpty ? nil : rest
     }
 
     /// The earliest deadline of any pending expectation: time can move on for free until then.
     private var nextDeadline = Timestamp(seconds: .max, nanoseconds: 0)
 
+    /// Judgements postponed until more of the capture was seen, in the order they fall due.
+    private var deferred: [(at: Timestamp, run: () -> Void)] = []
+    private var deferredHead = 0
+    /// The time of the first packet: what happened before it is unknown.
+    public private(set) var captureStart: Timestamp?
+
+    /// Runs `body` once capture time passes `seconds` after `t` (or when the capture ends).
+    /// A loss is declared only when a later packet proves it (an acknowledgment past the hole,
+    /// perhaps on the same connection, perhaps seconds later): judgements that depend on other
+    /// connections having lost nothing wait for that.
+    func later(_ seconds: Double, after t: Timestamp, _ body: @escaping () -> Void) {
+        deferred.append((t.adding(seconds: seconds), body))
+    }
+
+    /// Runs every postponed judgement whose time came (all of them when `t` is nil: the end).
+    func runDeferred(until t: Timestamp?) {
+        while deferredHead < deferred.count, t.map({ $0 > deferred[deferredHead].at }) ?? true {
+            let d = deferred[deferredHead]
+            deferredHead += 1
+            d.run()
+        }
+        if deferredHead > 256 && deferredHead * 2 > deferred.count {
+            deferred.removeFirst(deferredHead)
+            deferredHead = 0
+        }
+    }
+
     func advance(to t: Timestamp) {
         now = t
+        if captureStart == nil { captureStart = t }
+        if deferredHead < deferred.count, t > deferred[deferredHead].at { runDeferred(until: t) }
         guard expectationCount > 0, t > nextDeadline else { return }
         var remaining = 0
         var earliest = Timestamp(seconds: .max, nanoseconds: 0)

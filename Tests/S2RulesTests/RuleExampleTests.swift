@@ -3,6 +3,7 @@ import S2Engine
 import S2Model
 import S2Report
 import S2Rules
+import S2Synth
 import Testing
 
 /// Every rule's own examples: it must fire on each firing transcript (pointing at a real frame)
@@ -21,6 +22,12 @@ struct RuleExampleTests {
                 #expect(h.frame.number >= 1 && h.frame.number <= r.statistics.packets, "\(id) points at frame \(h.frame.number)")
                 #expect(!h.message.isEmpty && !h.evidence.isEmpty)
             }
+            // The ↓ marks the step whose first frame the finding must point at.
+            let marked = try Transcript(ex).markedFrames
+            #expect(marked.count == 1, "\(id) firing example \(i + 1) must mark exactly one step with ↓ (marks \(marked.count))")
+            if let m = marked.first {
+                #expect(hits.contains { $0.frame.number == m }, "\(id) firing example \(i + 1): expected a finding at frame \(m), got frames \(hits.map(\.frame.number))")
+            }
         }
     }
 
@@ -33,6 +40,13 @@ struct RuleExampleTests {
             let hits = r.violations.filter { $0.rule == id }
             #expect(hits.isEmpty, "\(id) fired on quiet example \(i + 1): \(hits.map(\.message))")
         }
+    }
+
+    /// A clean exchange keeps every rule quiet; each rule also needs a near miss of its own
+    /// (legitimate traffic that comes close to what it flags).
+    @Test func everyImplementedRuleHasANearMissQuietExample() {
+        let missing = Self.rules.filter { d in !d.quiet.contains { $0 != Example.clean } }.map(\.id)
+        #expect(missing.isEmpty, "rules whose only quiet example is the clean exchange: \(missing)")
     }
 
     @Test func everyImplementedRuleHasAFiringExample() {

@@ -134,6 +134,9 @@ public final class ConnectionModel {
     public internal(set) var stanzaCount = PerDirection(repeating: 0)
     /// Whether a direction lost bytes or parsing skipped some (gap, desync) at any point.
     public internal(set) var damaged = PerDirection(repeating: false)
+    /// Whether the capture holds the TCP handshake: then nothing either side sent before the
+    /// first bytes seen exists (without it, the acceptor may have sent its header unseen).
+    public var handshakeSeen = true
     /// Whether the capture picked a direction up after its stream began.
     public internal(set) var pickedUp = PerDirection(repeating: false)
     /// Whether everything a direction sent since its latest stream header was observed: false

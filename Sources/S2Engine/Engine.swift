@@ -188,6 +188,7 @@ public final class Engine: ReassemblySink {
         var client: Endpoint
         var server: Endpoint
         var frame: FrameRef
+        var handshakeSeen: Bool
     }
 
     struct CloseInfo {
@@ -220,7 +221,7 @@ public final class Engine: ReassemblySink {
         if parallel == nil {
             ctx.parser = ConnectionParser(connection: c.id, configuration: configuration, output: ctx, onDecrypted: onDecrypted)
         }
-        let info = OpenInfo(id: c.id, client: c.client, server: c.server, frame: c.firstFrame)
+        let info = OpenInfo(id: c.id, client: c.client, server: c.server, frame: c.firstFrame, handshakeSeen: c.sawHandshake)
         if let parallel { parallel.step(.open(ctx, info)) } else { open(ctx, info) }
         c.context = ctx
         return ctx
@@ -230,6 +231,7 @@ public final class Engine: ReassemblySink {
         ctx.model = analyzer.open(id: info.id, client: info.client.description, server: info.server.description,
                                   clientAddress: info.client.address.description, serverAddress: info.server.address.description,
                                   input: info.frame.input, frame: info.frame)
+        ctx.model.handshakeSeen = info.handshakeSeen
     }
 
     /// One piece of a connection's parse output, applied to the model and the rules.

@@ -146,6 +146,19 @@ public final class TCPReassembler {
                 }
             }
         }
+        // One half of the handshake lost: the other half's acknowledgment still names where the
+        // silent direction starts (its ISN + 1), so a later hole in it is known from its first
+        // byte instead of the direction looking picked up mid-stream.
+        if seg.flags.contains(.ack), c.sawHandshake, (dir == .clientToServer ? c.clientISN != nil : syn) {
+            let peer = dir.reversed
+            c.withHalf(peer) { h in
+                if !h.started {
+                    h.space.base = seg.acknowledgment
+                    h.started = true
+                    h.startSeen = true
+                }
+            }
+        }
         let dataSeq = syn ? seg.sequence &+ 1 : seg.sequence
         let hasData = seg.payloadLength > 0
         if !c.withHalf(dir, { $0.started }) && (hasData || seg.flags.contains(.fin)) {

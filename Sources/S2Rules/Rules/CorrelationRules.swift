@@ -113,7 +113,10 @@ final class DBCorr3: Rule {
         quiet: [Example.clean,
                 // The unsolicited reply is ignored: the receiving server verifies for real first.
                 Example.openA + "\n" + Example.resultA + "\nC> <db:verify from='a.example' to='b.example' id='s1' type='valid'/>\n" + Example.verifyB + "\n" + Example.validA])
-    private struct Unsolicited { var pair: DomainPair; var rs: String; var frame: FrameRef; var connection: ConnectionID }
+    /// A verify answer nobody asked for, and where a `valid` it caused would appear: on the
+    /// connection it came on (the forged answer on the attacker's own stream), or on the
+    /// connection whose stream id it names (an answer from the authoritative side).
+    private struct Unsolicited { var pair: DomainPair; var rs: String; var frame: FrameRef; var connection: ConnectionID; var sameConnection: Bool; var id: String }
     private var unsolicited: [Unsolicited] = []
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, db) = input.element else { return }
@@ -122,16 +125,23 @@ final class DBCorr3: Rule {
             case .verifyReply(let key, "valid", nil)? where ctx.canJudge(self, c, at: e.firstFrame):
                 // A reply from the AS side no request on this connection asked for; the RS sent it nothing.
                 unsolicited.append(Unsolicited(pair: DomainPair(sender: key.to, target: key.from), rs: c.address(of: e.direction.reversed),
-                                               frame: e.firstFrame, connection: c.id))
+                                               frame: e.firstFrame, connection: c.id, sameConnection: false, id: key.id))
             case .misdirected? where el.local == "verify" && el[attribute: "type"] == "valid":
                 unsolicited.append(Unsolicited(pair: DomainPair(sender: el[attribute: "from"] ?? "", target: el[attribute: "to"] ?? ""),
-                                               rs: c.address(of: e.direction.reversed), frame: e.firstFrame, connection: c.id))
+                                               rs: c.address(of: e.direction.reversed), frame: e.firstFrame, connection: c.id,
+                                               sameConnection: true, id: el[attribute: "id"] ?? ""))
             default: break
             }
         }
         guard case .resultReply(let pair, "valid", let x)? = db, x?.verifyType == nil else { return }
         let rs = c.address(of: e.direction)
-        guard let u = unsolicited.first(where: { $0.pair == pair && $0.rs == rs }) else { return }
+        guard let u = unsolicited.first(where: { $0.pair == pair && $0.rs == rs && ($0.sameConnection ? $0.connection == c.id : $0.id == c.streamID) })
+        else { return }
+        // The real verification may have travelled where the capture could not read it.
+        if ctx.model.unreadableConnection(involving: rs, during: u.frame.time...e.firstFrame.time) {
+            ctx.skip(description, c.id, e.firstFrame, .gap)
+            return
+        }
         ctx.report(self, c, e.direction, actor: .receiving, frame: e.firstFrame,
                    "The receiving server validated \(pair) on the strength of a db:verify reply it never asked for (\(u.connection), frame \(u.frame.number)): the 2012 unsolicited-dialback attack.",
                    evidence: el.render())

@@ -38,6 +38,8 @@ final class DBRes2: Rule {
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, db) = input.element, case .resultRequest(let x?) = db, !x.key.isEmpty else { return }
         if c.responseHeader == nil, ctx.canJudge(self, c, direction: .serverToClient, at: e.firstFrame) {
+            // Without the handshake the header may have come before the capture began.
+            guard c.handshakeSeen else { ctx.skip(description, c.id, e.firstFrame, .midstream); return }
             ctx.report(self, c, e.direction, actor: .originating, frame: e.firstFrame,
                        "The originating server sent its dialback key before the receiving server's stream header (and its stream id) arrived, so the key cannot depend on the stream id.",
                        evidence: el.render())

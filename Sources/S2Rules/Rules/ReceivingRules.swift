@@ -106,6 +106,8 @@ final class DBRcv3: Rule {
         }
         // RFC 3920 peers have no non-fatal dialback errors: the close is theirs to make.
         guard closing, let (d, f) = lastError[c.id], d == e.direction, ctx.profile(of: c.address(of: d)) != .rfc3920,
+              // The peer's own close, which would explain it, may be in lost bytes.
+              ctx.canJudge(self, c, direction: d.reversed, at: e.firstFrame),
               e.firstFrame.time.secondsSince(f.time) <= ctx.configuration.timers.react,
               c.streamError[d.reversed] == nil, !c.streamClosed[d.reversed] else { return }
         lastError[c.id] = nil

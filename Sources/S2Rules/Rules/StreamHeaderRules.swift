@@ -140,7 +140,9 @@ final class StreamHdr7: Rule {
         quiet: [Example.clean,
                 "#!host b.example=10.0.0.2\nC> $HDR to='b.example' from='a.example'>\nS> $HDR from='B.EXAMPLE' to='A.Example' id='x1'>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
-        guard let (e, h, c) = input.header, e.direction == .serverToClient, h.isStreamRoot else { return }
+        // A header answering no stream (HTTP or a TLS ClientHello on the port, answered with an
+        // error) opens nothing its addresses could qualify.
+        guard let (e, h, c) = input.header, e.direction == .serverToClient, h.isStreamRoot, c.initialHeader != nil else { return }
         if h.from == nil || h.from == "" {
             ctx.report(self, c, e.direction, actor: .acceptor, frame: e.firstFrame,
                        "The response stream header has no 'from' naming the acceptor's domain.", evidence: h.render())
@@ -170,7 +172,8 @@ final class StreamHdr8: Rule {
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, h, c) = input.header, h.isStreamRoot else { return }
         if e.direction == .serverToClient {
-            if h.id == nil || h.id == "" {
+            // No key can bind to a stream that answers no stream.
+            if (h.id == nil || h.id == ""), c.initialHeader != nil {
                 ctx.report(self, c, e.direction, actor: .acceptor, frame: e.firstFrame,
                            "The response stream header has \(h.id == nil ? "no" : "an empty") 'id': dialback keys are bound to the stream id, so dialback on this stream is impossible.",
                            evidence: h.render())

@@ -22,9 +22,9 @@ struct Live: ParsableCommand {
         discussion: """
             Findings stream out as they are judged (JSON Lines written whole and unbuffered, one event per \
             line, or text). Reaction timers run on capture time, so "missing reaction" rules fire once their \
-            timer expires even on an idle link. Closed connections are reported and forgotten, so memory stays \
-            flat over days. SIGINT or SIGTERM stops the capture, flushes every open exchange and prints the \
-            final summary; the exit status follows --fail-on as for 'analyze'.
+            timer expires even on an idle link. Closed connections are reported and forgotten. SIGINT or \
+            SIGTERM stops the capture, flushes every open exchange and prints the final summary; the exit \
+            status follows --fail-on as for 'analyze'.
 
             A sensor that keeps going:
               - An interface that goes down (or loses its carrier) and comes back is captured again; one \
@@ -38,8 +38,8 @@ struct Live: ParsableCommand {
             events go to a new file, which after a write failure starts with an 'output-failed' anomaly \
             counting the events lost.
               - --metrics serves Prometheus metrics on a thread of its own; the capture only updates \
-            counters. At most 64 metrics connections at once and 8 per client address, 5 seconds and \
-            8 KiB of request each; more are closed at once.
+            counters. At most 64 metrics connections at once (more wait, unaccepted, until one ends) and 8 \
+            per client address (more are closed at once), 5 seconds and 8 KiB of request each.
               - Started as root, s2scope switches to --user once the capture handles and the metrics port \
             are open; an interface that must be reopened then needs CAP_NET_RAW (see the systemd unit in \
             packaging/systemd, which keeps only CAP_NET_RAW and CAP_NET_ADMIN instead of switching).

@@ -104,6 +104,19 @@ public final class ConnectionModel {
     /// TLS hides what follows: rules that need the content must stay quiet (unknown, not passed).
     public var hidden: Bool { tls && !decrypted }
     public internal(set) var saslSucceeded = false
+    /// SASL negotiations on this connection, in order (the first `maxSASLNegotiations`).
+    public internal(set) var sasl: [SASLNegotiation] = []
+    static let maxSASLNegotiations = 8
+    /// The SASL mechanisms the acceptor's latest features offered.
+    public internal(set) var offeredMechanisms: [String] = []
+    /// The domain SASL authenticated for the initiator (nil: none, or not known because the
+    /// `<auth/>` was not seen).
+    public internal(set) var saslDomain: String?
+    /// Per direction: SASL succeeded and that direction has not sent anything since, so its next
+    /// output must be a new stream header (RFC 6120 §6.4.6).
+    public internal(set) var saslRestart = PerDirection(repeating: false)
+    /// The event being applied is the first of its direction after SASL success.
+    public internal(set) var firstAfterSASLSuccess = false
     public internal(set) var bidi = false
     public internal(set) var streamClosed = PerDirection(repeating: false)
     public internal(set) var streamClosedFrame = PerDirection<FrameRef?>(repeating: nil)
@@ -191,17 +204,19 @@ public final class ConnectionModel {
             || (features ?? preTLSFeatures)?.child("dialback", namespace: Namespace.dialbackFeature) != nil
     }
 
-    /// Whether the sender of direction `d` authenticated `domain` on this connection (dialback or,
-    /// for the initiator, SASL). `domain` is normalised (see `normalizedDomain`).
+    /// Whether the sender of direction `d` authenticated `domain` on this connection: by dialback,
+    /// or, for the initiator, as the identity SASL authenticated (RFC 6120 §6.4.6, XEP-0178) — not
+    /// whatever a later stream header claims. A SASL success whose `<auth/>` was not seen validates
+    /// whatever it was for: that cannot be judged. `domain` is normalised (see `normalizedDomain`).
     public func hasValidatedSender(_ domain: String, _ d: Direction = .clientToServer) -> Bool {
-        if d == .clientToServer, saslSucceeded, let f = initialHeader?.from, normalizedDomain(f) == domain { return true }
+        if d == .clientToServer, saslSucceeded, saslDomain.map(normalizedDomain) ?? domain == domain { return true }
         return validated[d].contains { $0.sender == domain }
     }
 
     /// Domains the sender of direction `d` authenticated on this connection (dialback or SASL).
     public func validatedSenders(_ d: Direction = .clientToServer) -> Set<String> {
         var s = Set(validated[d].map(\.sender))
-        if d == .clientToServer, saslSucceeded, let f = initialHeader?.from { s.insert(normalizedDomain(f)) }
+        if d == .clientToServer, saslSucceeded, let a = saslDomain { s.insert(normalizedDomain(a)) }
         return s
     }
 }
@@ -268,6 +283,8 @@ public struct ConnectionSummary: Sendable {
     public var initialTo: String?
     /// The directions the capture picked up after their streams began.
     public var pickedUp = PerDirection(repeating: false)
+    /// The SASL negotiations of the connection.
+    public var sasl: [SASLNegotiation] = []
 }
 
 extension ConnectionModel {
@@ -278,7 +295,7 @@ extension ConnectionModel {
                           streams: streams.map { StreamSummary(direction: $0.direction, to: $0.header.to, from: $0.header.from,
                                                                id: $0.header.id, version: $0.header.version, closed: $0.closed) },
                           hidden: hidden, initiatorDamaged: damaged.clientToServer || pickedUp.clientToServer,
-                          streamID: streamID, initialTo: initialHeader?.to.map(normalizedDomain), pickedUp: pickedUp)
+                          streamID: streamID, initialTo: initialHeader?.to.map(normalizedDomain), pickedUp: pickedUp, sasl: sasl)
     }
 
     /// Judged by XEP-0220 where the profiles differ: this side advertised or used dialback errors.

@@ -180,9 +180,17 @@ public final class DialbackModel {
     public func apply(_ e: XMPPEvent, on c: ConnectionModel) -> DialbackEvent? {
         c.lastFrame = e.lastFrame
         let d = e.direction
+        if c.saslSucceeded {
+            c.firstAfterSASLSuccess = c.saslRestart[d]
+            c.saslRestart[d] = false
+        }
         switch e.kind {
         case .streamOpened(let h):
             if c.tls { c.decrypted = true }
+            if c.firstAfterSASLSuccess, h.isStreamRoot, d == .serverToClient,
+               let i = c.sasl.lastIndex(where: { $0.outcome == .success }) {
+                c.sasl[i].streamIDAfter = h.id
+            }
             if d == .clientToServer { c.initialHeader = h } else { c.responseHeader = h }
             c.headerFrames[d] = e.firstFrame
             c.elementsSinceHeader[d] = 0
@@ -226,6 +234,7 @@ public final class DialbackModel {
         if el.namespace == Namespace.streams {
             if el.local == "features" && d == .serverToClient {
                 c.features = el
+                c.offeredMechanisms = DialbackModel.mechanisms(in: el)
                 if !c.tls {
                     c.preTLSFeatures = el
                     c.startTLSRequired = el.child("starttls", namespace: Namespace.tls)?.child("required") != nil
@@ -236,7 +245,7 @@ public final class DialbackModel {
             }
             return nil
         }
-        if el.is("success", Namespace.sasl) && d == .serverToClient { c.saslSucceeded = true }
+        if el.namespace == Namespace.sasl { sasl(el, e, on: c) }
         if el.is("bidi", Namespace.bidi) && d == .clientToServer { c.bidi = true }
         if el.local == "message" || el.local == "presence" || el.local == "iq" {
             c.stanzaCount[d] += 1

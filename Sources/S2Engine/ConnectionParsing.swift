@@ -35,11 +35,11 @@ final class ConnectionParser: XMPPEventSink {
     // The sink outlives every parser (it is the connection's context or a worker of the run).
     unowned(unsafe) let output: ParseOutputSink
 
-    init(connection: ConnectionID, configuration: EngineConfiguration, output: ParseOutputSink,
+    init(connection: ConnectionID, configuration: EngineConfiguration, keys: TLSKeyStore?, output: ParseOutputSink,
          onDecrypted: ((ConnectionID, Direction, UnsafeRawBufferPointer, FrameRef) -> Void)?) {
         self.output = output
         decoder = XMPPConnectionDecoder(connection: connection, limits: configuration.xml, sink: self)
-        let tls = TLSSession(connection: connection, keyLog: configuration.keyLog)
+        let tls = TLSSession(connection: connection, keys: keys)
         tls.onPlaintext = { [unowned self] d, bytes, frame in
             onDecrypted?(connection, d, bytes, frame)
             self.decoder.decrypted(d, bytes, frame: frame)

@@ -22,6 +22,11 @@ public final class SensorMetrics: Sendable {
     // Analysis.
     let flows: Gauge
     let connectionsClosed: Counter
+    // TLS sessions waiting for their secrets (live --keylog).
+    let tlsReleased: Counter
+    let tlsDropped: Counter
+    let tlsHeldBytes: Gauge
+    let tlsDroppedBytes: Counter
     // Output.
     let outputUp: Gauge
     let outputLost: Counter
@@ -48,6 +53,8 @@ public final class SensorMetrics: Sendable {
                                 help: "Times capture on an interface stopped (went down, lost its carrier, disappeared, read error).")
     static let interfaceUp = (name: "s2scope_capture_up",
                               help: "1 while the interface is captured, 0 while it is down or being reopened.")
+    static let tlsWaited = (name: "s2scope_tls_sessions_waited_total",
+                            help: "TLS sessions that held their records until their secrets were in the key log, by result.")
     static let requests = (name: "s2scope_metrics_requests_total",
                            help: "HTTP requests answered by the metrics server, by status code.")
 
@@ -65,6 +72,10 @@ public final class SensorMetrics: Sendable {
         kernelDrops = r.makeCounter(descriptor: Self.descriptor("s2scope_kernel_drops_total", "Packets dropped by the kernel or the interface before s2scope read them (verdicts after a drop may miss traffic)."))
         flows = r.makeGauge(descriptor: Self.descriptor("s2scope_flows", "TCP connections tracked now."))
         connectionsClosed = r.makeCounter(descriptor: Self.descriptor("s2scope_connections_closed_total", "TCP connections that ended (FIN, RST, idle timeout or eviction) and were reported."))
+        tlsReleased = r.makeCounter(descriptor: Self.descriptor(Self.tlsWaited.name, Self.tlsWaited.help), labels: [("result", "released")])
+        tlsDropped = r.makeCounter(descriptor: Self.descriptor(Self.tlsWaited.name, Self.tlsWaited.help), labels: [("result", "dropped")])
+        tlsHeldBytes = r.makeGauge(descriptor: Self.descriptor("s2scope_tls_held_bytes", "Bytes of TLS records held for secrets not in the key log yet."))
+        tlsDroppedBytes = r.makeCounter(descriptor: Self.descriptor("s2scope_tls_dropped_bytes_total", "Bytes of TLS records given up because their secrets did not arrive in time."))
         outputUp = r.makeGauge(descriptor: Self.descriptor("s2scope_output_up", "1 while events are written to the output, 0 after a write failed (until SIGHUP reopens it)."))
         outputLost = r.makeCounter(descriptor: Self.descriptor("s2scope_output_events_lost_total", "Events not written because the output had failed (disk full, closed pipe)."))
         residentBytes = r.makeGauge(descriptor: Self.descriptor("s2scope_resident_bytes", "Resident memory of the process (read at scrape time)."))
@@ -159,6 +170,18 @@ public struct SensorTotals: Sendable {
     public var outputLost = 0
     /// Per interface: capturing now, and times its capture stopped.
     public var interfaces: [String: (up: Bool, interruptions: Int)] = [:]
+    /// TLS sessions held for their secrets (live --keylog).
+    public struct TLSHold: Sendable {
+        public var sessionsReleased = 0, sessionsDropped = 0, bytesHeld = 0
+        public var bytesDropped: UInt64 = 0
+        public init(sessionsReleased: Int, sessionsDropped: Int, bytesHeld: Int, bytesDropped: UInt64) {
+            self.sessionsReleased = sessionsReleased
+            self.sessionsDropped = sessionsDropped
+            self.bytesHeld = bytesHeld
+            self.bytesDropped = bytesDropped
+        }
+    }
+    public var tls: TLSHold?
     public init() {}
 }
 
@@ -213,6 +236,13 @@ public struct MetricsPublisher {
         if t.connectionsClosed > last.connectionsClosed { m.connectionsClosed.increment(by: Int64(t.connectionsClosed - last.connectionsClosed)) }
         if t.outputLost > last.outputLost { m.outputLost.increment(by: Int64(t.outputLost - last.outputLost)) }
         if t.flows != last.flows { m.flows.set(Int64(t.flows)) }
+        if let h = t.tls {
+            let before = last.tls ?? SensorTotals.TLSHold(sessionsReleased: 0, sessionsDropped: 0, bytesHeld: 0, bytesDropped: 0)
+            if h.sessionsReleased > before.sessionsReleased { m.tlsReleased.increment(by: Int64(h.sessionsReleased - before.sessionsReleased)) }
+            if h.sessionsDropped > before.sessionsDropped { m.tlsDropped.increment(by: Int64(h.sessionsDropped - before.sessionsDropped)) }
+            if h.bytesDropped > before.bytesDropped { m.tlsDroppedBytes.increment(by: Int64(h.bytesDropped - before.bytesDropped)) }
+            if h.bytesHeld != before.bytesHeld { m.tlsHeldBytes.set(Int64(h.bytesHeld)) }
+        }
         if t.outputUp != last.outputUp { m.outputUp.set(to: t.outputUp ? 1 : 0) }
         for (o, n) in t.outcomes where n > last.outcomes[o, default: 0] {
             let label = outcomes.value(for: o)

@@ -164,7 +164,33 @@ public enum JSONReport {
             w.endObject()
         }
         w.endArray()
+        if !c.sasl.isEmpty {
+            w.beginArray("sasl")
+            for n in c.sasl { sasl(&w, n) }
+            w.endArray()
+        }
         if let tls { tlsInfo(&w, tls) }
+        w.endObject()
+    }
+
+    /// One SASL negotiation of a connection (RFC 6120 §6).
+    static func sasl(_ w: inout JSONWriter, _ n: SASLNegotiation) {
+        w.beginObject()
+        w.field("mechanism", n.mechanism)
+        w.field("initiating", n.initiating)
+        w.field("receiving", n.receiving)
+        w.field("authzid", n.authzid)
+        w.field("outcome", n.outcome.rawValue)
+        w.field("condition", n.condition)
+        w.field("domain", n.domain)
+        w.field("inside_tls", n.overTLS)
+        w.beginArray("offered")
+        for m in n.offered { w.value(m) }
+        w.endArray()
+        w.field("packet", n.authFrame.number)
+        if let f = n.outcomeFrame { w.field("outcome_packet", f.number) } else { w.fieldNull("outcome_packet") }
+        w.field("stream_id_before", n.streamIDBefore)
+        w.field("stream_id_after", n.streamIDAfter)
         w.endObject()
     }
 

@@ -91,6 +91,12 @@ public struct TextReport {
         if decrypted > 0 {
             o += "         \(decrypted) bytes decrypted with the TLS key log and analysed\n"
         }
+        var sasl: [(ConnectionID, SASLNegotiation)] = []
+        for c in r.connections where !c.sasl.isEmpty { sasl += c.sasl.map { (c.id, $0) } }
+        if !sasl.isEmpty {
+            let kinds = ["success", "failure", "aborted", "pending"].map { k in "\(sasl.filter { $0.1.outcome.rawValue == k }.count) \(k)" }
+            o += "         \(sasl.count) SASL authentication\(sasl.count == 1 ? "" : "s") (\(kinds.joined(separator: ", ")))\n"
+        }
 
         if !r.exchanges.isEmpty {
             o += "\n" + paint("Dialback exchanges", "1") + "\n"
@@ -105,6 +111,22 @@ public struct TextReport {
                     o += ", no db:verify seen"
                 }
                 if let f = x.resultReplyFrame { o += ", answer frame \(f.number)" }
+                o += "\n"
+            }
+        }
+
+        if !sasl.isEmpty {
+            o += "\n" + paint("SASL authentications", "1") + "\n"
+            for (id, n) in sasl {
+                let outcome = n.outcome.rawValue
+                let colored = outcome == "success" ? paint(outcome, "32") : outcome == "pending" ? paint(outcome, "2") : paint(outcome, "31")
+                o += "  \(id)  \(terminalSafe(n.initiating ?? "?")) → \(terminalSafe(n.receiving ?? "?"))  \(terminalSafe(n.mechanism))  \(colored)"
+                if let cond = n.condition { o += " <\(terminalSafe(cond))/>" }
+                if let a = n.authzid { o += "  authzid '\(terminalSafe(a))'" }
+                o += n.overTLS ? "  inside TLS" : "  without TLS"
+                o += "  auth frame \(n.authFrame.number)"
+                if let f = n.outcomeFrame { o += ", \(outcome) frame \(f.number)" }
+                if let sid = n.streamIDAfter { o += ", restarted stream id '\(terminalSafe(sid))'" }
                 o += "\n"
             }
         }

@@ -6,6 +6,7 @@ import S2Metrics
 import S2Model
 import S2Report
 import S2Rules
+import S2TLS
 
 #if canImport(Glibc)
 @preconcurrency import Glibc
@@ -51,6 +52,14 @@ struct Live: ParsableCommand {
               s2scope live -i eth0 --metrics :9269          # every IPv6 and IPv4 address
               s2scope live -i eth0 --metrics [::1]:9269 --metrics 127.0.0.1:9269
               mv events.jsonl events.jsonl.1 && kill -HUP $(pidof s2scope)   # rotate the output
+              s2scope live -i eth0 --keylog /var/lib/prosody/sslkeys.log
+
+            With --keylog the file is followed as the servers append to it (it may be missing or \
+            empty at start): a TLS session whose secrets are not in it yet holds its records, and the \
+            frames after them wait too, for --keylog-wait seconds (at most 1 MiB per session, 32 MiB \
+            in all); when the secrets arrive everything is decrypted and judged in capture order. The \
+            file is opened before privileges are dropped when it exists at start; otherwise --user \
+            must be able to read it.
             """)
 
     @Option(name: [.short, .customLong("interface")], help: ArgumentHelp("Interface to capture on; repeat for several.", valueName: "iface"))
@@ -106,8 +115,10 @@ struct Live: ParsableCommand {
         signal(SIGHUP) { _ in reopenRequested = 1 }
         signal(SIGPIPE, SIG_IGN)
 
-        var configuration = try analysis.makeConfiguration()
+        var configuration = try analysis.makeConfiguration(loadKeyLogs: false)
         configuration.retainHistory = false
+        let followers = analysis.keylog.map { KeyLogFollower(path: $0) }
+        configuration.followsKeyLog = !followers.isEmpty
         var options = LiveOptions()
         options.snapLength = snaplen
         options.bufferSize = bufferSize
@@ -138,6 +149,13 @@ struct Live: ParsableCommand {
             sensorMetrics = m
         }
         defer { server?.shutdown() }
+        // Key logs that exist now are opened while still root (they are 0600, the servers' own).
+        var initialSecrets = KeyLog()
+        for f in followers {
+            let (secrets, notes) = f.poll()
+            initialSecrets.merge(secrets)
+            for n in notes { fputs("s2scope: \(n)\n", stderr) }
+        }
         try dropPrivileges()
 
         let log: EventLog
@@ -149,6 +167,22 @@ struct Live: ParsableCommand {
         var publisher = sensorMetrics.map { MetricsPublisher(metrics: $0, rules: RuleCatalog.all.map(\.id)) }
         let text = TextReport(color: false)
         let engine = Engine(configuration: configuration)
+        engine.addSecrets(initialSecrets)
+        func readKeyLogs() -> KeyLog {
+            var secrets = KeyLog()
+            for f in followers {
+                let (more, notes) = f.poll()
+                for n in notes { fputs("s2scope: \(n)\n", stderr) }
+                secrets.merge(more)
+            }
+            return secrets
+        }
+        func followKeyLogs() {
+            let secrets = readKeyLogs()
+            if !secrets.isEmpty { engine.addSecrets(secrets) }
+        }
+        // A session that misses its secrets reads the key logs at once: they are usually there.
+        if !followers.isEmpty { engine.tlsKeys?.refill = readKeyLogs }
         func emit(_ line: String) { log.append(line) }
         func anomalyLine(_ a: Anomaly) -> String {
             format == .jsonl ? JSONReport.line { JSONReport.anomaly(&$0, a, event: true) } : text.line(for: a)
@@ -164,8 +198,8 @@ struct Live: ParsableCommand {
             publisher?.anomaly(kind: a.kind)
             emit(anomalyLine(a))
         }
-        engine.onConnectionClosed = { c in
-            if format == .jsonl { emit(JSONReport.line { JSONReport.connection(&$0, c.summary, event: true) }) }
+        engine.onConnectionClosed = { c, tls in
+            if format == .jsonl { emit(JSONReport.line { JSONReport.connection(&$0, c.summary, event: true, tls: tls) }) }
         }
 
         var lastStats = start
@@ -192,6 +226,16 @@ struct Live: ParsableCommand {
             w.field("connections_closed", engine.connectionsClosed)
             w.field("dialbacks", engine.outcomes.values.reduce(0, +))
             w.field("violations", engine.violationsByRule.values.reduce(0, +))
+            if let keys = engine.tlsKeys {
+                let h = keys.statistics
+                w.field("keylog_sessions", keys.keyLog.sessionCount)
+                w.field("tls_sessions_waited", h.sessionsHeld)
+                w.field("tls_sessions_released", h.sessionsReleased)
+                w.field("tls_sessions_dropped", h.sessionsDropped)
+                w.field("tls_bytes_held", h.bytesHeld)
+                w.field("tls_bytes_dropped", h.bytesDropped)
+                w.field("frames_waiting", engine.deferredFrameCount)
+            }
             w.field("rss_bytes", ProcessMemory.residentBytes())
             w.field("capture_interruptions", capture.interfaces.reduce(0) { $0 + $1.interruptions })
             w.field("interfaces_capturing", capture.interfaces.filter(\.isCapturing).count)
@@ -213,6 +257,10 @@ struct Live: ParsableCommand {
             t.outputUp = log.failure == nil
             t.outputLost = log.linesLost
             for i in capture.interfaces { t.interfaces[i.name] = (i.isCapturing, i.interruptions) }
+            if let h = engine.tlsKeys?.statistics {
+                t.tls = SensorTotals.TLSHold(sessionsReleased: h.sessionsReleased, sessionsDropped: h.sessionsDropped,
+                                             bytesHeld: h.bytesHeld, bytesDropped: h.bytesDropped)
+            }
             publisher?.publish(t)
         }
         func reportCaptureEvents() {
@@ -269,6 +317,8 @@ struct Live: ParsableCommand {
                 lastPacketTime = p.frame.time
                 frames += 1
             }
+            // Secrets the servers wrote meanwhile; sessions that waited for them decrypt now.
+            followKeyLogs()
             let wall = wallClock()
             if n > 0 { lastPacketWall = wall }
             // Idle link: move capture time on with the wall clock so flows and reaction timers expire.
@@ -292,6 +342,7 @@ struct Live: ParsableCommand {
             if let duration, wall - start >= duration { break }
             if let count, frames >= count { break }
         }
+        followKeyLogs()
         _ = engine.finish()
         handleOutput()
         if format == .jsonl { emit(statsLine()) } else {

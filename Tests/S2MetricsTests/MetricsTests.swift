@@ -88,6 +88,7 @@ struct SensorMetricsTests {
         t.interfaces["eth1"] = (true, 1)
         t.outputUp = false
         t.outputLost = 4
+        t.tls = SensorTotals.TLSHold(sessionsReleased: 3, sessionsDropped: 1, bytesHeld: 2048, bytesDropped: 700)
         p.publish(t)
         p.violation(rule: "STANZA-ADDR-4", severity: .high)
         p.violation(rule: "STANZA-ADDR-4", severity: .high)
@@ -117,6 +118,10 @@ struct SensorMetricsTests {
         #expect(value(text, "s2scope_output_up") == 0)
         #expect(value(text, "s2scope_output_events_lost_total") == 4)
         #expect(value(text, "s2scope_start_time_seconds") == 1_700_000_000)
+        #expect(value(text, "s2scope_tls_sessions_waited_total{result=\"released\"}") == 3)
+        #expect(value(text, "s2scope_tls_sessions_waited_total{result=\"dropped\"}") == 1)
+        #expect(value(text, "s2scope_tls_held_bytes") == 2048)
+        #expect(value(text, "s2scope_tls_dropped_bytes_total") == 700)
         #expect((value(text, "s2scope_resident_bytes") ?? 0) > 1_000_000, "read from /proc at scrape time")
         #expect(text.contains("# HELP s2scope_kernel_drops_total "))
         #expect(text.contains("# TYPE s2scope_violations_total counter"))

@@ -13,8 +13,8 @@
 #      (127.0.0.1-50; half idle, half slow-loris sending one header byte a second, each reopened a
 #      second after the server closes it) from before the replay to after it, while a well-behaved
 #      client from 127.0.0.200 scrapes once a second.
-# Passes when the baseline lost nothing (else the machine is too busy for the rate and the test says
-# so), the flood run lost nothing either (kernel_dropped and interface_dropped 0, every packet the
+# Passes when the baseline lost nothing (else the machine is too busy for the rate: the baseline is run
+# again, 3 tries, then the test says so), the flood run lost nothing either (kernel_dropped and interface_dropped 0, every packet the
 # kernel filter passed analysed), and both runs analysed the same packets and found the same
 # connections, dialbacks and violations. Prints the CPU seconds of s2scope's capture thread and of
 # its metrics event-loop thread in each run, the flood's numbers (attempts, most connections open at
@@ -120,7 +120,18 @@ print(", ".join("%s %.2f" % (k, b[k] - a.get(k, 0)) for k in sorted(b)))' "$WORK
   [ "$LIVE_RC" = 0 ] || [ "$LIVE_RC" = 1 ] || fail "$name: s2scope exited $LIVE_RC"
 }
 
-run baseline 0
+drops() { echo $(( $(stat_field "$1" kernel_dropped) + $(stat_field "$1" interface_dropped) )); }
+
+# A baseline that already lost packets says the machine (not the metrics server) cannot keep up at
+# this rate: such a pair is not a comparison, and the pair is run again (3 tries at most).
+bd=-1
+for ((try = 1; try <= 3; try++)); do
+  run baseline 0
+  bd=$(drops "$WORK/baseline.jsonl")
+  (( bd == 0 )) && break
+  log "try $try: the baseline lost $bd packets in the kernel (the machine is busy); running it again"
+done
+(( bd == 0 )) || fail "in 3 tries every baseline run lost packets in the kernel: this machine does not replay $MBPS Mbit/s past s2scope (busy CPU?), so the comparison says nothing; try FLOOD_MBPS lower"
 run flood 1
 
 for name in baseline flood; do
@@ -128,10 +139,8 @@ for name in baseline flood; do
   a=$(stat_field "$ev" packets); k=$(stat_field "$ev" kernel_received); d=$(stat_field "$ev" kernel_dropped)
   (( a + d == k )) || fail "$name: the kernel passed $k packets, s2scope analysed $a and counted $d dropped"
 done
-bd=$(( $(stat_field "$WORK/baseline.jsonl" kernel_dropped) + $(stat_field "$WORK/baseline.jsonl" interface_dropped) ))
-(( bd == 0 )) || fail "the baseline run already lost $bd packets in the kernel: this machine does not replay $MBPS Mbit/s past s2scope (busy CPU?), so the comparison says nothing; try FLOOD_MBPS lower"
-fd=$(( $(stat_field "$WORK/flood.jsonl" kernel_dropped) + $(stat_field "$WORK/flood.jsonl" interface_dropped) ))
-(( fd <= bd )) || fail "kernel drops with the flood: $fd (baseline $bd)"
+fd=$(drops "$WORK/flood.jsonl")
+(( fd == 0 )) || fail "kernel drops with the flood: $fd (baseline $bd)"
 $CHECK same-findings "$WORK/baseline.jsonl" "$WORK/flood.jsonl" || fail "the runs found different things (see above)"
 log "flood client: $(cat "$WORK/flood.json" 2>/dev/null || echo 'no report')"
 log "metrics server after the flood: $(tr '\n' ';' < "$WORK/flood-server.txt")"

@@ -113,8 +113,17 @@ public final class Engine: ReassemblySink {
             reassembler.process(seg)
         case .failure(.malformed(let why)):
             report.statistics.malformedPackets += 1
-            anomaly(Anomaly(kind: bytes.count < wireLength ? .truncatedPacket : .malformedPacket, frame: frame,
-                            message: "frame \(frame.number) could not be decoded: \(why)"))
+            anomaly(Anomaly(kind: .malformedPacket, frame: frame, message: "frame \(frame.number) could not be decoded: \(why)"))
+        case .failure(.truncated(let why)):
+            report.statistics.malformedPackets += 1
+            // Cut by the snap length: a limit of the capture. Whole on the wire: its headers lie.
+            if bytes.count < wireLength {
+                anomaly(Anomaly(kind: .truncatedPacket, frame: frame,
+                                message: "frame \(frame.number) could not be decoded: \(why); the capture kept \(bytes.count) of its \(wireLength) bytes"))
+            } else {
+                anomaly(Anomaly(kind: .malformedPacket, frame: frame,
+                                message: "frame \(frame.number) could not be decoded: \(why); the frame was captured whole, so its headers announce more than it holds"))
+            }
         case .failure:
             break
         }

@@ -29,11 +29,14 @@ public final class IPFragmentReassembler {
         var firstFrame: FrameRef
     }
 
+    /// The largest IP datagram (the IPv4 total length and the IPv6 payload length are 16 bits).
+    static let maxDatagram = 65_535
+
     public let limits: Limits
     private var pending: [Key: Pending] = [:]
     private var order: [Key] = []
     /// Completed datagram, valid until the next `add` (a fixed buffer: nothing moves it).
-    private let completed = UnsafeMutableRawBufferPointer.allocate(byteCount: 65_536, alignment: 8)
+    private let completed = UnsafeMutableRawBufferPointer.allocate(byteCount: maxDatagram, alignment: 8)
     public private(set) var incompleteDropped = 0
     /// Frames of dropped incomplete datagrams not yet reported (drained by the engine).
     public var droppedFrames: [FrameRef] = []
@@ -45,40 +48,44 @@ public final class IPFragmentReassembler {
     public var inProgress: Int { pending.count }
 
     /// Adds one fragment; returns the whole datagram payload when this fragment completes it.
-    func add(key: Key, offset: Int, more: Bool, bytes: UnsafeRawBufferPointer, frame: FrameRef) -> UnsafeRawBufferPointer? {
+    /// Fragments that would end beyond 65,535 bytes are refused (nil; the decoder reports them
+    /// as malformed before they get here).
+    func add(key: Key, offset: Int, more: Bool, bytes: WireBytes, frame: FrameRef) -> WireBytes? {
         expire(now: frame.time)
+        guard offset >= 0, bytes.count <= IPFragmentReassembler.maxDatagram - offset else { return nil }
         let end = offset + bytes.count
-        guard end <= 65_535 else { return nil }
-        if pending[key] == nil {
+        var p: Pending
+        if let existing = pending.removeValue(forKey: key) {
+            p = existing  // taken out of the table: mutated without a copy-on-write
+        } else {
             if pending.count >= limits.maxDatagrams, let oldest = order.first {
                 drop(oldest)
             }
-            pending[key] = Pending(buffer: [], covered: [], totalLength: nil, firstSeen: frame.time, firstFrame: frame)
+            p = Pending(buffer: [], covered: [], totalLength: nil, firstSeen: frame.time, firstFrame: frame)
             order.append(key)
         }
-        var p = pending[key]!
-        pending[key] = nil  // avoid copy-on-write while mutating
         if !more { p.totalLength = end }
         if p.buffer.count < end { p.buffer.append(contentsOf: repeatElement(0, count: end - p.buffer.count)) }
         // First copy wins: write only the parts not yet covered.
         var cursor = offset
-        for r in p.covered where r.upperBound > cursor && r.lowerBound < end {
-            if r.lowerBound > cursor { copy(bytes, from: cursor - offset, to: &p.buffer, at: cursor, count: r.lowerBound - cursor) }
-            cursor = max(cursor, r.upperBound)
+        let covered = p.covered
+        p.buffer.withUnsafeMutableBytes { buffer in
+            for r in covered where r.upperBound > cursor && r.lowerBound < end {
+                if r.lowerBound > cursor {
+                    bytes.slice(from: cursor - offset, to: r.lowerBound - offset)?.copy(into: buffer, at: cursor)
+                }
+                cursor = max(cursor, r.upperBound)
+            }
+            if cursor < end { bytes.suffix(from: cursor - offset)?.copy(into: buffer, at: cursor) }
         }
-        if cursor < end { copy(bytes, from: cursor - offset, to: &p.buffer, at: cursor, count: end - cursor) }
         p.covered = merge(p.covered, offset..<end)
         if let total = p.totalLength, p.covered.count == 1, p.covered[0] == 0..<total {
             order.removeAll { $0 == key }
-            p.buffer.withUnsafeBytes { completed.copyMemory(from: UnsafeRawBufferPointer(rebasing: $0[0..<total])) }
-            return UnsafeRawBufferPointer(rebasing: completed[0..<total])
+            let done = p.buffer.withWireBytes { $0.prefix(total).copy(into: completed, at: 0) }
+            return done ? WireBytes(UnsafeRawBufferPointer(completed)).prefix(total) : nil
         }
         pending[key] = p
         return nil
-    }
-
-    private func copy(_ src: UnsafeRawBufferPointer, from: Int, to dst: inout [UInt8], at: Int, count: Int) {
-        for i in 0..<count { dst[at + i] = src[from + i] }
     }
 
     private func merge(_ ranges: [Range<Int>], _ r: Range<Int>) -> [Range<Int>] {

@@ -109,7 +109,7 @@ public final class LiveCapture {
                 guard rc == 1, let hdr = header, let d = data else { break }
                 interfaces[k].frames += 1
                 delivered += 1
-                let ts = Timestamp(seconds: Int64(hdr.pointee.ts.tv_sec), nanoseconds: Int32(hdr.pointee.ts.tv_usec))
+                let ts = Timestamp(seconds: Int64(hdr.pointee.ts.tv_sec), subsecondNanoseconds: Int64(hdr.pointee.ts.tv_usec))
                 body(CapturedPacket(frame: FrameRef(input: k, number: interfaces[k].frames, time: ts),
                                     linkType: interfaces[k].linkType,
                                     bytes: UnsafeRawBufferPointer(start: d, count: Int(hdr.pointee.caplen)),

@@ -14,12 +14,24 @@ struct DecodedSegment: Equatable, CustomStringConvertible {
 
 func hex(_ b: UnsafeRawBufferPointer) -> String { b.map { String(format: "%02x", $0) }.joined() }
 
+/// The fixture name of a skip (`skipped[].kind` in the expected JSON).
+func skipKind(_ skip: DecodeSkip) -> String {
+    switch skip {
+    case .notTCP: "not_tcp"
+    case .fragmentHeld: "fragment_held"
+    case .truncated: "truncated"
+    case .malformed: "malformed"
+    case .unsupportedLinkType: "unsupported_link_type"
+    }
+}
+
 /// Decodes every frame of a capture; returns TCP segments and the frames that gave none.
-func decodeAll(_ path: String) throws -> (segments: [DecodedSegment], other: [Int], frames: Int, end: ReadEnd, reader: PcapFileReader) {
+func decodeAll(_ path: String) throws -> (segments: [DecodedSegment], other: [Int], skips: [Int: String], frames: Int, end: ReadEnd, reader: PcapFileReader) {
     let reader = try PcapFileReader(path: path, inputIndex: 0)
     let decoder = FrameDecoder()
     var segs: [DecodedSegment] = []
     var other: [Int] = []
+    var skips: [Int: String] = [:]
     let end = reader.read { p in
         switch decoder.decode(p.bytes, linkType: p.linkType, frame: p.frame) {
         case .success(let s):
@@ -28,12 +40,13 @@ func decodeAll(_ path: String) throws -> (segments: [DecodedSegment], other: [In
                                        seq: s.sequence, ack: s.acknowledgment, flags: Int(s.flags.rawValue),
                                        payloadHex: hex(s.payload), payloadLength: s.payloadLength, snapTruncated: s.isSnapTruncated))
             segs[segs.count - 1].time = p.frame.time.rfc3339Nanoseconds
-        case .failure:
+        case .failure(let skip):
             other.append(p.frame.number)
+            skips[p.frame.number] = skipKind(skip)
         }
         return true
     }
-    return (segs, other, reader.framesRead, end, reader)
+    return (segs, other, skips, reader.framesRead, end, reader)
 }
 
 struct DecodeFixtureTests {
@@ -46,7 +59,8 @@ struct DecodeFixtureTests {
     @Test func thereAreFixturesForEveryLinkType() {
         let all = Set(Self.fixtures)
         for name in ["ethernet", "linux-sll", "linux-sll2", "null", "loop", "raw", "vlan", "qinq", "ipv4-options",
-                     "ipv6-ext-headers", "ipv4-fragments", "ipv6-fragments", "snaplen-cut", "nanosecond", "pcapng-basic"] {
+                     "ipv6-ext-headers", "ipv4-fragments", "ipv6-fragments", "snaplen-cut", "nanosecond", "pcapng-basic",
+                     "ipv6-atomic-fragment-dstopts-overrun", "ipv6-fragments-dstopts"] {
             #expect(all.contains(name), "missing decode fixture \(name)")
         }
     }
@@ -75,6 +89,9 @@ struct DecodeFixtureTests {
         #expect(actual.count == expected.count, "\(name): \(actual.count) segments, expected \(expected.count)")
         for (a, e) in zip(actual, expected) { #expect(a == e, "\(name)") }
         #expect(got.other == json["non_tcp_frames"] as! [Int], "\(name): frames without a segment")
+        let skipped = (json["skipped"] as! [[String: Any]]).map { ($0["frame"] as! Int, $0["kind"] as! String) }
+        #expect(skipped.map(\.0) == got.other, "\(name): every frame without a segment has its reason")
+        for (frame, kind) in skipped { #expect(got.skips[frame] == kind, "\(name): frame \(frame)") }
     }
 
     /// tshark is a cross-check here, not the oracle: where it decodes a TCP segment, ours must agree.

@@ -83,7 +83,9 @@ public final class FrameDecoder {
             return .failure(.truncated("IPv6 header cut short (\(p.count) of 40 bytes)"))
         }
         guard versionClass >> 4 == 6 else { return .failure(.malformed("IPv6 header with version \(versionClass >> 4)")) }
-        guard payloadLength > 0 else { return .failure(.malformed("IPv6 jumbogram or empty payload")) }
+        // Payload length 0 with a Hop-by-Hop header is a jumbogram (RFC 2675); otherwise the
+        // payload is empty, and the walk below says what that means for the next header.
+        guard payloadLength > 0 || firstNext != 0 else { return .failure(.malformed("IPv6 jumbogram (not supported)")) }
         let announced = Int(payloadLength)
         let src = IPAddress(ipv6High: srcHigh, low: srcLow), dst = IPAddress(ipv6High: dstHigh, low: dstLow)
         // The payload as announced, cut to what was captured (link padding is not data).

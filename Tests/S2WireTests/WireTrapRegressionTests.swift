@@ -122,3 +122,40 @@ struct WireTrapRegressionTests {
         #expect(decoder.fragments.inProgress == 0)
     }
 }
+
+struct FragmentBoundsTests {
+    /// IPv4 fragment of datagram `id`: 8 bytes at `offset`, More Fragments set.
+    static func fragment(id: UInt16, offset: Int) -> [UInt8] {
+        let field = UInt16(0x2000 | offset / 8)
+        return [0x45, 0, 0, 28, UInt8(id >> 8), UInt8(id & 0xff), UInt8(field >> 8), UInt8(field & 0xff),
+                64, 6, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2] + [UInt8](repeating: 0x41, count: 8)
+    }
+
+    /// A datagram left in more pieces than a real one ever is is dropped, not kept growing.
+    @Test func aDatagramInTooManyPiecesIsDropped() {
+        let decoder = FrameDecoder()
+        let limit = decoder.fragments.limits.maxPieces
+        for k in 0...limit {
+            let f = Self.fragment(id: 7, offset: 16 * k)  // 8 bytes every 16: a hole after each piece
+            _ = f.withUnsafeBytes { decoder.decode($0, linkType: 228, frame: FrameRef(input: 0, number: k + 1, time: .zero)) }
+            #expect(decoder.fragments.inProgress == (k < limit ? 1 : 0), "after \(k + 1) pieces")
+        }
+        #expect(decoder.fragments.incompleteDropped == 1)
+    }
+
+    /// Datagrams that never complete are evicted oldest first, at the cap, however many come.
+    @Test func aFloodOfIncompleteDatagramsStaysAtTheCap() {
+        var limits = IPFragmentReassembler.Limits()
+        limits.maxDatagrams = 16
+        let decoder = FrameDecoder(fragmentLimits: limits)
+        for id in 0..<5_000 {
+            let f = Self.fragment(id: UInt16(id), offset: 0)
+            _ = f.withUnsafeBytes { decoder.decode($0, linkType: 228, frame: FrameRef(input: 0, number: id + 1, time: .zero)) }
+            #expect(decoder.fragments.inProgress == min(id + 1, 16))
+        }
+        #expect(decoder.fragments.incompleteDropped == 5_000 - 16)
+        #expect(decoder.fragments.droppedFrames.first?.number == 1, "the oldest goes first")
+        decoder.fragments.flush()
+        #expect(decoder.fragments.inProgress == 0 && decoder.fragments.incompleteDropped == 5_000)
+    }
+}

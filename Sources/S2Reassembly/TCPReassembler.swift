@@ -95,6 +95,18 @@ public final class TCPReassembler {
             c.lastSeen = now
             return
         }
+        if c.c2s.next > limits.maxStreamOffset || c.s2c.next > limits.maxStreamOffset {
+            // One packet moves an offset by about 2^32 at most (an acknowledgment 2^31 ahead, a
+            // held segment as far), so ending a stream here keeps every 64-bit offset, here and in
+            // the layers above, far from overflow. Only a peer that acknowledges ~2 GiB ahead,
+            // 2^31 times over, gets there.
+            statistics.limitHits += 1
+            sink.anomaly(Anomaly(kind: .limitReached, connection: c.id, frame: seg.frame,
+                                 message: "stream offsets passed \(limits.maxStreamOffset) bytes (acknowledgments far ahead of any data): the connection is closed, and its next packet starts a new one"))
+            close(c, reason: .evicted, frame: seg.frame)
+            remove(c)
+            return
+        }
         c.lastFrame = seg.frame
         c.lastSeen = now
         let dir: Direction = seg.source == c.client ? .clientToServer : .serverToClient

@@ -284,18 +284,18 @@ public final class Engine: ReassemblySink {
             let how = ctx.model.streams.isEmpty ? "direct TLS (no STARTTLS)" : "STARTTLS"
             let whereFrom = ctx.model.streams.isEmpty ? "from the first byte" : "after <proceed/>"
             if configuration.keyLog == nil {
-                report.statistics.encryptedBytes += afterProceed
+                report.statistics.encryptedBytes = report.statistics.encryptedBytes.saturatingAdd(afterProceed)
                 record(Anomaly(kind: .encrypted, connection: info.id, frame: ctx.model.tlsFrame, bytes: afterProceed,
                                message: "\(how): \(afterProceed) bytes \(whereFrom) are encrypted and were not checked (dialback inside TLS is invisible without the session keys; a TLS key log given with --keylog would reveal it)"))
             } else {
-                report.statistics.encryptedBytes += t.undecryptedBytes
+                report.statistics.encryptedBytes = report.statistics.encryptedBytes.saturatingAdd(t.undecryptedBytes)
                 if t.undecryptedBytes > 0 && !s.tlsReportedProblem {
                     record(Anomaly(kind: .encrypted, connection: info.id, frame: ctx.model.tlsFrame, bytes: t.undecryptedBytes,
                                    message: "STARTTLS: \(t.undecryptedBytes) bytes of TLS records were not decrypted and not checked (\(t.decryptionNote ?? "the key log did not cover them"))"))
                 }
             }
         } else {
-            report.statistics.encryptedBytes += afterProceed
+            report.statistics.encryptedBytes = report.statistics.encryptedBytes.saturatingAdd(afterProceed)
         }
         let reason: String
         switch info.reason ?? .open {

@@ -296,3 +296,14 @@ extension ArraySlice where Element == UInt8 {
         try withUnsafeBytes { try body(WireBytes($0)) }
     }
 }
+
+extension FixedWidthInteger where Self: UnsignedInteger {
+    /// `self + other`, or `.max` when that overflows: for run-wide counters that add sizes taken
+    /// from the wire (gap lengths, encrypted bytes), which a peer can make as large as it likes for
+    /// as long as a live sensor runs.
+    @inlinable
+    public func saturatingAdd(_ other: Self) -> Self {
+        let (sum, overflow) = addingReportingOverflow(other)
+        return overflow ? .max : sum
+    }
+}

@@ -369,7 +369,7 @@ public final class TCPReassembler {
             h.retainedValid = false
         }
         statistics.gaps += 1
-        statistics.gapBytes += length
+        statistics.gapBytes = statistics.gapBytes.saturatingAdd(length)  // run-wide: no bound per connection helps
         sink.streamGap(c, dir, at: offset, length: length, frame: frame)
         sink.anomaly(Anomaly(kind: .gap, connection: c.id, direction: dir, frame: frame, bytes: length,
                              message: "\(length) bytes missing at stream offset \(offset) (never captured); analysis resumes after the hole"))

@@ -181,3 +181,12 @@ struct WireBytesTests {
         }
     }
 }
+
+struct SaturatingCounterTests {
+    @Test func countersStopAtTheirLargestValue() {
+        #expect(UInt64(5).saturatingAdd(7) == 12)
+        #expect((UInt64.max - 3).saturatingAdd(3) == .max)
+        #expect((UInt64.max - 3).saturatingAdd(4) == .max)
+        #expect(UInt64.max.saturatingAdd(.max) == .max)
+    }
+}

@@ -107,9 +107,17 @@ public final class Engine: ReassemblySink {
         report.statistics.packets += 1
         report.statistics.bytes += Int64(bytes.count)
         switch decoder.decode(bytes, linkType: linkType, frame: frame) {
-        case .success(let seg):
+        case .success(var seg):
             guard configuration.ports.contains(seg.source.port) || configuration.ports.contains(seg.destination.port) else { return }
             report.statistics.tcpSegments += 1
+            if seg.isSnapTruncated && bytes.count >= wireLength {
+                // Captured whole, yet its IP length announces more payload than the frame holds: no
+                // snap length cut it, the header lies. The segment is the bytes that are there.
+                report.statistics.malformedPackets += 1
+                anomaly(Anomaly(kind: .malformedPacket, frame: frame,
+                                message: "frame \(frame.number): the IP header announces \(seg.payloadLength) bytes of TCP payload, the frame (captured whole) holds \(seg.payload.count)"))
+                seg.payloadLength = seg.payload.count
+            }
             reassembler.process(seg)
         case .failure(.malformed(let why)):
             report.statistics.malformedPackets += 1

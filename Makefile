@@ -3,7 +3,8 @@ SHELL := /bin/bash
 SWIFT ?= swift
 DEMO ?= fixtures/lab/prosody-prosody.pcap
 
-.PHONY: all deps build release demo test fixtures lab lab-test bench fuzz sanitize clean
+.PHONY: all deps build release demo test fixtures lab lab-test bench fuzz sanitize clean \
+	keylog-shim install install-keylog-shim tls-lab tls-lab-test
 
 all: build
 
@@ -45,6 +46,17 @@ lab-test: build
 	@scripts/install-deps.sh lab
 	scripts/lab/lab-test.sh
 
+# Real Prosody and ejabberd with STARTTLS required under the key-log shim (dialback inside TLS,
+# SASL EXTERNAL; TLS 1.3 and 1.2), captured offline and by `s2scope live --keylog`, into fixtures/tls.
+tls-lab: build keylog-shim
+	@scripts/install-deps.sh lab
+	scripts/lab/tls-servers.sh fixtures/tls
+
+# The same into a temporary folder, with every capture analysed against its truth (run by .ci/run).
+tls-lab-test: build keylog-shim
+	@scripts/install-deps.sh lab
+	scripts/lab/tls-lab-test.sh
+
 # libFuzzer targets of the Fuzz/ package (decode, reassembly, xmpp, pipeline), FUZZ_SECONDS each
 # (default 600); FUZZ_TARGETS picks some. Crashes land in Fuzz/.work/artifacts/<target>/.
 FUZZ_SECONDS ?= 600
@@ -67,6 +79,24 @@ sanitize:
 # against the generator's truth; writes docs/BENCH.md.
 bench:
 	scripts/bench.sh
+
+# The key-log shim for OpenSSL-based servers (Prosody, ejabberd): an LD_PRELOAD library that
+# appends the NSS key log of every TLS session to $$SSLKEYLOGFILE (tools/keylog-shim, README
+# "Keys from real servers"). Needs only a C compiler; no OpenSSL headers.
+CC ?= cc
+PREFIX ?= /usr/local
+KEYLOG_SHIM := .build/keylog-shim/libs2scope-keylog.so
+keylog-shim: $(KEYLOG_SHIM)
+$(KEYLOG_SHIM): tools/keylog-shim/s2scope-keylog.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c11 -O2 -g -Wall -Wextra -Werror -fPIC -shared -fvisibility=hidden \
+		-Wl,-z,relro,-z,now -o $@ $< -ldl -lpthread
+
+install-keylog-shim: $(KEYLOG_SHIM)
+	install -d $(DESTDIR)$(PREFIX)/lib/s2scope
+	install -m 0644 $(KEYLOG_SHIM) $(DESTDIR)$(PREFIX)/lib/s2scope/libs2scope-keylog.so
+
+install: install-keylog-shim
 
 clean:
 	rm -rf .build

@@ -1020,12 +1020,13 @@ def reassembly_cases(out_dir):
 
     # one-sided
     r = ReasmCase("one-sided.pcap", "only client->server packets captured (SYN, ACK, data, FIN); the client "
-                  "never acknowledges server data; one one-sided anomaly, no gap")
+                  "never acknowledges server data; one one-sided anomaly, no gap; the server's FIN was never "
+                  "seen, so the connection is still open (half closed) when the capture ends")
     cv = new_conv(40108, 71000, 72000)
     syn = cv.syn()
     cv.synack()  # not captured
     r.add(syn, cv.ack(True), cv.data(True, C_HDR), cv.data(True, C_DB), cv.data(True, C_MSG), cv.fin(True, END))
-    r.emit(out_dir, [conn((A4, 40108), SV, chunks(C_HDR + C_DB + C_MSG + END), [], "fin", 1, len(r.frames))],
+    r.emit(out_dir, [conn((A4, 40108), SV, chunks(C_HDR + C_DB + C_MSG + END), [], "open", 1, len(r.frames))],
            [anomaly("one-sided")])
     cases.append(r)
 

@@ -79,7 +79,8 @@ enum ArchiveCoder {
         o.append(s.closeFrame == nil ? 0 : 1)
         if let f = s.closeFrame { frame(f, &o) }
         opt(s.close, &o)
-        o.append((s.tls ? 1 : 0) | (s.hidden ? 2 : 0) | (s.initiatorDamaged ? 4 : 0))
+        o.append((s.tls ? 1 : 0) | (s.hidden ? 2 : 0) | (s.initiatorDamaged ? 4 : 0)
+                 | (s.pickedUp.clientToServer ? 8 : 0) | (s.pickedUp.serverToClient ? 16 : 0))
         opt(s.streamID, &o)
         opt(s.initialTo, &o)
         int(s.streams.count, &o)
@@ -89,6 +90,24 @@ enum ArchiveCoder {
             opt(st.from, &o)
             opt(st.id, &o)
             opt(st.version, &o)
+        }
+        int(s.sasl.count, &o)
+        for n in s.sasl {
+            str(n.mechanism, &o)
+            opt(n.initialResponse, &o)
+            opt(n.authzid, &o)
+            opt(n.initiating, &o)
+            opt(n.receiving, &o)
+            int(n.offered.count, &o)
+            for m in n.offered { str(m, &o) }
+            o.append((n.malformedResponse ? 1 : 0) | (n.overTLS ? 2 : 0))
+            frame(n.authFrame, &o)
+            str(n.outcome.rawValue, &o)
+            opt(n.condition, &o)
+            o.append(n.outcomeFrame == nil ? 0 : 1)
+            if let f = n.outcomeFrame { frame(f, &o) }
+            opt(n.streamIDBefore, &o)
+            opt(n.streamIDAfter, &o)
         }
     }
 
@@ -114,10 +133,34 @@ enum ArchiveCoder {
             streams.append(StreamSummary(direction: f & 1 == 0 ? .clientToServer : .serverToClient, to: to, from: from,
                                          id: sid, version: version, closed: f & 2 != 0))
         }
+        guard let ns = r.int(), ns >= 0, ns <= ConnectionModel.maxSASLNegotiations else { return nil }
+        var sasl: [SASLNegotiation] = []
+        for _ in 0..<ns {
+            guard let mechanism = r.str(), let response = r.opt(), let authzid = r.opt(), let initiating = r.opt(),
+                  let receiving = r.opt(), let no = r.int(), no >= 0, no < 1 << 16 else { return nil }
+            var offered: [String] = []
+            for _ in 0..<no {
+                guard let m = r.str() else { return nil }
+                offered.append(m)
+            }
+            guard let f = r.byte(), let authFrame = r.frame(), let outcome = r.str().flatMap(SASLNegotiation.Outcome.init(rawValue:)),
+                  let condition = r.opt(), let hasOutcome = r.byte() else { return nil }
+            var outcomeFrame: FrameRef?
+            if hasOutcome == 1 { guard let of = r.frame() else { return nil }; outcomeFrame = of }
+            guard let before = r.opt(), let after = r.opt() else { return nil }
+            var n = SASLNegotiation(mechanism: mechanism, initialResponse: response, authzid: authzid, malformedResponse: f & 1 != 0,
+                                    initiating: initiating, receiving: receiving, offered: offered, overTLS: f & 2 != 0,
+                                    authFrame: authFrame, streamIDBefore: before, streamIDAfter: after)
+            n.outcome = outcome
+            n.condition = condition
+            n.outcomeFrame = outcomeFrame
+            sasl.append(n)
+        }
         return ConnectionSummary(id: ConnectionID(id), input: input, client: client, server: server, clientAddress: clientAddress,
                                  serverAddress: serverAddress, firstFrame: first, lastFrame: last, closeFrame: closeFrame,
                                  close: close, tls: flags & 1 != 0, streams: streams, hidden: flags & 2 != 0,
-                                 initiatorDamaged: flags & 4 != 0, streamID: streamID, initialTo: initialTo)
+                                 initiatorDamaged: flags & 4 != 0, streamID: streamID, initialTo: initialTo,
+                                 pickedUp: PerDirection(flags & 8 != 0, flags & 16 != 0), sasl: sasl)
     }
 
     private static func int(_ v: Int, _ o: inout [UInt8]) {

@@ -1,13 +1,15 @@
 import S2Model
 import S2XMPP
 
-/// A (Sender Domain, Target Domain) pair that dialback authorizes, in one direction.
+/// A (Sender Domain, Target Domain) pair that dialback authorizes, in one direction. Both
+/// domains are normalised (RFC 7622 §3.2: domainparts compare case-insensitively), so every
+/// comparison of pairs is one.
 public struct DomainPair: Hashable, Sendable, CustomStringConvertible {
-    public var sender: String
-    public var target: String
+    public let sender: String
+    public let target: String
     public init(sender: String, target: String) {
-        self.sender = sender
-        self.target = target
+        self.sender = normalizedDomain(sender)
+        self.target = normalizedDomain(target)
     }
     public var description: String { "(\(sender) → \(target))" }
 }
@@ -30,9 +32,41 @@ public struct StreamRecord: Sendable {
     public var closed = false
 }
 
+/// How the analyzer saw a connection end.
+public enum ConnectionEnd: Sendable, Equatable {
+    /// Both sides sent FIN.
+    case fin
+    /// A side reset it.
+    case rst
+    /// The capture ended with the connection open; `fin` tells which sides had already sent FIN.
+    case captureEnded(fin: PerDirection<Bool>)
+    /// The analyzer stopped watching it (idle timeout, eviction under a limit) at `at`: a
+    /// decision of the analyzer, not a close on the wire.
+    case unwatched(at: Timestamp)
+
+    /// The report contract's word (`fin|rst|timeout|open`).
+    public var reportName: String {
+        switch self {
+        case .fin: "fin"
+        case .rst: "rst"
+        case .captureEnded: "open"
+        case .unwatched: "timeout"
+        }
+    }
+
+    /// Whether the sender of direction `d` closed TCP on the wire.
+    public func closedOnWire(by d: Direction) -> Bool {
+        switch self {
+        case .fin, .rst: true
+        case .captureEnded(let fin): fin[d]
+        case .unwatched: false
+        }
+    }
+}
+
 /// Everything S2Scope knows about one TCP connection at the XMPP level: who opened it, the
 /// stream headers both ways, features, TLS, and the dialback state — pending requests and
-/// the validated domain pairs VP(c) of RULES.md §2.
+/// the validated domain pairs VP(c) of RULES.md §2 — together with how much of it was observed.
 public final class ConnectionModel {
     public let id: ConnectionID
     /// `address:port` of the initiator and the acceptor.
@@ -43,8 +77,10 @@ public final class ConnectionModel {
     public let input: Int
     public let firstFrame: FrameRef
     public internal(set) var lastFrame: FrameRef
+    /// How the connection ended (nil while open).
+    public internal(set) var end: ConnectionEnd?
     /// `fin`, `rst`, `timeout` or `open` once the connection ended.
-    public internal(set) var close: String?
+    public var close: String? { end?.reportName }
     public internal(set) var closeFrame: FrameRef?
 
     /// All stream headers in order (restarts included).
@@ -52,9 +88,9 @@ public final class ConnectionModel {
     /// The latest header per direction.
     public internal(set) var initialHeader: StreamHeader?
     public internal(set) var responseHeader: StreamHeader?
-    public internal(set) var headerFrames: [FrameRef?] = [nil, nil]
+    public internal(set) var headerFrames = PerDirection<FrameRef?>(repeating: nil)
     /// Top-level elements each direction sent since its latest header.
-    public internal(set) var elementsSinceHeader = [0, 0]
+    public internal(set) var elementsSinceHeader = PerDirection(repeating: 0)
     /// The acceptor's latest `<stream:features/>`.
     public internal(set) var features: XMLElement?
     /// Features offered before TLS (for STREAM-FEAT-2 / TLS-3).
@@ -68,29 +104,61 @@ public final class ConnectionModel {
     /// TLS hides what follows: rules that need the content must stay quiet (unknown, not passed).
     public var hidden: Bool { tls && !decrypted }
     public internal(set) var saslSucceeded = false
+    /// SASL negotiations on this connection, in order (the first `maxSASLNegotiations`).
+    public internal(set) var sasl: [SASLNegotiation] = []
+    static let maxSASLNegotiations = 8
+    /// The SASL mechanisms the acceptor's latest features offered.
+    public internal(set) var offeredMechanisms: [String] = []
+    /// The domain SASL authenticated for the initiator (nil: none, or not known because the
+    /// `<auth/>` was not seen).
+    public internal(set) var saslDomain: String?
+    /// Per direction: SASL succeeded and that direction has not sent anything since, so its next
+    /// output must be a new stream header (RFC 6120 §6.4.6).
+    public internal(set) var saslRestart = PerDirection(repeating: false)
+    /// The event being applied is the first of its direction after SASL success.
+    public internal(set) var firstAfterSASLSuccess = false
     public internal(set) var bidi = false
-    public internal(set) var streamClosed = [false, false]
-    public internal(set) var streamClosedFrame: [FrameRef?] = [nil, nil]
+    public internal(set) var streamClosed = PerDirection(repeating: false)
+    public internal(set) var streamClosedFrame = PerDirection<FrameRef?>(repeating: nil)
     /// The first stream error each direction sent.
-    public internal(set) var streamError: [XMLElement?] = [nil, nil]
-    public internal(set) var streamErrorFrame: [FrameRef?] = [nil, nil]
+    public internal(set) var streamError = PerDirection<XMLElement?>(repeating: nil)
+    public internal(set) var streamErrorFrame = PerDirection<FrameRef?>(repeating: nil)
     /// Whether each side emitted a `type='error'` dialback element.
-    public internal(set) var sentDialbackError = [false, false]
-    /// Untyped db:result requests from the initiator awaiting the acceptor's answer.
-    public internal(set) var pendingResults: [DomainPair: DialbackExchange] = [:]
+    public internal(set) var sentDialbackError = PerDirection(repeating: false)
+    /// Untyped db:result requests sent in each direction, awaiting the other side's answer: the
+    /// initiator's (classic dialback) and, on a XEP-0288 bidi connection, the acceptor's.
+    public internal(set) var pendingResults = PerDirection<[DomainPair: DialbackExchange]>(repeating: [:])
     /// Untyped db:verify requests from the initiator awaiting the acceptor's answer, by (from, to, id).
     public internal(set) var pendingVerifies: [VerifyKey: VerifyRequest] = [:]
-    /// VP(c): pairs the acceptor answered `valid` for on this connection.
-    public internal(set) var validated: Set<DomainPair> = []
-    /// Pairs the acceptor answered `invalid` for.
-    public internal(set) var invalidated: Set<DomainPair> = []
+    /// VP(c) per direction: the pairs the sender of that direction may send stanzas for — the
+    /// initiator's pairs validated by the acceptor's `valid`, and on a bidi connection the
+    /// acceptor's pairs validated by the initiator.
+    public internal(set) var validated = PerDirection<Set<DomainPair>>(repeating: [])
+    /// Pairs answered `invalid`, per direction of their requests.
+    public internal(set) var invalidated = PerDirection<Set<DomainPair>>(repeating: [])
     /// Targets the initiator asked for with db:result on this stream (for DB-RES-5).
     public internal(set) var requestedTargets: [String] = []
     /// The kinds of top-level elements seen, for DB-RCV-10 (verify-only connections).
     public internal(set) var carriedOnlyVerify = true
-    public internal(set) var stanzaCount = [0, 0]
-    /// Whether parsing of a direction was damaged (gap, desync): rules then stay quiet.
-    public internal(set) var damaged = [false, false]
+    /// Whether the connection carried XMPP at all (a header, an element, a stream picked up
+    /// mid-stream, TLS after STARTTLS or from the first byte): what the report lists.
+    public var carriedXMPP: Bool { !streams.isEmpty || tls || pickedUp.clientToServer || pickedUp.serverToClient || elementsSeen }
+    public internal(set) var elementsSeen = false
+    public internal(set) var stanzaCount = PerDirection(repeating: 0)
+    /// Whether a direction lost bytes or parsing skipped some (gap, desync) at any point.
+    public internal(set) var damaged = PerDirection(repeating: false)
+    /// Whether the capture holds the TCP handshake: then nothing either side sent before the
+    /// first bytes seen exists (without it, the acceptor may have sent its header unseen).
+    public var handshakeSeen = true
+    /// Whether the capture picked a direction up after its stream began.
+    public internal(set) var pickedUp = PerDirection(repeating: false)
+    /// Whether everything a direction sent since its latest stream header was observed: false
+    /// after a mid-stream pickup or a loss, true again at its next header. What the model keeps
+    /// (headers, features, pending requests, validated pairs, bidi, SASL) is complete only when
+    /// both directions are.
+    public internal(set) var complete = PerDirection(repeating: true)
+    /// Why the latest incompleteness arose, per direction.
+    public internal(set) var missing = PerDirection<Unobserved?>(repeating: nil)
 
     init(id: ConnectionID, client: String, server: String, clientAddress: String, serverAddress: String,
          input: Int, frame: FrameRef) {
@@ -112,6 +180,19 @@ public final class ConnectionModel {
     /// Address of the party that sends in direction `d`.
     public func address(of d: Direction) -> String { d == .clientToServer ? clientAddress : serverAddress }
 
+    /// Whether the connection's stream and dialback state is fully known: both directions were
+    /// observed since their headers and TLS hides nothing.
+    public var stateKnown: Bool { complete.clientToServer && complete.serverToClient && !hidden }
+
+    /// Why the state is not fully known (nil when it is): what a rule that needs it reports
+    /// under `not_judged`.
+    public var unobserved: Unobserved? {
+        if hidden { return .encrypted }
+        let reasons = [missing.clientToServer, missing.serverToClient].compactMap { $0 }
+        if reasons.contains(.midstream) { return .midstream }
+        return reasons.first
+    }
+
     /// True when the acceptor advertised `<dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback>`.
     public var acceptorAdvertisedDialbackErrors: Bool {
         guard let f = features ?? preTLSFeatures, let db = f.child("dialback", namespace: Namespace.dialbackFeature) else { return false }
@@ -123,28 +204,32 @@ public final class ConnectionModel {
             || (features ?? preTLSFeatures)?.child("dialback", namespace: Namespace.dialbackFeature) != nil
     }
 
-    /// Whether `domain` was validated for the initiator on this connection (by dialback or SASL).
-    public func hasValidatedSender(_ domain: String) -> Bool {
-        if saslSucceeded, initialHeader?.from == domain { return true }
-        return validated.contains { $0.sender == domain }
+    /// Whether the sender of direction `d` authenticated `domain` on this connection: by dialback,
+    /// or, for the initiator, as the identity SASL authenticated (RFC 6120 §6.4.6, XEP-0178) — not
+    /// whatever a later stream header claims. A SASL success whose `<auth/>` was not seen validates
+    /// whatever it was for: that cannot be judged. `domain` is normalised (see `normalizedDomain`).
+    public func hasValidatedSender(_ domain: String, _ d: Direction = .clientToServer) -> Bool {
+        if d == .clientToServer, saslSucceeded, saslDomain.map(normalizedDomain) ?? domain == domain { return true }
+        return validated[d].contains { $0.sender == domain }
     }
 
-    /// Domains validated for the initiator on this connection (by dialback or SASL).
-    public var validatedSenders: Set<String> {
-        var s = Set(validated.map(\.sender))
-        if saslSucceeded, let f = initialHeader?.from { s.insert(f) }
+    /// Domains the sender of direction `d` authenticated on this connection (dialback or SASL).
+    public func validatedSenders(_ d: Direction = .clientToServer) -> Set<String> {
+        var s = Set(validated[d].map(\.sender))
+        if d == .clientToServer, saslSucceeded, let a = saslDomain { s.insert(normalizedDomain(a)) }
         return s
     }
 }
 
 /// Key of a db:verify request: the request's (from, to, id).
 public struct VerifyKey: Hashable, Sendable {
-    public var from: String
-    public var to: String
-    public var id: String
+    public let from: String
+    public let to: String
+    public let id: String
+    /// `from` and `to` are normalised domains (see `normalizedDomain`).
     public init(from: String, to: String, id: String) {
-        self.from = from
-        self.to = to
+        self.from = normalizedDomain(from)
+        self.to = normalizedDomain(to)
         self.id = id
     }
 }
@@ -155,6 +240,8 @@ public struct VerifyRequest: Sendable {
     /// The key text the request carried.
     public var keyText: String
     public var frame: FrameRef
+    /// The direction the request travelled (initiator → acceptor, or back on a bidi connection).
+    public var direction: Direction = .clientToServer
     public var exchange: DialbackExchange?
 }
 
@@ -194,6 +281,10 @@ public struct ConnectionSummary: Sendable {
     /// The acceptor's latest stream ID and the initiator's latest `to`.
     public var streamID: String?
     public var initialTo: String?
+    /// The directions the capture picked up after their streams began.
+    public var pickedUp = PerDirection(repeating: false)
+    /// The SASL negotiations of the connection.
+    public var sasl: [SASLNegotiation] = []
 }
 
 extension ConnectionModel {
@@ -203,11 +294,12 @@ extension ConnectionModel {
                           close: close, tls: tls,
                           streams: streams.map { StreamSummary(direction: $0.direction, to: $0.header.to, from: $0.header.from,
                                                                id: $0.header.id, version: $0.header.version, closed: $0.closed) },
-                          hidden: hidden, initiatorDamaged: damaged[0], streamID: streamID, initialTo: initialHeader?.to)
+                          hidden: hidden, initiatorDamaged: damaged.clientToServer || pickedUp.clientToServer,
+                          streamID: streamID, initialTo: initialHeader?.to.map(normalizedDomain), pickedUp: pickedUp, sasl: sasl)
     }
 
     /// Judged by XEP-0220 where the profiles differ: this side advertised or used dialback errors.
     public var usesDialbackErrors: (acceptor: Bool, initiator: Bool) {
-        (acceptorAdvertisedDialbackErrors || sentDialbackError[1], sentDialbackError[0])
+        (acceptorAdvertisedDialbackErrors || sentDialbackError.serverToClient, sentDialbackError.clientToServer)
     }
 }

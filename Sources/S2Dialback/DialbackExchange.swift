@@ -33,6 +33,9 @@ public final class DialbackExchange: @unchecked Sendable {
     public let key: String
     public let resultConnection: ConnectionID
     public let resultFrame: FrameRef
+    /// The direction the db:result request travelled on its connection (initiator → acceptor
+    /// except on a XEP-0288 bidi connection).
+    public let resultDirection: Direction
     public internal(set) var verifyConnection: ConnectionID?
     public internal(set) var verifyFrame: FrameRef?
     public internal(set) var verifyKey: String?
@@ -48,17 +51,18 @@ public final class DialbackExchange: @unchecked Sendable {
     public internal(set) var receivingAddress: String
     public internal(set) var authoritativeAddress: String?
 
-    init(number: Int, originating: String, receiving: String, streamID: String?, key: String,
-         connection: ConnectionModel, frame: FrameRef) {
+    init(number: Int, pair: DomainPair, streamID: String?, key: String,
+         connection: ConnectionModel, direction: Direction, frame: FrameRef) {
         self.number = number
-        self.originating = originating
-        self.receiving = receiving
+        originating = pair.sender
+        receiving = pair.target
         self.streamID = streamID
         self.key = key
         resultConnection = connection.id
         resultFrame = frame
-        originatingAddress = connection.clientAddress
-        receivingAddress = connection.serverAddress
+        resultDirection = direction
+        originatingAddress = connection.address(of: direction)
+        receivingAddress = connection.address(of: direction.reversed)
     }
 
     public var id: String { "D\(number)" }

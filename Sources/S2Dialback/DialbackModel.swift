@@ -41,12 +41,18 @@ public final class DialbackModel {
     private var exchangeCounter = 0
     private var resultsByBinding: [ResultBinding: DialbackExchange] = [:]
     private var resultsByPair: [DomainPair: [DialbackExchange]] = [:]
+    /// Where each unanswered db:verify was asked, across connections (DB-CORR-2 looks for replies
+    /// that come back on another one). Bounded: beyond it, such replies go unrecognised.
+    private var pendingVerifyConnections: [VerifyKey: ConnectionID] = [:]
+    private let maxIndexedVerifies = 100_000
     /// Stream IDs issued, by issuing address, with the first connection that carried each.
     public private(set) var issuedStreamIDs: [String: [String: ConnectionID]] = [:]
     /// Domains each address has shown it hosts (response-header `from`, dialback `from` it asserted).
     public private(set) var hostedByAddress: [String: Set<String>] = [:]
-    /// Domains given by the user for each address.
-    public var configuredHosts: [String: Set<String>] = [:]
+    /// Domains given by the user for each address (normalised as they are set).
+    public var configuredHosts: [String: Set<String>] = [:] {
+        didSet { configuredHosts = configuredHosts.mapValues { Set($0.map(normalizedDomain)) } }
+    }
     /// Called when the receiving server answers a db:result (the exchange has its outcome).
     public var onOutcome: ((DialbackExchange) -> Void)?
 
@@ -60,8 +66,18 @@ public final class DialbackModel {
     public let archive = ConnectionArchive()
     /// Retired connections by the hash of their stream ID (confirmed against the archive).
     private var retiredByStreamID: [Int: [ConnectionID]] = [:]
-    /// What DB-CORR-9 asks of retired connections whose initiator side could not be read.
-    public private(set) var retiredUnreadable: [(clientAddress: String, firstTime: Timestamp, initialTo: String?)] = []
+    /// A retired connection whose content the capture could not fully read (TLS without keys, a
+    /// mid-stream pickup, lost bytes): what DB-CORR-9 asks about paths a verify may have taken.
+    public struct UnreadableConnection: Sendable {
+        public var clientAddress: String
+        public var serverAddress: String
+        public var first: Timestamp
+        public var last: Timestamp
+        public var initialTo: String?
+    }
+    public private(set) var retiredUnreadable: [UnreadableConnection] = []
+    /// More unreadable connections retired than `retiredUnreadable` keeps: any may have been the path.
+    public private(set) var retiredUnreadableOverflow = false
     /// Addresses that advertised or sent dialback errors on a retired connection.
     public private(set) var retiredDialbackErrorAddresses: Set<String> = []
     /// Acceptor addresses of retired connections whose initiator side was readable.
@@ -84,15 +100,21 @@ public final class DialbackModel {
         return c
     }
 
-    public func closed(_ c: ConnectionModel, reason: String, frame: FrameRef) {
-        c.close = reason
+    public func closed(_ c: ConnectionModel, end: ConnectionEnd, frame: FrameRef) {
+        c.end = end
         c.closeFrame = frame
     }
 
-    public func markDamaged(_ c: ConnectionModel, _ d: Direction) { c.damaged[d.rawValue] = true }
+    /// Bytes of direction `d` were lost or skipped: what they carried is unknown.
+    public func markDamaged(_ c: ConnectionModel, _ d: Direction) {
+        c.damaged[d] = true
+        c.complete[d] = false
+        if c.missing[d] == nil { c.missing[d] = .gap }
+    }
 
     /// Forgets per-connection bookkeeping of a connection that ended (bounded memory in live mode).
     public func release(_ c: ConnectionModel) {
+        for k in c.pendingVerifies.keys where pendingVerifyConnections[k] == c.id { pendingVerifyConnections[k] = nil }
         c.pendingVerifies.removeAll()
     }
 
@@ -102,11 +124,25 @@ public final class DialbackModel {
         let s = c.summary
         archive.append(s)
         if let id = s.streamID { retiredByStreamID[id.hashValue, default: []].append(c.id) }
-        if s.tls || s.initiatorDamaged { retiredUnreadable.append((c.clientAddress, s.firstFrame.time, s.initialTo)) }
+        if c.hidden || !c.stateKnown || c.pickedUp.clientToServer || c.pickedUp.serverToClient || c.damaged.clientToServer || c.damaged.serverToClient {
+            if retiredUnreadable.count < 100_000 {
+                retiredUnreadable.append(UnreadableConnection(clientAddress: c.clientAddress, serverAddress: c.serverAddress,
+                                                              first: s.firstFrame.time, last: s.lastFrame.time, initialTo: s.initialTo))
+            } else {
+                retiredUnreadableOverflow = true
+            }
+        }
         let errors = c.usesDialbackErrors
         if errors.acceptor { retiredDialbackErrorAddresses.insert(c.serverAddress) }
         if errors.initiator { retiredDialbackErrorAddresses.insert(c.clientAddress) }
         if !s.hidden && !s.initiatorDamaged { retiredReadableAcceptors.insert(c.serverAddress) }
+        byID[c.id] = nil
+        if let i = connections.lastIndex(where: { $0 === c }) { connections.remove(at: i) }
+    }
+
+    /// Drops a closed connection that carried no XMPP (a probe, a scan): it is counted, not kept,
+    /// and it takes nothing else with it.
+    public func discard(_ c: ConnectionModel) {
         byID[c.id] = nil
         if let i = connections.lastIndex(where: { $0 === c }) { connections.remove(at: i) }
     }
@@ -144,30 +180,49 @@ public final class DialbackModel {
     public func apply(_ e: XMPPEvent, on c: ConnectionModel) -> DialbackEvent? {
         c.lastFrame = e.lastFrame
         let d = e.direction
+        if c.saslSucceeded {
+            c.firstAfterSASLSuccess = c.saslRestart[d]
+            c.saslRestart[d] = false
+        }
         switch e.kind {
         case .streamOpened(let h):
             if c.tls { c.decrypted = true }
+            if c.firstAfterSASLSuccess, h.isStreamRoot, d == .serverToClient,
+               let i = c.sasl.lastIndex(where: { $0.outcome == .success }) {
+                c.sasl[i].streamIDAfter = h.id
+            }
             if d == .clientToServer { c.initialHeader = h } else { c.responseHeader = h }
-            c.headerFrames[d.rawValue] = e.firstFrame
-            c.elementsSinceHeader[d.rawValue] = 0
+            c.headerFrames[d] = e.firstFrame
+            c.elementsSinceHeader[d] = 0
+            c.complete[d] = true
+            c.missing[d] = nil
             c.streams.append(StreamRecord(direction: d, header: h, frame: e.firstFrame))
             if d == .serverToClient {
-                if let from = h.from, !from.isEmpty { hostedByAddress[c.serverAddress, default: []].insert(from) }
+                if let from = h.from, !from.isEmpty { hostedByAddress[c.serverAddress, default: []].insert(normalizedDomain(from)) }
                 if let id = h.id, !id.isEmpty, issuedStreamIDs[c.serverAddress]?[id] == nil {
                     issuedStreamIDs[c.serverAddress, default: [:]][id] = c.id
                 }
             }
             return nil
         case .streamClosed:
-            c.streamClosed[d.rawValue] = true
-            c.streamClosedFrame[d.rawValue] = e.firstFrame
+            c.streamClosed[d] = true
+            c.streamClosedFrame[d] = e.firstFrame
             if let i = c.streams.lastIndex(where: { $0.direction == d }) { c.streams[i].closed = true }
             return nil
         case .tlsStarted:
             if !c.tls { c.tls = true; c.tlsFrame = e.firstFrame }
             return nil
+        case .pickedUp:
+            c.pickedUp[d] = true
+            c.complete[d] = false
+            c.missing[d] = .midstream
+            return nil
+        case .bytesLost:
+            markDamaged(c, d)
+            return nil
         case .element(let el):
-            c.elementsSinceHeader[d.rawValue] += 1
+            c.elementsSeen = true
+            c.elementsSinceHeader[d] += 1
             return element(el, e, on: c)
         default:
             return nil
@@ -179,20 +234,21 @@ public final class DialbackModel {
         if el.namespace == Namespace.streams {
             if el.local == "features" && d == .serverToClient {
                 c.features = el
+                c.offeredMechanisms = DialbackModel.mechanisms(in: el)
                 if !c.tls {
                     c.preTLSFeatures = el
                     c.startTLSRequired = el.child("starttls", namespace: Namespace.tls)?.child("required") != nil
                 }
-            } else if el.local == "error" && c.streamError[d.rawValue] == nil {
-                c.streamError[d.rawValue] = el
-                c.streamErrorFrame[d.rawValue] = e.firstFrame
+            } else if el.local == "error" && c.streamError[d] == nil {
+                c.streamError[d] = el
+                c.streamErrorFrame[d] = e.firstFrame
             }
             return nil
         }
-        if el.is("success", Namespace.sasl) && d == .serverToClient { c.saslSucceeded = true }
+        if el.namespace == Namespace.sasl { sasl(el, e, on: c) }
         if el.is("bidi", Namespace.bidi) && d == .clientToServer { c.bidi = true }
         if el.local == "message" || el.local == "presence" || el.local == "iq" {
-            c.stanzaCount[d.rawValue] += 1
+            c.stanzaCount[d] += 1
             c.carriedOnlyVerify = false
         }
         guard el.namespace == Namespace.dialback else {
@@ -200,47 +256,54 @@ public final class DialbackModel {
             return nil
         }
         let type = el[attribute: "type"]
-        if type == "error" { c.sentDialbackError[d.rawValue] = true }
+        if type == "error" { c.sentDialbackError[d] = true }
         let typed = type != nil
+        // Classic dialback: requests travel initiator → acceptor, answers come back. On a XEP-0288
+        // bidi connection either side may ask. When the capture missed part of the connection,
+        // whether bidi was negotiated is unknown, so both readings stay open (rules stay silent).
+        let eitherWay = c.bidi || !c.stateKnown
         let forward = d == .clientToServer
         if el.local == "result" {
             c.carriedOnlyVerify = false
-            if forward && !typed { return resultRequest(el, e, on: c) }
-            if !forward && typed { return resultReply(el, type: type, e, on: c) }
-            if c.bidi { return forward ? resultReply(el, type: type, e, on: c) : resultRequest(el, e, on: c) }
+            if !typed && (forward || eitherWay) { return resultRequest(el, e, on: c) }
+            if typed && (!forward || eitherWay) { return resultReply(el, type: type, e, on: c) }
             return .misdirected
         }
         if el.local == "verify" {
-            if forward && !typed { return verifyRequest(el, e, on: c) }
-            if !forward && typed { return verifyReply(el, type: type, e, on: c) }
-            return c.bidi ? nil : .misdirected
+            if !typed && (forward || eitherWay) { return verifyRequest(el, e, on: c) }
+            if typed && (!forward || eitherWay) { return verifyReply(el, type: type, e, on: c) }
+            return .misdirected
         }
         return nil
     }
 
+    /// An untyped db:result: the sender of `e`'s direction asks the other side to validate a pair.
     private func resultRequest(_ el: XMLElement, _ e: XMPPEvent, on c: ConnectionModel) -> DialbackEvent {
         guard let s = el[attribute: "from"], let t = el[attribute: "to"], !s.isEmpty, !t.isEmpty else {
             return .resultRequest(nil)
         }
+        let d = e.direction
         let pair = DomainPair(sender: s, target: t)
-        hostedByAddress[c.clientAddress, default: []].insert(s)
-        if !c.requestedTargets.contains(t) { c.requestedTargets.append(t) }
+        hostedByAddress[c.address(of: d), default: []].insert(pair.sender)
+        if d == .clientToServer, !c.requestedTargets.contains(pair.target) { c.requestedTargets.append(pair.target) }
         exchangeCounter += 1
-        let x = DialbackExchange(number: exchangeCounter, originating: s, receiving: t, streamID: c.streamID,
-                                 key: el.trimmedText, connection: c, frame: e.firstFrame)
-        x.steps.append(DialbackStep(kind: .resultRequest, connection: c.id, direction: e.direction, frame: e.firstFrame,
+        let x = DialbackExchange(number: exchangeCounter, pair: pair, streamID: c.streamID,
+                                 key: el.trimmedText, connection: c, direction: d, frame: e.firstFrame)
+        x.steps.append(DialbackStep(kind: .resultRequest, connection: c.id, direction: d, frame: e.firstFrame,
                                     summary: "<db:result from='\(s)' to='\(t)'>"))
         exchanges.append(x)
-        c.pendingResults[pair] = x
-        if let id = c.streamID { resultsByBinding[ResultBinding(streamID: id, sender: s, target: t)] = x }
+        c.pendingResults[d][pair] = x
+        if let id = c.streamID { resultsByBinding[ResultBinding(streamID: id, sender: pair.sender, target: pair.target)] = x }
         resultsByPair[pair, default: []].append(x)
         return .resultRequest(x)
     }
 
+    /// A typed db:result: the answer to a request that travelled the other way.
     private func resultReply(_ el: XMLElement, type: String?, _ e: XMPPEvent, on c: ConnectionModel) -> DialbackEvent {
+        let asker = e.direction.reversed
         // The reply says from=T to=S.
         let pair = DomainPair(sender: el[attribute: "to"] ?? "", target: el[attribute: "from"] ?? "")
-        let request = c.pendingResults.removeValue(forKey: pair)
+        let request = c.pendingResults[asker].removeValue(forKey: pair)
         if let x = request {
             x.outcome = type
             x.resultReplyFrame = e.firstFrame
@@ -248,10 +311,12 @@ public final class DialbackModel {
                                         type: type, summary: "<db:result type='\(type ?? "")'/>"))
             onOutcome?(x)
         }
-        if request != nil || c.bidi {
+        // An answer with no request seen validates only when the request may lie where the
+        // capture could not see it; on a fully observed connection it is unsolicited.
+        if request != nil || !c.stateKnown {
             switch type {
-            case "valid": c.validated.insert(pair); c.invalidated.remove(pair)
-            case "invalid": c.invalidated.insert(pair); c.validated.remove(pair)
+            case "valid": c.validated[asker].insert(pair); c.invalidated[asker].remove(pair)
+            case "invalid": c.invalidated[asker].insert(pair); c.validated[asker].remove(pair)
             default: break
             }
         }
@@ -277,11 +342,13 @@ public final class DialbackModel {
             x.verifyConnection = c.id
             x.verifyFrame = e.firstFrame
             x.verifyKey = text
-            x.authoritativeAddress = c.serverAddress
+            x.authoritativeAddress = c.address(of: e.direction.reversed)
             x.steps.append(DialbackStep(kind: .verifyRequest, connection: c.id, direction: e.direction, frame: e.firstFrame,
                                         summary: "<db:verify from='\(key.from)' to='\(key.to)' id='\(key.id)'>"))
         }
-        c.pendingVerifies[key] = VerifyRequest(key: key, keyText: text, frame: e.firstFrame, exchange: exchange)
+        let request = VerifyRequest(key: key, keyText: text, frame: e.firstFrame, direction: e.direction, exchange: exchange)
+        c.pendingVerifies[key] = request
+        if pendingVerifyConnections.count < maxIndexedVerifies { pendingVerifyConnections[key] = c.id }
         return .verifyRequest(key, match: match)
     }
 
@@ -289,6 +356,7 @@ public final class DialbackModel {
         // The reply swaps from/to and copies id: from=S to=T.
         let key = VerifyKey(from: el[attribute: "to"] ?? "", to: el[attribute: "from"] ?? "", id: el[attribute: "id"] ?? "")
         let request = c.pendingVerifies.removeValue(forKey: key)
+        if request != nil, pendingVerifyConnections[key] == c.id { pendingVerifyConnections[key] = nil }
         if let r = request, let x = r.exchange {
             x.verifyType = type
             x.verifyReplyFrame = e.firstFrame
@@ -296,6 +364,54 @@ public final class DialbackModel {
                                         type: type, summary: "<db:verify type='\(type ?? "")'/>"))
         }
         return .verifyReply(key, type: type, request: request)
+    }
+
+    /// The open connection where a db:verify with this (from, to, id) is waiting for its answer.
+    public func connectionAwaitingVerify(_ key: VerifyKey) -> ConnectionModel? {
+        guard let id = pendingVerifyConnections[key], let c = byID[id], c.pendingVerifies[key] != nil else { return nil }
+        return c
+    }
+
+    /// Whether a connection from `address` toward `domain`, opened at or after `since`, could not be
+    /// read (TLS, pickup, loss): a verification attempt the capture cannot follow.
+    public func unreadableConnection(from address: String, to domain: String, openedSince since: Timestamp) -> Bool {
+        connections.contains {
+            $0.clientAddress == address && $0.firstFrame.time >= since && $0.initialHeader?.to.map(normalizedDomain) == domain
+                && ($0.tls || $0.damaged.clientToServer)
+        } || retiredUnreadable.contains {
+            $0.clientAddress == address && $0.first >= since && $0.initialTo == domain
+        }
+    }
+
+    /// Whether some connection with `address` at either end, alive at some point in `window`,
+    /// could not be fully read (TLS without keys, a mid-stream pickup, lost bytes).
+    public func unreadableConnection(involving address: String, during window: ClosedRange<Timestamp>) -> Bool {
+        if retiredUnreadableOverflow { return true }
+        let open = connections.contains { c in
+            (c.clientAddress == address || c.serverAddress == address) && c.lastFrame.time >= window.lowerBound
+                && c.firstFrame.time <= window.upperBound && (c.hidden || !c.stateKnown)
+        }
+        return open || retiredUnreadable.contains {
+            ($0.clientAddress == address || $0.serverAddress == address) && $0.last >= window.lowerBound && $0.first <= window.upperBound
+        }
+    }
+
+    /// Why some connection toward `address` (open or retired) could not be fully read, if one could
+    /// not: what was sent to that server may lie there.
+    public func unreadableConnection(toward address: String) -> Unobserved? {
+        for c in connections where c.serverAddress == address {
+            if c.hidden { return .encrypted }
+            if c.pickedUp.clientToServer { return .midstream }
+            if c.damaged.clientToServer { return .gap }
+        }
+        if retiredUnreadableOverflow { return .gap }
+        return retiredUnreadable.contains { $0.serverAddress == address } ? .midstream : nil
+    }
+
+    /// Addresses that showed they host `domain` (normalised).
+    public func addresses(hosting domain: String) -> [String] {
+        hostedByAddress.compactMap { $0.value.contains(domain) ? $0.key : nil }
+            + configuredHosts.compactMap { $0.value.contains(domain) ? $0.key : nil }
     }
 
     /// The exchange a verify with (from=T, to=S, id) belongs to, if any.

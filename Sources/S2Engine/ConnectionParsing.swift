@@ -35,11 +35,11 @@ final class ConnectionParser: XMPPEventSink {
     // The sink outlives every parser (it is the connection's context or a worker of the run).
     unowned(unsafe) let output: ParseOutputSink
 
-    init(connection: ConnectionID, configuration: EngineConfiguration, output: ParseOutputSink,
+    init(connection: ConnectionID, configuration: EngineConfiguration, keys: TLSKeyStore?, output: ParseOutputSink,
          onDecrypted: ((ConnectionID, Direction, UnsafeRawBufferPointer, FrameRef) -> Void)?) {
         self.output = output
         decoder = XMPPConnectionDecoder(connection: connection, limits: configuration.xml, sink: self)
-        let tls = TLSSession(connection: connection, keyLog: configuration.keyLog)
+        let tls = TLSSession(connection: connection, keys: keys)
         tls.onPlaintext = { [unowned self] d, bytes, frame in
             onDecrypted?(connection, d, bytes, frame)
             self.decoder.decrypted(d, bytes, frame: frame)
@@ -55,6 +55,9 @@ final class ConnectionParser: XMPPEventSink {
     func feed(_ d: Direction, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, frame: FrameRef) {
         decoder.feed(d, bytes, at: offset, frame: frame)
     }
+
+    /// The capture did not see direction `d` start (before its first bytes are fed).
+    func startsMidstream(_ d: Direction) { decoder.decoder(d).startsMidstream() }
 
     func gap(_ d: Direction, at offset: UInt64, length: UInt64, frame: FrameRef) {
         decoder.gap(d, at: offset, length: length, frame: frame)

@@ -28,7 +28,8 @@ public final class Engine: ReassemblySink {
     /// Single-threaded runs only (`threads` == 1).
     public var onDecrypted: ((ConnectionID, Direction, UnsafeRawBufferPointer, FrameRef) -> Void)?
     /// Called when a connection ends, before a live run forgets it.
-    public var onConnectionClosed: ((ConnectionModel) -> Void)?
+    /// With the TLS parameters of the connection, if it switched to TLS.
+    public var onConnectionClosed: ((ConnectionModel, TLSReportInfo?) -> Void)?
     /// Connections seen and dialback exchanges completed, counted even when history is not kept.
     public private(set) var connectionsClosed = 0
     /// Connections closed without any XMPP stream, counted and not kept in the report.
@@ -36,6 +37,9 @@ public final class Engine: ReassemblySink {
     public private(set) var outcomes: [String: Int] = [:]
     public private(set) var violationsByRule: [String: Int] = [:]
     public private(set) var violationsBySeverity: [String: Int] = [:]
+    /// The run's TLS secrets (`--keylog`, pcapng secrets blocks, and in live runs the lines
+    /// the key log gains); nil when none were given.
+    public let tlsKeys: TLSKeyStore?
 
     private let decoder = FrameDecoder()
     private var reassembler: TCPReassembler!
@@ -48,6 +52,9 @@ public final class Engine: ReassemblySink {
 
     public init(configuration: EngineConfiguration = .init()) {
         self.configuration = configuration
+        tlsKeys = configuration.keyLog != nil || configuration.followsKeyLog
+            ? TLSKeyStore(keyLog: configuration.keyLog ?? KeyLog(), following: configuration.followsKeyLog, limits: configuration.tlsHold)
+            : nil
         analyzer = Analyzer(configuration: configuration.rules, hosts: configuration.hosts)
         analyzer.model.onOutcome = { [unowned self] x in
             self.outcomes[x.outcomeName, default: 0] += 1
@@ -58,8 +65,10 @@ public final class Engine: ReassemblySink {
         let ports = configuration.ports
         reassembler = TCPReassembler(limits: configuration.reassembly, sink: self, isServerPort: { ports.contains($0) })
         if configuration.threads > 1 {
-            parallel = ParallelParsing(engine: self, workers: configuration.threads - 1, round: configuration.parallelRound) { [configuration] id, sink in
-                ConnectionParser(connection: id, configuration: configuration, output: sink, onDecrypted: nil)
+            // Workers only read the key store: it is complete before the first packet (offline).
+            precondition(!configuration.followsKeyLog, "a key log that is still being written needs a single-threaded run")
+            parallel = ParallelParsing(engine: self, workers: configuration.threads - 1, round: configuration.parallelRound) { [configuration, tlsKeys] id, sink in
+                ConnectionParser(connection: id, configuration: configuration, keys: tlsKeys, output: sink, onDecrypted: nil)
             }
         }
     }
@@ -102,8 +111,68 @@ public final class Engine: ReassemblySink {
 
     // MARK: - Frames
 
+    /// A frame that arrived while a TLS session waited for its secrets.
+    struct DeferredFrame {
+        var bytes: [UInt8]
+        var linkType: Int32
+        var frame: FrameRef
+        var wireLength: Int
+    }
+
+    /// Frames waiting behind a TLS session that waits for its secrets (a followed key log), in
+    /// capture order from `deferredHead` on.
+    private var deferredFrames: [DeferredFrame] = []
+    private var deferredHead = 0
+    private var deferredBytes = 0
+    private var draining = false
+
+    /// Frames held now because a TLS session waits for its secrets, and their bytes.
+    public var deferredFrameCount: Int { deferredFrames.count - deferredHead }
+
     /// Decodes and analyses one frame.
+    ///
+    /// While a TLS session waits for secrets a followed key log has not given yet, every later
+    /// frame waits too (within the session's wait, `tlsHold`): the records it holds were sent
+    /// before them, and a db:verify on one connection must be judged after the db:result it
+    /// answers on another. When the wait ends the frames are analysed in capture order.
     public func process(_ bytes: UnsafeRawBufferPointer, linkType: Int32, frame: FrameRef, wireLength: Int) {
+        if let keys = tlsKeys, keys.following, keys.hasWaitingSessions || deferredFrameCount > 0 {
+            deferredFrames.append(DeferredFrame(bytes: Array(bytes), linkType: linkType, frame: frame, wireLength: wireLength))
+            deferredBytes += bytes.count
+            keys.expire(now: frame.time)
+            // Frames and held records together stay within the hold's byte bound: beyond it the
+            // waits are given up (their sessions' records count as not decrypted).
+            if deferredBytes + keys.statistics.bytesHeld > keys.limits.totalBytes {
+                keys.giveUpAll(why: "the records and frames held for them reached \(keys.limits.totalBytes >> 20) MiB")
+            }
+            drainDeferredFrames()
+            return
+        }
+        processNow(bytes, linkType: linkType, frame: frame, wireLength: wireLength)
+    }
+
+    /// Analyses the frames that waited, in order, until one makes a session wait again.
+    private func drainDeferredFrames() {
+        guard !draining, let keys = tlsKeys else { return }
+        draining = true
+        defer { draining = false }
+        while deferredHead < deferredFrames.count, !keys.hasWaitingSessions {
+            let f = deferredFrames[deferredHead]
+            deferredFrames[deferredHead].bytes = []
+            deferredHead += 1
+            deferredBytes -= f.bytes.count
+            f.bytes.withUnsafeBytes { processNow($0, linkType: f.linkType, frame: f.frame, wireLength: f.wireLength) }
+        }
+        if deferredHead == deferredFrames.count {
+            deferredFrames.removeAll(keepingCapacity: deferredFrames.count < 4096)
+            deferredHead = 0
+        } else if deferredHead > 4096 && deferredHead * 2 > deferredFrames.count {
+            deferredFrames.removeFirst(deferredHead)
+            deferredHead = 0
+        }
+    }
+
+    private func processNow(_ bytes: UnsafeRawBufferPointer, linkType: Int32, frame: FrameRef, wireLength: Int) {
         report.statistics.packets += 1
         report.statistics.bytes += Int64(bytes.count)
         switch decoder.decode(bytes, linkType: linkType, frame: frame) {
@@ -142,19 +211,41 @@ public final class Engine: ReassemblySink {
             }
             parallel.packetDone()
         } else {
+            if let tlsKeys, tlsKeys.hasWaitingSessions { tlsKeys.expire(now: frame.time) }
             analyzer.advance(to: frame.time)
         }
+    }
+
+    /// Secrets that arrived during the run (a followed key log): sessions that waited for them
+    /// decrypt what they held now, and connections that ended meanwhile are closed.
+    public func addSecrets(_ secrets: KeyLog) {
+        tlsKeys?.add(secrets)
+        drainDeferredFrames()
+    }
+
+    /// No more secrets will come: sessions that wait give up and every frame that waited is
+    /// analysed (sessions that start to wait meanwhile give up at once).
+    private func flushDeferredFrames(why: String) {
+        guard let keys = tlsKeys else { return }
+        repeat {
+            keys.giveUpAll(why: why)
+            drainDeferredFrames()
+        } while deferredFrameCount > 0 || keys.hasWaitingSessions
     }
 
     /// Ends the analysis: open connections are flushed and every pending timer judged.
     public func finish() -> AnalysisReport {
         guard !finished else { return report }
         finished = true
+        // Sessions still waiting for secrets will not get them: what waited behind them is analysed.
+        flushDeferredFrames(why: "the capture ended before they arrived")
         decoder.fragments.flush()
         for f in decoder.fragments.droppedFrames {
             anomaly(Anomaly(kind: .fragmentIncomplete, frame: f, message: "IP fragments starting at frame \(f.number) never completed a datagram"))
         }
         reassembler.finish()
+        // Connections closed by the end whose sessions still waited close now.
+        flushDeferredFrames(why: "the capture ended before they arrived")
         parallel?.finish()
         analyzer.finish()
         if !configuration.retainHistory {
@@ -171,6 +262,10 @@ public final class Engine: ReassemblySink {
         report.statistics.gapBytes = s.gapBytes
         report.statistics.connectionsEvicted = s.connectionsEvicted
         report.statistics.suppressedViolations = analyzer.context.suppressed
+        report.notJudged = analyzer.context.notJudged
+        report.statistics.notJudgedByReason = Dictionary(uniqueKeysWithValues: analyzer.context.notJudgedCounts.map { ($0.key.rawValue, $0.value) })
+        report.statistics.elementsNotJudged = analyzer.tentativeElements
+        report.statistics.midstreamConnections = s.midstreamConnections
         report.statistics.seconds = MonotonicClock.now() - started
         return report
     }
@@ -183,6 +278,8 @@ public final class Engine: ReassemblySink {
         var model: ConnectionModel!
         var parser: ConnectionParser!
         var summary: ParseSummary?
+        /// Whether each direction's first bytes were handed to the parser.
+        var begun = PerDirection(repeating: false)
         let id: ConnectionID
         let worker: Int
         unowned let engine: Engine
@@ -199,12 +296,25 @@ public final class Engine: ReassemblySink {
         var client: Endpoint
         var server: Endpoint
         var frame: FrameRef
+        var handshakeSeen: Bool
     }
 
     struct CloseInfo {
         var id: ConnectionID
-        var reason: CloseReason?
+        var end: ConnectionEnd
         var lastFrame: FrameRef
+
+        init(_ c: TCPConnection) {
+            id = c.id
+            lastFrame = c.lastFrame
+            switch c.closeReason ?? .open {
+            case .fin: end = .fin
+            case .rst: end = .rst
+            // An idle timeout or an eviction is the analyzer's decision, never a close on the wire.
+            case .timeout, .evicted: end = .unwatched(at: c.closedAt ?? c.lastFrame.time)
+            case .open, .reused: end = .captureEnded(fin: PerDirection(c.finSeen(.clientToServer), c.finSeen(.serverToClient)))
+            }
+        }
     }
 
     /// Nothing is allocated for a connection until it carries bytes: SYN floods and port scans
@@ -217,9 +327,10 @@ public final class Engine: ReassemblySink {
         let ctx = ConnectionContext(engine: self, id: c.id, worker: parallel?.worker(for: c.id) ?? 0)
         // With workers, the connection's worker makes its parser (on its own thread).
         if parallel == nil {
-            ctx.parser = ConnectionParser(connection: c.id, configuration: configuration, output: ctx, onDecrypted: onDecrypted)
+            ctx.parser = ConnectionParser(connection: c.id, configuration: configuration, keys: tlsKeys, output: ctx, onDecrypted: onDecrypted)
+            ctx.parser.tls.onWaitEnded = { [unowned self, unowned ctx] in self.tlsWaitEnded(ctx) }
         }
-        let info = OpenInfo(id: c.id, client: c.client, server: c.server, frame: c.firstFrame)
+        let info = OpenInfo(id: c.id, client: c.client, server: c.server, frame: c.firstFrame, handshakeSeen: c.sawHandshake)
         if let parallel { parallel.step(.open(ctx, info)) } else { open(ctx, info) }
         c.context = ctx
         return ctx
@@ -229,6 +340,7 @@ public final class Engine: ReassemblySink {
         ctx.model = analyzer.open(id: info.id, client: info.client.description, server: info.server.description,
                                   clientAddress: info.client.address.description, serverAddress: info.server.address.description,
                                   input: info.frame.input, frame: info.frame)
+        ctx.model.handshakeSeen = info.handshakeSeen
     }
 
     /// One piece of a connection's parse output, applied to the model and the rules.
@@ -246,6 +358,12 @@ public final class Engine: ReassemblySink {
 
     public func streamData(_ c: TCPConnection, _ d: Direction, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, frame: FrameRef) {
         let ctx = context(for: c)
+        if !ctx.begun[d] {
+            ctx.begun[d] = true
+            if !c.streamStartSeen(d) {
+                if let parallel { parallel.midstream(ctx, d) } else { ctx.parser.startsMidstream(d) }
+            }
+        }
         if let parallel {
             parallel.data(ctx, d, bytes, at: offset, frame: frame)
         } else {
@@ -258,7 +376,6 @@ public final class Engine: ReassemblySink {
         if let parallel {
             parallel.gap(ctx, d, at: offset, length: length, frame: frame)
         } else {
-            analyzer.damaged(ctx.model, d)
             ctx.parser.gap(d, at: offset, length: length, frame: frame)
         }
     }
@@ -271,13 +388,26 @@ public final class Engine: ReassemblySink {
         }
         let ctx = unsafeDowncast(any, to: ConnectionContext.self)
         c.context = nil
-        let info = CloseInfo(id: c.id, reason: c.closeReason, lastFrame: c.lastFrame)
+        let info = CloseInfo(c)
         if let parallel {
             parallel.close(ctx, info)
+        } else if ctx.parser.tls.isWaitingForSecrets {
+            // A short connection (a verify-only one lasts milliseconds) can end before the server
+            // wrote its secrets: it closes once they arrive or the wait is given up.
+            waitingToClose[ObjectIdentifier(ctx)] = (ctx, info)
         } else {
             ctx.parser.finish()
             closeModel(ctx, info)
         }
+    }
+
+    /// Connections that ended while their TLS session waited for secrets.
+    private var waitingToClose: [ObjectIdentifier: (ConnectionContext, CloseInfo)] = [:]
+
+    private func tlsWaitEnded(_ ctx: ConnectionContext) {
+        guard let (_, info) = waitingToClose.removeValue(forKey: ObjectIdentifier(ctx)) else { return }
+        ctx.parser.finish()
+        closeModel(ctx, info)
     }
 
     /// The model's side of a connection's end, after its parser finished.
@@ -289,9 +419,10 @@ public final class Engine: ReassemblySink {
             let t = s.tlsInfo
             if configuration.retainHistory { report.tlsInfo[info.id] = Engine.reportInfo(t) }
             // No stream header before the TLS records: TLS without STARTTLS (direct TLS on this port).
-            let how = ctx.model.streams.isEmpty ? "direct TLS (no STARTTLS)" : "STARTTLS"
-            let whereFrom = ctx.model.streams.isEmpty ? "from the first byte" : "after <proceed/>"
-            if configuration.keyLog == nil {
+            let midstream = ctx.model.pickedUp.clientToServer || ctx.model.pickedUp.serverToClient
+            let how = midstream ? "TLS picked up mid-stream" : ctx.model.streams.isEmpty ? "direct TLS (no STARTTLS)" : "STARTTLS"
+            let whereFrom = midstream ? "from the start of the capture" : ctx.model.streams.isEmpty ? "from the first byte" : "after <proceed/>"
+            if tlsKeys == nil {
                 report.statistics.encryptedBytes = report.statistics.encryptedBytes.saturatingAdd(afterProceed)
                 record(Anomaly(kind: .encrypted, connection: info.id, frame: ctx.model.tlsFrame, bytes: afterProceed,
                                message: "\(how): \(afterProceed) bytes \(whereFrom) are encrypted and were not checked (dialback inside TLS is invisible without the session keys; a TLS key log given with --keylog would reveal it)"))
@@ -305,25 +436,18 @@ public final class Engine: ReassemblySink {
         } else {
             report.statistics.encryptedBytes = report.statistics.encryptedBytes.saturatingAdd(afterProceed)
         }
-        let reason: String
-        switch info.reason ?? .open {
-        case .fin: reason = "fin"
-        case .rst: reason = "rst"
-        case .timeout, .evicted: reason = "timeout"
-        case .open, .reused: reason = "open"
-        }
-        analyzer.closed(ctx.model, reason: reason, frame: info.lastFrame)
+        analyzer.closed(ctx.model, end: info.end, frame: info.lastFrame)
         connectionsClosed += 1
-        onConnectionClosed?(ctx.model)
+        onConnectionClosed?(ctx.model, s.tls ? Engine.reportInfo(s.tlsInfo) : nil)
         if !configuration.retainHistory {
             // Exchanges that never got an answer are reported before they are forgotten.
             for x in analyzer.model.exchanges where x.outcome == nil && x.resultConnection == info.id { reportPending(x) }
             analyzer.forget(ctx.model)
-        } else if ctx.model.streams.isEmpty && !analyzer.hasFindings(on: ctx.model) {
+        } else if !ctx.model.carriedXMPP && !analyzer.hasFindings(on: ctx.model) {
             // A connection that never carried an XMPP stream (SYN scans, port probes, floods) is
             // counted but not kept: the report's memory grows with XMPP traffic, not with flows.
             silentConnections += 1
-            analyzer.forget(ctx.model)
+            analyzer.discard(ctx.model)
         } else {
             analyzer.retire(ctx.model)
         }
@@ -372,6 +496,12 @@ public final class Engine: ReassemblySink {
 
     /// Capture time moved on without packets (live idle periods): expire flows and timers.
     public func advanceIdle(to t: Timestamp) {
+        if let keys = tlsKeys, keys.hasWaitingSessions {
+            keys.expire(now: t)
+            drainDeferredFrames()
+        }
+        // Frames still wait behind a session: their connections are not idle, only not read yet.
+        guard deferredFrameCount == 0 else { return }
         reassembler.expire(now: t)
         analyzer.advance(to: t)
     }

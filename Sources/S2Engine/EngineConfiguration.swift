@@ -1,3 +1,4 @@
+import S2Capture
 import S2Reassembly
 import S2Rules
 import S2TLS
@@ -22,6 +23,10 @@ public struct EngineConfiguration: Sendable {
     /// TLS secrets (`--keylog`): traffic after STARTTLS is decrypted and analysed as the
     /// restarted stream. Without it the TLS record layer is still parsed for its parameters.
     public var keyLog: KeyLog?
+    /// The key log is still being written (live runs): a TLS session whose secrets are not in
+    /// it yet holds its records (within `tlsHold`) until they arrive through `Engine.addSecrets`.
+    public var followsKeyLog = false
+    public var tlsHold = TLSHoldLimits()
     /// Threads for an offline run: with more than one, XML parsing runs on `threads − 1`
     /// workers beside the thread that reads, reassembles and judges (same verdicts).
     public var threads = 1
@@ -33,13 +38,40 @@ public struct EngineConfiguration: Sendable {
 
     public init() {}
 
-    /// Reads an NSS key log into `keyLog`; returns what went wrong, if anything.
+    /// Reads an NSS key log into `keyLog` (merged with the secrets already there); returns
+    /// what went wrong, if anything.
     public mutating func loadKeyLog(path: String) -> String? {
         do {
-            keyLog = try KeyLog(path: path)
+            let log = try KeyLog(path: path)
+            if keyLog == nil { keyLog = log } else { keyLog!.merge(log) }
             return nil
         } catch {
             return error.message
         }
+    }
+
+    /// Merges the TLS key logs embedded in pcapng Decryption Secrets Blocks of the capture files
+    /// into `keyLog` (which they create when no `--keylog` was given). Returns what the operator
+    /// should know: how many secrets each file carried, damaged blocks, other secret types.
+    public mutating func loadEmbeddedSecrets(paths: [String]) -> [String] {
+        var notes: [String] = []
+        for path in paths {
+            let r = PcapngSecrets.read(path: path)
+            notes += r.notes
+            var found = KeyLog()
+            var blocks = 0
+            for b in r.blocks {
+                guard b.secretsType == PcapngSecrets.tlsKeyLog else {
+                    notes.append("\(path): a decryption secrets block of type 0x\(String(b.secretsType, radix: 16)) (not a TLS key log) at offset \(b.offset) was ignored")
+                    continue
+                }
+                blocks += 1
+                found.merge(KeyLog(text: String(decoding: b.data, as: UTF8.self)))
+            }
+            guard blocks > 0 else { continue }
+            notes.append("\(path): TLS secrets of \(found.sessionCount) session\(found.sessionCount == 1 ? "" : "s") read from \(blocks) decryption secrets block\(blocks == 1 ? "" : "s")")
+            if keyLog == nil { keyLog = found } else { keyLog!.merge(found) }
+        }
+        return notes
     }
 }

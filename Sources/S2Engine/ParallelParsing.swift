@@ -20,7 +20,6 @@ final class ParallelParsing {
         case open(Engine.ConnectionContext, Engine.OpenInfo)
         /// The next parse step of this worker, for this connection.
         case parsed(worker: Int, Engine.ConnectionContext)
-        case damaged(Engine.ConnectionContext, Direction)
         case closed(Engine.ConnectionContext, Engine.CloseInfo)
         case anomaly(Anomaly)
     }
@@ -92,8 +91,12 @@ final class ParallelParsing {
     }
 
     func gap(_ ctx: Engine.ConnectionContext, _ d: Direction, at offset: UInt64, length: UInt64, frame: FrameRef) {
-        steps.append(.damaged(ctx, d))
         batches[ctx.worker].ops.append(.gap(ctx.id, d, offset: offset, length: length, frame: frame))
+        steps.append(.parsed(worker: ctx.worker, ctx))
+    }
+
+    func midstream(_ ctx: Engine.ConnectionContext, _ d: Direction) {
+        batches[ctx.worker].ops.append(.midstream(ctx.id, d))
         steps.append(.parsed(worker: ctx.worker, ctx))
     }
 
@@ -140,7 +143,6 @@ final class ParallelParsing {
                     engine.apply(b.outputs[b.cursor], to: ctx)
                     b.cursor += 1
                 }
-            case .damaged(let ctx, let d): engine.analyzer.damaged(ctx.model, d)
             case .closed(let ctx, let info): engine.closeModel(ctx, info)
             case .anomaly(let a): engine.record(a)
             }
@@ -183,6 +185,7 @@ final class ParseBatch: @unchecked Sendable {
     enum Op {
         case data(ConnectionID, Direction, start: Int, count: Int, offset: UInt64, frame: FrameRef)
         case gap(ConnectionID, Direction, offset: UInt64, length: UInt64, frame: FrameRef)
+        case midstream(ConnectionID, Direction)
         case finish(ConnectionID)
     }
     var bytes: [UInt8] = []
@@ -239,6 +242,8 @@ final class ParseWorker: ParseOutputSink, @unchecked Sendable {
                         }
                     case .gap(let id, let d, let offset, let length, let frame):
                         parser(id).gap(d, at: offset, length: length, frame: frame)
+                    case .midstream(let id, let d):
+                        parser(id).startsMidstream(d)
                     case .finish(let id):
                         parser(id).finish()
                         parsers[id] = nil

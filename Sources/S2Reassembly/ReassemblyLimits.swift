@@ -31,6 +31,8 @@ public struct ReassemblyLimits: Sendable {
 public struct ReassemblyStatistics: Sendable {
     public var segments = 0
     public var connectionsOpened = 0
+    /// Connections opened without a captured SYN (picked up mid-stream).
+    public var midstreamConnections = 0
     public var connectionsEvicted = 0
     public var gaps = 0
     public var gapBytes: UInt64 = 0

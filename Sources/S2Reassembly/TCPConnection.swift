@@ -23,6 +23,9 @@ public final class TCPConnection {
     /// True when the capture holds the connection's SYN or SYN-ACK.
     public internal(set) var sawHandshake: Bool
     public internal(set) var sawFIN = false
+    /// When the connection was closed: its last frame's time for FIN/RST and the end of the
+    /// capture, the time of the decision for an idle timeout or an eviction.
+    public internal(set) var closedAt: Timestamp?
     public internal(set) var sawRST = false
     /// The consumer's state for this connection.
     public var context: AnyObject?
@@ -53,6 +56,11 @@ public final class TCPConnection {
     /// Bytes declared missing (gaps) in each direction.
     public func bytesMissing(_ d: Direction) -> UInt64 { d == .clientToServer ? c2s.missing : s2c.missing }
     public var isClosed: Bool { closeReason != nil }
+    /// Whether offset 0 of direction `d` is the first byte its sender ever sent (the SYN or
+    /// SYN-ACK was captured). Otherwise the capture picked the direction up mid-stream.
+    /// Whether the sender of direction `d` sent a FIN.
+    public func finSeen(_ d: Direction) -> Bool { d == .clientToServer ? c2s.finOffset != nil : s2c.finOffset != nil }
+    public func streamStartSeen(_ d: Direction) -> Bool { d == .clientToServer ? c2s.startSeen : s2c.startSeen }
 
     @inline(__always)
     func withHalf<R>(_ d: Direction, _ body: (inout HalfStream) -> R) -> R {
@@ -71,6 +79,8 @@ struct HeldSegment {
 /// Reassembly state of one direction.
 struct HalfStream {
     var started = false
+    /// The direction's first byte is known to be its stream's first byte (its SYN was seen).
+    var startSeen = false
     var space = SequenceSpace()
     /// Next stream offset to deliver; everything below it was delivered or declared a gap.
     var next: UInt64 = 0

@@ -134,6 +134,7 @@ public final class TCPReassembler {
         statistics.peakConnections = max(statistics.peakConnections, table.count)
         sink.connectionOpened(c)
         if !syn {
+            statistics.midstreamConnections += 1
             sink.anomaly(Anomaly(kind: .midstreamPickup, connection: c.id, frame: seg.frame,
                                  message: "connection picked up mid-stream: its SYN was not captured; the stream starts at the first byte seen"))
         }
@@ -153,6 +154,20 @@ public final class TCPReassembler {
                     h.space.base = seg.sequence &+ 1
                     h.next = 0
                     h.started = true
+                    h.startSeen = true
+                }
+            }
+        }
+        // One half of the handshake lost: the other half's acknowledgment still names where the
+        // silent direction starts (its ISN + 1), so a later hole in it is known from its first
+        // byte instead of the direction looking picked up mid-stream.
+        if seg.flags.contains(.ack), c.sawHandshake, (dir == .clientToServer ? c.clientISN != nil : syn) {
+            let peer = dir.reversed
+            c.withHalf(peer) { h in
+                if !h.started {
+                    h.space.base = seg.acknowledgment
+                    h.started = true
+                    h.startSeen = true
                 }
             }
         }
@@ -167,6 +182,24 @@ public final class TCPReassembler {
         var offset: Int64 = 0
         if c.withHalf(dir, { $0.started }) {
             offset = c.withHalf(dir) { $0.space.offset(of: dataSeq, near: $0.next) }
+        }
+        // The acknowledgment speaks of peer bytes sent before this segment: a hole it proves
+        // (lost bytes) comes first, so what the peer lost is known before this segment's payload
+        // is judged (a stanza after a lost `valid`, a reply after a lost request).
+        if seg.flags.contains(.ack) {
+            let peer = dir.reversed
+            let (started, ackOffset, next, fin) = c.withHalf(peer) { h in
+                (h.started, h.space.offset(of: seg.acknowledgment, near: h.next), h.next, h.finOffset)
+            }
+            if started && ackOffset > Int64(next) {
+                var limit = UInt64(ackOffset)
+                if let fin, limit > fin { limit = fin }
+                // One unacknowledged-looking byte may be a FIN we did not see, not data.
+                if limit > next + 1 || (limit > next && fin != nil) {
+                    flush(c, peer, upTo: limit, frame: seg.frame)
+                    checkFinished(c, peer)
+                }
+            }
         }
         if hasData {
             if seg.isSnapTruncated {
@@ -183,21 +216,6 @@ public final class TCPReassembler {
                 c.withHalf(dir) { h in if h.finOffset == nil { h.finOffset = UInt64(finAt) } }
             }
             checkFinished(c, dir)
-        }
-        if seg.flags.contains(.ack) {
-            let peer = dir.reversed
-            let (started, ackOffset, next, fin) = c.withHalf(peer) { h in
-                (h.started, h.space.offset(of: seg.acknowledgment, near: h.next), h.next, h.finOffset)
-            }
-            if started && ackOffset > Int64(next) {
-                var limit = UInt64(ackOffset)
-                if let fin, limit > fin { limit = fin }
-                // One unacknowledged-looking byte may be a FIN we did not see, not data.
-                if limit > next + 1 || (limit > next && fin != nil) {
-                    flush(c, peer, upTo: limit, frame: seg.frame)
-                    checkFinished(c, peer)
-                }
-            }
         }
         if seg.flags.contains(.rst) {
             c.sawRST = true
@@ -396,8 +414,11 @@ public final class TCPReassembler {
 
     // MARK: - Closing, expiry, eviction
 
-    private func close(_ c: TCPConnection, reason: CloseReason, frame: FrameRef) {
+    /// `at`: when the analyzer decided (an idle timeout or an eviction is decided at a later
+    /// packet's time, not at the connection's last frame).
+    private func close(_ c: TCPConnection, reason: CloseReason, frame: FrameRef, at: Timestamp? = nil) {
         guard !c.isClosed else { return }
+        c.closedAt = at ?? frame.time
         for d in Direction.allCases {
             let fin = c.withHalf(d) { $0.finOffset }
             flush(c, d, upTo: fin, frame: frame)
@@ -449,7 +470,7 @@ public final class TCPReassembler {
             let wait = c.isClosed ? limits.closedLingerSeconds : limits.idleTimeoutSeconds
             if now.secondsSince(c.lastSeen) > wait {
                 _ = popQueue()
-                if !c.isClosed { close(c, reason: .timeout, frame: c.lastFrame) }
+                if !c.isClosed { close(c, reason: .timeout, frame: c.lastFrame, at: now) }
                 remove(c)
             } else if c.queuedAt < c.lastSeen {
                 _ = popQueue()
@@ -477,7 +498,7 @@ public final class TCPReassembler {
                 sink.anomaly(Anomaly(kind: .limitReached, connection: c.id, frame: frame,
                                      message: "connection table full (\(limits.maxConnections) connections): the least recently active connections are closed early; see the statistics for how many"))
             }
-            if !c.isClosed { close(c, reason: .evicted, frame: c.lastFrame) }
+            if !c.isClosed { close(c, reason: .evicted, frame: c.lastFrame, at: frame.time) }
             remove(c)
             return
         }
@@ -487,7 +508,8 @@ public final class TCPReassembler {
     public func finish() {
         let open = table.values.filter { !$0.isClosed }.sorted { $0.id < $1.id }
         for c in open {
-            close(c, reason: c.sawFIN ? .fin : .open, frame: c.lastFrame)
+            // Closed only when both sides sent FIN; a half-closed connection is still open.
+            close(c, reason: c.finSeen(.clientToServer) && c.finSeen(.serverToClient) ? .fin : .open, frame: c.lastFrame)
         }
     }
 }

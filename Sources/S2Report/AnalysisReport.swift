@@ -37,6 +37,12 @@ public struct RunStatistics: Sendable {
     public var anomaliesByKind: [String: Int] = [:]
     public var suppressedViolations: [String: Int] = [:]
     public var connectionsEvicted = 0
+    /// TCP connections the capture picked up after they began (no SYN seen).
+    public var midstreamConnections = 0
+    /// Occasions where a rule lacked its evidence, by reason (see `AnalysisReport.notJudged`).
+    public var notJudgedByReason: [String: Int] = [:]
+    /// Top-level elements no rule judged: the first element after parsing resumed without context.
+    public var elementsNotJudged = 0
     public var seconds: Double = 0
     public init() {}
 }
@@ -51,6 +57,8 @@ public final class AnalysisReport {
     public var exchanges: [DialbackExchange] = []
     public var violations: [Violation] = []
     public var anomalies: [Anomaly] = []
+    /// Rules that had occasion to judge but lacked the evidence (REPORT.md `not_judged`).
+    public var notJudged: [NotJudged] = []
     public var statistics = RunStatistics()
     /// TLS parameters of the connections that switched to TLS (`tls_info`).
     public var tlsInfo: [ConnectionID: TLSReportInfo] = [:]

@@ -65,6 +65,11 @@ public enum JSONReport {
         w.field("tcp_connections_without_xmpp", r.statistics.connectionsWithoutXMPP)
         w.field("encrypted_bytes", r.statistics.encryptedBytes)
         w.field("gap_bytes", r.statistics.gapBytes)
+        w.field("midstream_connections", r.statistics.midstreamConnections)
+        w.field("elements_not_judged", r.statistics.elementsNotJudged)
+        w.beginObject("not_judged")
+        for (k, v) in r.statistics.notJudgedByReason.sorted(by: { $0.key < $1.key }) { w.field(k, v) }
+        w.endObject()
         w.endObject()
         w.beginArray("connections")
         for c in r.connections { connection(&w, c, tls: r.tlsInfo[c.id]) }
@@ -77,6 +82,9 @@ public enum JSONReport {
         w.endArray()
         w.beginArray("anomalies")
         for a in r.anomalies { anomaly(&w, a) }
+        w.endArray()
+        w.beginArray("not_judged")
+        for n in r.notJudged { notJudged(&w, n) }
         w.endArray()
         w.endObject()
         w.finish()
@@ -137,6 +145,11 @@ public enum JSONReport {
         w.field("end", (c.closeFrame ?? c.lastFrame).time.rfc3339)
         w.field("close", c.close ?? "open")
         w.field("tls", c.tls)
+        if c.pickedUp.clientToServer || c.pickedUp.serverToClient {
+            w.beginArray("picked_up_midstream")
+            for d in Direction.allCases where c.pickedUp[d] { w.value(d.reportName) }
+            w.endArray()
+        }
         w.beginArray("streams")
         for s in c.streams {
             w.beginObject()
@@ -151,7 +164,33 @@ public enum JSONReport {
             w.endObject()
         }
         w.endArray()
+        if !c.sasl.isEmpty {
+            w.beginArray("sasl")
+            for n in c.sasl { sasl(&w, n) }
+            w.endArray()
+        }
         if let tls { tlsInfo(&w, tls) }
+        w.endObject()
+    }
+
+    /// One SASL negotiation of a connection (RFC 6120 §6).
+    static func sasl(_ w: inout JSONWriter, _ n: SASLNegotiation) {
+        w.beginObject()
+        w.field("mechanism", n.mechanism)
+        w.field("initiating", n.initiating)
+        w.field("receiving", n.receiving)
+        w.field("authzid", n.authzid)
+        w.field("outcome", n.outcome.rawValue)
+        w.field("condition", n.condition)
+        w.field("domain", n.domain)
+        w.field("inside_tls", n.overTLS)
+        w.beginArray("offered")
+        for m in n.offered { w.value(m) }
+        w.endArray()
+        w.field("packet", n.authFrame.number)
+        if let f = n.outcomeFrame { w.field("outcome_packet", f.number) } else { w.fieldNull("outcome_packet") }
+        w.field("stream_id_before", n.streamIDBefore)
+        w.field("stream_id_after", n.streamIDAfter)
         w.endObject()
     }
 
@@ -215,6 +254,19 @@ public enum JSONReport {
         w.endObject()
     }
 
+    /// One rule that lacked its evidence on a connection: the first occasion and how many.
+    public static func notJudged(_ w: inout JSONWriter, _ n: NotJudged, event: Bool = false) {
+        w.beginObject()
+        if event { w.field("event", "not_judged"); w.field("time", n.frame.time.rfc3339) }
+        w.field("rule", n.rule)
+        w.field("connection", n.connection.description)
+        w.field("input", n.frame.input)
+        w.field("packet", n.frame.number)
+        w.field("why", n.why.rawValue)
+        w.field("count", n.count)
+        w.endObject()
+    }
+
     /// One JSON Lines event.
     public static func line(_ body: (inout JSONWriter) -> Void) -> String {
         var w = JSONWriter(pretty: false)
@@ -235,6 +287,7 @@ public enum JSONReport {
         for x in r.exchanges { sink(line { dialback(&$0, x, event: true) }) }
         for v in r.violations { sink(line { violation(&$0, v, event: true) }) }
         for a in r.anomalies { sink(line { anomaly(&$0, a, event: true) }) }
+        for n in r.notJudged { sink(line { notJudged(&$0, n, event: true) }) }
         sink(line { stats(&$0, r) })
     }
 

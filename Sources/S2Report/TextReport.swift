@@ -91,6 +91,12 @@ public struct TextReport {
         if decrypted > 0 {
             o += "         \(decrypted) bytes decrypted with the TLS key log and analysed\n"
         }
+        var sasl: [(ConnectionID, SASLNegotiation)] = []
+        for c in r.connections where !c.sasl.isEmpty { sasl += c.sasl.map { (c.id, $0) } }
+        if !sasl.isEmpty {
+            let kinds = ["success", "failure", "aborted", "pending"].map { k in "\(sasl.filter { $0.1.outcome.rawValue == k }.count) \(k)" }
+            o += "         \(sasl.count) SASL authentication\(sasl.count == 1 ? "" : "s") (\(kinds.joined(separator: ", ")))\n"
+        }
 
         if !r.exchanges.isEmpty {
             o += "\n" + paint("Dialback exchanges", "1") + "\n"
@@ -109,6 +115,22 @@ public struct TextReport {
             }
         }
 
+        if !sasl.isEmpty {
+            o += "\n" + paint("SASL authentications", "1") + "\n"
+            for (id, n) in sasl {
+                let outcome = n.outcome.rawValue
+                let colored = outcome == "success" ? paint(outcome, "32") : outcome == "pending" ? paint(outcome, "2") : paint(outcome, "31")
+                o += "  \(id)  \(terminalSafe(n.initiating ?? "?")) → \(terminalSafe(n.receiving ?? "?"))  \(terminalSafe(n.mechanism))  \(colored)"
+                if let cond = n.condition { o += " <\(terminalSafe(cond))/>" }
+                if let a = n.authzid { o += "  authzid '\(terminalSafe(a))'" }
+                o += n.overTLS ? "  inside TLS" : "  without TLS"
+                o += "  auth frame \(n.authFrame.number)"
+                if let f = n.outcomeFrame { o += ", \(outcome) frame \(f.number)" }
+                if let sid = n.streamIDAfter { o += ", restarted stream id '\(terminalSafe(sid))'" }
+                o += "\n"
+            }
+        }
+
         if !r.violations.isEmpty {
             o += "\n" + paint("Violations", "1") + "\n"
             for v in r.violations {
@@ -119,6 +141,30 @@ public struct TextReport {
             if !r.statistics.suppressedViolations.isEmpty {
                 let s = r.statistics.suppressedViolations.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }
                 o += "  (repeats not shown: \(s.joined(separator: ", ")))\n"
+            }
+        }
+
+        if !r.notJudged.isEmpty || r.statistics.midstreamConnections > 0 || r.statistics.elementsNotJudged > 0 {
+            o += "\n" + paint("Not judged (the evidence was not in the capture)", "1") + "\n"
+            if r.statistics.midstreamConnections > 0 {
+                o += "  \(r.statistics.midstreamConnections) connection\(r.statistics.midstreamConnections == 1 ? " was" : "s were") picked up mid-stream: their headers, features and dialback came before the capture; their stanzas were checked only where nothing earlier is needed\n"
+            }
+            if r.statistics.elementsNotJudged > 0 {
+                o += "  \(r.statistics.elementsNotJudged) element\(r.statistics.elementsNotJudged == 1 ? "" : "s") right after a pickup or a loss (possibly inside a cut element) not judged\n"
+            }
+            let why: [Unobserved: String] = [.midstream: "picked up mid-stream", .gap: "bytes lost", .encrypted: "inside TLS",
+                                             .captureEnded: "capture ended before the reaction was due",
+                                             .unwatched: "connection no longer watched (idle timeout, eviction)"]
+            for reason in Unobserved.allCases {
+                let records = r.notJudged.filter { $0.why == reason }
+                guard !records.isEmpty else { continue }
+                var byRule: [String: (count: Int, connections: Set<ConnectionID>)] = [:]
+                for n in records {
+                    byRule[n.rule, default: (0, [])].count += n.count
+                    byRule[n.rule, default: (0, [])].connections.insert(n.connection)
+                }
+                let parts = byRule.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value.count) on \($0.value.connections.count) connection\($0.value.connections.count == 1 ? "" : "s")" }
+                o += "  \(why[reason] ?? reason.rawValue): " + parts.joined(separator: ", ") + "\n"
             }
         }
 

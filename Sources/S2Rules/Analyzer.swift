@@ -34,10 +34,28 @@ public final class Analyzer {
                    input: input, frame: frame)
     }
 
+    /// Top-level elements no rule judged: the first element after parsing resumed without
+    /// context, which may be the child of an element whose start was lost.
+    public private(set) var tentativeElements = 0
+
     public func event(_ e: XMPPEvent, on c: ConnectionModel) {
         advance(to: e.firstFrame.time)
+        if e.tentative {
+            // Perhaps the child of an element the capture cut: never judged. But it may well be the
+            // reaction a rule waits for, or a dialback step an exchange needs (those are never nested).
+            tentativeElements += 1
+            if case .element(let el) = e.kind, el.namespace == Namespace.dialback || el.namespace == Namespace.streams {
+                _ = model.apply(e, on: c)
+            }
+            context.judgeExpectations(e, c, satisfyOnly: true)
+            return
+        }
         context.eventSerial += 1
         let db = model.apply(e, on: c)
+        if case .bytesLost = e.kind {
+            context.lossEvents += 1
+            context.bytesLost(c, e.direction)
+        }
         context.judgeExpectations(e, c)
         let el: XMLElement?
         if case .element(let x) = e.kind { el = x } else { el = nil }
@@ -48,9 +66,9 @@ public final class Analyzer {
     /// A parsing problem on a direction: rules about that direction's content stay careful.
     public func damaged(_ c: ConnectionModel, _ d: Direction) { model.markDamaged(c, d) }
 
-    public func closed(_ c: ConnectionModel, reason: String, frame: FrameRef) {
+    public func closed(_ c: ConnectionModel, end: ConnectionEnd, frame: FrameRef) {
         advance(to: frame.time)
-        model.closed(c, reason: reason, frame: frame)
+        model.closed(c, end: end, frame: frame)
         context.connectionClosed(c)
         for r in byInterest[4] { r.check(.closed(c), context) }
         model.release(c)
@@ -61,6 +79,12 @@ public final class Analyzer {
 
     /// Keeps a closed connection only as its summary (offline runs).
     public func retire(_ c: ConnectionModel) { model.retire(c) }
+
+    /// Drops a closed connection that carried no XMPP; exchanges and other connections stay.
+    public func discard(_ c: ConnectionModel) {
+        context.forget(c)
+        model.discard(c)
+    }
 
     /// Drops a closed connection from memory (live mode keeps no history).
     public func forget(_ c: ConnectionModel) {
@@ -74,6 +98,7 @@ public final class Analyzer {
     }
 
     public func finish() {
+        context.runDeferred(until: nil)
         for r in byInterest[4] { r.check(.finished, context) }
     }
 }

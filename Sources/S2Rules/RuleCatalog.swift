@@ -18,7 +18,8 @@ public enum RuleCatalog {
          DBAdv1(), DBAdv2(), DBKey1(),
          StanzaAddr(attribute: "to"), StanzaAddr(attribute: "from"), StanzaAddr3(), StanzaAddr4(), StanzaAddr5(), StanzaAddr6(),
          StanzaNS1(), StanzaIQ1(), StanzaIQ2(),
-         Bidi1(), Bidi2(), Bidi3()]
+         Bidi1(), Bidi2(), Bidi3(),
+         SASL1(), SASL2(), SASL3(), SASL4(), SASL5(), SASL6(), SASL7(), SASL8()]
     }
 
     /// Rules of RULES.md that S2Scope does not check, with the reason.

@@ -27,6 +27,16 @@ public struct RuleConfiguration: Sendable {
     public init() {}
 }
 
+/// A rule that had occasion to judge but lacked the evidence (REPORT.md `not_judged`): one
+/// record per rule, connection and reason, with the first frame and how many occasions.
+public struct NotJudged: Sendable {
+    public var rule: String
+    public var connection: ConnectionID
+    public var frame: FrameRef
+    public var why: Unobserved
+    public var count: Int
+}
+
 /// What a later event means for a demanded reaction.
 public enum ReactionVerdict {
     case pending
@@ -47,6 +57,10 @@ final class Expectation {
     let missing: (message: String, evidence: String, severity: Severity?)
     let closeIsEnough: Bool
     var done = false
+    /// The deadline passed in a capture that lost packets: the reaction may be among lost bytes
+    /// not yet declared (a loss shows only when a later packet proves it), so the miss waits until
+    /// the reactor's stream is seen to go on without a hole.
+    var due = false
 
     init(rule: RuleDescription, connection: ConnectionID, direction: Direction, actor: Actor, trigger: FrameRef,
          deadline: Timestamp, judge: @escaping (XMPPEvent) -> ReactionVerdict,
@@ -73,6 +87,9 @@ public final class RuleContext {
     /// Called for each violation as it is judged (live output).
     public var onViolation: ((Violation) -> Void)?
     public private(set) var now: Timestamp = .zero
+    /// Losses (gaps) seen on any connection so far: a cross-connection expectation whose answer
+    /// may have been lost compares it with its value when the expectation began.
+    public internal(set) var lossEvents = 0
     /// Counts the events the analyzer showed the rules: caches key on it.
     var eventSerial = 0
     /// The verdict of `StanzaAuthorization` on the event `stanzaAuthorizationSerial`.
@@ -82,6 +99,15 @@ public final class RuleContext {
     public var keepViolations = true
 
     private var perKey: [ConnectionID: [String: Int]] = [:]
+    private struct NotJudgedKey: Hashable { var rule: String; var connection: ConnectionID; var why: Unobserved }
+    private var notJudgedIndex: [NotJudgedKey: Int] = [:]
+    /// What could not be judged, in the order first met (at most `maxNotJudgedKept` records;
+    /// `notJudgedCounts` counts every occasion).
+    public private(set) var notJudged: [NotJudged] = []
+    public private(set) var notJudgedCounts: [Unobserved: Int] = [:]
+    public var maxNotJudgedKept = 10_000
+    /// Called for each new not-judged record (live output).
+    public var onNotJudged: ((NotJudged) -> Void)?
     private var expectations: [ConnectionID: [Expectation]] = [:]
     private var expectationCount = 0
 
@@ -121,6 +147,40 @@ public final class RuleContext {
         onViolation?(v)
     }
 
+    /// Records that `rule` could not judge on `c` at `frame` because of `why`.
+    func skip(_ desc: RuleDescription, _ c: ConnectionID, _ frame: FrameRef, _ why: Unobserved) {
+        guard !configuration.disabled.contains(desc.id) else { return }
+        notJudgedCounts[why, default: 0] += 1
+        let key = NotJudgedKey(rule: desc.id, connection: c, why: why)
+        if let i = notJudgedIndex[key] {
+            notJudged[i].count += 1
+            return
+        }
+        let record = NotJudged(rule: desc.id, connection: c, frame: frame, why: why, count: 1)
+        if notJudged.count < maxNotJudgedKept {
+            notJudgedIndex[key] = notJudged.count
+            notJudged.append(record)
+        }
+        onNotJudged?(record)
+    }
+
+    /// Whether `c`'s stream and dialback state is known well enough for `rule` to judge an
+    /// occasion at `frame` (both directions observed since their headers, nothing hidden by TLS);
+    /// when it is not, the occasion is recorded as not judged.
+    func canJudge(_ rule: Rule, _ c: ConnectionModel, at frame: FrameRef) -> Bool {
+        guard let why = c.unobserved else { return true }
+        skip(rule.description, c.id, frame, why)
+        return false
+    }
+
+    /// Whether direction `d` of `c` was observed since its header (the sender's own state, such
+    /// as its header's declarations, is known); records a not-judged occasion otherwise.
+    func canJudge(_ rule: Rule, _ c: ConnectionModel, direction d: Direction, at frame: FrameRef) -> Bool {
+        if c.complete[d] && !c.hidden { return true }
+        skip(rule.description, c.id, frame, c.hidden ? .encrypted : (c.missing[d] ?? .gap))
+        return false
+    }
+
     /// Demands a reaction from the sender of direction `by` on `c` within `seconds` of `trigger`.
     /// `judge` sees every later event of the connection; when the deadline passes first (or the
     /// connection ends, unless `closeIsEnough`) the `missing` finding is reported.
@@ -143,17 +203,26 @@ public final class RuleContext {
                x.missing.message, evidence: x.missing.evidence)
     }
 
-    func judgeExpectations(_ e: XMPPEvent, _ c: ConnectionModel) {
+    /// `satisfyOnly`: the event's position in the stream is not trusted (see `XMPPEvent.tentative`):
+    /// it may fulfil a demand, never break one.
+    func judgeExpectations(_ e: XMPPEvent, _ c: ConnectionModel, satisfyOnly: Bool = false) {
         guard var list = expectations[c.id] else { return }
         for x in list where !x.done {
-            if e.firstFrame.time > x.deadline {
-                x.done = true
-                missed(x)
+            if x.due || e.firstFrame.time > x.deadline {
+                // The reactor speaking after its deadline, in order, proves its missing reaction was
+                // not lost; an event of the other side proves nothing about the reactor's bytes.
+                if e.direction == x.direction {
+                    x.done = true
+                    missed(x)
+                } else {
+                    deadlinePassed(x)
+                }
                 continue
             }
             switch x.judge(e) {
             case .pending: break
             case .satisfied: x.done = true
+            case .violated where satisfyOnly: break
             case .violated(let sev, let message, let evidence, let frame):
                 x.done = true
                 report(x.rule, severity: sev, x.connection, x.direction, actor: x.actor, frame: frame, message, evidence: evidence)
@@ -163,6 +232,16 @@ public final class RuleContext {
         expectations[c.id] = list.isEmpty ? nil : list
     }
 
+    /// The deadline of `x` passed without its reaction: a miss, unless the capture is lossy.
+    private func deadlinePassed(_ x: Expectation) {
+        if lossEvents > 0 {
+            x.due = true
+        } else {
+            x.done = true
+            missed(x)
+        }
+    }
+
     func hasFindings(on c: ConnectionID) -> Bool { perKey[c] != nil || expectations[c] != nil }
 
     /// Forgets the per-connection counters of a connection that is gone (live runs).
@@ -170,38 +249,97 @@ public final class RuleContext {
         perKey[c.id] = nil
     }
 
+    /// A connection ended: each reaction still awaited is settled by how it ended. A deadline
+    /// that passed while the connection was watched is a miss; a close on the wire by the
+    /// reactor satisfies reactions that a close is enough for and misses the others; when the
+    /// capture ended or the analyzer stopped watching before the deadline, nothing is known.
     func connectionClosed(_ c: ConnectionModel) {
         guard let list = expectations.removeValue(forKey: c.id) else { return }
-        let endTime = c.closeFrame?.time ?? c.lastFrame.time
+        var decided = now
+        if case .unwatched(let at)? = c.end, at > decided { decided = at }
         for x in list where !x.done {
             x.done = true
-            if endTime <= x.deadline {
-                if c.close == "open" { continue }  // the capture ended first: unknown, not a verdict
-                if x.closeIsEnough { continue }
+            if decided > x.deadline {
+                // A wire close by the reactor comes after any hole in its stream was declared.
+                if x.due && !(c.end?.closedOnWire(by: x.direction) ?? false) {
+                    skip(x.rule, x.connection, x.trigger, .gap)
+                } else {
+                    missed(x)
+                }
+                continue
             }
-            missed(x)
+            switch c.end {
+            case .unwatched?, nil:
+                skip(x.rule, x.connection, x.trigger, .unwatched)
+            case .some(let end):
+                if end.closedOnWire(by: x.direction) || end == .rst {
+                    if !x.closeIsEnough { missed(x) }
+                } else {
+                    skip(x.rule, x.connection, x.trigger, .captureEnded)
+                }
+            }
         }
+    }
+
+    /// Bytes of direction `d` of `c` were lost: a reaction awaited from its sender may be among
+    /// them, so it is not judged.
+    func bytesLost(_ c: ConnectionModel, _ d: Direction) {
+        guard let list = expectations[c.id] else { return }
+        for x in list where !x.done && x.direction == d {
+            x.done = true
+            skip(x.rule, x.connection, x.trigger, .gap)
+        }
+        let rest = list.filter { !$0.done }
+        expectations[c.id] = rest.isEmpty ? nil : rest
     }
 
     /// The earliest deadline of any pending expectation: time can move on for free until then.
     private var nextDeadline = Timestamp(seconds: .max, nanoseconds: 0)
 
+    /// Judgements postponed until more of the capture was seen, in the order they fall due.
+    private var deferred: [(at: Timestamp, run: () -> Void)] = []
+    private var deferredHead = 0
+    /// The time of the first packet: what happened before it is unknown.
+    public private(set) var captureStart: Timestamp?
+
+    /// Runs `body` once capture time passes `seconds` after `t` (or when the capture ends).
+    /// A loss is declared only when a later packet proves it (an acknowledgment past the hole,
+    /// perhaps on the same connection, perhaps seconds later): judgements that depend on other
+    /// connections having lost nothing wait for that.
+    func later(_ seconds: Double, after t: Timestamp, _ body: @escaping () -> Void) {
+        deferred.append((t.adding(seconds: seconds), body))
+    }
+
+    /// Runs every postponed judgement whose time came (all of them when `t` is nil: the end).
+    func runDeferred(until t: Timestamp?) {
+        while deferredHead < deferred.count, t.map({ $0 > deferred[deferredHead].at }) ?? true {
+            let d = deferred[deferredHead]
+            deferredHead += 1
+            d.run()
+        }
+        if deferredHead > 256 && deferredHead * 2 > deferred.count {
+            deferred.removeFirst(deferredHead)
+            deferredHead = 0
+        }
+    }
+
     func advance(to t: Timestamp) {
         now = t
+        if captureStart == nil { captureStart = t }
+        if deferredHead < deferred.count, t > deferred[deferredHead].at { runDeferred(until: t) }
         guard expectationCount > 0, t > nextDeadline else { return }
         var remaining = 0
         var earliest = Timestamp(seconds: .max, nanoseconds: 0)
         for (id, list) in expectations {
             var changed = false
-            for x in list where !x.done && t > x.deadline {
-                x.done = true
+            for x in list where !x.done && !x.due && t > x.deadline {
                 changed = true
-                missed(x)
+                deadlinePassed(x)
             }
             let rest = changed ? list.filter { !$0.done } : list
             if changed { expectations[id] = rest.isEmpty ? nil : rest }
             remaining += rest.count
-            for x in rest where x.deadline < earliest { earliest = x.deadline }
+            for x in rest where !x.due && x.deadline < earliest { earliest = x.deadline }
         }
         expectationCount = remaining
         nextDeadline = earliest

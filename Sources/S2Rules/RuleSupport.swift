@@ -35,6 +35,16 @@ public enum Example {
     public static let clean = [openA, resultA, verifyB, validA, message, closeBoth].joined(separator: "\n")
     /// Connection 1 validated (without the teardown), ready for more steps.
     public static let validated = [openA, resultA, verifyB, validA].joined(separator: "\n")
+    /// Connection 1 already open when the capture starts: each direction begins inside a
+    /// message, then a presence follows (the first whole element after a pickup is never judged:
+    /// it may be a child of the cut one). The header, features and dialback came before.
+    public static let midstream = """
+        @1 10.0.0.1 -> 10.0.0.2 midstream
+        C> ='m0'><body>cut by the start of the capture</body></message>
+        C> <presence from='u@a.example/r' to='v@b.example'/>
+        S> ' type='chat'><body>cut</body></message>
+        S> <presence from='v@b.example/r' to='u@a.example'/>
+        """
 }
 
 extension RuleInput {
@@ -63,6 +73,15 @@ extension XMLElement {
 
 extension Direction {
     var sideName: String { self == .clientToServer ? "initiator" : "acceptor" }
+}
+
+extension XMLElement {
+    /// Whether this is a typed db:result answer from `pair`'s target to its sender.
+    func answersResult(_ pair: DomainPair) -> Bool {
+        isDialback && local == "result" && self[attribute: "type"] != nil
+            && normalizedDomain(self[attribute: "to"] ?? "") == pair.sender
+            && normalizedDomain(self[attribute: "from"] ?? "") == pair.target
+    }
 }
 
 /// Demands a stream error (one of `conditions`) from `reactor` after a violation on `c`.

@@ -50,8 +50,28 @@ public struct KeyLog: Sendable {
         entries[random, default: [:]][String(parts[0])] = secret
     }
 
+    /// Adds every secret of `other` (a later line for the same session and label wins).
+    public mutating func merge(_ other: KeyLog) {
+        for (random, labels) in other.entries { entries[random, default: [:]].merge(labels) { _, new in new } }
+        malformedLines += other.malformedLines
+    }
+
+    /// Removes one session's secrets (bounded key stores forget the oldest sessions).
+    mutating func remove(clientRandom: [UInt8]) { entries[clientRandom] = nil }
+
     public var isEmpty: Bool { entries.isEmpty }
     public var sessionCount: Int { entries.count }
+
+    /// The TLS 1.3 secrets S2Scope needs for a whole session (handshake and application data).
+    public static let tls13Labels = ["CLIENT_HANDSHAKE_TRAFFIC_SECRET", "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+                                     "CLIENT_TRAFFIC_SECRET_0", "SERVER_TRAFFIC_SECRET_0"]
+
+    /// Whether every secret a session needs is here: the four TLS 1.3 traffic secrets, or the
+    /// TLS 1.2 master secret (`CLIENT_RANDOM`).
+    public func hasAllSecrets(clientRandom: [UInt8], tls13: Bool) -> Bool {
+        guard let labels = entries[clientRandom] else { return false }
+        return tls13 ? KeyLog.tls13Labels.allSatisfy { labels[$0] != nil } : labels["CLIENT_RANDOM"] != nil
+    }
 
     public func secret(_ label: String, clientRandom: [UInt8]) -> [UInt8]? { entries[clientRandom]?[label] }
     public func hasSession(clientRandom: [UInt8]) -> Bool { entries[clientRandom] != nil }

@@ -80,13 +80,37 @@ public struct TLSInfo: Sendable {
 /// the record that carried it.
 public final class TLSSession {
     public let connection: ConnectionID
-    public let keyLog: KeyLog?
+    /// The run's secrets; nil: no key log was given (records are parsed, not decrypted).
+    public let keys: TLSKeyStore?
     public private(set) var info = TLSInfo()
     /// Decrypted application data of a direction.
     public var onPlaintext: ((Direction, UnsafeRawBufferPointer, FrameRef) -> Void)?
     public var onAnomaly: ((Anomaly) -> Void)?
     /// True once an anomaly about this session's decryption was reported.
     public private(set) var reportedProblem = false
+    /// Capture time since which the session waits for secrets that are not in the key log yet
+    /// (a following key store only); nil when it does not wait.
+    public private(set) var waitingSince: Timestamp?
+    /// Called when the session stops waiting for its secrets (they arrived, or it gave up);
+    /// a connection that ended while its session waited is closed then.
+    public var onWaitEnded: (() -> Void)?
+
+    /// A protected record held while the session waits for its secrets.
+    struct HeldRecord {
+        var direction: Direction
+        var type: UInt8
+        var version: UInt16
+        var fragment: [UInt8]
+        var frame: FrameRef
+    }
+    private var held: [HeldRecord] = []
+    private var heldBytes = 0
+    /// TLS 1.2 with a following key store: the master secret was not in the key log at the
+    /// ServerHello (the endpoints derive it later); keys are looked up again at the first
+    /// change_cipher_spec.
+    private var deferredTLS12 = false
+    /// The frame being parsed (the time a wait starts).
+    private var currentFrame = FrameRef(input: 0, number: 0, time: .zero)
 
     struct DirectionState {
         var buffer: [UInt8] = []
@@ -114,19 +138,27 @@ public final class TLSSession {
     private var pendingTLS12: [RecordProtection?] = [nil, nil]
     private var anyDecrypted = false
 
-    public init(connection: ConnectionID, keyLog: KeyLog?) {
+    public init(connection: ConnectionID, keys: TLSKeyStore?) {
         self.connection = connection
-        self.keyLog = keyLog
-        info.decryption = keyLog == nil ? .noKeyLog : .incomplete
+        self.keys = keys
+        info.decryption = keys == nil ? .noKeyLog : .incomplete
     }
 
+    /// A session reading a fixed key log (nil: none given).
+    public convenience init(connection: ConnectionID, keyLog: KeyLog?) {
+        self.init(connection: connection, keys: keyLog.map { TLSKeyStore(keyLog: $0) })
+    }
+
+    private var keyLog: KeyLog? { keys?.keyLog }
     private var isTLS13: Bool { negotiated == 0x0304 }
+    public var isWaitingForSecrets: Bool { waitingSince != nil }
 
     // MARK: - Input
 
     /// Bytes of direction `d` after the switch to TLS, at stream offset `offset`.
     public func tlsBytes(_ d: Direction, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, frame: FrameRef) {
         let i = d.rawValue
+        currentFrame = frame
         if dirs[i].lost {
             info.undecryptedBytes += UInt64(bytes.count)
             return
@@ -169,7 +201,7 @@ public final class TLSSession {
         dirs[i].buffer = []
         if !dirs[i].lost {
             dirs[i].lost = true
-            if info.decryption == .decrypted || (keyLog != nil && info.decryption != .failed) {
+            if info.decryption == .decrypted || (keys != nil && info.decryption != .failed) {
                 info.decryption = .incomplete
                 info.decryptionNote = "a gap of \(length) bytes in the \(d.reportName) TLS records; the rest of that direction was not decrypted"
             }
@@ -179,18 +211,19 @@ public final class TLSSession {
     /// The connection ended: a record cut short is counted as not decrypted; the final
     /// decryption status is settled.
     public func tlsFinish() {
+        if waitingSince != nil { giveUpWaiting(why: "the connection ended before they arrived") }
         for i in 0..<2 {
             info.undecryptedBytes += UInt64(dirs[i].buffer.count)
             dirs[i].buffer = []
         }
-        if keyLog != nil, info.decryption == .incomplete, anyDecrypted, info.undecryptedBytes == 0, info.decryptionNote == nil {
+        if keys != nil, info.decryption == .incomplete, anyDecrypted, info.undecryptedBytes == 0, info.decryptionNote == nil {
             info.decryption = .decrypted
         }
     }
 
     private func lose(_ d: Direction, at offset: UInt64, frame: FrameRef, why: String) {
         dirs[d.rawValue].lost = true
-        if keyLog != nil && info.decryption != .failed && info.decryption != .noSecrets {
+        if keys != nil && info.decryption != .failed && info.decryption != .noSecrets {
             info.decryption = .incomplete
             info.decryptionNote = why
         }
@@ -206,6 +239,20 @@ public final class TLSSession {
     // MARK: - Records
 
     private func record(_ d: Direction, type: UInt8, version: UInt16, fragment: WireBytes, frame: FrameRef) {
+        if waitingSince != nil {
+            hold(d, type: type, version: version, fragment: fragment, frame: frame)
+            return
+        }
+        if deferredTLS12 && type == 20 {
+            // TLS 1.2: the master secret exists once the client sent its key exchange, which
+            // precedes the first change_cipher_spec; the key log should have it by now.
+            deferredTLS12 = false
+            installKeys(atChangeCipherSpec: true)
+            if waitingSince != nil {
+                hold(d, type: type, version: version, fragment: fragment, frame: frame)
+                return
+            }
+        }
         let i = d.rawValue
         info.records[i] += 1
         let size = UInt64(5 + fragment.count)
@@ -218,7 +265,7 @@ public final class TLSSession {
         let n = dirs[i].protectedRecords
         guard !dirs[i].failed, var p = dirs[i].protection else {
             info.undecryptedBytes += size
-            if !dirs[i].failed, let missing = dirs[i].missingSecret, keyLog != nil, info.decryption != .noSecrets,
+            if !dirs[i].failed, let missing = dirs[i].missingSecret, keys != nil, info.decryption != .noSecrets,
                info.decryption != .unsupportedSuite {
                 dirs[i].missingSecret = nil
                 info.decryption = .failed
@@ -279,7 +326,7 @@ public final class TLSSession {
             if !isTLS13 && negotiated != nil {
                 dirs[i].protected = true
                 dirs[i].protection = pendingTLS12[i]
-                if pendingTLS12[i] == nil && dirs[i].missingSecret == nil && keyLog != nil && info.decryption == .incomplete {
+                if pendingTLS12[i] == nil && dirs[i].missingSecret == nil && keys != nil && info.decryption == .incomplete {
                     dirs[i].missingSecret = "no key for this TLS 1.2 session"
                 }
             }
@@ -401,7 +448,7 @@ public final class TLSSession {
 
     // MARK: - Keys
 
-    private func installKeys() {
+    private func installKeys(atChangeCipherSpec: Bool = false) {
         guard let s = suite else { return }
         let tls13 = isTLS13
         if tls13 {
@@ -410,7 +457,7 @@ public final class TLSSession {
             dirs[0].protected = true
             dirs[1].protected = true
         }
-        guard let keyLog else { return }
+        guard let keys else { return }
         guard s.aead != nil else {
             info.decryption = .unsupportedSuite
             info.decryptionNote = "\(s.name) is not an AEAD suite; S2Scope decrypts AES-GCM and ChaCha20-Poly1305 suites only"
@@ -418,6 +465,18 @@ public final class TLSSession {
                            message: "TLS decryption not possible: \(info.decryptionNote!); the encrypted part was not checked"))
             return
         }
+        if keys.following, let cr = clientRandom, !keys.hasAllSecrets(clientRandom: cr, tls13: tls13) {
+            if !tls13 && !atChangeCipherSpec {
+                deferredTLS12 = true
+                return
+            }
+            // The server may not have written them yet: hold the records until they come.
+            waitingSince = currentFrame.time
+            keys.wait(self, clientRandom: cr)
+            return
+        }
+        // Read after the wait check: a followed key log may just have gained this session.
+        let keyLog = keys.keyLog
         guard let cr = clientRandom, keyLog.hasSession(clientRandom: cr) else {
             info.decryption = .noSecrets
             info.decryptionNote = "the key log has no secrets for client random \(clientRandom.map(hexString) ?? "(ClientHello not seen)")"
@@ -430,13 +489,75 @@ public final class TLSSession {
             install13(.serverToClient, label: "SERVER_HANDSHAKE_TRAFFIC_SECRET")
         } else {
             guard let master = keyLog.secret("CLIENT_RANDOM", clientRandom: cr), let sr = serverRandom,
-                  let keys = RecordProtection.tls12(suite: s, master: master, clientRandom: cr, serverRandom: sr) else {
+                  let protections = RecordProtection.tls12(suite: s, master: master, clientRandom: cr, serverRandom: sr) else {
                 dirs[0].missingSecret = "the key log has no CLIENT_RANDOM (master secret) line for this TLS 1.2 session"
                 dirs[1].missingSecret = dirs[0].missingSecret
                 return
             }
-            pendingTLS12 = [keys.client, keys.server]
+            pendingTLS12 = [protections.client, protections.server]
         }
+    }
+
+    // MARK: - Waiting for secrets
+
+    var secretsAreComplete: Bool {
+        guard let keys, let cr = clientRandom else { return false }
+        return keys.keyLog.hasAllSecrets(clientRandom: cr, tls13: isTLS13)
+    }
+
+    private func hold(_ d: Direction, type: UInt8, version: UInt16, fragment: WireBytes, frame: FrameRef) {
+        guard let keys, let since = waitingSince else { return }
+        let size = 5 + fragment.count
+        if frame.time.secondsSince(since) > keys.limits.seconds {
+            giveUpWaiting(why: "no secrets for it arrived in the key log within \(formatSeconds(keys.limits.seconds)) s")
+        } else if !keys.reserve(size, sessionBytes: heldBytes) {
+            giveUpWaiting(why: "its records reached the limit of bytes held while waiting for them (\(heldBytes) bytes held)")
+        } else {
+            held.append(HeldRecord(direction: d, type: type, version: version, fragment: Array(fragment.buffer), frame: frame))
+            heldBytes += size
+            return
+        }
+        record(d, type: type, version: version, fragment: fragment, frame: frame)
+    }
+
+    /// The secrets arrived: the wait ends and the keys are installed. Returns the held records,
+    /// which the store hands back through `replay` in capture order (merged with those of
+    /// other sessions released at the same time), then calls `finishRelease`.
+    func beginRelease() -> [HeldRecord] {
+        guard let keys, let cr = clientRandom, waitingSince != nil else { return [] }
+        waitingSince = nil
+        keys.stopWaiting(self, clientRandom: cr, released: true, heldBytes: heldBytes)
+        installKeys()
+        let records = held
+        held = []
+        heldBytes = 0
+        return records
+    }
+
+    func replay(_ r: HeldRecord) {
+        r.fragment.withWireBytes { record(r.direction, type: r.type, version: r.version, fragment: $0, frame: r.frame) }
+    }
+
+    func finishRelease() { onWaitEnded?() }
+
+    /// The secrets did not come: the held records are counted as not decrypted.
+    func giveUpWaiting(why: String) {
+        guard let keys, let cr = clientRandom, waitingSince != nil else { return }
+        waitingSince = nil
+        keys.stopWaiting(self, clientRandom: cr, released: false, heldBytes: heldBytes)
+        info.decryption = .noSecrets
+        info.decryptionNote = "the key log has no secrets for client random \(hexString(cr)): \(why)"
+        report(Anomaly(kind: .encrypted, connection: connection, frame: held.first?.frame ?? currentFrame, bytes: UInt64(heldBytes),
+                       message: "TLS decryption not possible: \(info.decryptionNote!); \(heldBytes) bytes of records held for them and the rest of the session were not decrypted or checked"))
+        replayHeld()
+        onWaitEnded?()
+    }
+
+    private func replayHeld() {
+        let records = held
+        held = []
+        heldBytes = 0
+        for r in records { r.fragment.withWireBytes { record(r.direction, type: r.type, version: r.version, fragment: $0, frame: r.frame) } }
     }
 
     private func install13(_ d: Direction, label: String) {

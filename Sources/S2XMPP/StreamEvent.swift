@@ -86,6 +86,12 @@ public enum XMPPEventKind: Sendable {
     /// The direction switched to TLS after `<proceed/>`; `looksLikeTLS` tells whether the first
     /// bytes are a TLS record header (0x16 0x03).
     case tlsStarted(looksLikeTLS: Bool)
+    /// The capture picked the direction up after its stream began: what follows is parsed in an
+    /// assumed s2s context (`jabber:server`, the `stream` and `db` prefixes), and the header,
+    /// features and dialback before it were never seen.
+    case pickedUp
+    /// `length` bytes of the direction were lost (a capture gap): state carried by them is unknown.
+    case bytesLost(length: UInt64)
 }
 
 /// One event with the span of the stream that carried it. A class: every event visits the model,
@@ -99,15 +105,19 @@ public final class XMPPEvent: @unchecked Sendable {
     /// First and last frames that carried those bytes.
     public let firstFrame: FrameRef
     public let lastFrame: FrameRef
+    /// The first element after parsing resumed without context (mid-stream pickup, gap): it may
+    /// be a child of an element whose start was lost, so no rule judges it.
+    public let tentative: Bool
 
     public init(kind: XMPPEventKind, direction: Direction, startOffset: UInt64, endOffset: UInt64,
-                firstFrame: FrameRef, lastFrame: FrameRef) {
+                firstFrame: FrameRef, lastFrame: FrameRef, tentative: Bool = false) {
         self.kind = kind
         self.direction = direction
         self.startOffset = startOffset
         self.endOffset = endOffset
         self.firstFrame = firstFrame
         self.lastFrame = lastFrame
+        self.tentative = tentative
     }
 }
 

@@ -163,8 +163,33 @@ public func escapeXML(_ s: String) -> String {
     return out
 }
 
-/// The domain part of a JID (`local@domain/resource`), nil when the JID is not parsable.
-/// Works on UTF-8 bytes: it runs for every stanza, and Character indexing is slow.
+/// A domain as compared: RFC 7622 §3.2 case-folds domainparts, and a trailing dot names the
+/// same domain. ASCII is folded here; other scripts get Unicode lower-casing (an approximation of
+/// IDNA2008/UTS 46 mapping, which would need an IDNA library). Returns the string itself when it
+/// is already in that form (the common case: no allocation).
+public func normalizedDomain(_ domain: String) -> String {
+    var d = domain
+    let plain = d.withUTF8 { u -> Bool in
+        if let last = u.last, last == 0x2e { return false }
+        for b in u where (b >= 0x41 && b <= 0x5a) || b >= 0x80 { return false }
+        return true
+    }
+    if plain { return domain }
+    var s = domain.lowercased()
+    if s.hasSuffix("."), s.count > 1 { s.removeLast() }
+    return s
+}
+
+/// A JID as compared: localpart and domainpart case-folded (RFC 7622 §3.2, §3.3: the
+/// UsernameCaseMapped profile maps localparts to lower case), the resource kept as sent.
+public func normalizedJID(_ jid: String) -> String {
+    guard let slash = jid.firstIndex(of: "/") else { return normalizedDomain(jid) }
+    return normalizedDomain(String(jid[..<slash])) + jid[slash...]
+}
+
+/// The normalised domain part of a JID (`local@domain/resource`; see `normalizedDomain`), nil
+/// when the JID is not parsable. Works on UTF-8 bytes: it runs for every stanza, and Character
+/// indexing is slow.
 public func jidDomain(_ jid: String) -> String? {
     var jid = jid
     return jid.withUTF8 { u -> String? in
@@ -174,6 +199,6 @@ public func jidDomain(_ jid: String) -> String? {
         let start = (bare.lastOffset(where: { $0 == 0x40 }) ?? -1) + 1  // the domain after the last '@'
         guard let domain = bare.slice(from: start, to: end), !domain.isEmpty, domain.count <= 1023 else { return nil }
         if domain.contains(where: { $0 == 0x20 || $0 == 0x09 || $0 == 0x40 }) { return nil }
-        return String(decoding: domain.buffer, as: UTF8.self)
+        return normalizedDomain(String(decoding: domain.buffer, as: UTF8.self))
     }
 }

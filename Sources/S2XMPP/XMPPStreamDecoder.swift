@@ -28,6 +28,13 @@ public protocol TLSRecordSink: AnyObject {
 public final class XMPPStreamDecoder {
     public enum Mode: Sendable { case xml, resync, tls, closed }
 
+    /// After parsing resumes at a plausible top-level start tag (a pickup, a gap, an error), the
+    /// first element may really be a child of an element whose start was lost — a `<message/>`
+    /// forwarded inside another one, say. Only once a second top-level element starts right after
+    /// it is the position trusted; until then a parse error is a resynchronisation artifact and
+    /// the element is reported as tentative.
+    enum Sync { case synced, firstElement, firstElementDone }
+
     enum Stop { case tls, restart, closed, resync }
 
     public let direction: Direction
@@ -82,6 +89,17 @@ public final class XMPPStreamDecoder {
     private var lastFrame: FrameRef?
     /// The transport carries TLS records (set at `<proceed/>`, not by anything inside TLS).
     private var transportTLS = false
+    /// The direction's first bytes are not its stream's first bytes (see `startsMidstream`).
+    private var pickupPending = false
+    /// No header of this direction was seen: elements are parsed in an assumed s2s context
+    /// (`jabber:server`, `stream`, `db`) plus the prefixes learned from what followed.
+    private var assumedContext = false
+    private var learnedDeclarations: [NamespaceDeclaration] = []
+    /// Set while resynchronising at the start of a mid-stream pickup: the cut element is
+    /// expected, not a loss worth an `xml-desync` anomaly.
+    private var pickupSkip = false
+    /// How far parsing trusts its position after it resumed without context.
+    private var sync = Sync.synced
     /// Decrypted plaintext has started: `mode`, offsets and the index describe the plaintext.
     private var insideTLS = false
 
@@ -95,12 +113,19 @@ public final class XMPPStreamDecoder {
 
     // MARK: - Input
 
+    /// The capture did not see this direction start: its first bytes may be anywhere in a stream
+    /// (inside an element, inside TLS). Call before the first `feed`.
+    public func startsMidstream() { pickupPending = true }
+
     /// Feeds the next chunk of the direction's byte stream, starting at stream offset `offset`.
     public func feed(_ bytes: UnsafeRawBufferPointer, at offset: UInt64, frame: FrameRef) {
         guard !bytes.isEmpty else { return }
         if !streamStartChecked && !insideTLS {
             streamStartChecked = true
-            if offset == 0 && classifyStreamStart(bytes, frame: frame) { return }
+            if pickupPending {
+                pickupPending = false
+                beginMidstream(bytes, at: offset, frame: frame)
+            } else if offset == 0 && classifyStreamStart(bytes, frame: frame) { return }
         }
         if foreign { return }
         if transportTLS, tlsSink != nil {
@@ -131,6 +156,53 @@ public final class XMPPStreamDecoder {
             return true
         }
         return false
+    }
+
+    /// The first bytes of a direction picked up mid-stream. A stream header there is a real start
+    /// (the capture began between the handshake and the header); TLS records mean an encrypted
+    /// connection; anything else is XML whose context was missed: skip to the next top-level
+    /// start tag and parse in the assumed context.
+    private func beginMidstream(_ b: UnsafeRawBufferPointer, at offset: UInt64, frame: FrameRef) {
+        let w = WireBytes(b)
+        let i = w.firstOffset(where: { !isXMLSpace($0) }) ?? w.count
+        if w.u8(i) == UInt8(ascii: "<"), startsStreamHeader(w.dropFirst(i).buffer) { return }
+        index.append(offset: offset, frame: frame)
+        lastFrame = frame
+        emit(.pickedUp, start: offset, end: offset)
+        if !looksLikeText(b), TLSRecordScan.looksLikeRecords(b) {
+            mode = .tls
+            transportTLS = true
+            return
+        }
+        assumedContext = true
+        pickupSkip = true
+        destroyParser()
+        mode = .resync
+        resyncFrom = offset
+        resyncCarry = []
+    }
+
+    /// `<?xml`, `<stream:stream` or `<P:stream` followed by a space or `>`.
+    private func startsStreamHeader(_ raw: UnsafeRawBufferPointer) -> Bool {
+        let b = WireBytes(raw)
+        if b.matches("<?xml".utf8, at: 0) { return true }
+        guard let second = b.u8(1), second != UInt8(ascii: "/") else { return false }  // a closing tag is no start
+        var i = 1
+        while i < 64, let x = b.u8(i), x != UInt8(ascii: ":"), !isXMLSpace(x), x != UInt8(ascii: ">") { i += 1 }
+        let nameStart = b.u8(i) == UInt8(ascii: ":") ? i + 1 : 1
+        let word = "stream".utf8
+        guard b.matches(word, at: nameStart), let after = b.u8(nameStart + word.count) else { return false }
+        return isXMLSpace(after) || after == UInt8(ascii: ">")
+    }
+
+    /// Whether the bytes up to the first `<` (or all of them) are text, as inside XML, rather
+    /// than binary (TLS records, other protocols).
+    private func looksLikeText(_ b: UnsafeRawBufferPointer) -> Bool {
+        for x in b.prefix(4096) {
+            if x == UInt8(ascii: "<") { return true }
+            if x < 0x20 && !isXMLSpace(x) { return false }
+        }
+        return true
     }
 
     /// Decrypted application data of this direction (from the TLS layer), carried by the record
@@ -181,12 +253,14 @@ public final class XMPPStreamDecoder {
 
     /// Bytes `[offset, offset+length)` will never arrive: the parser state is lost.
     public func gap(at offset: UInt64, length: UInt64, frame: FrameRef) {
+        index.append(offset: offset, frame: frame)
+        lastFrame = frame
+        emit(.bytesLost(length: length), start: offset, end: offset + length)
         if transportTLS, let sink = tlsSink {
             encryptedBytes += length
             sink.tlsGap(direction, at: offset, length: length, frame: frame)
             return
         }
-        index.append(offset: offset, frame: frame)
         switch mode {
         case .xml:
             destroyParser()
@@ -313,7 +387,25 @@ public final class XMPPStreamDecoder {
                 return consumedUpTo(at, chunkStart: offset, count: data.count)
             }
             let errorAt = currentOffset()
-            reportError(code: code, at: errorAt)
+            if assumedContext && header == nil && code == XML_ERROR_UNBOUND_PREFIX, learnPrefix(at: errorAt) {
+                // The prefix was declared on the header the capture missed: parse the element again with it.
+                destroyParser()
+                resume(at: errorAt, candidate: [], quietly: true)
+                return consumedUpTo(errorAt, chunkStart: offset, count: data.count)
+            }
+            if let b0 = byte(at: errorAt), b0 == 0x16, byte(at: errorAt + 1) ?? 0x03 == 0x03 {
+                // A TLS handshake record where XML was expected: the peer's <proceed/> was lost or not
+                // captured. The direction is TLS from here; its bytes are not ill-formed XML.
+                sink.xmppAnomaly(Anomaly(kind: .encrypted, connection: connection, direction: direction, frame: index.frame(at: errorAt) ?? lastFrame,
+                                         message: "TLS records begin in the \(direction.reportName) direction without a <proceed/> seen (lost or not captured); what follows is encrypted"))
+                destroyParser()
+                mode = .tls
+                if !insideTLS { transportTLS = true }
+                return consumedUpTo(errorAt, chunkStart: offset, count: data.count)
+            }
+            if sync == .synced && !(assumedContext && code == XML_ERROR_UNBOUND_PREFIX) {
+                reportError(code: code, at: errorAt)
+            }
             destroyParser()
             mode = .resync
             resyncFrom = errorAt
@@ -483,15 +575,26 @@ public final class XMPPStreamDecoder {
         }
     }
 
-    private func resume(at offset: UInt64, candidate: [UInt8]) {
+    /// Resumes parsing at `offset` (a plausible top-level start tag, `candidate`).
+    /// `quietly`: the skip is expected (the cut element of a pickup, a re-parse), not an `xml-desync`.
+    private func resume(at offset: UInt64, candidate: [UInt8], quietly: Bool = false) {
         let text = String(decoding: candidate, as: UTF8.self)
         let sp = header?.prefix ?? "stream"
-        reportDesync(skipped: offset - resyncFrom, found: true)
+        if quietly {
+            // A re-parse of the same element: the position is as trusted as before.
+        } else if pickupSkip {
+            skippedBytes += offset > resyncFrom ? offset - resyncFrom : 0
+            pickupSkip = false
+        } else {
+            reportDesync(skipped: offset - resyncFrom, found: true)
+        }
         if text == "<?xml" || text == "<\(sp):stream" {
             mode = .xml
+            sync = .synced
             makeParser(base: Int64(offset))
             return
         }
+        if !quietly { sync = .firstElement }
         // Re-create the namespace context of the stream header.
         let synthetic = syntheticHeader()
         mode = .xml
@@ -510,6 +613,7 @@ public final class XMPPStreamDecoder {
         var decls = h?.declarations ?? [NamespaceDeclaration(prefix: nil, uri: Namespace.server),
                                          NamespaceDeclaration(prefix: "db", uri: Namespace.dialback)]
         if !decls.contains(where: { $0.prefix == sp }) { decls.append(NamespaceDeclaration(prefix: sp, uri: Namespace.streams)) }
+        for d in learnedDeclarations where !decls.contains(where: { $0.prefix == d.prefix }) { decls.append(d) }
         var s = "<\(sp):stream"
         for d in decls { s += d.prefix.map { " xmlns:\($0)='\(escapeXML(d.uri))'" } ?? " xmlns='\(escapeXML(d.uri))'" }
         s += ">"
@@ -528,11 +632,39 @@ public final class XMPPStreamDecoder {
 
     // MARK: - Events
 
-    private func emit(_ kind: XMPPEventKind, start: UInt64, end: UInt64) {
+    private func emit(_ kind: XMPPEventKind, start: UInt64, end: UInt64, tentative: Bool = false) {
         let first = index.frame(at: start) ?? lastFrame!
         let last = index.frame(at: end > start ? end - 1 : start) ?? first
         sink.xmppEvent(XMPPEvent(kind: kind, direction: direction, startOffset: start, endOffset: end,
-                                 firstFrame: first, lastFrame: last))
+                                 firstFrame: first, lastFrame: last, tentative: tentative))
+    }
+
+    /// Learns the prefix of the start tag at `offset` that expat found unbound, binding it to what
+    /// its element says it is (a stream-level or dialback element) or to a placeholder namespace.
+    /// False when there is nothing to learn (the prefix is on an attribute, or too many learned).
+    private func learnPrefix(at offset: UInt64) -> Bool {
+        guard learnedDeclarations.count < 16, let c = currentChunk, offset >= currentChunkOffset else { return false }
+        let w = WireBytes(c)
+        var i = Int(offset - currentChunkOffset)
+        guard w.u8(i) == UInt8(ascii: "<") else { return false }
+        i += 1
+        var name: [UInt8] = []
+        while name.count < 128, let x = w.u8(i), !isXMLSpace(x), x != UInt8(ascii: ">"), x != UInt8(ascii: "/") {
+            name.append(x)
+            i += 1
+        }
+        guard let colon = name.firstIndex(of: UInt8(ascii: ":")), colon > 0 else { return false }
+        let prefix = String(decoding: name.prefix(colon), as: UTF8.self)
+        let local = String(decoding: name.dropFirst(colon + 1), as: UTF8.self)
+        guard !learnedDeclarations.contains(where: { $0.prefix == prefix }), prefix != "xml", prefix != "xmlns" else { return false }
+        let uri: String
+        switch local {
+        case "stream", "features", "error": uri = Namespace.streams
+        case "result", "verify": uri = Namespace.dialback
+        default: uri = "urn:s2scope:undeclared-prefix:" + prefix
+        }
+        learnedDeclarations.append(NamespaceDeclaration(prefix: prefix, uri: uri))
+        return true
     }
 
     fileprivate func startElement(_ name: UnsafePointer<CChar>, _ atts: UnsafeMutablePointer<UnsafePointer<CChar>?>?) {
@@ -555,6 +687,9 @@ public final class XMPPStreamDecoder {
                 suppressHeader = false
             } else {
                 header = h
+                assumedContext = false
+                learnedDeclarations = []
+                sync = .synced
                 emit(.streamOpened(h), start: start, end: end)
             }
             return
@@ -569,6 +704,7 @@ public final class XMPPStreamDecoder {
             return
         }
         if depth == 2 {
+            if sync == .firstElementDone { sync = .synced }
             elementStart = start
             nodeCount = 0
             keptDepth = limits.maxTreeDepth
@@ -637,7 +773,9 @@ public final class XMPPStreamDecoder {
                 _ = el.fromDomain
                 _ = el.toDomain
                 _ = el.isStanza
-                emit(.element(el), start: elementStart, end: end)
+                let tentative = sync == .firstElement
+                if tentative { sync = .firstElementDone }
+                emit(.element(el), start: elementStart, end: end, tentative: tentative)
                 return
             }
             stack[stack.count - 1].children.append(done)

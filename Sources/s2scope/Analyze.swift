@@ -50,8 +50,11 @@ struct AnalysisOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Dialback secret of an authoritative domain (DOMAIN=SECRET), to check keys with XEP-0185 (DB-AUTH-3); repeatable.", valueName: "domain=secret"))
     var dialbackSecret: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("NSS key log (SSLKEYLOGFILE) with the TLS secrets of the captured sessions: traffic after STARTTLS is decrypted (TLS 1.3; TLS 1.2 AES-GCM/ChaCha20-Poly1305) and analysed like plaintext.", valueName: "file"))
-    var keylog: String?
+    @Option(name: .long, help: ArgumentHelp("NSS key log (SSLKEYLOGFILE) with the TLS secrets of the captured sessions: traffic after STARTTLS is decrypted (TLS 1.3; TLS 1.2 AES-GCM/ChaCha20-Poly1305) and analysed like plaintext; repeatable (the secrets merge, also with those a pcapng file carries in decryption secrets blocks). 'live' follows the file as the servers append to it.", valueName: "file"))
+    var keylog: [String] = []
+
+    @Option(name: .long, help: ArgumentHelp("live: seconds a TLS session whose secrets are not in the key log yet holds its records for them before they count as not decrypted.", valueName: "seconds"))
+    var keylogWait: Double = 5
 
     @Option(name: .long, help: "Seconds a party has to react to a violation (stream error, close).")
     var reactTimeout: Double = 10
@@ -76,10 +79,13 @@ struct AnalysisOptions: ParsableArguments {
         }
         if reactTimeout <= 0 || dialbackTimeout <= 0 || closeTimeout <= 0 { throw ValidationError("timeouts must be positive") }
         if maxConnections < 1 { throw ValidationError("--max-connections must be at least 1") }
-        if keylog == "" { throw ValidationError("--keylog needs a file name") }
+        if keylog.contains("") { throw ValidationError("--keylog needs a file name") }
+        if !(keylogWait > 0 && keylogWait <= 300) { throw ValidationError("--keylog-wait takes 0 < seconds <= 300") }
     }
 
-    func makeConfiguration() throws -> EngineConfiguration {
+    /// The run's configuration; `loadKeyLogs`: read the `--keylog` files now (offline; live
+    /// follows them instead).
+    func makeConfiguration(loadKeyLogs: Bool = true) throws -> EngineConfiguration {
         var c = EngineConfiguration()
         if !port.isEmpty { c.ports = Set(port) }
         c.filter = filter
@@ -90,8 +96,11 @@ struct AnalysisOptions: ParsableArguments {
         c.rules.timers.close = closeTimeout
         c.reassembly.maxConnections = maxConnections
         c.reassembly.idleTimeoutSeconds = idleTimeout
-        if let keylog {
-            if let problem = c.loadKeyLog(path: keylog) { throw FatalError(message: problem) }
+        c.tlsHold.seconds = keylogWait
+        if loadKeyLogs {
+            for path in keylog {
+                if let problem = c.loadKeyLog(path: path) { throw FatalError(message: problem) }
+            }
         }
         var pairs = host
         if let hosts {
@@ -182,6 +191,8 @@ struct Analyze: ParsableCommand {
     func run() throws {
         var configuration = try analysis.makeConfiguration()
         configuration.threads = threads == 0 ? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) : threads
+        // pcapng files may carry their TLS key log (editcap --inject-secrets); libpcap skips it.
+        for note in configuration.loadEmbeddedSecrets(paths: files) where !quiet { fputs("s2scope: \(note)\n", stderr) }
         let readers: [PcapFileReader]
         do {
             readers = try Engine.open(paths: files, filter: configuration.filter)

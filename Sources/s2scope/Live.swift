@@ -5,6 +5,7 @@ import S2Engine
 import S2Model
 import S2Report
 import S2Rules
+import S2TLS
 
 #if canImport(Glibc)
 @preconcurrency import Glibc
@@ -27,6 +28,14 @@ struct Live: ParsableCommand {
               s2scope live -i eth0
               s2scope live -i eth0 -i eth1 --format jsonl --output /var/log/s2scope.jsonl --stats-interval 60
               s2scope live -i any --metrics 127.0.0.1:9269 --user nobody
+              s2scope live -i eth0 --keylog /var/lib/prosody/sslkeys.log
+
+            With --keylog the file is followed as the servers append to it (it may be missing or \
+            empty at start): a TLS session whose secrets are not in it yet holds its records, and the \
+            frames after them wait too, for --keylog-wait seconds (at most 1 MiB per session, 32 MiB \
+            in all); when the secrets arrive everything is decrypted and judged in capture order. The \
+            file is opened before privileges are dropped when it exists at start; otherwise --user \
+            must be able to read it.
             """)
 
     @Option(name: [.short, .customLong("interface")], help: ArgumentHelp("Interface to capture on; repeat for several.", valueName: "iface"))
@@ -74,8 +83,10 @@ struct Live: ParsableCommand {
     }
 
     func run() throws {
-        var configuration = try analysis.makeConfiguration()
+        var configuration = try analysis.makeConfiguration(loadKeyLogs: false)
         configuration.retainHistory = false
+        let followers = analysis.keylog.map { KeyLogFollower(path: $0) }
+        configuration.followsKeyLog = !followers.isEmpty
         var options = LiveOptions()
         options.snapLength = snaplen
         options.bufferSize = bufferSize
@@ -93,6 +104,13 @@ struct Live: ParsableCommand {
             guard let s = MetricsServer(listen: m) else { throw FatalError(message: "--metrics \(m): cannot listen") }
             return s
         }
+        // Key logs that exist now are opened while still root (they are 0600, the servers' own).
+        var initialSecrets = KeyLog()
+        for f in followers {
+            let (secrets, notes) = f.poll()
+            initialSecrets.merge(secrets)
+            for n in notes { fputs("s2scope: \(n)\n", stderr) }
+        }
         try dropPrivileges()
 
         var sink: UnsafeMutablePointer<FILE> = stdout
@@ -102,6 +120,22 @@ struct Live: ParsableCommand {
         }
         let text = TextReport(color: false)
         let engine = Engine(configuration: configuration)
+        engine.addSecrets(initialSecrets)
+        func readKeyLogs() -> KeyLog {
+            var secrets = KeyLog()
+            for f in followers {
+                let (more, notes) = f.poll()
+                for n in notes { fputs("s2scope: \(n)\n", stderr) }
+                secrets.merge(more)
+            }
+            return secrets
+        }
+        func followKeyLogs() {
+            let secrets = readKeyLogs()
+            if !secrets.isEmpty { engine.addSecrets(secrets) }
+        }
+        // A session that misses its secrets reads the key logs at once: they are usually there.
+        if !followers.isEmpty { engine.tlsKeys?.refill = readKeyLogs }
         func emit(_ line: String) {
             fputs(line, sink)
             fflush(sink)
@@ -115,8 +149,8 @@ struct Live: ParsableCommand {
         engine.onAnomaly = { a in
             emit(format == .jsonl ? JSONReport.line { JSONReport.anomaly(&$0, a, event: true) } : text.line(for: a))
         }
-        engine.onConnectionClosed = { c in
-            if format == .jsonl { emit(JSONReport.line { JSONReport.connection(&$0, c.summary, event: true) }) }
+        engine.onConnectionClosed = { c, tls in
+            if format == .jsonl { emit(JSONReport.line { JSONReport.connection(&$0, c.summary, event: true, tls: tls) }) }
         }
 
         signal(SIGINT) { _ in stopRequested = 1 }
@@ -144,6 +178,16 @@ struct Live: ParsableCommand {
             w.field("connections_closed", engine.connectionsClosed)
             w.field("dialbacks", engine.outcomes.values.reduce(0, +))
             w.field("violations", engine.violationsByRule.values.reduce(0, +))
+            if let keys = engine.tlsKeys {
+                let h = keys.statistics
+                w.field("keylog_sessions", keys.keyLog.sessionCount)
+                w.field("tls_sessions_waited", h.sessionsHeld)
+                w.field("tls_sessions_released", h.sessionsReleased)
+                w.field("tls_sessions_dropped", h.sessionsDropped)
+                w.field("tls_bytes_held", h.bytesHeld)
+                w.field("tls_bytes_dropped", h.bytesDropped)
+                w.field("frames_waiting", engine.deferredFrameCount)
+            }
             w.field("rss_bytes", residentBytes())
             w.endObject()
             return w.output + "\n"
@@ -154,6 +198,8 @@ struct Live: ParsableCommand {
                 lastPacketTime = p.frame.time
                 frames += 1
             }
+            // Secrets the servers wrote meanwhile; sessions that waited for them decrypt now.
+            followKeyLogs()
             let now = wallClock()
             if n > 0 { lastPacketWall = now }
             // Idle link: move capture time on with the wall clock so flows and reaction timers expire.
@@ -172,6 +218,7 @@ struct Live: ParsableCommand {
             if let duration, now - start >= duration { break }
             if let count, frames >= count { break }
         }
+        followKeyLogs()
         let report = engine.finish()
         if format == .jsonl { emit(statsLine()) } else {
             let sev = Severity.allCases.reversed().map { "\(engine.violationsBySeverity[$0.name, default: 0]) \($0.name)" }
@@ -250,6 +297,13 @@ func metricsText(engine: Engine, capture: LiveCapture) -> String {
            Severity.allCases.map { ("{severity=\"\($0.name)\"}", Double(engine.violationsBySeverity[$0.name, default: 0])) })
     metric("s2scope_anomalies_total", "Anomalies by kind.", "counter",
            engine.report.statistics.anomaliesByKind.sorted { $0.key < $1.key }.map { ("{kind=\"\(esc($0.key))\"}", Double($0.value)) })
+    if let keys = engine.tlsKeys {
+        let h = keys.statistics
+        metric("s2scope_tls_sessions_waited_total", "TLS sessions that held their records until their secrets were in the key log.", "counter",
+               [("{result=\"released\"}", Double(h.sessionsReleased)), ("{result=\"dropped\"}", Double(h.sessionsDropped))])
+        metric("s2scope_tls_held_bytes", "Bytes of TLS records held for secrets not in the key log yet.", "gauge", [("", Double(h.bytesHeld))])
+        metric("s2scope_tls_dropped_bytes_total", "Bytes of TLS records given up because their secrets did not arrive in time.", "counter", [("", Double(h.bytesDropped))])
+    }
     metric("s2scope_resident_bytes", "Resident memory.", "gauge", [("", Double(residentBytes()))])
     return o
 }

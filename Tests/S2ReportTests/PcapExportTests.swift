@@ -75,7 +75,9 @@ struct PcapExportTests {
         let out = dir.appendingPathComponent("selected.pcap").path
         let (_, original) = try analyzeJSON(["--write-pcap", out, path])
         let chosen = expectedConnections(original)
-        #expect(!chosen.isEmpty, "\(input) has no violation: pick a capture with some")
+        // A clean lab capture (e.g. one picked up mid-stream) selects nothing: the export is then an
+        // empty capture, which the checks below verify like any other.
+        #expect(!chosen.isEmpty || input != "hostile", "the hostile capture has no violation: it should have some")
         let (_, again) = try analyzeJSON([out])
         // The same connections, with the same findings each.
         #expect(Set(keys(again).values) == Set(chosen.map { keys(original)[$0]! }), "\(input): connections differ")

@@ -17,7 +17,18 @@ struct ConnectionArchiveTests {
                               to: k == 1 ? nil : "b\(id).example", from: "ä\u{202e}\(k)@\u{1b}x.example",
                               id: k % 2 == 1 ? "stream-\(id)-\(k)" : nil, version: k == 2 ? "" : "1.0", closed: k == 0)
             },
-            hidden: id % 5 == 0, initiatorDamaged: id % 7 == 0, streamID: "stream-\(id)-1", initialTo: id % 4 == 0 ? nil : "b.example")
+            hidden: id % 5 == 0, initiatorDamaged: id % 7 == 0, streamID: "stream-\(id)-1", initialTo: id % 4 == 0 ? nil : "b.example",
+            sasl: (0..<(id % 3)).map { k in
+                var n = SASLNegotiation(mechanism: k == 0 ? "EXTERNAL" : "X-\u{1b}", initialResponse: k == 0 ? "YS5leGFtcGxl" : nil,
+                                        authzid: k == 0 ? "a.example" : nil, malformedResponse: k == 1, initiating: "a\(id).example",
+                                        receiving: k == 1 ? nil : "b.example", offered: Array(repeating: "EXTERNAL", count: k + 1),
+                                        overTLS: k == 0, authFrame: FrameRef(input: 0, number: id + k, time: t),
+                                        streamIDBefore: "s\(k)", streamIDAfter: k == 0 ? "t\(k)" : nil)
+                n.outcome = k == 0 ? .success : .failure
+                n.condition = k == 0 ? nil : "not-authorized"
+                n.outcomeFrame = k == 0 ? FrameRef(input: 0, number: id + k + 1, time: t) : nil
+                return n
+            })
     }
 
     static func same(_ a: ConnectionSummary, _ b: ConnectionSummary) -> Bool {
@@ -26,6 +37,7 @@ struct ConnectionArchiveTests {
             && a.lastFrame == b.lastFrame && a.closeFrame == b.closeFrame && a.close == b.close && a.tls == b.tls
             && a.hidden == b.hidden && a.initiatorDamaged == b.initiatorDamaged && a.streamID == b.streamID
             && a.initialTo == b.initialTo && a.streams.count == b.streams.count
+            && a.sasl == b.sasl
             && zip(a.streams, b.streams).allSatisfy {
                 $0.direction == $1.direction && $0.to == $1.to && $0.from == $1.from && $0.id == $1.id
                     && $0.version == $1.version && $0.closed == $1.closed

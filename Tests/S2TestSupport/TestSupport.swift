@@ -28,8 +28,13 @@ public struct RunResult {
 
 /// Runs s2scope with `arguments` (and optional standard input) and collects its output.
 public func runS2Scope(_ arguments: [String], stdin: Data? = nil, environment: [String: String]? = nil) throws -> RunResult {
+    try runProcess(s2scopeBinary().path, arguments, stdin: stdin, environment: environment)
+}
+
+/// Runs `executable` with `arguments` and collects its output.
+public func runProcess(_ executable: String, _ arguments: [String], stdin: Data? = nil, environment: [String: String]? = nil) throws -> RunResult {
     let p = Process()
-    p.executableURL = s2scopeBinary()
+    p.executableURL = URL(fileURLWithPath: executable)
     p.arguments = arguments
     if let environment { p.environment = environment }
     let out = Pipe()

@@ -21,8 +21,11 @@ final class Recorder: XMPPEventSink {
         case .notWellFormed(let code, _, let off): what = "nwf \(code)@\(off)"
         case .dataAfterClose: what = "after-close"
         case .tlsStarted(let t): what = "tls \(t)"
+        case .pickedUp: what = "picked-up"
+        case .bytesLost(let n): what = "lost \(n)"
         }
-        contents.append("\(e.direction.rawValue) \(what) [\(e.startOffset),\(e.endOffset))")
+        let tentative = e.tentative ? " tentative" : ""
+        contents.append("\(e.direction.rawValue) \(what)\(tentative) [\(e.startOffset),\(e.endOffset))")
         events.append("\(e.direction.rawValue) \(what) [\(e.startOffset),\(e.endOffset)) f\(e.firstFrame.number)-\(e.lastFrame.number)")
     }
     func xmppAnomaly(_ a: Anomaly) { anomalies.append(a) }

@@ -43,6 +43,8 @@ T_RESULT = "{%s}result" % NS_DB
 T_VERIFY = "{%s}verify" % NS_DB
 
 XML_DECL = "<?xml version='1.0'?>"
+# users of the lab's real servers (stanzas from badpeer go to them)
+USERS = {"a.lab": "alice", "b.lab": "bob", "c.lab": "carol", "e.lab": "eve"}
 
 
 def dialback_key(secret, receiving, originating, stream_id):
@@ -52,7 +54,11 @@ def dialback_key(secret, receiving, originating, stream_id):
 
 
 # scenarios in which the real server connects to us first (we are its peer)
-SERVER_SIDE = ("bad-no-id", "bad-valid-unverified", "serve")
+SERVER_SIDE = ("bad-no-id", "bad-valid-unverified", "bad-unswapped-result", "serve")
+# a pre-XMPP-1.0 server: no `version` on its headers, no stream features
+LEGACY = ("legacy-peer",)
+# we are the authoritative server whose verify leg dies with the verify pending
+VERIFY_LEG = {"verify-leg-error": "stream-error", "verify-leg-close": "close"}
 
 
 class Closed(Exception):
@@ -214,6 +220,7 @@ class Peer:
         self.threads = []
         self.lsock = None
         self.notes = {}   # scenario observations for the truth file
+        self.claim = getattr(args, "claim", None)
 
     # -- helpers ---------------------------------------------------------------
     def connect(self, domain, label="out"):
@@ -228,9 +235,10 @@ class Peer:
         return st
 
     def initial_header(self, to, frm=None, xmlns=NS_SERVER, dbns=NS_DB):
+        version = "" if self.scenario in LEGACY else " version='1.0'"
         return ("%s<stream:stream xmlns='%s' xmlns:db='%s' xmlns:stream='%s' "
-                "from='%s' to='%s' version='1.0'>" % (XML_DECL, xmlns, dbns, NS_STREAM,
-                                                       frm or self.domain, to))
+                "from='%s' to='%s'%s>" % (XML_DECL, xmlns, dbns, NS_STREAM,
+                                          frm or self.domain, to, version))
 
     def key_for(self, receiving, stream_id, originating=None, secret=None):
         return dialback_key(secret or self.secret, receiving, originating or self.domain, stream_id)
@@ -239,7 +247,7 @@ class Peer:
         st = self.connect(target)
         st.send(self.initial_header(target, frm=frm, xmlns=xmlns, dbns=dbns))
         hdr = st.wait_header()
-        if want_features:
+        if want_features and self.scenario not in LEGACY:
             try:
                 st.next_element(timeout=5, match=lambda e: e.tag == T_FEATURES)
             except Timeout:
@@ -297,10 +305,18 @@ class Peer:
         hdr = st.wait_header(timeout=10)
         st.my_id = uuid.uuid4().hex
         id_attr = "" if self.scenario == "bad-no-id" else " id='%s'" % st.my_id
-        st.send("%s<stream:stream xmlns='%s' xmlns:db='%s' xmlns:stream='%s' from='%s' to='%s'"
-                "%s version='1.0'><stream:features><dialback xmlns='urn:xmpp:features:dialback'>"
-                "<errors/></dialback></stream:features>"
-                % (XML_DECL, NS_SERVER, NS_DB, NS_STREAM, self.domain, hdr.get("from", ""), id_attr))
+        if self.scenario in LEGACY:
+            # RFC 3920 4.4.1: a pre-1.0 server answers without `version` and
+            # sends no stream features
+            st.send("%s<stream:stream xmlns='%s' xmlns:db='%s' xmlns:stream='%s' from='%s' to='%s'%s>"
+                    % (XML_DECL, NS_SERVER, NS_DB, NS_STREAM, self.domain, hdr.get("from", ""),
+                       id_attr))
+        else:
+            st.send("%s<stream:stream xmlns='%s' xmlns:db='%s' xmlns:stream='%s' from='%s' to='%s'"
+                    "%s version='1.0'><stream:features><dialback xmlns='urn:xmpp:features:dialback'>"
+                    "<errors/></dialback></stream:features>"
+                    % (XML_DECL, NS_SERVER, NS_DB, NS_STREAM, self.domain, hdr.get("from", ""),
+                       id_attr))
         validated = set()
         while True:
             if self.stop.is_set():
@@ -321,6 +337,14 @@ class Peer:
                     verdict = "valid"     # DB-CORR-9: never asked the authoritative server
                 else:
                     verdict = self.verify_with_as(frm, to, st.my_id, key)
+                if self.scenario == "bad-unswapped-result":
+                    # DB-RCV-6: the answer repeats the request's from/to instead of swapping them
+                    st.send("<db:result from='%s' to='%s' type='%s'/>" % (frm, to, verdict))
+                    self.notes["verify_verdict"] = verdict
+                    st.watch(4)
+                    self.notes["reaction"] = st.stream_error
+                    st.close(send_close_tag=True, linger=1.0)
+                    return
                 st.send("<db:result from='%s' to='%s' type='%s'/>" % (to, frm, verdict))
                 if verdict == "valid":
                     validated.add((frm, to))
@@ -329,6 +353,22 @@ class Peer:
                     return
             elif el.tag == T_VERIFY and not el.get("type"):
                 frm, to, vid, key = el.get("from"), el.get("to"), el.get("id"), (el.text or "").strip()
+                # (Prosody sends its db:verify over a new connection only after
+                # that connection is authenticated: its own db:result is answered
+                # normally first)
+                leg = VERIFY_LEG.get(self.scenario)
+                if leg == "stream-error":
+                    # the verify leg dies: a stream error while the verify is pending
+                    self.notes["verify_leg"] = "stream error on %s" % st.name
+                    st.send("<stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+                            "</stream:error></stream:stream>")
+                    st.close(send_close_tag=False, linger=1.0)
+                    return
+                if leg == "close":
+                    # the verify leg dies: we close our stream with the verify pending
+                    self.notes["verify_leg"] = "closed %s" % st.name
+                    st.close(send_close_tag=True, linger=1.0)
+                    return
                 if to != self.domain:
                     st.send("<stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
                             "</stream:error></stream:stream>")
@@ -542,12 +582,129 @@ class Peer:
             self.notes["reaction"] = st.stream_error
         st.close(send_close_tag=not st.closed_by_peer, linger=1.0)
 
+    # -- the real server is the receiving server of our initial stream ----------
+    def _result_then_wait(self, st, sender, target, key, seconds):
+        """Wait up to `seconds` for the typed db:result for (sender, target); note it."""
+        try:
+            el = wait_typed(st, T_RESULT, target, sender, seconds)
+            self.notes["dialback"] = el.get("type")
+            self.notes["reaction"] = ET.tostring(el).decode()
+        except Timeout:
+            self.notes["dialback"] = None
+        except Closed:
+            self.notes["dialback"] = None
+            self.notes["reaction"] = st.stream_error
+
+    def sc_verify_leg_error(self, target):
+        # We are the originating server (evil.lab) on A.  When the receiving
+        # server dials back to evil.lab (we are also its authoritative server),
+        # the verify leg dies (see VERIFY_LEG in _serve_inner).  What does the
+        # receiving server then tell us on A?  Wait longer than T_react.
+        st, hdr = self.open_out(target)
+        st.send("<db:result from='%s' to='%s'>%s</db:result>"
+                % (self.domain, target, self.key_for(target, hdr.get("id"))))
+        self._result_then_wait(st, self.domain, target, None, 14)
+        if self.notes.get("dialback") is None and not st.closed_by_peer:
+            st.watch(0.5)
+        self.notes["rs_closed_stream"] = st.closed_by_peer
+        self.notes["rs_stream_error"] = st.stream_error
+        st.close(send_close_tag=not st.closed_by_peer, linger=1.5)
+
+    sc_verify_leg_close = sc_verify_leg_error
+
+    def _claimed(self, target):
+        # the domain we pretend to speak for: a real server of the lab whose
+        # authoritative server will not vouch for our key
+        return self.claim or ("b.lab" if target == "a.lab" else "a.lab")
+
+    def sc_unsolicited_verify(self, target):
+        # xmpp.org security notice 2012-08-21: on our own initial stream we ask
+        # for (claimed, target) with a key made from a wrong secret, and at once
+        # send the typed db:verify an authoritative server would send, with the
+        # receiving server's stream id, hoping it takes it as the AS's answer.
+        claimed = self._claimed(target)
+        st, hdr = self.open_out(target, frm=claimed)
+        sid = hdr.get("id")
+        st.send("<db:result from='%s' to='%s'>%s</db:result>"
+                "<db:verify from='%s' to='%s' id='%s' type='valid'/>"
+                % (claimed, target, dialback_key("not-the-secret", target, claimed, sid),
+                   claimed, target, sid))
+        self._result_then_wait(st, claimed, target, None, 12)
+        st.watch(12)
+        self.notes["rs_closed_stream"] = st.closed_by_peer
+        st.close(send_close_tag=not st.closed_by_peer, linger=2.0)
+
+    def sc_unsolicited_result(self, target):
+        # The same notice, other form: a typed db:result type='valid' sent on
+        # our initial stream as if we were the receiving server answering.
+        claimed = self._claimed(target)
+        st, hdr = self.open_out(target, frm=claimed)
+        st.send("<db:result from='%s' to='%s' type='valid'/>" % (claimed, target))
+        self._result_then_wait(st, claimed, target, None, 12)
+        st.watch(12)
+        self.notes["rs_closed_stream"] = st.closed_by_peer
+        st.close(send_close_tag=not st.closed_by_peer, linger=2.0)
+
+    def sc_legacy_peer(self, target):
+        # A pre-1.0 server: no `version` on the header, no features expected,
+        # dialback, then one message.
+        st = self.connect(target)
+        st.send(self.initial_header(target))
+        hdr = st.wait_header()
+        st.watch(1.0)    # anything the acceptor sends after its header (features?)
+        self.notes["features_received"] = any(e.tag == T_FEATURES for e in st.queue)
+        st.send("<db:result from='%s' to='%s'>%s</db:result>"
+                % (self.domain, target, self.key_for(target, hdr.get("id"))))
+        try:
+            el = wait_typed(st, T_RESULT, target, self.domain, 10)
+            self.notes["dialback"] = el.get("type")
+        except (Timeout, Closed):
+            self.notes["dialback"] = None
+            self.notes["reaction"] = st.stream_error
+        if self.notes["dialback"] == "valid":
+            user = USERS.get(target, "user")
+            st.send("<message from='mallory@%s/lab' to='%s@%s' type='chat' id='legacy1'>"
+                    "<body>hello from a pre-1.0 server</body></message>" % (self.domain, user, target))
+            st.watch(1.5)
+        st.close(send_close_tag=not st.closed_by_peer, linger=1.5)
+
+    def sc_repeated_valid(self, target):
+        # After a valid dialback and one message, the same db:result again on the
+        # same stream (piggybacking the pair that is already validated): does the
+        # receiving server answer `valid` a second time?
+        st, verdict = self.dialback_out(target)
+        self.notes["dialback"] = verdict
+        if verdict != "valid":
+            st.close()
+            return
+        user = USERS.get(target, "user")
+        st.send("<message from='mallory@%s/lab' to='%s@%s' type='chat' id='rep1'>"
+                "<body>first message</body></message>" % (self.domain, user, target))
+        st.watch(0.5)
+        st.send("<db:result from='%s' to='%s'>%s</db:result>"
+                % (self.domain, target, self.key_for(target, st.peer_header.get("id"))))
+        try:
+            el = wait_typed(st, T_RESULT, target, self.domain, 10)
+            self.notes["second_answer"] = el.get("type")
+            self.notes["reaction"] = ET.tostring(el).decode()
+        except (Timeout, Closed):
+            self.notes["second_answer"] = None
+            self.notes["reaction"] = st.stream_error
+        if not st.closed_by_peer:
+            st.send("<message from='mallory@%s/lab' to='%s@%s' type='chat' id='rep2'>"
+                    "<body>second message</body></message>" % (self.domain, user, target))
+            st.watch(1.0)
+        st.close(send_close_tag=not st.closed_by_peer, linger=1.5)
+
     # The real server is the initiator in these; a c2s client makes it connect
     # to us, we only serve (see _serve_inner).  The driver waits for us.
     def sc_bad_no_id(self, target):
         pass
 
     def sc_bad_valid_unverified(self, target):
+        pass
+
+    def sc_bad_unswapped_result(self, target):
         pass
 
     def sc_serve(self, target):   # plain well-behaved server, for sanity checks

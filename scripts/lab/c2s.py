@@ -137,6 +137,11 @@ class Client:
         self._send("<message type='chat' to='%s' id='%s'><body>%s</body></message>"
                    % (esc(to), uuid.uuid4().hex[:8], esc(text)))
 
+    def presence(self, to, show=None):
+        """Directed available presence."""
+        extra = "<show>%s</show>" % esc(show) if show else ""
+        self._send("<presence to='%s'>%s</presence>" % (esc(to), extra))
+
     def subscribe(self, to):
         self._send("<presence type='subscribe' to='%s'/>" % esc(to))
 

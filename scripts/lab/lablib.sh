@@ -1,7 +1,8 @@
 # S2Scope lab library: sourced by run-lab.sh and live-test.sh (not run by itself).
 #
-# Provides the lab namespace (loopback addresses of a.lab, b.lab, e.lab,
-# evil.lab and dnsmasq), package installation, a PID table whose entries are
+# Provides the lab namespace (loopback addresses of a.lab, b.lab, c.lab, e.lab,
+# evil.lab, lazy.lab, a scanner and dnsmasq; one source address per Prosody
+# through uid routing), package installation, a PID table whose entries are
 # stopped on exit, real Prosody/ejabberd servers and tcpdump/dumpcap captures.
 #
 #   . "$LAB_DIR/lablib.sh"
@@ -18,7 +19,7 @@ LAB_DIR="${LAB_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}"
 REPO_DIR="${REPO_DIR:-$(cd "$LAB_DIR/../.." && pwd)}"
 LAB_LOG_TAG="${LAB_LOG_TAG:-lab}"
 NS="${S2SLAB_NETNS:-s2slab-$$}"
-MAX_SECONDS="${S2SLAB_MAX_SECONDS:-900}"
+MAX_SECONDS="${S2SLAB_MAX_SECONDS:-1200}"
 START_TS=$(date +%s)
 PY=python3
 export PYTHONDONTWRITEBYTECODE=1   # keep scripts/lab free of __pycache__
@@ -27,10 +28,19 @@ export PYTHONDONTWRITEBYTECODE=1   # keep scripts/lab free of __pycache__
 IP_A=10.53.0.1    # a.lab   Prosody
 IP_B=10.53.0.2    # b.lab   Prosody
 IP_E=10.53.0.3    # e.lab   ejabberd
+IP_C=10.53.0.4    # c.lab   Prosody (third instance, multi-server scenario)
 IP_EVIL=10.53.0.9 # evil.lab badpeer.py
+IP_LAZY=10.53.0.10 # lazy.lab badpeer.py (a second misbehaving peer)
+IP_SCAN=10.53.0.20 # no domain: sends non-XMPP bytes (HTTP, TLS) to port 5269
 IP_DNS=10.53.0.53 # dnsmasq
 SECRET_A="a-lab-dialback-secret"
 SECRET_B="b-lab-dialback-secret"
+SECRET_C="c-lab-dialback-secret"
+# Each Prosody instance runs under its own numeric uid (no passwd entry needed);
+# a uid routing rule gives its outgoing connections its own source address.
+PROSODY_UID_a=64801
+PROSODY_UID_b=64802
+PROSODY_UID_c=64803
 
 log()  { printf '[%s %4ds] %s\n' "$LAB_LOG_TAG" "$(( $(date +%s) - START_TS ))" "$*" >&2; }
 die()  { log "ERROR: $*"; exit 1; }
@@ -169,16 +179,23 @@ setup_netns() {
   ip netns add "$NS"
   nsx ip link set lo up
   local ip
-  for ip in $IP_A $IP_B $IP_E $IP_EVIL $IP_DNS; do nsx ip addr add "$ip/32" dev lo; done
-  # Prosody cannot choose the source address of outgoing s2s connections.
-  # With all servers on one loopback the kernel would use the destination
-  # address as source; the preferred source of each local route fixes that:
-  # connections to a.lab come from b.lab's address, all other connections from
-  # a.lab's.  (ejabberd and badpeer.py bind their source address explicitly.)
-  nsx ip route replace local $IP_A dev lo table local proto kernel scope host src $IP_B
-  for ip in $IP_B $IP_E $IP_EVIL; do
-    nsx ip route replace local "$ip" dev lo table local proto kernel scope host src $IP_A
+  for ip in $IP_A $IP_B $IP_E $IP_C $IP_EVIL $IP_LAZY $IP_SCAN $IP_DNS; do nsx ip addr add "$ip/32" dev lo; done
+  # Prosody cannot choose the source address of outgoing s2s connections, and
+  # with all servers on one loopback the kernel would use the destination
+  # address as source.  Every Prosody instance therefore runs under its own uid,
+  # and a uid rule sends that uid's route lookups to a table whose local route
+  # carries the instance's address as preferred source.  The rules have to come
+  # before the `local` table, which moves from preference 0 to 100.
+  # (ejabberd and badpeer.py bind their source address explicitly.)
+  local n ip_n uid
+  for n in a b c; do
+    eval "uid=\$PROSODY_UID_$n"
+    case $n in a) ip_n=$IP_A ;; b) ip_n=$IP_B ;; c) ip_n=$IP_C ;; esac
+    nsx ip route add local 10.53.0.0/24 dev lo table "$uid" proto kernel scope host src "$ip_n"
+    nsx ip rule add pref $(( uid - 64790 )) uidrange "$uid-$uid" lookup "$uid"
   done
+  nsx ip rule add pref 100 lookup local
+  nsx ip rule del pref 0
   # `ip netns exec` bind-mounts /etc/netns/$NS/* over /etc/*
   mkdir -p "/etc/netns/$NS"
   echo "nameserver $IP_DNS" > "/etc/netns/$NS/resolv.conf"
@@ -192,7 +209,8 @@ start_dns() {
     echo "listen-address=$IP_DNS"; echo "bind-interfaces"; echo "port=53"
     echo "local=/lab/"            # answer .lab authoritatively, never forward
     echo "log-queries"; echo "log-facility=$WORK/dnsmasq.log"
-    for d in "a.lab $IP_A" "b.lab $IP_B" "e.lab $IP_E" "evil.lab $IP_EVIL"; do
+    for d in "a.lab $IP_A" "b.lab $IP_B" "e.lab $IP_E" "c.lab $IP_C" "evil.lab $IP_EVIL" \
+             "lazy.lab $IP_LAZY"; do
       set -- $d
       echo "host-record=$1,$2"
       echo "srv-host=_xmpp-server._tcp.$1,$1,5269,0,5"
@@ -212,8 +230,11 @@ make_certs() {   # dir domain
     -addext "subjectAltName=DNS:$dom" -keyout "$dir/$dom.key" -out "$dir/$dom.crt" 2>/dev/null
 }
 
-start_prosody() {   # name domain ip secret mode(plain|tls) user password
-  local name=$1 dom=$2 ip=$3 secret=$4 mode=$5 user=$6 pass=$7
+start_prosody() {   # name(a|b|c) domain ip secret mode(plain|tls|bidi) user password
+  # bidi: plaintext with mod_s2s_bidi (XEP-0288), which Prosody 0.12 ships but
+  # does not enable by default
+  local name=$1 dom=$2 ip=$3 secret=$4 mode=$5 user=$6 pass=$7 uid
+  eval "uid=\$PROSODY_UID_$name"
   local d="$SCEN_DIR/$name"
   mkdir -p "$d/data" "$d/certs"
   local mods='"roster", "saslauth", "disco", "ping", "dialback"'
@@ -221,6 +242,8 @@ start_prosody() {   # name domain ip secret mode(plain|tls) user password
   if [ "$mode" = tls ]; then
     mods="$mods, \"tls\""; enc="true"
     make_certs "$d/certs" "$dom"
+  elif [ "$mode" = bidi ]; then
+    mods="$mods, \"s2s_bidi\""
   fi
   cat > "$d/prosody.cfg.lua" <<EOF
 -- generated by scripts/lab/run-lab.sh
@@ -246,7 +269,9 @@ EOF
   chown -R prosody:prosody "$d"
   timeout 30 prosodyctl --config "$d/prosody.cfg.lua" register "$user" "$dom" "$pass" \
     >> "$d/prosodyctl.out" 2>&1 || die "prosodyctl register $user@$dom failed"
-  ip netns exec "$NS" setpriv --reuid=prosody --regid=prosody --init-groups \
+  # its own uid (see setup_netns): outgoing connections leave from $ip
+  chown -R "$uid:$uid" "$d"
+  ip netns exec "$NS" setpriv --reuid="$uid" --regid="$uid" --clear-groups \
     prosody --config "$d/prosody.cfg.lua" -F > "$d/stdout" 2>&1 &
   local pid=$!
   track $pid "prosody-$name"
@@ -337,11 +362,13 @@ stop_ejabberd() {
 }
 
 # ---------------------------------------------------------------- captures --
-start_capture() {   # name kind(lo|lo-pcapng|any-sll|any-sll2) file
+start_capture() {   # name kind(lo|lo-pcapng|any-sll|any-sll2|lo-rotate) file
+  # lo-rotate: tcpdump -G $ROTATE_SECONDS, FILE holds a strftime pattern (%s)
   local name=$1 kind=$2 file=$3 filter="tcp port 5269" pid argv
   local td=(tcpdump -w "$file" -U --immediate-mode -B 65536 -Z root)
   case $kind in
     lo)        argv=("${td[@]}" -i lo "$filter") ;;
+    lo-rotate) argv=("${td[@]}" -G "${ROTATE_SECONDS:-6}" -i lo "$filter") ;;
     any-sll)   argv=("${td[@]}" -i any -y LINUX_SLL "$filter") ;;
     any-sll2)  argv=("${td[@]}" -i any -y LINUX_SLL2 "$filter") ;;
     lo-pcapng) argv=(dumpcap -i lo -f "$filter" -B 64 -n -w "$file") ;;

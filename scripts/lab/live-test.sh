@@ -24,7 +24,9 @@
 #
 # Environment: S2SCOPE=/path/to/s2scope (default .build/debug/s2scope, then
 #              .build/release/s2scope, .build-live/debug/s2scope; built if none)
-#              S2SLIVE_REPLAY="prosody-prosody bad-early-stanza"  fixtures to replay
+#              S2SLIVE_REPLAY="prosody-prosody bad-early-stanza midstream-prosody"
+#                 fixtures to replay (midstream-prosody: a capture that starts
+#                 after federation is up, as every live sensor does)
 #              S2SLIVE_PPS=200  replay rate (packets/s), or "orig" to keep the
 #                 capture's own timing (needed for rules that wait on a timer,
 #                 e.g. DB-RCV-5 in wrong-secret: a fixed rate squeezes the wait)
@@ -38,7 +40,7 @@ LAB_LOG_TAG=live-test
 # shellcheck source=scripts/lab/lablib.sh
 . "$LAB_DIR/lablib.sh"
 MAX_SECONDS="${S2SLIVE_MAX_SECONDS:-420}"
-REPLAY="${S2SLIVE_REPLAY:-prosody-prosody bad-early-stanza}"
+REPLAY="${S2SLIVE_REPLAY:-prosody-prosody bad-early-stanza midstream-prosody}"
 PPS="${S2SLIVE_PPS:-200}"
 FAIL_ON=high
 if [ "$PPS" = orig ]; then RATE_ARGS=(--multiplier 1); else RATE_ARGS=(--pps "$PPS"); fi

@@ -105,7 +105,18 @@ def _l3(linktype, pkt):
 
 
 def tcp_segments(path):
-    """Yield dicts: n (frame), ts, src, sport, dst, dport, seq, flags, payload, linktype."""
+    """Yield dicts: n (frame), ts, src, sport, dst, dport, seq, flags, payload, linktype.
+
+    `path` may also be a list of files read one after the other (a rotated
+    capture set); frame numbers then count through the whole set."""
+    if isinstance(path, (list, tuple)):
+        n0 = 0
+        for p in path:
+            for s in tcp_segments(p):
+                s["n"] += n0
+                yield s
+            n0 += len(read_packets(p)[1])
+        return
     fmt, pkts = read_packets(path)
     for n, (lt, ts, pkt) in enumerate(pkts, 1):
         r = _l3(lt, pkt)
@@ -140,7 +151,8 @@ def tcp_segments(path):
 
 
 def connections(path, server_port=5269):
-    """Reassemble: list of connections with client/server endpoints and both byte streams."""
+    """Reassemble: list of connections with client/server endpoints and both byte streams.
+    `path` may be a list of files (see tcp_segments)."""
     conns = {}
     order = []
     for s in tcp_segments(path):
@@ -174,6 +186,8 @@ def connections(path, server_port=5269):
             base = c["isn"].get(d, min(segs))
             buf = bytearray()
             for seq in sorted(segs, key=lambda q: (q - base) & 0xFFFFFFFF):
+                # (no SYN seen: the lowest sequence number is the base; lab
+                # captures are far too short for a wrap)
                 rel = (seq - base) & 0xFFFFFFFF
                 p = segs[seq]
                 if rel > len(buf):      # gap: not expected in lab captures

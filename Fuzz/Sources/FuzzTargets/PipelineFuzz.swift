@@ -31,6 +31,8 @@ public enum PipelineFuzz {
         var configuration = EngineConfiguration()
         configuration.reassembly.maxConnections = 64
         configuration.maxAnomaliesKept = 200
+        // pcapng Decryption Secrets Blocks: read from the file itself, as `analyze` does.
+        _ = configuration.loadEmbeddedSecrets(paths: [path])
         let engine = Engine(configuration: configuration)
         for r in readers { engine.read(r) }
         let report = engine.finish()

@@ -7,12 +7,12 @@ final class DBAuth1: Rule {
     let description = RuleDescription(
         id: "DB-AUTH-1", title: "db:verify for a domain the authoritative server does not host is not refused", severity: .high,
         source: "RFC3920 §8.3 s8; XEP-0220 §2.2.2", observability: .userKnowledge,
-        firing: ["#!host a.example=10.0.0.1\n@2 10.0.0.2 -> 10.0.0.1\n2C> $HDR to='a.example' from='b.example'>\n2S> $HDR from='a.example' to='b.example' id='s2'>\n2C> <db:verify from='b.example' to='nope.example' id='s1'>k</db:verify>\n2S> <db:verify from='nope.example' to='b.example' id='s1' type='valid'/>"],
+        firing: ["#!host a.example=10.0.0.1\n@2 10.0.0.2 -> 10.0.0.1\n2C> $HDR to='a.example' from='b.example'>\n2S> $HDR from='a.example' to='b.example' id='s2'>\n2C> <db:verify from='b.example' to='nope.example' id='s1'>k</db:verify>\n2S> ↓<db:verify from='nope.example' to='b.example' id='s1' type='valid'/>"],
         quiet: ["@2 10.0.0.2 -> 10.0.0.1\n2C> $HDR to='a.example' from='b.example'>\n2S> $HDR from='a.example' to='b.example' id='s2'>\n2C> <db:verify from='b.example' to='nope.example' id='s1'>k</db:verify>\n2S> <stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>",
                 Example.clean])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, db) = input.element, case .verifyRequest(let key, _) = db else { return }
-        let hosted = ctx.model.hosted(by: c.serverAddress).union(c.responseHeader?.from.map { [$0] } ?? [])
+        let hosted = ctx.model.hosted(by: c.serverAddress).union(c.responseHeader?.from.map { [normalizedDomain($0)] } ?? [])
         guard !hosted.isEmpty, !hosted.contains(key.to) else { return }
         let configured = ctx.model.isHostKnown(c.serverAddress)
         let what = "a db:verify for '\(key.to)', a domain it does not host"
@@ -48,12 +48,15 @@ final class DBAuth2: Rule {
     let description = RuleDescription(
         id: "DB-AUTH-2", title: "db:verify 'from' differs from the name the receiving server presented, and is accepted", severity: .low,
         source: "RFC3920 §8.3 s8",
-        firing: ["@2 10.0.0.2 -> 10.0.0.1\n2C> $HDR to='a.example' from='b.example'>\n2S> $HDR from='a.example' to='b.example' id='s2'>\n2C> <db:verify from='c.example' to='a.example' id='s1'>k</db:verify>\n2S> <db:verify from='a.example' to='c.example' id='s1' type='invalid'/>"],
-        quiet: [Example.clean])
+        firing: ["@2 10.0.0.2 -> 10.0.0.1\n2C> $HDR to='a.example' from='b.example'>\n2S> $HDR from='a.example' to='b.example' id='s2'>\n2C> <db:verify from='c.example' to='a.example' id='s1'>k</db:verify>\n2S> ↓<db:verify from='a.example' to='c.example' id='s1' type='invalid'/>"],
+        quiet: [Example.clean,
+                Example.openA + "\n" + Example.resultA + "\n" + Example.verifyB.replacingOccurrences(of: "2C> $HDR to='a.example' from='b.example'>", with: "2C> $HDR to='a.example' from='B.Example'>")])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, db) = input.element, case .verifyReply(let key, let type, let request?) = db, type != "error",
-              let presented = c.initialHeader?.from, !presented.isEmpty, request.key.from != presented,
-              !c.hasValidatedSender(request.key.from) else { return }
+              let presented = c.initialHeader?.from, !presented.isEmpty, request.key.from != normalizedDomain(presented),
+              !c.hasValidatedSender(request.key.from),
+              // The check is RFC 3920's: XEP-0220 dropped it.
+              ctx.profile(of: c.address(of: e.direction)) != .xep0220 else { return }
         ctx.report(self, c, e.direction, actor: .authoritative, frame: e.firstFrame,
                    "The authoritative server answered a db:verify from '\(key.from)' although the receiving server presented itself as '\(presented)' (RFC 3920 demands <invalid-from/>; XEP-0220 dropped the check).",
                    evidence: el.render())
@@ -65,7 +68,7 @@ final class DBAuth3: Rule {
     let description = RuleDescription(
         id: "DB-AUTH-3", title: "Authoritative verdict contradicts the key (checked with the dialback secret)", severity: .critical,
         source: "RFC3920 §8.3 s8–s9; XEP-0220 §2.2.2; XEP-0185 §2", observability: .userKnowledge,
-        firing: ["#!secret a.example=wrong\n" + Example.clean],
+        firing: ["#!secret a.example=wrong\n" + Example.clean.replacingOccurrences(of: "2S> <db:verify from='a.example' to='b.example' id='s1' type='valid'/>", with: "2S> ↓<db:verify from='a.example' to='b.example' id='s1' type='valid'/>")],
         quiet: ["#!secret a.example=s3cr3t\n" + Example.clean])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, db) = input.element, case .verifyReply(_, let type, let request?) = db,

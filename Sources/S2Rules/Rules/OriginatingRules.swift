@@ -7,9 +7,11 @@ final class DBRes1: Rule {
     let description = RuleDescription(
         id: "DB-RES-1", title: "db:result request without from/to or without a key", severity: .high,
         source: "XEP-0220 §2.1.1; RFC3920 §8.3 s4",
-        firing: [Example.openA + "\nC> <db:result from='a.example' to='b.example'/>",
-                 Example.openA + "\nC> <db:result to='b.example'>\(Example.key)</db:result>"],
-        quiet: [Example.clean])
+        firing: [Example.openA + "\nC> ↓<db:result from='a.example' to='b.example'/>",
+                 Example.openA + "\nC> ↓<db:result to='b.example'>\(Example.key)</db:result>"],
+        quiet: [Example.clean,
+                // A key surrounded by whitespace is a key.
+                Example.openA + "\nC> <db:result from='a.example' to='b.example'>\\x0a  \(Example.key)\\x0a</db:result>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, db) = input.element, case .resultRequest(let x) = db else { return }
         var problems: [String] = []
@@ -27,13 +29,17 @@ final class DBRes2: Rule {
     let description = RuleDescription(
         id: "DB-RES-2", title: "Dialback key sent before the stream id, or reused across streams", severity: .high,
         source: "RFC3920 §8.1, §8.3 s4; XEP-0185 §2", observability: .crossConnection,
-        firing: ["C> $HDR to='b.example' from='a.example'>\n" + Example.resultA,
-                 Example.openA + "\n" + Example.resultA + "\n2C> $HDR to='b.example' from='a.example'>\n2S> $HDR from='b.example' to='a.example' id='s7'>\n2" + Example.resultA],
-        quiet: [Example.clean])
+        firing: ["C> $HDR to='b.example' from='a.example'>\nC> ↓<db:result from='a.example' to='b.example'>\(Example.key)</db:result>",
+                 Example.openA + "\n" + Example.resultA + "\n2C> $HDR to='b.example' from='a.example'>\n2S> $HDR from='b.example' to='a.example' id='s7'>\n2C> ↓<db:result from='a.example' to='b.example'>\(Example.key)</db:result>"],
+        quiet: [Example.clean,
+                // The response header (with the stream id) was sent before the capture began.
+                Example.midstream + "\n" + Example.resultA])
     private var keys: [String: (streamID: String?, pair: DomainPair, connection: ConnectionID)] = [:]
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, db) = input.element, case .resultRequest(let x?) = db, !x.key.isEmpty else { return }
-        if c.responseHeader == nil {
+        if c.responseHeader == nil, ctx.canJudge(self, c, direction: .serverToClient, at: e.firstFrame) {
+            // Without the handshake the header may have come before the capture began.
+            guard c.handshakeSeen else { ctx.skip(description, c.id, e.firstFrame, .midstream); return }
             ctx.report(self, c, e.direction, actor: .originating, frame: e.firstFrame,
                        "The originating server sent its dialback key before the receiving server's stream header (and its stream id) arrived, so the key cannot depend on the stream id.",
                        evidence: el.render())
@@ -57,13 +63,18 @@ final class DBRes3: Rule {
     let description = RuleDescription(
         id: "DB-RES-3", title: "Stanzas sent before dialback validated the domain pair", severity: .high,
         source: "XEP-0220 §1.4, §2.1.1; RFC3920 §8.3 s10, §4.3",
-        firing: [Example.openA + "\n" + Example.resultA + "\n" + Example.message],
-        quiet: [Example.clean])
+        firing: [Example.openA + "\n" + Example.resultA + "\nC> ↓<message from='u@a.example' to='v@b.example' id='m1'><body>hi</body></message>",
+                 // Piggybacking: a stanza for a pair whose own db:result is still pending.
+                 Example.validated + "\nC> <db:result from='rooms.a.example' to='b.example'>\(Example.key)</db:result>\nC> ↓<message from='x@rooms.a.example' to='v@b.example'/>"],
+        quiet: [Example.clean,
+                Example.midstream + "\nC> <message from='u@a.example' to='v@b.example' id='m1'><body>hi</body></message>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, _) = input.element, e.direction == .clientToServer, el.isStanza,
-              c.initialHeader != nil, !c.damaged[0], !c.hidden, !c.saslSucceeded, c.validated.isEmpty else { return }
+              case .beforeValidation(let pair)? = StanzaAuthorization.judged(self, el, c, e, ctx) else { return }
         ctx.report(self, c, e.direction, actor: .originating, frame: e.firstFrame,
-                   "The originating server sent a <\(el.local)/> before the receiving server validated any domain pair on this connection.",
+                   c.validated.clientToServer.isEmpty
+                       ? "The originating server sent a <\(el.local)/> before the receiving server validated any domain pair on this connection."
+                       : "The originating server sent a <\(el.local)/> for \(pair) while its db:result for that pair was still unanswered.",
                    evidence: el.render())
     }
 }
@@ -73,17 +84,19 @@ final class DBRes4: Rule {
     let interests: RuleInterests = .all
     let description = RuleDescription(
         id: "DB-RES-4", title: "Stanzas sent after the dialback result was invalid", severity: .high, source: "XEP-0220 §2.1.1",
-        firing: [Example.openA + "\n" + Example.resultA + "\nS> <db:result from='b.example' to='a.example' type='invalid'/>\n" + Example.message],
-        quiet: [Example.clean])
+        firing: [Example.openA + "\n" + Example.resultA + "\nS> <db:result from='b.example' to='a.example' type='invalid'/>\nC> ↓<message from='u@a.example' to='v@b.example' id='m1'><body>hi</body></message>"],
+        quiet: [Example.clean,
+                // Bytes lost between the invalid answer and the stanza: a new request and its valid answer may be among them.
+                Example.openA + "\n" + Example.resultA + "\nS> <db:result from='b.example' to='a.example' type='invalid'/>\nC~ <db:result from='a.example' to='b.example'>\(Example.key)</db:result>\nS> <presence from='v@b.example' to='u@a.example'/>\nC> <message from='u@a.example' to='v@b.example'/>\n" + Example.message])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
-        guard let (e, el, c, _) = input.element, e.direction == .clientToServer, el.isStanza, !c.invalidated.isEmpty,
-              let f = el.fromDomain, let t = el.toDomain else { return }
+        guard let (e, el, c, _) = input.element, e.direction == .clientToServer, el.isStanza, !c.invalidated.clientToServer.isEmpty,
+              let f = el.fromDomain, let t = el.toDomain, ctx.canJudge(self, c, at: e.firstFrame) else { return }
         let pair = DomainPair(sender: f, target: t)
-        if c.invalidated.contains(pair) {
+        if c.invalidated.clientToServer.contains(pair) {
             ctx.report(self, c, e.direction, actor: .originating, frame: e.firstFrame,
                        "The originating server sent a <\(el.local)/> for \(pair) after the receiving server declared that pair invalid.",
                        evidence: el.render())
-        } else if c.validated.contains(pair) {
+        } else if c.validated.clientToServer.contains(pair) {
             ctx.report(self, severity: .low, c, e.direction, actor: .originating, frame: e.firstFrame,
                        "The originating server kept sending on a connection where another pair was declared invalid (the receiving server is expected to close it).",
                        evidence: el.render())
@@ -95,12 +108,15 @@ final class DBRes4: Rule {
 final class DBRes5: Rule {
     let description = RuleDescription(
         id: "DB-RES-5", title: "Target multiplexing without the dialback <errors/> feature", severity: .low, source: "XEP-0220 §2.6.2",
-        firing: ["C> $HDR to='b.example' from='a.example'>\nS> $HDR from='b.example' to='a.example' id='s1'>\nS> <stream:features><dialback xmlns='urn:xmpp:features:dialback'/></stream:features>\n" + Example.resultA + "\nC> <db:result from='a.example' to='chat.b.example'>\(Example.key)</db:result>"],
-        quiet: [Example.clean])
+        firing: ["C> $HDR to='b.example' from='a.example'>\nS> $HDR from='b.example' to='a.example' id='s1'>\nS> <stream:features><dialback xmlns='urn:xmpp:features:dialback'/></stream:features>\n" + Example.resultA + "\nC> ↓<db:result from='a.example' to='chat.b.example'>\(Example.key)</db:result>"],
+        quiet: [Example.clean,
+                // The same target in another case is not a new target.
+                "C> $HDR to='b.example' from='a.example'>\nS> $HDR from='b.example' to='a.example' id='s1'>\nS> <stream:features><dialback xmlns='urn:xmpp:features:dialback'/></stream:features>\n" + Example.resultA + "\nC> <db:result from='rooms.a.example' to='B.Example'>\(Example.key)</db:result>",
+                Example.midstream + "\n" + Example.resultA + "\nC> <db:result from='a.example' to='chat.b.example'>\(Example.key)</db:result>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
-        guard let (e, el, c, db) = input.element, case .resultRequest(let x?) = db, c.requestedTargets.count > 1,
+        guard let (e, el, c, db) = input.element, case .resultRequest(let x?) = db, e.direction == .clientToServer, c.requestedTargets.count > 1,
               c.requestedTargets.last == x.receiving, c.requestedTargets.firstIndex(of: x.receiving) == c.requestedTargets.count - 1,
-              !c.acceptorAdvertisedDialbackErrors else { return }
+              !c.acceptorAdvertisedDialbackErrors, ctx.canJudge(self, c, at: e.firstFrame) else { return }
         ctx.report(self, c, e.direction, actor: .originating, frame: e.firstFrame,
                    "The originating server multiplexes a new target domain '\(x.receiving)' on this stream although the receiving server did not advertise <dialback><errors/></dialback>.",
                    evidence: el.render())

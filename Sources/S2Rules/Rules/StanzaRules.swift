@@ -12,12 +12,15 @@ final class StanzaAddr: Rule {
         description = attribute == "to"
             ? RuleDescription(id: "STANZA-ADDR-1", title: "Stanza without a valid 'to'", severity: .high,
                               source: "RFC3920 §9.1.1; RFC6120 §8.1.1.2, §4.9.3.7",
-                              firing: [Example.validated + "\nC> <message from='u@a.example'><body>x</body></message>"],
-                              quiet: [Example.clean])
+                              firing: [Example.validated + "\nC> ↓<message from='u@a.example'><body>x</body></message>"],
+                              quiet: [Example.clean,
+                                      // A resource may hold '@' and '/'.
+                                      Example.validated + "\nC> <message from='u@a.example' to='v@B.example/res/with@at'><body>x</body></message>"])
             : RuleDescription(id: "STANZA-ADDR-2", title: "Stanza without a valid 'from'", severity: .high,
                               source: "RFC3920 §9.1.2; RFC6120 §8.1.2.2",
-                              firing: [Example.validated + "\nC> <message to='v@b.example'><body>x</body></message>"],
-                              quiet: [Example.clean])
+                              firing: [Example.validated + "\nC> ↓<message to='v@b.example'><body>x</body></message>"],
+                              quiet: [Example.clean,
+                                      Example.validated + "\nC> <message from='U@A.EXAMPLE/r' to='v@b.example'><body>x</body></message>"])
     }
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, _) = input.element, el.isStanza else { return }
@@ -35,8 +38,8 @@ final class StanzaAddr3: Rule {
     let description = RuleDescription(
         id: "STANZA-ADDR-3", title: "Receiver does not answer a badly addressed stanza with <improper-addressing/>", severity: .medium,
         source: "RFC3920 §8.3, §9.1.1–9.1.2",
-        firing: [Example.validated + "\nC> <message from='u@a.example'><body>x</body></message>\nS> <stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>",
-                 Example.validated + "\nC> <message from='u@a.example'><body>x</body></message>\n+15\n" + Example.message],
+        firing: [Example.validated + "\nC> <message from='u@a.example'><body>x</body></message>\nS> ↓<stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>",
+                 Example.validated + "\nC> ↓<message from='u@a.example'><body>x</body></message>\n+15\n" + Example.message],
         quiet: [Example.validated + "\nC> <message from='u@a.example'><body>x</body></message>\nS> <stream:error><improper-addressing xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>\nS> </stream:stream>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, _) = input.element, el.isStanza else { return }
@@ -51,9 +54,16 @@ final class StanzaAddr3: Rule {
 
 /// The from-domain of a stanza checked against what the connection validated.
 enum StanzaAuthorization {
-    case fine, notValidated(String), wrongTarget(DomainPair)
+    case fine
+    /// The connection's validated pairs are not known (mid-stream pickup, loss, TLS).
+    case unknown(Unobserved)
+    /// Nothing was validated yet, or the pair's own db:result is still pending (piggybacking):
+    /// the originating server sent too early (DB-RES-3), nothing was spoofed.
+    case beforeValidation(DomainPair)
+    case notValidated(String)
+    case wrongTarget(DomainPair)
 
-    /// The judgement of the current event's stanza: three rules ask about it in a row, so the
+    /// The judgement of the current event's stanza: several rules ask about it in a row, so the
     /// context keeps the verdict for the event it was computed on (`el` is that event's element).
     static func judge(_ el: XMLElement, _ c: ConnectionModel, _ d: Direction, _ ctx: RuleContext) -> StanzaAuthorization {
         if ctx.stanzaAuthorizationSerial == ctx.eventSerial { return ctx.stanzaAuthorization }
@@ -63,14 +73,31 @@ enum StanzaAuthorization {
         return verdict
     }
 
+    /// Initiator stanzas only: the acceptor's side of a bidi connection is BIDI-2's.
     private static func compute(_ el: XMLElement, _ c: ConnectionModel, _ d: Direction) -> StanzaAuthorization {
-        guard d == .clientToServer, el.isStanza, c.initialHeader != nil, !c.damaged[0], !c.hidden,
-              let f = el.fromDomain, let t = el.toDomain,
-              !(c.validated.isEmpty && !c.saslSucceeded) else { return .fine }
-        if !c.hasValidatedSender(f) { return .notValidated(f) }
+        guard d == .clientToServer, el.isStanza, let f = el.fromDomain, let t = el.toDomain else { return .fine }
+        if let why = c.unobserved { return .unknown(why) }
         let pair = DomainPair(sender: f, target: t)
-        if !c.saslSucceeded && !c.validated.contains(pair) { return .wrongTarget(pair) }
-        return .fine
+        if c.saslSucceeded {
+            return c.hasValidatedSender(f) ? .fine : .notValidated(f)
+        }
+        if c.validated.clientToServer.contains(pair) { return .fine }
+        // On a bidi connection the initiator may also send for the inverse of the acceptor's pairs.
+        if c.bidi && c.validated.serverToClient.contains(DomainPair(sender: t, target: f)) { return .fine }
+        if c.validated.clientToServer.isEmpty || c.pendingResults.clientToServer[pair] != nil { return .beforeValidation(pair) }
+        if !c.hasValidatedSender(f) { return .notValidated(f) }
+        return .wrongTarget(pair)
+    }
+
+    /// The stanza's authorization, or nil after recording a not-judged occasion for `rule` when
+    /// the connection's state is not known.
+    static func judged(_ rule: Rule, _ el: XMLElement, _ c: ConnectionModel, _ e: XMPPEvent, _ ctx: RuleContext) -> StanzaAuthorization? {
+        let v = judge(el, c, e.direction, ctx)
+        if case .unknown(let why) = v {
+            ctx.skip(rule.description, c.id, e.firstFrame, why)
+            return nil
+        }
+        return v
     }
 }
 
@@ -80,12 +107,19 @@ final class StanzaAddr4: Rule {
     let description = RuleDescription(
         id: "STANZA-ADDR-4", title: "Stanza from a domain not validated on this stream (spoofed 'from')", severity: .critical,
         source: "RFC3920 §8.3, §9.1.2; RFC6120 §8.1.2.2, §4.9.3.9",
-        firing: [Example.validated + "\nC> <message from='mallory@evil.example' to='v@b.example'><body>x</body></message>"],
-        quiet: [Example.clean])
+        firing: [Example.validated + "\nC> ↓<message from='mallory@evil.example' to='v@b.example'><body>x</body></message>"],
+        quiet: [Example.clean,
+                // Domains compare case-insensitively (RFC 7622 §3.2).
+                Example.validated + "\nC> <message from='U@A.Example/Home' to='v@B.EXAMPLE'><body>x</body></message>",
+                // Piggybacking: the pair's own db:result is pending; that is DB-RES-3, not a spoof.
+                Example.validated + "\nC> <db:result from='rooms.a.example' to='b.example'>\(Example.key)</db:result>\nC> <message from='x@rooms.a.example' to='v@b.example'/>",
+                // Picked up mid-stream: what was validated before the capture is unknown.
+                Example.midstream + "\nC> <message from='mallory@evil.example' to='v@b.example'><body>x</body></message>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
-        guard let (e, el, c, _) = input.element, case .notValidated(let f) = StanzaAuthorization.judge(el, c, e.direction, ctx) else { return }
+        guard let (e, el, c, _) = input.element, el.isStanza, e.direction == .clientToServer,
+              case .notValidated(let f)? = StanzaAuthorization.judged(self, el, c, e, ctx) else { return }
         ctx.report(self, c, e.direction, actor: .originating, frame: e.firstFrame,
-                   "A <\(el.local)/> claims to come from '\(f)', a domain never validated on this stream (validated: \(c.validatedSenders.sorted().joined(separator: ", "))).",
+                   "A <\(el.local)/> claims to come from '\(f)', a domain never validated on this stream (validated: \(c.validatedSenders().sorted().joined(separator: ", "))).",
                    evidence: el.render())
     }
 }
@@ -96,10 +130,13 @@ final class StanzaAddr5: Rule {
     let description = RuleDescription(
         id: "STANZA-ADDR-5", title: "Receiver does not answer a spoofed 'from' with <invalid-from/>", severity: .high,
         source: "RFC3920 §8.3, §9.1.2",
-        firing: [Example.validated + "\nC> <message from='mallory@evil.example' to='v@b.example'><body>x</body></message>\nS> <stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"],
-        quiet: [Example.validated + "\nC> <message from='mallory@evil.example' to='v@b.example'><body>x</body></message>\nS> <stream:error><invalid-from xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>\nS> </stream:stream>"])
+        firing: [Example.validated + "\nC> <message from='mallory@evil.example' to='v@b.example'><body>x</body></message>\nS> ↓<stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"],
+        quiet: [Example.validated + "\nC> <message from='mallory@evil.example' to='v@b.example'><body>x</body></message>\nS> <stream:error><invalid-from xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>\nS> </stream:stream>",
+                // A stanza sent before its pair's piggybacked db:result was answered may be dropped silently (RFC 3920 §8.3 s10).
+                Example.validated + "\nC> <db:result from='rooms.a.example' to='b.example'>\(Example.key)</db:result>\nC> <message from='x@rooms.a.example' to='v@b.example'/>\n+15\n" + Example.message])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
-        guard let (e, el, c, _) = input.element, case .notValidated(let f) = StanzaAuthorization.judge(el, c, e.direction, ctx) else { return }
+        guard let (e, el, c, _) = input.element, el.isStanza, e.direction == .clientToServer,
+              case .notValidated(let f)? = StanzaAuthorization.judged(self, el, c, e, ctx) else { return }
         demandStreamError(self, ctx, c, reactor: .serverToClient, actor: .receiving, trigger: e.firstFrame,
                           conditions: ["invalid-from"], what: "a stanza from the unvalidated domain '\(f)'",
                           keepSeverity: .high, otherSeverity: .low)
@@ -112,12 +149,14 @@ final class StanzaAddr6: Rule {
     let description = RuleDescription(
         id: "STANZA-ADDR-6", title: "Stanza for a domain pair that was not validated", severity: .high,
         source: "RFC6120 §8.1.1.2, §4.9.3.6; XEP-0220 §1.4",
-        firing: [Example.validated + "\nC> <message from='u@a.example' to='v@other.example'><body>x</body></message>"],
-        quiet: [Example.clean])
+        firing: [Example.validated + "\nC> ↓<message from='u@a.example' to='v@other.example'><body>x</body></message>"],
+        quiet: [Example.clean,
+                Example.validated + "\nC> <message from='u@a.example' to='Juliet@B.Example'><body>x</body></message>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
-        guard let (e, el, c, _) = input.element, case .wrongTarget(let pair) = StanzaAuthorization.judge(el, c, e.direction, ctx) else { return }
+        guard let (e, el, c, _) = input.element, el.isStanza, e.direction == .clientToServer,
+              case .wrongTarget(let pair)? = StanzaAuthorization.judged(self, el, c, e, ctx) else { return }
         ctx.report(self, c, e.direction, actor: .originating, frame: e.firstFrame,
-                   "A <\(el.local)/> for \(pair) travels on a stream where only \(c.validated.map(\.description).sorted().joined(separator: ", ")) was validated.",
+                   "A <\(el.local)/> for \(pair) travels on a stream where only \(c.validated.clientToServer.map(\.description).sorted().joined(separator: ", ")) was validated.",
                    evidence: el.render())
     }
 }
@@ -128,10 +167,18 @@ final class StanzaNS1: Rule {
     let description = RuleDescription(
         id: "STANZA-NS-1", title: "Stanza in jabber:client or with a prefix", severity: .medium,
         source: "RFC6120 §4.8.3, §4.9.3.10, §4.9.3.24; RFC3920 §11.2.2",
-        firing: [Example.validated + "\nC> <message xmlns='jabber:client' from='u@a.example' to='v@b.example'/>"],
-        quiet: [Example.clean])
+        firing: [Example.validated + "\nC> ↓<message xmlns='jabber:client' from='u@a.example' to='v@b.example'/>",
+                 Example.midstream + "\nC> ↓<message xmlns='jabber:client' from='u@a.example' to='v@b.example'/>"],
+        quiet: [Example.clean,
+                // In a stream picked up mid-stream the default namespace is assumed, not seen.
+                "@1 10.0.0.1 -> 10.0.0.2 midstream\nC> <presence from='u@a.example/r' to='v@b.example'/>\nC> <presence from='u@a.example/r' to='v@b.example'/>\nC> <c:message from='u@a.example' to='v@b.example'/>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, _) = input.element, el.isStanza else { return }
+        // Without the sender's header, only a namespace the element declares itself is evidence.
+        if !c.complete[e.direction] && !el.declarations.contains(where: { $0.prefix == nil || $0.prefix == el.prefix }) {
+            ctx.skip(description, c.id, e.firstFrame, c.missing[e.direction] ?? .gap)
+            return
+        }
         if el.namespace == Namespace.client {
             ctx.report(self, c, e.direction, actor: e.direction.senderActor, frame: e.firstFrame,
                        "A <\(el.local)/> on an s2s stream is qualified by jabber:client; server-to-server stanzas must be in jabber:server.",
@@ -149,8 +196,8 @@ final class StanzaIQ1: Rule {
     let description = RuleDescription(
         id: "STANZA-IQ-1", title: "Malformed IQ (id, type, child count)", severity: .low,
         source: "RFC3920 §9.2.3; RFC6120 §8.2.3",
-        firing: [Example.validated + "\nC> <iq from='a.example' to='b.example' type='get'/>",
-                 Example.validated + "\nC> <iq from='a.example' to='b.example' id='1' type='fetch'><ping xmlns='urn:xmpp:ping'/></iq>"],
+        firing: [Example.validated + "\nC> ↓<iq from='a.example' to='b.example' type='get'/>",
+                 Example.validated + "\nC> ↓<iq from='a.example' to='b.example' id='1' type='fetch'><ping xmlns='urn:xmpp:ping'/></iq>"],
         quiet: [Example.validated + "\nC> <iq from='a.example' to='b.example' id='1' type='get'><ping xmlns='urn:xmpp:ping'/></iq>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, _) = input.element, el.isStanza, el.local == "iq", !el.truncated else { return }
@@ -177,7 +224,7 @@ final class StanzaIQ2: Rule {
     let description = RuleDescription(
         id: "STANZA-IQ-2", title: "IQ get/set never answered", severity: .low,
         source: "RFC3920 §9.2.3; RFC6120 §8.2.3", observability: .crossConnection,
-        firing: [Example.validated + "\nC> <iq from='a.example' to='b.example' id='p1' type='get'><ping xmlns='urn:xmpp:ping'/></iq>\n+70\n" + Example.message],
+        firing: [Example.validated + "\nC> ↓<iq from='a.example' to='b.example' id='p1' type='get'><ping xmlns='urn:xmpp:ping'/></iq>\n+70\n" + Example.message],
         quiet: [Example.validated + "\nC> <iq from='a.example' to='b.example' id='p1' type='get'><ping xmlns='urn:xmpp:ping'/></iq>\n" + "@3 10.0.0.2 -> 10.0.0.1\n3C> $HDR to='a.example' from='b.example'>\n3S> $HDR from='a.example' to='b.example' id='s3'>\n3C> <iq from='b.example' to='a.example' id='p1' type='result'/>\n+70\n" + Example.message])
     struct Pending { var key: String; var frame: FrameRef; var connection: ConnectionID; var element: XMLElement }
     private var pending: [Pending] = []
@@ -185,7 +232,7 @@ final class StanzaIQ2: Rule {
     private var head = 0
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         if let (e, el, c, _) = input.element, el.isStanza, el.local == "iq", let id = el[attribute: "id"] {
-            let from = el[attribute: "from"] ?? "", to = el[attribute: "to"] ?? ""
+            let from = normalizedJID(el[attribute: "from"] ?? ""), to = normalizedJID(el[attribute: "to"] ?? "")
             switch el[attribute: "type"] {
             case "get", "set":
                 if pending.count - head < 100_000 {

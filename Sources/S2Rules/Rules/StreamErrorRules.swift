@@ -17,11 +17,13 @@ final class StreamErr1: Rule {
     let description = RuleDescription(
         id: "STREAM-ERR-1", title: "Stream error not qualified by the streams namespace", severity: .medium,
         source: "RFC3920 §4.7, §11.2.1; RFC6120 §4.9.2",
-        firing: [Example.openA + "\nS> <error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></error>"],
-        quiet: [Example.openA + "\nS> <stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"])
+        firing: [Example.openA + "\nS> ↓<error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></error>"],
+        quiet: [Example.openA + "\nS> <stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>",
+                Example.midstream + "\nS> <error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></error>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, _) = input.element, el.local == "error", el.namespace != Namespace.streams,
-              el.children.contains(where: { $0.namespace == Namespace.streamErrors }) else { return }
+              el.children.contains(where: { $0.namespace == Namespace.streamErrors }),
+              ctx.canJudge(self, c, direction: e.direction, at: e.firstFrame) else { return }
         ctx.report(self, c, e.direction, actor: e.direction.senderActor, frame: e.firstFrame,
                    "The \(e.direction.sideName) sent a stream error as <error/> in '\(el.namespace)' instead of <stream:error/>.",
                    evidence: el.render())
@@ -33,8 +35,8 @@ final class StreamErr2: Rule {
     let description = RuleDescription(
         id: "STREAM-ERR-2", title: "Stream error without a defined condition element", severity: .medium,
         source: "RFC3920 §4.7.2; RFC6120 §4.9.2",
-        firing: [Example.openA + "\nS> <stream:error>Invalid XML</stream:error>",
-                 Example.openA + "\nS> <stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></stream:error>"],
+        firing: [Example.openA + "\nS> ↓<stream:error>Invalid XML</stream:error>",
+                 Example.openA + "\nS> ↓<stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></stream:error>"],
         quiet: [Example.openA + "\nS> <stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>no</text></stream:error>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, _) = input.element, el.isStreamError else { return }
@@ -56,7 +58,7 @@ final class StreamErr3: Rule {
     let description = RuleDescription(
         id: "STREAM-ERR-3", title: "Undefined stream error condition", severity: .low,
         source: "RFC6120 §4.9.3; RFC3920 §4.7.3",
-        firing: [Example.openA + "\nS> <stream:error><go-away xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"],
+        firing: [Example.openA + "\nS> ↓<stream:error><go-away xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"],
         quiet: [Example.openA + "\nS> <stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, _) = input.element, el.isStreamError, let cond = el.streamErrorCondition else { return }
@@ -75,10 +77,12 @@ final class StreamErr4: Rule {
     let description = RuleDescription(
         id: "STREAM-ERR-4", title: "Sender continues after its own stream error", severity: .medium,
         source: "RFC3920 §4.7.1; RFC6120 §4.9.1.1",
-        firing: [Example.openA + "\nS> <stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>\nS> <stream:features/>"],
-        quiet: [Example.openA + "\nS> <stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>\nS> </stream:stream>\nclose"])
+        firing: [Example.openA + "\nS> <stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>\nS> ↓<stream:features/>"],
+        quiet: [Example.openA + "\nS> <stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>\nS> </stream:stream>\nclose",
+                // The capture ends 2 s after the error: the close was not yet due.
+                Example.openA + "\nS> <stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>\n+2\nC> </stream:stream>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
-        guard let (e, el, c, _) = input.element, el.isStreamError, c.streamErrorFrame[e.direction.rawValue] == e.firstFrame else { return }
+        guard let (e, el, c, _) = input.element, el.isStreamError, c.streamErrorFrame[e.direction] == e.firstFrame else { return }
         let d = e.direction
         ctx.expect(self, on: c, by: d, actor: d.senderActor, trigger: e.firstFrame, within: ctx.configuration.timers.close,
                    closeIsEnough: true,
@@ -100,12 +104,12 @@ final class StreamErr5: Rule {
     let interests: RuleInterests = .all
     let description = RuleDescription(
         id: "STREAM-ERR-5", title: "Receiver of a stream error keeps sending", severity: .low, source: "RFC6120 §4.9.1.1",
-        firing: [Example.openA + "\nS> <stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>\n" + Example.message],
+        firing: [Example.openA + "\nS> <stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>\nC> ↓<message from='u@a.example' to='v@b.example' id='m1'><body>hi</body></message>"],
         quiet: [Example.openA + "\nS> <stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>\nC> </stream:stream>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, _) = input.element, el.isStanza || el.isDialback,
-              c.streamError[e.direction.reversed.rawValue] != nil, !c.streamClosed[e.direction.rawValue],
-              let errFrame = c.streamErrorFrame[e.direction.reversed.rawValue], errFrame.time < e.firstFrame.time else { return }
+              c.streamError[e.direction.reversed] != nil, !c.streamClosed[e.direction],
+              let errFrame = c.streamErrorFrame[e.direction.reversed], errFrame.time < e.firstFrame.time else { return }
         ctx.report(self, c, e.direction, actor: e.direction.senderActor, frame: e.firstFrame,
                    "The \(e.direction.sideName) kept sending (<\(el.qualifiedName)/>) after it received a stream error; it should close its stream.",
                    evidence: el.render())
@@ -117,7 +121,7 @@ final class StreamErr6: Rule {
     let description = RuleDescription(
         id: "STREAM-ERR-6", title: "Stream error sent before the acceptor's stream header", severity: .medium,
         source: "RFC3920 §4.7.1; RFC6120 §4.9.1.2–4.9.1.3",
-        firing: ["C> $HDR to='b.example' from='a.example'>\nS> <stream:error xmlns:stream='http://etherx.jabber.org/streams'><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"],
+        firing: ["C> $HDR to='b.example' from='a.example'>\nS> ↓<stream:error xmlns:stream='http://etherx.jabber.org/streams'><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"],
         quiet: ["C> $HDR to='nope.example' from='a.example'>\nS> $HDR from='b.example' id='x1'>\nS> <stream:error><host-unknown xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         if let (e, h, c) = input.header, e.direction == .serverToClient, h.local == "error", h.namespace == Namespace.streams {
@@ -126,7 +130,8 @@ final class StreamErr6: Rule {
                        evidence: h.render())
         }
         if let (e, el, c, _) = input.element, e.direction == .serverToClient, el.isStreamError, el.streamErrorCondition == "host-unknown",
-           let to = c.initialHeader?.to, let from = c.responseHeader?.from, to == from, !to.isEmpty, c.elementsSinceHeader[1] == 1 {
+           let to = c.initialHeader?.to, let from = c.responseHeader?.from, normalizedDomain(to) == normalizedDomain(from), !to.isEmpty,
+           c.elementsSinceHeader.serverToClient == 1 {
             ctx.report(self, severity: .low, c, e.direction, actor: .acceptor, frame: e.firstFrame,
                        "The acceptor rejected '\(to)' as unknown but its header's 'from' echoes that very domain; it should name its own domain.",
                        evidence: el.render())

@@ -121,11 +121,36 @@ public final class LiveCapture {
         return events
     }
 
-    /// The BPF expression used when the user gives none: TCP on the s2s ports, also behind VLAN
-    /// tags, plus IP fragments (which carry no ports after the first one).
+    /// The BPF expression used when the user gives none: TCP on the s2s ports (also behind IPv6
+    /// extension headers) and IP fragments (which carry no ports after the first one), untagged,
+    /// behind one VLAN tag, or two (QinQ).
+    ///
+    /// libpcap's `vlan` moves the offsets of everything after it in the expression, so the
+    /// untagged alternatives come first: with `vlan and …` in front of them (as here until issue
+    /// #16's live test showed it), untagged fragments were read 4 bytes off and never captured.
+    /// On links without VLAN tags (`any`, tun, loopback) libpcap refuses `vlan` altogether: there
+    /// the expression is used without its VLAN part (`filter(_:forLinkType:)`).
     public static func defaultFilter(ports: [UInt16]) -> String {
         let p = ports.sorted().map { "tcp port \($0)" }.joined(separator: " or ")
-        return "(\(p)) or (vlan and (\(p))) or (ip[6:2] & 0x3fff != 0) or (ip6 and ip6[6] == 44)"
+        return withVLANs("(\(p)) or (ip[6:2] & 0x3fff != 0) or (ip6 and ip6[6] == 44)")
+    }
+
+    /// IPv6 behind extension headers, on any port: BPF cannot follow the chain to the TCP header
+    /// (`ip6 protochain` loops backwards, which the kernel refuses — libpcap then filters every
+    /// packet in user space — and libpcap rejects it after `vlan`). Such packets are rare.
+    private static let chained = " or (ip6 and (ip6[6] == 0 or ip6[6] == 43 or ip6[6] == 51 or ip6[6] == 60))"
+    private static let vlanPart = " or (vlan and ("
+
+    private static func withVLANs(_ ip: String) -> String {
+        "\(ip)\(chained)\(vlanPart)\(ip) or (vlan and (\(ip)))))"
+    }
+
+    /// The filter to compile on an interface of `linkType`: a default filter loses its VLAN part
+    /// where libpcap has no VLAN support (anything but Ethernet); every other filter is the user's.
+    static func filter(_ f: String, forLinkType linkType: Int32) -> String {
+        guard linkType != 1, let r = f.firstRange(of: chained + vlanPart) else { return f }
+        let ip = String(f[..<r.lowerBound])
+        return withVLANs(ip) == f ? ip + chained : f
     }
 
     /// Waits up to `timeoutMilliseconds` for packets and delivers what is ready, at most
@@ -169,7 +194,7 @@ public final class LiveCapture {
                 n += 1
                 interfaces[k].frames += 1
                 delivered += 1
-                let ts = Timestamp(seconds: Int64(hdr.pointee.ts.tv_sec), nanoseconds: Int32(hdr.pointee.ts.tv_usec))
+                let ts = Timestamp(seconds: Int64(hdr.pointee.ts.tv_sec), subsecondNanoseconds: Int64(hdr.pointee.ts.tv_usec))
                 body(CapturedPacket(frame: FrameRef(input: k, number: interfaces[k].frames, time: ts),
                                     linkType: interfaces[k].linkType,
                                     bytes: UnsafeRawBufferPointer(start: d, count: Int(hdr.pointee.caplen)),
@@ -218,7 +243,8 @@ public final class LiveCapture {
             pcap_close(h)
             return .failure(OpenFailure(code: rc, message: "\(name): cannot capture (\(why.isEmpty ? String(cString: pcap_statustostr(rc)) : why))"))
         }
-        if let f = options.filter, !f.isEmpty {
+        if let given = options.filter, !given.isEmpty {
+            let f = LiveCapture.filter(given, forLinkType: pcap_datalink(h))
             var prog = bpf_program()
             if pcap_compile(h, &prog, f, 1, PCAP_NETMASK_UNKNOWN) != 0 || pcap_setfilter(h, &prog) != 0 {
                 let why = String(cString: pcap_geterr(h))

@@ -35,7 +35,7 @@
 #   BENCH_PROFILE=0          1: also profile s2scope (callgrind on a 10M capture; perf if it can sample)
 #   BENCH_DATA=/var/tmp/s2scope-bench   captures, truth files, reports, the C programs' binaries
 #   BENCH_MD=docs/BENCH.md   Markdown output ('' for stdout only)
-#   BENCH_SKIP_BUILD=0       1: use the binaries already built
+#   BENCH_SKIP_BUILD=0       1: use the Swift binaries already built (the C programs are always built)
 # Quick check: BENCH_SIZES=10M BENCH_RUNS=1 BENCH_TSHARK_RUNS=1 BENCH_ENGINE_ITERATIONS=1 BENCH_LIVE=0 BENCH_MD= make bench
 #
 # Exit status: 0 when every report is right (verdicts PASS, identical for every thread count);
@@ -124,9 +124,10 @@ if [ "$SKIP_BUILD" != 1 ]; then
   (cd "$ROOT/Benchmarks" && "$SWIFT" build -c release --product s2scope-gen 2>&1 | tail -1) >&2
   log "building s2scope (release, --scratch-path .build-bench)"
   (cd "$ROOT" && "$SWIFT" build -c release --scratch-path .build-bench --product s2scope 2>&1 | tail -1) >&2
-  log "building the C read loop"
-  gcc -O2 -Wall -o "$READLOOP" "$ROOT/scripts/readloop.c" -lpcap
 fi
+# The C programs take a second: always built.
+log "building the C read loop"
+gcc -O2 -Wall -o "$READLOOP" "$ROOT/scripts/readloop.c" -lpcap
 if [ -n "$CEILING" ]; then
   # Built by its own Makefile and flags from a copy in the bench folder, never in the shared folder.
   log "building the C yardstick from $CEILING in $DATA/ceiling"

@@ -111,9 +111,10 @@ if [ ${#need[@]} -gt 0 ]; then
   $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 mkdir -p "$DATA"
-RESULTS="$DATA/.results.$$.tsv"
+# The measurements, kept after the run: Benchmarks/Scripts/render_bench.py renders them again.
+RESULTS="$DATA/bench-results.tsv"
 : > "$RESULTS"
-trap 'rm -f "$RESULTS" "$DATA/.time.$$" "$DATA/.stderr.$$"' EXIT
+trap 'rm -f "$DATA/.time.$$" "$DATA/.stderr.$$"' EXIT
 # One line per fact for the renderer: KIND<TAB>fields... (see Benchmarks/Scripts/render_bench.py)
 emit() { local IFS=$'\t'; echo "$*" >> "$RESULTS"; }
 
@@ -253,8 +254,8 @@ for size in $SIZES; do
     fi
   done
   [ "$verdict" = PASS ] || REPORTS_OK=0
-  printf '%s\n' "$out" > "$DATA/.check.$size"
-  emit verdict "$size" "$verdict" "$first_threads" "${same# }" "$DATA/.check.$size"
+  printf '%s\n' "$out" > "$DATA/check-$size.txt"
+  emit verdict "$size" "$verdict" "$first_threads" "${same# }" "$DATA/check-$size.txt"
   rm -f "$DATA"/s2s-"$size"-seed"$SEED".report.t*.json
 done
 
@@ -366,7 +367,7 @@ fi
 # Callgrind counts instructions (deterministic, but blind to cache misses); perf with the software
 # cpu-clock event samples wall time on the first capture size (hardware counters are not available in
 # every VM: `perf stat -e instructions true` says "not supported" there).
-PROFILE_MD="$DATA/.profile.md"
+PROFILE_MD="$DATA/profile.md"
 : > "$PROFILE_MD"
 demangle() { if command -v swift-demangle >/dev/null; then swift-demangle --simplified; else "$SWIFT" demangle --simplified; fi; }
 if [ "$PROFILE" = 1 ]; then
@@ -426,7 +427,7 @@ if [ -n "$MD" ]; then
   printf '%s\n' "$md" > "$MD"
   log "wrote $MD"
 fi
-rm -f "$PROFILE_MD" "$DATA"/.check.* "$DATA"/.stdout.*
+rm -f "$DATA"/.stdout.*
 if [ $REPORTS_OK = 1 ]; then
   log "reports: PASS (verdicts against the truth, identical for every thread count)"
 else

@@ -323,15 +323,17 @@ def render_checks(w, o, threads, t_ref, sizes, times, checks, verdicts, fixtures
             received = field("kernel_received")
             no_drops = kd == "0" and idrop in ("0", None, "None")
             missing = ""
-            if sent and analysed and sent.isdigit() and analysed.isdigit() and int(analysed) < int(sent):
-                missing = (f"; **{int(sent) - int(analysed):,} packets sent but never analysed** "
-                           f"(kernel_received {received}: they did not reach the capture, and no drop counter counts them)")
+            if sent and received and sent.isdigit() and received.isdigit() and int(received) < int(sent):
+                missing = (f"; **{int(sent) - int(received):,} packets sent never reached the capture** "
+                           f"(kernel_received {int(received):,}), and no drop counter counts them")
             threads_note = f"`live {largs}`" if largs != "none" else "`live` (it has no `--threads` option yet, so one thread)"
             verdict = met(no_drops and not missing) if largs != "none" else \
                 ("zero kernel drops" if no_drops else "**kernel drops**") + ", but not measured with `--threads 2`"
+            def num(v):
+                return f"{int(v):,}" if v and v.isdigit() else str(v)
             w(f"- {threads_note} replaying {lsize} at {rate} Mbit/s on a veth pair (tcpreplay achieved "
-              f"{rated.group(1) if rated else '?'} Mbit/s): {int(sent or 0):,} packets sent, {int(analysed or 0):,} analysed, "
-              f"kernel drops (ps_drop) {kd}, interface drops {idrop}, peak RSS {hwm.group(1) if hwm else '?'} MiB{missing} — {verdict}")
+              f"{rated.group(1) if rated else '?'} Mbit/s): {num(sent)} packets sent, {num(analysed)} analysed, "
+              f"kernel drops (ps_drop) {num(kd)}, interface drops {num(idrop)}, peak RSS {hwm.group(1) if hwm else '?'} MiB{missing} — {verdict}")
         elif live[0] == "skipped":
             w(f"- `live --threads 2` on a veth pair: skipped ({live[1]})")
         else:

@@ -410,7 +410,8 @@ pcapv=$(pkg-config --modversion libpcap 2>/dev/null || echo '?')
 expatv=$(pkg-config --modversion expat 2>/dev/null || echo '?')
 gccv=$(gcc --version 2>/dev/null | awk 'NR<=1')
 commit=$(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?')
-dirty=$(cd "$ROOT" && git status --porcelain 2>/dev/null | grep -vc '^??' || true)
+# docs/BENCH.md is this script's own output: not a change to the code measured.
+dirty=$(cd "$ROOT" && git status --porcelain -- . ':!docs/BENCH.md' 2>/dev/null | grep -vc '^??' || true)
 code="commit $commit"
 [ "${dirty:-0}" != 0 ] && code+=" + $dirty modified tracked files (work in progress)"
 [ "$SKIP_BUILD" = 1 ] && code+="; binaries not rebuilt for this run (BENCH_SKIP_BUILD=1): s2scope built $(date -u -r "$S2SCOPE" '+%Y-%m-%d %H:%M UTC')"

@@ -703,8 +703,21 @@ public final class Engine: ReassemblySink {
         // Frames still wait behind a session: their connections are not idle, only not read yet.
         guard deferredFrameCount == 0 else { return }
         reassembler.expire(now: t)
-        advanceRules(to: t)
+        if let parallel {
+            // The closes the expiry logged are applied before the timers move on, as in capture order.
+            if t > lastAdvance {
+                lastAdvance = t
+                parallel.step(.advance(t))
+            }
+            parallel.flush()
+        } else {
+            advanceRules(to: t)
+        }
     }
+
+    /// With parsing threads: everything read so far is judged now. A live sensor calls it after
+    /// each batch of packets, so findings do not wait for a parse round to fill.
+    public func flushParsing() { parallel?.flush() }
 
     /// Capture time reached `t`: both stages' reaction timers fire.
     func advanceRules(to t: Timestamp) {

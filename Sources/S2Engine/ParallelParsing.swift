@@ -152,6 +152,15 @@ final class ParallelParsing {
         pool.append(contentsOf: round.batches)
     }
 
+    /// Applies everything logged or in flight and keeps the workers (live runs: a finding is
+    /// judged when its packets were read, not when a round happens to fill).
+    func flush() {
+        guard !stopped, !steps.isEmpty || inFlight != nil else { return }
+        submit()
+        if let last = inFlight { apply(last) }
+        inFlight = nil
+    }
+
     /// Applies everything still logged or in flight, then stops the workers.
     func finish() {
         guard !stopped else { return }

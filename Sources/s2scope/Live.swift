@@ -85,6 +85,9 @@ struct Live: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Deliver each packet at once (libpcap immediate mode). Off by default: in immediate mode libpcap 1.10 cuts the kernel ring into snap-length slots, so a burst overflows it; without it packets arrive within 100 ms.")
     var immediate = false
 
+    @Option(name: .long, help: ArgumentHelp("Threads to use, as in analyze: with 2 or more, XML parsing runs on N-1 worker threads beside the one that captures, reassembles and judges in capture order (the findings are the same as with 1); what was read is judged after each batch of packets. 0: one per CPU core.", valueName: "n"))
+    var threads: Int = 1
+
     @Option(name: .long, help: "Seconds between 'stats' events (packets, bytes, kernel drops, flows, memory); 0 = none.")
     var statsInterval: Double = 0
 
@@ -103,6 +106,7 @@ struct Live: ParsableCommand {
     func validate() throws {
         if interfaces.isEmpty { throw ValidationError("give at least one interface with -i (e.g. -i eth0, or -i any)") }
         if format == .json { throw ValidationError("live output is a stream: use --format jsonl or --format text") }
+        if threads < 0 || threads > 64 { throw ValidationError("--threads takes 0 (one per core) to 64") }
         for m in metrics {
             if case .failure(let e) = ListenAddress.parse(m) { throw ValidationError("--metrics \(e)") }
         }
@@ -117,6 +121,7 @@ struct Live: ParsableCommand {
 
         var configuration = try analysis.makeConfiguration(loadKeyLogs: false)
         configuration.retainHistory = false
+        configuration.threads = threads == 0 ? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) : threads
         let followers = analysis.keylog.map { KeyLogFollower(path: $0) }
         configuration.followsKeyLog = !followers.isEmpty
         var options = LiveOptions()
@@ -167,6 +172,9 @@ struct Live: ParsableCommand {
         var publisher = sensorMetrics.map { MetricsPublisher(metrics: $0, rules: RuleCatalog.all.map(\.id)) }
         let text = TextReport(color: false)
         let engine = Engine(configuration: configuration)
+        if configuration.threads > 1 && engine.parsingThreads < configuration.threads - 1 {
+            fputs("s2scope: could start only \(engine.parsingThreads) of \(configuration.threads - 1) parsing threads; going on with \(engine.parsingThreads + 1)\n", stderr)
+        }
         engine.addSecrets(initialSecrets)
         func readKeyLogs() -> KeyLog {
             var secrets = KeyLog()
@@ -327,7 +335,10 @@ struct Live: ParsableCommand {
             // Secrets the servers wrote meanwhile; sessions that waited for them decrypt now.
             followKeyLogs()
             let wall = wallClock()
-            if n > 0 { lastPacketWall = wall }
+            if n > 0 {
+                lastPacketWall = wall
+                engine.flushParsing()
+            }
             // Idle link: move capture time on with the wall clock so flows and reaction timers expire.
             if n == 0, let t = lastPacketTime { engine.advanceIdle(to: t.adding(seconds: wall - lastPacketWall)) }
             reportCaptureEvents()

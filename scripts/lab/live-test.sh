@@ -27,6 +27,9 @@
 #              S2SLIVE_REPLAY="prosody-prosody bad-early-stanza midstream-prosody"
 #                 fixtures to replay (midstream-prosody: a capture that starts
 #                 after federation is up, as every live sensor does)
+#              S2SLIVE_THREADS="1 2"  each replay is watched by `live --threads N`
+#                 for each N (2: parsing on a worker thread, flushed after each
+#                 batch of packets; the verdicts must equal analyze's all the same)
 #              S2SLIVE_PPS=200  replay rate (packets/s), or "orig" to keep the
 #                 capture's own timing (needed for rules that wait on a timer,
 #                 e.g. DB-RCV-5 in wrong-secret: a fixed rate squeezes the wait)
@@ -42,6 +45,7 @@ LAB_LOG_TAG=live-test
 MAX_SECONDS="${S2SLIVE_MAX_SECONDS:-420}"
 REPLAY="${S2SLIVE_REPLAY:-prosody-prosody bad-early-stanza midstream-prosody}"
 PPS="${S2SLIVE_PPS:-200}"
+THREADS="${S2SLIVE_THREADS:-1 2}"
 FAIL_ON=high
 if [ "$PPS" = orig ]; then RATE_ARGS=(--multiplier 1); else RATE_ARGS=(--pps "$PPS"); fi
 RNS="s2sreplay-$$"
@@ -105,15 +109,16 @@ part_a() {
 
 # ------------------------------------------- (b) replay on a veth pair --
 part_b() {
-  local name cap ev rep rc arc pid
-  log "=== (b) replay on a veth pair in $RNS (tcpreplay ${RATE_ARGS[*]}): $REPLAY"
+  local name cap ev rep rc arc pid n run
+  log "=== (b) replay on a veth pair in $RNS (tcpreplay ${RATE_ARGS[*]}, live --threads $THREADS): $REPLAY"
   setup_replay_ns "$RNS"
-  for name in $REPLAY; do
+  for run in $(for name in $REPLAY; do for n in $THREADS; do echo "$name:$n"; done; done); do
+    name=${run%:*}; n=${run#*:}
     check_time "replaying $name"
     cap="$REPO_DIR/fixtures/lab/$name.pcap"
     [ -f "$cap" ] || { fail "(b) no capture $cap"; continue; }
-    ev="$WORK/replay-$name.jsonl"; rep="$WORK/analyze-$name.json"
-    start_live "$RNS" "$REPLAY_RX" "$ev" "replay-$name" --fail-on $FAIL_ON
+    ev="$WORK/replay-$name-t$n.jsonl"; rep="$WORK/analyze-$name.json"
+    start_live "$RNS" "$REPLAY_RX" "$ev" "replay-$name-t$n" --fail-on $FAIL_ON --threads "$n"
     rc=0
     timeout 120 ip netns exec "$RNS" tcpreplay -i "$REPLAY_TX" "${RATE_ARGS[@]}" "$cap" \
       > "$WORK/tcpreplay-$name.log" 2>&1 &
@@ -133,10 +138,10 @@ part_b() {
     if [ "$LIVE_RC" != "$arc" ]; then
       fail "(b) $name: s2scope live exited $LIVE_RC, analyze $arc"
     fi
-    log "replay $name: live exit $LIVE_RC, analyze exit $arc"
+    log "replay $name (live --threads $n): live exit $LIVE_RC, analyze exit $arc"
     rc=0
     $PY "$LAB_DIR/live-check.py" compare "$ev" "$rep" || rc=$?
-    [ $rc = 0 ] || fail "(b) $name: live verdicts differ from analyze (see above)"
+    [ $rc = 0 ] || fail "(b) $name, live --threads $n: live verdicts differ from analyze (see above)"
   done
   teardown_replay_ns "$RNS"
 }
@@ -149,4 +154,4 @@ if [ ${#FAILS[@]} -gt 0 ]; then
   for f in "${FAILS[@]}"; do log "  - $f"; done
   exit 1
 fi
-log "live-test: PASS (live lab run + replay of: $REPLAY)"
+log "live-test: PASS (live lab run + replay of: $REPLAY; live --threads $THREADS)"

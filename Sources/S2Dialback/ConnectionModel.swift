@@ -201,6 +201,18 @@ public final class ConnectionModel {
     /// Whether the capture holds the TCP handshake: then nothing either side sent before the
     /// first bytes seen exists (without it, the acceptor may have sent its header unseen).
     public var handshakeSeen = true
+    /// The capture holds no TCP handshake: neither direction is known from its start until its
+    /// own stream header shows up. Marked at open, not when a direction's first bytes arrive: the
+    /// acceptor's `valid` may be read before the first byte of an initiator whose request (and
+    /// SYN) the sensor dropped, and must not look unsolicited then.
+    public func beganBeforeCapture() {
+        handshakeSeen = false
+        for d in Direction.allCases where !pickedUp[d] {
+            complete[d] = false
+            missing[d] = .midstream
+        }
+    }
+
     /// Whether the capture picked a direction up after its stream began.
     public internal(set) var pickedUp = PerDirection(repeating: false)
     /// Whether everything a direction sent since its latest stream header was observed: false

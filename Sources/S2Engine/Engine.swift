@@ -388,7 +388,7 @@ public final class Engine: ReassemblySink {
             let m = a.open(id: info.id, client: info.client.description, server: info.server.description,
                            clientAddress: info.client.address.description, serverAddress: info.server.address.description,
                            input: info.frame.input, frame: info.frame)
-            m.handshakeSeen = info.handshakeSeen
+            if !info.handshakeSeen { m.beganBeforeCapture() }
             if a === correlator { ctx.correlated = m } else { ctx.model = m }
         }
     }

@@ -175,8 +175,12 @@ public final class TCPReassembler {
         }
         // One half of the handshake lost: the other half's acknowledgment still names where the
         // silent direction starts (its ISN + 1), so a later hole in it is known from its first
-        // byte instead of the direction looking picked up mid-stream.
-        if seg.flags.contains(.ack), c.sawHandshake, (dir == .clientToServer ? c.clientISN != nil : syn) {
+        // byte instead of the direction looking picked up mid-stream. Only an acknowledgment sent
+        // before the initiator's first data byte can name it: a later one (the handshake's ACK
+        // and the acceptor's first bytes both dropped by a loaded sensor) points into the middle
+        // of the acceptor's stream, which would then be parsed as if it began there.
+        let namesPeerStart = dir == .clientToServer ? c.clientISN.map { seg.sequence == $0 &+ 1 } ?? false : syn
+        if seg.flags.contains(.ack), c.sawHandshake, namesPeerStart {
             let peer = dir.reversed
             c.withHalf(peer) { h in
                 if !h.started {

@@ -285,6 +285,45 @@ struct ReassemblyLimitTests {
         r.finish()
     }
 
+    /// A loaded sensor dropped the SYN-ACK, the handshake's ACK, the initiator's header and the
+    /// acceptor's first bytes. The initiator's next segment acknowledges acceptor data already
+    /// sent: that acknowledgment names a point inside the acceptor's stream, not its start, so the
+    /// acceptor's direction must count as picked up mid-stream (its first bytes seen are not
+    /// parsed as the beginning of a stream). The handshake's own ACK still names it.
+    @Test(arguments: [false, true])
+    func onlyTheHandshakeAcknowledgmentNamesWhereTheAcceptorBegan(_ handshakeAckSeen: Bool) {
+        let sink = Collector()
+        let r = TCPReassembler(sink: sink, isServerPort: { $0 == 5269 })
+        let client = Endpoint(address: IPAddress(ipv4: 0x0A00_0001), port: 40000)
+        let server = Endpoint(address: IPAddress(ipv4: 0x0A00_0002), port: 5269)
+        var n = 0
+        func send(_ fromClient: Bool, seq: UInt32, ack: UInt32, _ flags: TCPFlags, _ text: String = "") {
+            n += 1
+            let payload = Array(text.utf8)
+            payload.withUnsafeBytes { p in
+                r.process(TCPSegment(source: fromClient ? client : server, destination: fromClient ? server : client,
+                                     sequence: seq, acknowledgment: ack, flags: flags, window: 65535, payload: p,
+                                     payloadLength: payload.count, frame: FrameRef(input: 0, number: n, time: Timestamp(seconds: 1, nanoseconds: Int32(n)))))
+            }
+        }
+        send(true, seq: 100, ack: 0, .syn)
+        if handshakeAckSeen { send(true, seq: 101, ack: 5001, .ack) }
+        // dropped: SYN-ACK (seq 5000), the client's header at 101, the server's header at 5001 (200 bytes)
+        send(true, seq: 301, ack: 5201, [.ack, .psh], "<db:result from='a.example' to='b.example'>k</db:result>")
+        send(false, seq: 5201, ack: 357, [.ack, .psh], "<db:result from='b.example' to='a.example' type='valid'/>")
+        #expect(sink.conns.count == 1)
+        let c = sink.conns[0].c
+        #expect(c.streamStartSeen(.clientToServer), "the SYN names where the initiator began")
+        #expect(c.streamStartSeen(.serverToClient) == handshakeAckSeen)
+        if handshakeAckSeen {
+            // the acceptor's lost header is a hole at its start
+            #expect(sink.conns[0].streams[1].first == .gap(200))
+        } else {
+            #expect(sink.conns[0].streams[1].first == .bytes(Array("<db:result from='b.example' to='a.example' type='valid'/>".utf8)))
+        }
+        r.finish()
+    }
+
     @Test func outOfOrderBufferIsBoundedAndTheHoleBecomesAGap() {
         var limits = ReassemblyLimits()
         limits.maxOutOfOrderBytesPerDirection = 4096

@@ -163,7 +163,11 @@ final class DBCorr4: Rule {
                 // A repeated valid for a pair already validated is not an unsolicited result.
                 Example.validated + "\n" + Example.validA + "\n" + Example.message,
                 // The request may have been sent before the capture began.
-                Example.midstream + "\nS> <db:result from='b.example' to='a.example' type='valid'/>\n" + Example.message])
+                Example.midstream + "\nS> <db:result from='b.example' to='a.example' type='valid'/>\n" + Example.message,
+                // No handshake seen, and the acceptor's header and answer are read before the initiator's
+                // first byte: its request (with its SYN) may be among what the sensor dropped.
+                "@1 10.0.0.1 -> 10.0.0.2 midstream\nS> $HDR from='b.example' to='a.example' id='s1'>\n" + Example.validA
+                    + "\nC> <presence from='u@a.example/r' to='v@b.example'/>\n" + Example.message])
     private var unsolicited: [ConnectionID: Set<DomainPair>] = [:]
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         if case .closed(let c) = input { unsolicited[c.id] = nil; return }

@@ -181,6 +181,7 @@ public final class DialbackModel {
 
     /// Bytes of direction `d` were lost or skipped: what they carried is unknown.
     public func markDamaged(_ c: ConnectionModel, _ d: Direction) {
+        if c.lastFrame.time > lastLoss { lastLoss = c.lastFrame.time }
         c.damaged[d] = true
         c.complete[d] = false
         if c.missing[d] == nil { c.missing[d] = .gap }
@@ -602,6 +603,13 @@ public final class DialbackModel {
             $0.clientAddress == address && $0.first >= since && $0.initialTo == domain
         }
     }
+
+    /// When the capture last showed that it lost bytes (on any connection).
+    public private(set) var lastLoss = Timestamp(seconds: .min, nanoseconds: 0)
+
+    /// Whether the capture lost bytes anywhere since `time`: an absence it would otherwise prove
+    /// (no db:verify anywhere) may lie in what the sensor dropped, on a connection it never saw.
+    public func lossObserved(since time: Timestamp) -> Bool { lastLoss >= time }
 
     /// Whether some connection with `address` at either end, alive at some point in `window`,
     /// could not be fully read (TLS without keys, a mid-stream pickup, lost bytes).

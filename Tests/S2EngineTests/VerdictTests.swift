@@ -149,4 +149,22 @@ extension VerdictTests {
         let r = try Engine.analyze(transcript: t)
         #expect(r.violations.filter { $0.rule == "DB-NS-2" }.map(\.severity) == [.info])
     }
+
+    /// A capture that lost packets between the request and the answer cannot prove that no
+    /// db:verify travelled anywhere: the sensor may have dropped the whole verify connection.
+    /// DB-CORR-9 then says LOW (the verify may have gone where it was not seen), not MEDIUM.
+    @Test(arguments: [false, true])
+    func lossAnywhereMeanwhileMakesAMissingVerifyLow(_ lossy: Bool) throws {
+        let other = """
+            @3 10.0.0.7 -> 10.0.0.8
+            3C> $HDR to='y.example' from='x.example'>
+            3S> $HDR from='y.example' to='x.example' id='s9'>
+            3C\(lossy ? "~" : ">") <message from='u@x.example' to='v@y.example' id='m0'><body>dropped by the sensor</body></message>
+            3C> <message from='u@x.example' to='v@y.example' id='m1'><body>after the hole</body></message>
+            3S> <message from='v@y.example' to='u@x.example' id='m2'><body>ack</body></message>
+            """
+        let t = Example.openA + "\n" + Example.resultA + "\n" + other + "\n" + Example.validA
+        let r = try Engine.analyze(transcript: t)
+        #expect(r.violations.filter { $0.rule == "DB-CORR-9" }.map(\.severity) == [lossy ? .low : .medium])
+    }
 }

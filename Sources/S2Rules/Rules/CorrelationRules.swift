@@ -305,9 +305,10 @@ final class DBCorr9: Rule {
         // bytes), or the RS's domain served from other addresses: the verify may have gone there.
         let unseenPath = ctx.model.unreadableConnection(involving: rs, during: since...e.firstFrame.time)
             || ctx.model.addresses(hosting: x.receiving).contains { $0 != rs }
+            || ctx.model.lossObserved(since: since)
         ctx.report(self, severity: unseenPath ? .low : nil, c, e.direction, actor: .receiving, frame: e.firstFrame,
                    unseenPath
-                       ? "The receiving server answered valid for \(x.pair) with no db:verify for this key in the capture; it has connections the capture cannot read (encrypted, picked up mid-stream, lossy, or other addresses), so the verify may have travelled there."
+                       ? "The receiving server answered valid for \(x.pair) with no db:verify for this key in the capture; it has connections the capture cannot read (encrypted, picked up mid-stream, lossy, or other addresses), or the capture lost packets meanwhile, so the verify may have travelled where it was not seen."
                        : "The receiving server answered valid for \(x.pair) with no db:verify for this key anywhere in the capture and no TLS or SASL on the stream (the verification may have travelled outside the capture).",
                    evidence: el.render())
     }

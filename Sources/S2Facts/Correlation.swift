@@ -1,0 +1,417 @@
+import FoundationEssentials
+import S2Dialback
+import S2Model
+import S2Report
+import S2Rules
+import S2XMPP
+
+/// A facts file as read: its sensor and its lines in order.
+public struct FactFile {
+    public var path: String
+    public var sensor: String
+    public var facts: [Fact]
+
+    /// Parses a facts file's text; throws with the line that is not a fact.
+    public init(path: String, text: String, maxLineBytes: Int = 32 << 20) throws {
+        self.path = path
+        let decoder = JSONDecoder()
+        var facts: [Fact] = []
+        var number = 0
+        for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
+            number += 1
+            guard line.utf8.count <= maxLineBytes else { throw FactError("\(path):\(number): a line longer than \(maxLineBytes) bytes") }
+            let f: Fact
+            do {
+                f = try decoder.decode(Fact.self, from: Data(line.utf8))
+            } catch {
+                throw FactError("\(path):\(number): not a fact line (\(error))")
+            }
+            if number == 1 {
+                guard f.t == "header", let format = f.format else { throw FactError("\(path): the first line is not a facts header") }
+                guard format == Fact.format else { throw FactError("\(path): facts format '\(format)' is not supported (this s2scope reads \(Fact.format))") }
+            }
+            facts.append(f)
+        }
+        guard let header = facts.first else { throw FactError("\(path): empty facts file") }
+        sensor = header.sensor ?? path
+        self.facts = facts
+    }
+}
+
+public struct FactError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ d: String) { description = d }
+}
+
+/// Joins the facts of many sensors into one report: the correlator runs once over every
+/// connection's facts in capture time order, a TCP connection that several sensors saw counts
+/// once, and the findings the shards judged alone are merged in (docs/FACTS.md).
+public final class Correlation {
+    public struct Options {
+        public var rules = RuleConfiguration()
+        public var hosts: [String: Set<String>] = [:]
+        /// Seconds two sensors' clocks may disagree.
+        public var maxSkew: Double = 5
+        public var maxAnomaliesKept = 10_000
+        public init() {}
+    }
+
+    /// A connection as one file saw it.
+    struct Copy {
+        var file: Int
+        var c: Int
+        var client: String
+        var server: String
+        var seq: UInt32?
+        var first: Int64
+        var last: Int64
+        var events: Int
+    }
+
+    let files: [FactFile]
+    let options: Options
+    /// Offset (ns) added to every time of a sensor to bring it onto the first sensor's clock.
+    public private(set) var clockOffsets: [String: Int64] = [:]
+    /// Connections seen by more than one sensor, counted once.
+    public private(set) var duplicateCopies = 0
+
+    public init(files: [FactFile], options: Options = .init()) {
+        self.files = files
+        self.options = options
+    }
+
+    public func run() throws -> AnalysisReport {
+        let report = AnalysisReport()
+        // Inputs: each file's, named sensor/file.
+        var inputBase: [Int] = []
+        for f in files {
+            inputBase.append(report.inputs.count)
+            let header = f.facts[0]
+            let ins = f.facts.last(where: { $0.t == "end" })?.inputs ?? header.inputs ?? []
+            for i in ins {
+                report.inputs.append(InputSummary(path: "\(f.sensor)/\(i.path)", format: i.format, linkType: i.link_type,
+                                                  packets: i.packets ?? 0, bytes: i.bytes ?? 0, truncated: i.truncated ?? false, note: i.note))
+            }
+        }
+        // Every connection copy.
+        var copies: [Copy] = []
+        var copyIndex: [Pair: Int] = [:]
+        for (fi, f) in files.enumerated() {
+            for x in f.facts {
+                guard let c = x.c else { continue }
+                switch x.t {
+                case "open":
+                    guard let client = x.client, let server = x.server, let frame = x.frame else { throw FactError("\(f.path): an open fact without endpoints or frame") }
+                    copyIndex[Pair(file: fi, c: c)] = copies.count
+                    copies.append(Copy(file: fi, c: c, client: client, server: server, seq: x.seq?.first ?? nil,
+                                       first: frame.t, last: frame.t, events: 0))
+                case "event":
+                    if let i = copyIndex[Pair(file: fi, c: c)] {
+                        copies[i].events += 1
+                        if let l = x.last { copies[i].last = max(copies[i].last, l.t) }
+                    }
+                case "close":
+                    if let i = copyIndex[Pair(file: fi, c: c)], let l = x.last { copies[i].last = max(copies[i].last, l.t) }
+                default: break
+                }
+            }
+        }
+        estimateClocks(copies)
+        func offset(_ fi: Int) -> Int64 { clockOffsets[files[fi].sensor] ?? 0 }
+        // The same TCP connection seen by several sensors: kept once, from the sensor that saw most of it.
+        let skew = Int64(options.maxSkew * 1e9)
+        var byTuple: [String: [Int]] = [:]
+        for (i, k) in copies.enumerated() { byTuple[k.client + " " + k.server, default: []].append(i) }
+        var dropped: Set<Pair> = []
+        for (_, group) in byTuple where group.count > 1 {
+            var clusters: [[Int]] = []
+            for i in group {
+                let a = copies[i]
+                if let j = clusters.firstIndex(where: { cl in cl.contains { sameConnection(a, copies[$0], skew: skew, offset: offset) } }) {
+                    clusters[j].append(i)
+                } else {
+                    clusters.append([i])
+                }
+            }
+            for cl in clusters where cl.count > 1 {
+                let keep = cl.min { a, b in
+                    (copies[a].events, -copies[a].file) > (copies[b].events, -copies[b].file)
+                }!
+                for i in cl where i != keep {
+                    dropped.insert(Pair(file: copies[i].file, c: copies[i].c))
+                    duplicateCopies += 1
+                }
+            }
+        }
+        // Report-wide connection numbers: one file keeps its own; several are numbered anew in
+        // order of first frame.
+        var ids: [Pair: ConnectionID] = [:]
+        let kept = copies.filter { !dropped.contains(Pair(file: $0.file, c: $0.c)) }
+        if files.count == 1 {
+            for k in kept { ids[Pair(file: k.file, c: k.c)] = ConnectionID(k.c) }
+        } else {
+            let ordered = kept.sorted { ($0.first + offset($0.file), $0.file, $0.c) < ($1.first + offset($1.file), $1.file, $1.c) }
+            for (n, k) in ordered.enumerated() { ids[Pair(file: k.file, c: k.c)] = ConnectionID(n + 1) }
+        }
+        // Facts in capture time order. The connections a sensor still had open when its capture ended
+        // close after every other fact, as they would at the end of one capture holding everything.
+        struct Item { var key: Int64; var end: Bool; var file: Int; var line: Int }
+        var items: [Item] = []
+        for (fi, f) in files.enumerated() {
+            // Lines without a clock (anomalies, findings) keep their place after the line before.
+            // A fact's place is the capture time of what it reports (an element: the frame that
+            // completed it), never earlier than the line before (a file's order is kept). The shard's
+            // clock (`now`) lags behind when its sensor saw nothing for a while: not a place to sort by.
+            var key = Int64.min / 2
+            for (li, x) in f.facts.enumerated() where li > 0 {
+                let own: Int64?
+                switch x.t {
+                case "event": own = x.last?.t
+                case "open": own = x.frame?.t
+                case "close": own = x.last?.t
+                case "anomaly": own = x.frame?.t
+                case "time", "damaged", "end": own = x.now
+                default: own = nil
+                }
+                if let own { key = max(key, own) }
+                if let c = x.c, dropped.contains(Pair(file: fi, c: c)) { continue }
+                let atEnd = files.count > 1 && x.t == "close" && x.end == "capture-ended"
+                items.append(Item(key: key + offset(fi), end: atEnd, file: fi, line: li))
+            }
+        }
+        var nextID = (ids.values.map(\.value).max() ?? 0) + 1
+        if files.count > 1 {
+            items.sort { ($0.end ? 1 : 0, $0.key, $0.file, $0.line) < ($1.end ? 1 : 0, $1.key, $1.file, $1.line) }
+        }
+        let analyzer = Analyzer(configuration: options.rules, hosts: options.hosts, scopes: [.correlation])
+        analyzer.context.keepViolations = true
+        analyzer.context.onAnomaly = { [options] a in
+            report.statistics.anomaliesByKind[a.kind.rawValue, default: 0] += 1
+            if report.anomalies.count < options.maxAnomaliesKept { report.anomalies.append(a) }
+        }
+        var models: [Pair: ConnectionModel] = [:]
+        var shardViolations: [Violation] = []
+        var shardNotJudged: [NotJudged] = []
+        var shardNotJudgedCounts: [String: Int] = [:]
+        var silent = 0
+        var limitFromShards = 0
+        for item in items {
+            let fi = item.file
+            let x = files[fi].facts[item.line]
+            let off = offset(fi)
+            func frame(_ f: FactFrame?) throws -> FrameRef {
+                guard let f else { throw FactError("\(files[fi].path):\(item.line + 1): a fact without its frame") }
+                return FrameRef(input: inputBase[fi] + f.i, number: f.n, time: Timestamp(totalNanoseconds: f.t &+ off))
+            }
+            func time(_ t: Int64?) -> Timestamp? { t.map { Timestamp(totalNanoseconds: $0 &+ off) } }
+            func connection() throws -> (ConnectionID, ConnectionModel?) {
+                guard let c = x.c else { throw FactError("\(files[fi].path):\(item.line + 1): a fact without its connection") }
+                if let id = ids[Pair(file: fi, c: c)] { return (id, models[Pair(file: fi, c: c)]) }
+                // A connection that never carried a byte has anomalies (a scan, a timeout) but no open fact.
+                let id = files.count == 1 ? ConnectionID(c) : ConnectionID(nextID)
+                if files.count > 1 { nextID += 1 }
+                ids[Pair(file: fi, c: c)] = id
+                return (id, nil)
+            }
+            func direction() throws -> Direction {
+                guard let d = x.d.flatMap(Direction.init(rawValue:)) else { throw FactError("\(files[fi].path):\(item.line + 1): no direction") }
+                return d
+            }
+            if x.t != "anomaly" && x.t != "finding" && x.t != "not_judged", let now = time(x.now), now > analyzer.context.now {
+                analyzer.advance(to: now)
+            }
+            switch x.t {
+            case "time", "header":
+                break
+            case "open":
+                let (id, _) = try connection()
+                let f = try frame(x.frame)
+                let m = analyzer.open(id: id, client: x.client ?? "", server: x.server ?? "", clientAddress: x.client_address ?? "",
+                                      serverAddress: x.server_address ?? "", input: f.input, frame: f)
+                m.handshakeSeen = x.handshake ?? false
+                models[Pair(file: fi, c: x.c!)] = m
+            case "event":
+                let (_, m) = try connection()
+                guard let m else { continue }
+                let kind = try eventKind(x, file: fi, line: item.line)
+                let e = XMPPEvent(kind: kind, direction: try direction(), startOffset: x.start ?? 0, endOffset: x.end_offset ?? 0,
+                                  firstFrame: try frame(x.first), lastFrame: try frame(x.last), tentative: x.tentative ?? false)
+                analyzer.event(e, on: m)
+            case "damaged":
+                let (_, m) = try connection()
+                if let m { analyzer.damaged(m, try direction()) }
+            case "close":
+                let (_, m) = try connection()
+                guard let m else { continue }
+                let end: ConnectionEnd
+                switch x.end {
+                case "fin": end = .fin
+                case "rst": end = .rst
+                case "unwatched": end = .unwatched(at: time(x.at) ?? analyzer.context.now)
+                default:
+                    let fin = x.fin ?? [false, false]
+                    end = .captureEnded(fin: PerDirection(fin.first ?? false, fin.count > 1 ? fin[1] : false))
+                }
+                analyzer.closed(m, end: end, frame: try frame(x.last))
+                if let t = x.tls {
+                    var r = TLSReportInfo()
+                    r.version = t.version
+                    r.clientVersions = t.client_versions
+                    r.cipherSuite = t.cipher_suite
+                    r.sni = t.sni
+                    r.alpn = t.alpn
+                    r.alpnOffered = t.alpn_offered
+                    r.helloRetryRequest = t.hello_retry_request
+                    r.clientCertificates = t.client_certificates
+                    r.serverCertificates = t.server_certificates
+                    r.alerts = t.alerts
+                    r.records = t.records
+                    r.decryption = t.decryption
+                    r.decryptionNote = t.decryption_note
+                    r.decryptedBytes = t.decrypted_bytes
+                    r.undecryptedBytes = t.undecrypted_bytes
+                    report.tlsInfo[m.id] = r
+                }
+                if !m.carriedXMPP && !(x.shard_findings ?? false) && !analyzer.hasFindings(on: m) {
+                    silent += 1
+                    analyzer.discard(m)
+                } else {
+                    analyzer.retire(m)
+                }
+                models[Pair(file: fi, c: x.c!)] = nil
+            case "anomaly":
+                guard let kind = x.anomaly.flatMap(AnomalyKind.init(rawValue:)) else { continue }
+                let id = try x.c.map { _ in try connection().0 }
+                let a = Anomaly(kind: kind, connection: id, direction: x.d.flatMap(Direction.init(rawValue:)),
+                                frame: try x.frame.map { try frame($0) }, bytes: x.bytes, time: time(x.time), message: x.message ?? "")
+                report.statistics.anomaliesByKind[a.kind.rawValue, default: 0] += 1
+                if report.anomalies.count < options.maxAnomaliesKept { report.anomalies.append(a) }
+            case "finding":
+                let (id, _) = try connection()
+                guard let rule = x.rule, let sev = x.severity.flatMap(Severity.init(name:)), let actor = x.actor.flatMap(Actor.init(rawValue:)) else {
+                    throw FactError("\(files[fi].path):\(item.line + 1): a finding without rule, severity or actor")
+                }
+                shardViolations.append(Violation(rule: rule, severity: sev, connection: id, direction: try direction(), actor: actor,
+                                                 frame: try frame(x.frame), message: x.message ?? "", evidence: x.evidence ?? ""))
+            case "not_judged":
+                let (id, _) = try connection()
+                guard let rule = x.rule, let why = x.why.flatMap(Unobserved.init(rawValue:)) else { continue }
+                shardNotJudged.append(NotJudged(rule: rule, connection: id, frame: try frame(x.frame), why: why, count: x.count ?? 1))
+            case "end":
+                guard let s = x.stats else { continue }
+                var r = report.statistics
+                r.packets += s.packets
+                r.bytes += s.bytes
+                r.tcpSegments += s.tcp_segments
+                r.tcpConnections += s.tcp_connections
+                r.connectionsWithoutXMPP += s.connections_without_stream
+                r.malformedPackets += s.malformed_packets
+                r.encryptedBytes = r.encryptedBytes.saturatingAdd(s.encrypted_bytes)
+                r.gapBytes = r.gapBytes.saturatingAdd(s.gap_bytes)
+                r.connectionsEvicted += s.connections_evicted
+                r.connectionsEvictedForMemory += s.connections_evicted_for_memory
+                r.midstreamConnections += s.midstream_connections
+                r.elementsNotJudged += s.elements_not_judged
+                r.suppressedViolations.merge(s.suppressed, uniquingKeysWith: +)
+                report.statistics = r
+                shardNotJudgedCounts.merge(s.not_judged, uniquingKeysWith: +)
+                limitFromShards += s.untracked_requests
+            default:
+                // A later minor version may add line kinds: what this version does not know it skips.
+                break
+            }
+        }
+        analyzer.finish()
+        report.connections = analyzer.model.retireAll()
+        report.exchanges = analyzer.model.exchanges
+        report.violations = (shardViolations + analyzer.violations).sorted {
+            ($0.frame.input, $0.frame.number, $0.connection, $0.rule, $0.message) < ($1.frame.input, $1.frame.number, $1.connection, $1.rule, $1.message)
+        }
+        report.statistics.connectionsWithoutXMPP += silent
+        report.statistics.suppressedViolations.merge(analyzer.context.suppressed, uniquingKeysWith: +)
+        report.notJudged = (shardNotJudged + analyzer.context.notJudged).sorted {
+            ($0.frame.input, $0.frame.number, $0.connection, $0.rule, $0.why) < ($1.frame.input, $1.frame.number, $1.connection, $1.rule, $1.why)
+        }
+        var counts = shardNotJudgedCounts
+        for (k, v) in analyzer.context.notJudgedCounts { counts[k.rawValue, default: 0] += v }
+        report.statistics.notJudgedByReason = counts
+        if limitFromShards > 0 { report.statistics.notJudgedByReason["limit", default: 0] += limitFromShards }
+        return report
+    }
+
+    struct Pair: Hashable {
+        var file: Int
+        var c: Int
+    }
+
+    /// Two copies with the same 4-tuple are one connection when their first sequence numbers
+    /// agree, or (one sensor missed the SYN) when their lifetimes overlap within the skew.
+    private func sameConnection(_ a: Copy, _ b: Copy, skew: Int64, offset: (Int) -> Int64) -> Bool {
+        guard a.file != b.file, files[a.file].sensor != files[b.file].sensor else { return false }
+        if let x = a.seq, let y = b.seq { return x == y }
+        let (a0, a1) = (a.first + offset(a.file), a.last + offset(a.file))
+        let (b0, b1) = (b.first + offset(b.file), b.last + offset(b.file))
+        return a0 <= b1 + skew && b0 <= a1 + skew
+    }
+
+    /// Sensors' clocks from the connections two of them saw from the SYN on: the same first packet
+    /// at two capture times. The median difference, chained from the first sensor.
+    private func estimateClocks(_ copies: [Copy]) {
+        var diffs: [String: [String: [Int64]]] = [:]
+        var bySeq: [String: [Copy]] = [:]
+        for k in copies { if let s = k.seq { bySeq["\(k.client) \(k.server) \(s)", default: []].append(k) } }
+        for (_, g) in bySeq where g.count > 1 {
+            for a in g {
+                for b in g where files[a.file].sensor != files[b.file].sensor {
+                    diffs[files[a.file].sensor, default: [:]][files[b.file].sensor, default: []].append(a.first - b.first)
+                }
+            }
+        }
+        guard let reference = files.first?.sensor else { return }
+        clockOffsets = [reference: 0]
+        var queue = [reference]
+        while !queue.isEmpty {
+            let s = queue.removeFirst()
+            for (other, ds) in diffs[s] ?? [:] where clockOffsets[other] == nil {
+                let sorted = ds.sorted()
+                // other's time + (s's time − other's time) = s's time; s is on the reference clock.
+                clockOffsets[other] = clockOffsets[s]! + sorted[sorted.count / 2]
+                queue.append(other)
+            }
+        }
+    }
+
+    private func eventKind(_ x: Fact, file: Int, line: Int) throws -> XMPPEventKind {
+        func bad(_ why: String) -> FactError { FactError("\(files[file].path):\(line + 1): \(why)") }
+        switch x.kind {
+        case "header":
+            guard let xml = x.xml, let h = FactXML.parseHeader(xml, hadXMLDeclaration: x.xml_declaration ?? false, declaredEncoding: x.encoding) else {
+                throw bad("a stream header that does not parse")
+            }
+            return .streamOpened(h)
+        case "element":
+            guard let xml = x.xml else { throw bad("an element event without its XML") }
+            let s = SerializedElement(xml: xml, context: (x.ns ?? []).map { NamespaceDeclaration(prefix: $0.prefix, uri: $0.uri) },
+                                      truncated: x.truncated ?? [])
+            guard let el = FactXML.parseElement(s) else { throw bad("an element that does not parse as one XML element") }
+            return .element(el)
+        case "stream-closed": return .streamClosed
+        case "restricted":
+            switch x.restricted {
+            case "comment": return .restricted(.comment)
+            case "pi": return .restricted(.processingInstruction(target: x.name ?? ""))
+            case "doctype": return .restricted(.doctype(name: x.name ?? ""))
+            case "entity": return .restricted(.entityReference(name: x.name ?? ""))
+            case "encoding": return .restricted(.nonUTF8Encoding(declared: x.name ?? ""))
+            case "invalid-utf8": return .restricted(.invalidUTF8)
+            default: throw bad("unknown restricted XML '\(x.restricted ?? "")'")
+            }
+        case "not-well-formed": return .notWellFormed(code: x.code ?? 0, reason: x.reason ?? "", offset: x.offset ?? 0)
+        case "data-after-close": return .dataAfterClose
+        case "tls-started": return .tlsStarted(looksLikeTLS: x.looks_like_tls ?? false)
+        case "picked-up": return .pickedUp
+        case "bytes-lost": return .bytesLost(length: x.length ?? 0)
+        default: throw bad("unknown event kind '\(x.kind ?? "")'")
+        }
+    }
+}

@@ -12,10 +12,18 @@ public struct FactFile {
     public var facts: [Fact]
 
     /// Parses a facts file's text; throws with the line that is not a fact.
-    public init(path: String, text: String, maxLineBytes: Int = 32 << 20) throws {
+    public init(path: String, sensor: String, facts: [Fact]) {
         self.path = path
+        self.sensor = sensor
+        self.facts = facts
+    }
+
+    /// Parses a facts file's text; throws with the line that is not a fact. A stream may hold
+    /// several files one after another (each from its header line on: `cat a.facts b.facts`, or
+    /// a partition of the Spark job).
+    public static func parse(path: String, text: String, maxLineBytes: Int = 32 << 20) throws -> [FactFile] {
         let decoder = JSONDecoder()
-        var facts: [Fact] = []
+        var files: [FactFile] = []
         var number = 0
         for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
             number += 1
@@ -26,15 +34,18 @@ public struct FactFile {
             } catch {
                 throw FactError("\(path):\(number): not a fact line (\(error))")
             }
-            if number == 1 {
-                guard f.t == "header", let format = f.format else { throw FactError("\(path): the first line is not a facts header") }
-                guard format == Fact.format else { throw FactError("\(path): facts format '\(format)' is not supported (this s2scope reads \(Fact.format))") }
+            if f.t == "header" {
+                guard let format = f.format else { throw FactError("\(path):\(number): a header without its format") }
+                guard format == Fact.format else { throw FactError("\(path):\(number): facts format '\(format)' is not supported (this s2scope reads \(Fact.format))") }
+                let name = files.isEmpty ? path : "\(path) (file \(files.count + 1), line \(number))"
+                files.append(FactFile(path: name, sensor: f.sensor ?? path, facts: [f]))
+                continue
             }
-            facts.append(f)
+            guard !files.isEmpty else { throw FactError("\(path): the first line is not a facts header") }
+            files[files.count - 1].facts.append(f)
         }
-        guard let header = facts.first else { throw FactError("\(path): empty facts file") }
-        sensor = header.sensor ?? path
-        self.facts = facts
+        guard !files.isEmpty else { throw FactError("\(path): empty facts file") }
+        return files
     }
 }
 

@@ -58,7 +58,7 @@ struct Correlate: ParsableCommand {
         for path in files {
             guard let text = readWhole(path) else { throw FatalError(message: "\(path): cannot read (\(String(cString: strerror(errno))))") }
             do {
-                parsed.append(try FactFile(path: path, text: text))
+                parsed += try FactFile.parse(path: path, text: text)
             } catch let e as FactError {
                 throw FatalError(message: e.description)
             }

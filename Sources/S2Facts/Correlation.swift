@@ -91,21 +91,77 @@ public final class Correlation {
         self.options = options
     }
 
+    /// Cross-connection rules whose violation says a step was not seen anywhere (no verification,
+    /// no matching request, a verdict never relayed): across sensors whose clocks disagree, the
+    /// step may only have been sorted after the moment it was looked for.
+    static let unmatchedStepRules: Set<String> = ["DB-CORR-1", "DB-CORR-3", "DB-CORR-7", "DB-CORR-9", "DB-RCV-9"]
+
+    /// Sensors aligned on dialback steps (no connection in common with the others), and the
+    /// offset found; those whose steps matched only beyond `--max-skew` (not applied).
+    public private(set) var alignedOnDialback: [String: Int64] = [:]
+    public private(set) var skewBeyondTolerance: [String: Int64] = [:]
+
+    private var inputBase: [Int] = []
+    private var copies: [Copy] = []
+    private var dropped: Set<Pair> = []
+
     public func run() throws -> AnalysisReport {
-        let report = AnalysisReport()
-        // Inputs: each file's, named sensor/file.
-        var inputBase: [Int] = []
-        for f in files {
-            inputBase.append(report.inputs.count)
-            let header = f.facts[0]
-            let ins = f.facts.last(where: { $0.t == "end" })?.inputs ?? header.inputs ?? []
-            for i in ins {
-                report.inputs.append(InputSummary(path: "\(f.sensor)/\(i.path)", format: i.format, linkType: i.link_type,
-                                                  packets: i.packets ?? 0, bytes: i.bytes ?? 0, truncated: i.truncated ?? false, note: i.note))
+        try prepare()
+        var offsets = clockOffsets
+        let sensors = Set(files.map(\.sensor))
+        let tolerance = Int64(options.maxSkew * 1e9)
+        if sensors.count > 1 {
+            // Sensors that share no connection with the reference are aligned on the dialback
+            // exchanges whose legs they saw: within the tolerance the steps are made to meet.
+            for s in sensors.sorted() where offsets[s] == nil {
+                guard let d = try dialbackOffset(of: s, given: offsets) else { continue }
+                if abs(d) <= tolerance {
+                    offsets[s] = d
+                    alignedOnDialback[s] = d
+                } else {
+                    skewBeyondTolerance[s] = d
+                }
             }
         }
+        let (report, crossViolations) = try replay(offsets: offsets)
+        guard !skewBeyondTolerance.isEmpty else { return report }
+        // Would the steps meet with the larger skew? Then what did not meet is an anomaly, not a violation.
+        var shifted = offsets
+        for (s, d) in skewBeyondTolerance { shifted[s] = d }
+        let (_, alternative) = try replay(offsets: shifted)
+        struct Key: Hashable { var rule: String; var direction: Direction; var input: Int; var number: Int }
+        let stands = Set(alternative.map { Key(rule: $0.rule, direction: $0.direction, input: $0.frame.input, number: $0.frame.number) })
+        var artefacts: [Violation] = []
+        for v in crossViolations where Self.unmatchedStepRules.contains(v.rule)
+            && !stands.contains(Key(rule: v.rule, direction: v.direction, input: v.frame.input, number: v.frame.number)) {
+            artefacts.append(v)
+        }
+        guard !artefacts.isEmpty else { return report }
+        let skews = skewBeyondTolerance.sorted { $0.key < $1.key }
+            .map { "\($0.key) \(String(format: "%+.3f", Double($0.value) / 1e9)) s" }.joined(separator: ", ")
+        for v in artefacts {
+            if let i = report.violations.firstIndex(where: { $0.rule == v.rule && $0.frame == v.frame && $0.connection == v.connection && $0.message == v.message }) {
+                report.violations.remove(at: i)
+            }
+            let a = Anomaly(kind: .clockSkew, connection: v.connection, direction: v.direction, frame: v.frame,
+                            message: "\(v.rule) not reported: the steps it looked for were seen by another sensor and meet only if the sensors' clocks differ by more than --max-skew (\(options.maxSkew) s; dialback steps put them at \(skews)): \(v.message)")
+            report.statistics.anomaliesByKind[a.kind.rawValue, default: 0] += 1
+            report.anomalies.append(a)
+        }
+        return report
+    }
+
+    /// Reads the connections of every file, aligns clocks on shared connections and picks one
+    /// copy of each connection.
+    private func prepare() throws {
+        inputBase = []
+        var count = 0
+        for f in files {
+            inputBase.append(count)
+            count += (f.facts.last(where: { $0.t == "end" })?.inputs ?? f.facts[0].inputs ?? []).count
+        }
         // Every connection copy.
-        var copies: [Copy] = []
+        copies = []
         var copyIndex: [Pair: Int] = [:]
         for (fi, f) in files.enumerated() {
             for x in f.facts {
@@ -133,7 +189,7 @@ public final class Correlation {
         let skew = Int64(options.maxSkew * 1e9)
         var byTuple: [String: [Int]] = [:]
         for (i, k) in copies.enumerated() { byTuple[k.client + " " + k.server, default: []].append(i) }
-        var dropped: Set<Pair> = []
+        dropped = []
         for (_, group) in byTuple where group.count > 1 {
             var clusters: [[Int]] = []
             for i in group {
@@ -154,6 +210,19 @@ public final class Correlation {
                 }
             }
         }
+    }
+
+    /// Runs the correlator over every kept copy's facts with the sensors' clocks moved by
+    /// `offsets` (ns); returns the report and the correlator's own violations.
+    private func replay(offsets: [String: Int64]) throws -> (AnalysisReport, [Violation]) {
+        let report = AnalysisReport()
+        for f in files {
+            for i in f.facts.last(where: { $0.t == "end" })?.inputs ?? f.facts[0].inputs ?? [] {
+                report.inputs.append(InputSummary(path: "\(f.sensor)/\(i.path)", format: i.format, linkType: i.link_type,
+                                                  packets: i.packets ?? 0, bytes: i.bytes ?? 0, truncated: i.truncated ?? false, note: i.note))
+            }
+        }
+        func offset(_ fi: Int) -> Int64 { offsets[files[fi].sensor] ?? 0 }
         // Report-wide connection numbers: one file keeps its own; several are numbered anew in
         // order of first frame.
         var ids: [Pair: ConnectionID] = [:]
@@ -347,7 +416,96 @@ public final class Correlation {
         for (k, v) in analyzer.context.notJudgedCounts { counts[k.rawValue, default: 0] += v }
         report.statistics.notJudgedByReason = counts
         if limitFromShards > 0 { report.statistics.notJudgedByReason["limit", default: 0] += limitFromShards }
-        return report
+        return (report, analyzer.violations)
+    }
+
+    /// The offset (ns) that brings sensor `s` onto the clock of the sensors in `given`, from the
+    /// dialback exchanges whose db:result leg one side saw and whose db:verify leg the other did:
+    /// the verify round trip lies inside the result's. The offsets that put every such verify
+    /// inside its result form an interval: 0 when it holds 0 (the steps already meet), else its
+    /// middle. When no offset satisfies them all, the median of the offsets that
+    /// put each verify's middle at its result's middle. Nil when no exchange spans the two.
+    private func dialbackOffset(of s: String, given: [String: Int64]) throws -> Int64? {
+        struct Step { var sensor: String; var request: Int64?; var answer: Int64? }
+        struct ExchangeKey: Hashable { var id: String; var originating: String; var receiving: String }
+        var results: [ExchangeKey: [Step]] = [:]
+        var verifies: [ExchangeKey: [Step]] = [:]
+        for (fi, f) in files.enumerated() {
+            var acceptorID: [Int: String] = [:]
+            var lastResult: [Int: ExchangeKey] = [:]
+            for x in f.facts where x.t == "event" {
+                guard let c = x.c, !dropped.contains(Pair(file: fi, c: c)), let xml = x.xml, let t = x.first?.t else { continue }
+                if x.kind == "header" {
+                    if x.d == 1, let h = FactXML.parseHeader(xml, hadXMLDeclaration: false, declaredEncoding: nil), let id = h.id { acceptorID[c] = id }
+                    continue
+                }
+                guard x.kind == "element", xml.hasPrefix("<db:") || xml.hasPrefix("<result") || xml.hasPrefix("<verify") || xml.utf8.count < 4096,
+                      let el = FactXML.parseElement(SerializedElement(xml: xml, context: (x.ns ?? []).map { NamespaceDeclaration(prefix: $0.prefix, uri: $0.uri) }, truncated: [])),
+                      el.namespace == Namespace.dialback else { continue }
+                let from = normalizedDomain(el[attribute: "from"] ?? ""), to = normalizedDomain(el[attribute: "to"] ?? "")
+                let typed = el[attribute: "type"] != nil
+                switch el.local {
+                case "result":
+                    guard let id = acceptorID[c] else { continue }
+                    let key = typed ? ExchangeKey(id: id, originating: to, receiving: from) : ExchangeKey(id: id, originating: from, receiving: to)
+                    if typed {
+                        if var list = results[key], let i = list.lastIndex(where: { $0.sensor == f.sensor && $0.answer == nil }) {
+                            list[i].answer = t
+                            results[key] = list
+                        }
+                    } else {
+                        results[key, default: []].append(Step(sensor: f.sensor, request: t))
+                        lastResult[c] = key
+                    }
+                case "verify":
+                    guard let id = el[attribute: "id"] else { continue }
+                    let key = typed ? ExchangeKey(id: id, originating: from, receiving: to) : ExchangeKey(id: id, originating: to, receiving: from)
+                    if typed {
+                        if var list = verifies[key], let i = list.lastIndex(where: { $0.sensor == f.sensor && $0.answer == nil }) {
+                            list[i].answer = t
+                            verifies[key] = list
+                        }
+                    } else {
+                        verifies[key, default: []].append(Step(sensor: f.sensor, request: t))
+                    }
+                default: break
+                }
+            }
+        }
+        func middle(_ x: Step) -> Int64? {
+            guard let r = x.request else { return nil }
+            return x.answer.map { r / 2 + $0 / 2 } ?? r
+        }
+        var candidates: [Int64] = []
+        var low = Int64.min, high = Int64.max
+        for (key, rs) in results {
+            for r in rs {
+                for v in verifies[key] ?? [] {
+                    guard let mr = middle(r), let mv = middle(v), let rq = r.request, let vq = v.request else { continue }
+                    if r.sensor == s, v.sensor != s, let o = given[v.sensor] {
+                        // s's clock + d = the reference: the result request before the verify request,
+                        // the verify answer before the result answer.
+                        candidates.append(mv + o - mr)
+                        high = min(high, vq + o - rq)
+                        if let ra = r.answer, let va = v.answer { low = max(low, va + o - ra) }
+                    }
+                    if v.sensor == s, r.sensor != s, let o = given[r.sensor] {
+                        candidates.append(mr + o - mv)
+                        low = max(low, rq + o - vq)
+                        if let ra = r.answer, let va = v.answer { high = min(high, ra + o - va) }
+                    }
+                }
+            }
+        }
+        guard !candidates.isEmpty else { return nil }
+        if low <= high {
+            if low <= 0 && 0 <= high { return 0 }
+            // Half way between the bounds that are known (one may be open).
+            if low == Int64.min { return high }
+            if high == Int64.max { return low }
+            return low / 2 + high / 2
+        }
+        return candidates.sorted()[candidates.count / 2]
     }
 
     struct Pair: Hashable {

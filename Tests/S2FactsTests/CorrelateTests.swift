@@ -198,6 +198,47 @@ import Testing
         #expect(try Data(contentsOf: path) == Data(pcap))
     }
 
+    /// The two a.lab nodes' sensors share no connection, and the verify leg's sensor runs 20 s
+    /// ahead. Within a 30 s tolerance the dialback steps align the clocks and the verdicts are
+    /// those of the whole capture; with 5 s the steps meet only beyond the tolerance: what did not
+    /// meet (b.lab's valid answers "without verification") is an anomaly, not a violation.
+    @Test func skewOnlyDialbackStepsCanAlign() throws {
+        let name = "multisensor/three-server"
+        let opts = try Self.options(of: name)
+        let expected = Self.verdicts(try analyzeWhole(name))
+        var cleanup: [String] = []
+        defer { for p in cleanup { try? FileManager.default.removeItem(atPath: p) } }
+        var facts: [String] = []
+        for h in ["10.53.0.11", "10.53.0.12"] {
+            var mine = try split(try Self.files(of: name), host: h)
+            cleanup += mine
+            if h == "10.53.0.12" {
+                let shifted = tempPath("-shifted.pcap")
+                let r = try runProcess("/usr/bin/env", ["editcap", "-t", "20", mine[0], shifted])
+                #expect(r.status == 0, "editcap: \(r.stderr)")
+                cleanup.append(shifted)
+                mine = [shifted]
+            }
+            let f = try self.facts(sensor: "node-\(h)", mine, options: opts)
+            cleanup.append(f)
+            facts.append(f)
+        }
+        func timeless(_ v: [String]) -> [String] {
+            v.map { $0.replacingOccurrences(of: #" 20[0-9-]+T[0-9:.]+Z"#, with: "", options: .regularExpression)
+                .replacingOccurrences(of: #" [0-9]+\.[0-9]+$"#, with: "", options: .regularExpression) }.sorted()
+        }
+        let aligned = try correlate(facts, options: opts + ["--max-skew", "30"])
+        #expect(timeless(Self.verdicts(aligned)) == timeless(expected))
+        #expect((aligned["anomalies"] as? [[String: Any]] ?? []).allSatisfy { $0["kind"] as? String != "clock-skew" })
+
+        let strict = try correlate(facts, options: opts + ["--max-skew", "5"])
+        let rules = (strict["violations"] as? [[String: Any]] ?? []).map { $0["rule"] as? String ?? "" }
+        #expect(!rules.contains("DB-CORR-9") && !rules.contains("DB-CORR-6"), "\(rules)")
+        let skew = (strict["anomalies"] as? [[String: Any]] ?? []).filter { $0["kind"] as? String == "clock-skew" }
+        #expect(skew.count == 2)
+        #expect(skew.allSatisfy { ($0["message"] as? String ?? "").contains("DB-CORR-9 not reported") })
+    }
+
     /// Two sensors whose clocks disagree by 40 s: the clocks are aligned on the connections both
     /// saw, and the joined verdicts are those of one clock.
     @Test func skewedSensorClocksAreAligned() throws {

@@ -102,6 +102,7 @@ public final class Correlation {
     public private(set) var skewBeyondTolerance: [String: Int64] = [:]
 
     private var inputBase: [Int] = []
+    private var inputCount: [Int] = []
     private var copies: [Copy] = []
     private var dropped: Set<Pair> = []
 
@@ -115,7 +116,7 @@ public final class Correlation {
             // exchanges whose legs they saw: within the tolerance the steps are made to meet.
             for s in sensors.sorted() where offsets[s] == nil {
                 guard let d = try dialbackOffset(of: s, given: offsets) else { continue }
-                if abs(d) <= tolerance {
+                if d.magnitude <= tolerance.magnitude {
                     offsets[s] = d
                     alignedOnDialback[s] = d
                 } else {
@@ -155,10 +156,13 @@ public final class Correlation {
     /// copy of each connection.
     private func prepare() throws {
         inputBase = []
+        inputCount = []
         var count = 0
         for f in files {
             inputBase.append(count)
-            count += (f.facts.last(where: { $0.t == "end" })?.inputs ?? f.facts[0].inputs ?? []).count
+            let n = (f.facts.last(where: { $0.t == "end" })?.inputs ?? f.facts[0].inputs ?? []).count
+            inputCount.append(n)
+            count += n
         }
         // Every connection copy.
         copies = []
@@ -230,7 +234,7 @@ public final class Correlation {
         if files.count == 1 {
             for k in kept { ids[Pair(file: k.file, c: k.c)] = ConnectionID(k.c) }
         } else {
-            let ordered = kept.sorted { ($0.first + offset($0.file), $0.file, $0.c) < ($1.first + offset($1.file), $1.file, $1.c) }
+            let ordered = kept.sorted { ($0.first &+ offset($0.file), $0.file, $0.c) < ($1.first &+ offset($1.file), $1.file, $1.c) }
             for (n, k) in ordered.enumerated() { ids[Pair(file: k.file, c: k.c)] = ConnectionID(n + 1) }
         }
         // Facts in capture time order. The connections a sensor still had open when its capture ended
@@ -256,7 +260,7 @@ public final class Correlation {
                 if let own { key = max(key, own) }
                 if let c = x.c, dropped.contains(Pair(file: fi, c: c)) { continue }
                 let atEnd = files.count > 1 && x.t == "close" && x.end == "capture-ended"
-                items.append(Item(key: key + offset(fi), end: atEnd, file: fi, line: li))
+                items.append(Item(key: key &+ offset(fi), end: atEnd, file: fi, line: li))
             }
         }
         var nextID = (ids.values.map(\.value).max() ?? 0) + 1
@@ -281,6 +285,7 @@ public final class Correlation {
             let off = offset(fi)
             func frame(_ f: FactFrame?) throws -> FrameRef {
                 guard let f else { throw FactError("\(files[fi].path):\(item.line + 1): a fact without its frame") }
+                guard f.i >= 0, f.i < inputCount[fi] else { throw FactError("\(files[fi].path):\(item.line + 1): a frame of input \(f.i), which the header does not list") }
                 return FrameRef(input: inputBase[fi] + f.i, number: f.n, time: Timestamp(totalNanoseconds: f.t &+ off))
             }
             func time(_ t: Int64?) -> Timestamp? { t.map { Timestamp(totalNanoseconds: $0 &+ off) } }
@@ -314,6 +319,7 @@ public final class Correlation {
                 let (_, m) = try connection()
                 guard let m else { continue }
                 let kind = try eventKind(x, file: fi, line: item.line)
+                guard (x.start ?? 0) <= (x.end_offset ?? 0) else { throw FactError("\(files[fi].path):\(item.line + 1): an event that ends before it starts") }
                 let e = XMPPEvent(kind: kind, direction: try direction(), startOffset: x.start ?? 0, endOffset: x.end_offset ?? 0,
                                   firstFrame: try frame(x.first), lastFrame: try frame(x.last), tentative: x.tentative ?? false)
                 analyzer.event(e, on: m)
@@ -485,14 +491,14 @@ public final class Correlation {
                     if r.sensor == s, v.sensor != s, let o = given[v.sensor] {
                         // s's clock + d = the reference: the result request before the verify request,
                         // the verify answer before the result answer.
-                        candidates.append(mv + o - mr)
-                        high = min(high, vq + o - rq)
-                        if let ra = r.answer, let va = v.answer { low = max(low, va + o - ra) }
+                        candidates.append(mv &+ o &- mr)
+                        high = min(high, vq &+ o &- rq)
+                        if let ra = r.answer, let va = v.answer { low = max(low, va &+ o &- ra) }
                     }
                     if v.sensor == s, r.sensor != s, let o = given[r.sensor] {
-                        candidates.append(mr + o - mv)
-                        low = max(low, rq + o - vq)
-                        if let ra = r.answer, let va = v.answer { high = min(high, ra + o - va) }
+                        candidates.append(mr &+ o &- mv)
+                        low = max(low, rq &+ o &- vq)
+                        if let ra = r.answer, let va = v.answer { high = min(high, ra &+ o &- va) }
                     }
                 }
             }
@@ -518,9 +524,9 @@ public final class Correlation {
     private func sameConnection(_ a: Copy, _ b: Copy, skew: Int64, offset: (Int) -> Int64) -> Bool {
         guard a.file != b.file, files[a.file].sensor != files[b.file].sensor else { return false }
         if let x = a.seq, let y = b.seq { return x == y }
-        let (a0, a1) = (a.first + offset(a.file), a.last + offset(a.file))
-        let (b0, b1) = (b.first + offset(b.file), b.last + offset(b.file))
-        return a0 <= b1 + skew && b0 <= a1 + skew
+        let (a0, a1) = (a.first &+ offset(a.file), a.last &+ offset(a.file))
+        let (b0, b1) = (b.first &+ offset(b.file), b.last &+ offset(b.file))
+        return a0 <= b1 &+ skew && b0 <= a1 &+ skew
     }
 
     /// Sensors' clocks from the connections two of them saw from the SYN on: the same first packet
@@ -532,7 +538,7 @@ public final class Correlation {
         for (_, g) in bySeq where g.count > 1 {
             for a in g {
                 for b in g where files[a.file].sensor != files[b.file].sensor {
-                    diffs[files[a.file].sensor, default: [:]][files[b.file].sensor, default: []].append(a.first - b.first)
+                    diffs[files[a.file].sensor, default: [:]][files[b.file].sensor, default: []].append(a.first &- b.first)
                 }
             }
         }
@@ -544,7 +550,7 @@ public final class Correlation {
             for (other, ds) in diffs[s] ?? [:] where clockOffsets[other] == nil {
                 let sorted = ds.sorted()
                 // other's time + (s's time − other's time) = s's time; s is on the reference clock.
-                clockOffsets[other] = clockOffsets[s]! + sorted[sorted.count / 2]
+                clockOffsets[other] = clockOffsets[s]! &+ sorted[sorted.count / 2]
                 queue.append(other)
             }
         }

@@ -187,6 +187,46 @@ import Testing
         #expect(corr6?["input"] as? Int != nil && corr6?["packet"] as? Int != nil)
     }
 
+    /// Facts come from elsewhere: a file that is not facts, of another version, or whose lines lie
+    /// (a frame of an input the header does not list, an event ending before it starts, a time at
+    /// the end of the range, XML that is not one element) is refused with exit 2 and the line, never a trap.
+    @Test func hostileFactsAreRefusedWithTheLine() throws {
+        let header = #"{"format":"s2scope-facts/1","inputs":[{"format":"pcap","link_type":"EN10MB","path":"x.pcap"}],"sensor":"s","t":"header","tool":"0"}"#
+        let open = #"{"c":1,"client":"10.0.0.1:4000","client_address":"10.0.0.1","frame":{"i":0,"n":1,"t":1},"handshake":true,"now":0,"seq":[1,null],"server":"10.0.0.2:5269","server_address":"10.0.0.2","t":"open"}"#
+        let cases: [(String, String)] = [
+            ("not json\n", "not a fact line"),
+            (#"{"t":"open"}"# + "\n", "not a facts header"),
+            (#"{"format":"s2scope-facts/9","t":"header"}"# + "\n", "not supported"),
+            (header + "\n" + open.replacingOccurrences(of: #""i":0"#, with: #""i":7"#) + "\n", "does not list"),
+            (header + "\n" + open + "\n" + #"{"c":1,"d":0,"end_offset":1,"first":{"i":0,"n":2,"t":2},"kind":"stream-closed","last":{"i":0,"n":2,"t":2},"now":1,"start":5,"t":"event"}"# + "\n", "ends before it starts"),
+            (header + "\n" + open + "\n" + #"{"c":1,"d":0,"end_offset":9,"first":{"i":0,"n":2,"t":9223372036854775807},"kind":"element","xml":"<a><b></a>","last":{"i":0,"n":2,"t":9223372036854775807},"now":9223372036854775807,"start":0,"t":"event"}"# + "\n", "does not parse"),
+        ]
+        for (text, why) in cases {
+            let path = tempPath(".facts")
+            defer { try? FileManager.default.removeItem(atPath: path) }
+            try Data(text.utf8).write(to: URL(fileURLWithPath: path))
+            for extra in [[path], ["--max-skew", "1", path, path]] {
+                let r = try runS2Scope(["correlate"] + extra)
+                #expect(r.status == 2, "\(why): \(r.status) \(r.stderr)")
+                #expect(r.stderr.contains(why), "\(why): \(r.stderr)")
+            }
+        }
+        // Times at the ends of the range, connections never opened, unknown line kinds: analysed.
+        let odd = header + "\n" + #"{"now":-9223372036854775808,"t":"time"}"# + "\n" + open.replacingOccurrences(of: #""t":1}"#, with: #""t":9223372036854775807}"#) + "\n"
+            + #"{"anomaly":"gap","c":99,"message":"x","t":"anomaly"}"# + "\n" + #"{"t":"from-the-future"}"# + "\n"
+            + #"{"c":1,"end":"fin","last":{"i":0,"n":3,"t":-9223372036854775808},"now":9223372036854775807,"t":"close"}"# + "\n"
+        let path = tempPath(".facts")
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        try Data(odd.utf8).write(to: URL(fileURLWithPath: path))
+        let r = try runS2Scope(["correlate", "--format", "json", path, path])
+        #expect(r.status == 0, "\(r.stderr)")
+        let j = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+        // The connection carried no XMPP: counted (once per copy of the file: one sensor's two files
+        // are two captures), not listed.
+        #expect((j?["connections"] as? [Any])?.count == 0)
+        #expect((j?["summary"] as? [String: Any])?["tcp_connections_without_xmpp"] as? Int == 2)
+    }
+
     /// The committed capture is what its transcript makes (S2SCOPE_REGENERATE=1 rewrites it).
     @Test func threeServerCaptureIsItsTranscript() throws {
         let text = try String(contentsOf: Self.multiDir.appendingPathComponent("three-server.txt"), encoding: .utf8)

@@ -6,7 +6,8 @@
 
 INPUT is a facts file (`s2scope analyze --facts`), or with --captures a capture
 (`SENSOR=PATH`, or PATH whose sensor is the file name without extension): the map step then
-runs `s2scope analyze --facts -` on each capture on the executors.
+runs `s2scope analyze --facts -` on the executors, once per sensor over its captures in the
+order given (rotated files of one sensor: one connection stays one).
 
 Spark only distributes and shuffles; the Swift code stays the one judge:
   1. each facts file is cut into one bundle per connection (its lines, in file order) and one
@@ -376,8 +377,13 @@ def main(argv=None):
     sc.setLogLevel("WARN")
     inputs = a.inputs
     if a.captures:
-        inputs = [tuple(i.split("=", 1)) if "=" in i else (os.path.splitext(os.path.basename(i))[0], i) for i in inputs]
-        inputs = [(s, os.path.abspath(p)) for s, p in inputs]
+        # One analyze run per sensor, its files in the order given: a connection that spans two
+        # rotated files of one sensor stays one connection.
+        grouped = {}
+        for i in inputs:
+            s, p = i.split("=", 1) if "=" in i else (os.path.splitext(os.path.basename(i))[0], i)
+            grouped.setdefault(s, []).append(os.path.abspath(p))
+        inputs = sorted(grouped.items())
     corr = list(a.correlate_arg) + (["--max-skew", a.max_skew] if a.max_skew else [])
     report = run(sc, inputs, captures=a.captures, binary=a.s2scope and os.path.abspath(a.s2scope), partitions=a.partitions,
                  analyze_args=a.analyze_arg, correlate_args=corr)

@@ -90,7 +90,7 @@ class SparkJobTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         from pyspark import SparkConf, SparkContext
-        cls.sc = SparkContext.getOrCreate(SparkConf().setMaster("local[2]").setAppName("s2scope-spark-test"))
+        cls.sc = SparkContext.getOrCreate(SparkConf().setMaster("local[2]").setAppName("s2scope-spark-test").set("spark.ui.showConsoleProgress", "false").set("spark.ui.enabled", "false"))
         cls.sc.setLogLevel("ERROR")
         cls.tmp = tempfile.mkdtemp(prefix="s2scope-spark-")
 

@@ -110,6 +110,18 @@ import Testing
         #expect(inputs.allSatisfy { ($0["path"] as? String ?? "").hasPrefix("s1/") })
     }
 
+    /// With XML parsing on worker threads the correlator is fed in the same order: the facts are
+    /// byte for byte those of a single-threaded run.
+    @Test(arguments: captures)
+    func factsDoNotDependOnParsingThreads(_ name: String) throws {
+        let opts = try Self.options(of: name)
+        let one = try facts(sensor: "s", try Self.files(of: name), options: opts)
+        let three = try facts(sensor: "s", try Self.files(of: name), options: opts + ["--threads", "3"])
+        defer { for p in [one, three] { try? FileManager.default.removeItem(atPath: p) } }
+        let a = try Data(contentsOf: URL(fileURLWithPath: one)), b = try Data(contentsOf: URL(fileURLWithPath: three))
+        #expect(!a.isEmpty && a == b, "\(name)")
+    }
+
     /// The addresses that took part in TCP connections of a report.
     static func hosts(_ report: [String: Any]) -> [String] {
         var hosts = Set<String>()

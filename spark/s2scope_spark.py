@@ -345,7 +345,8 @@ def run(sc, inputs, captures=False, binary=None, partitions=None, analyze_args=(
     if captures:
         facts = sc.parallelize(inputs, max(1, min(len(inputs), n))).map(lambda it: capture_to_facts(it, binary, analyze_args))
     else:
-        facts = sc.parallelize([(p, read_text(p)) for p in inputs], max(1, min(len(inputs), n)))
+        # Read where the task runs: on a cluster the paths name a file system every executor sees.
+        facts = sc.parallelize(list(inputs), max(1, min(len(inputs), n))).map(lambda p: (p, read_text(p)))
     bundles = facts.flatMap(split_facts).zipWithUniqueId().map(lambda x: (x[1], x[0])).cache()
     # The key graph is small (keys per connection): its components are found on the driver.
     nodes = bundles.map(lambda x: (x[0], x[1][3])).collect()

@@ -243,18 +243,15 @@ struct Analyze: ParsableCommand {
             if fflush(f) != 0 || ferror(f) != 0 { throw FatalError(message: "\(facts!): writing the facts failed") }
             if f != stdout { fclose(f) }
         }
-        let reportOutput = facts == "-" && output == nil ? nil as String? : output
-        if facts == "-" && output == nil {
-            if report.count(atLeast: analysis.failOn.severity) > 0 { throw ExitCode(1) }
-            return
-        }
-        let output = reportOutput
-        switch format {
-        case .json: try stream(to: output) { f in JSONReport.write(report) { fputs($0, f) } }
-        case .jsonl: try stream(to: output) { f in JSONReport.writeLines(report) { fputs($0, f) } }
-        case .text:
-            let useColor = color ?? (output == nil && isatty(1) == 1 && getenv("NO_COLOR") == nil)
-            try write(TextReport(color: useColor, verbose: verbose).render(report), to: output)
+        // With the facts on standard output the report is written only to a file (-o).
+        if facts != "-" || output != nil {
+            switch format {
+            case .json: try stream(to: output) { f in JSONReport.write(report) { fputs($0, f) } }
+            case .jsonl: try stream(to: output) { f in JSONReport.writeLines(report) { fputs($0, f) } }
+            case .text:
+                let useColor = color ?? (output == nil && isatty(1) == 1 && getenv("NO_COLOR") == nil)
+                try write(TextReport(color: useColor, verbose: verbose).render(report), to: output)
+            }
         }
         if let html { try write(HTMLReport().render(report), to: html == "-" ? nil : html) }
         if let writePcap {

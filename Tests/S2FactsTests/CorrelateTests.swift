@@ -239,6 +239,41 @@ import Testing
         #expect((j?["summary"] as? [String: Any])?["tcp_connections_without_xmpp"] as? Int == 2)
     }
 
+    /// `--facts -` puts the facts alone on standard output (the report only with -o); a stream of
+    /// several facts files one after another is read as those files.
+    @Test func factsOnStandardOutputAndConcatenatedStreams() throws {
+        let name = "multisensor/three-server"
+        let opts = try Self.options(of: name)
+        let files = try Self.files(of: name)
+        let html = tempPath(".html")
+        defer { try? FileManager.default.removeItem(atPath: html) }
+        let r = try runS2Scope(["analyze", "-q", "--facts", "-", "--sensor", "n", "--html", html] + opts + files)
+        #expect(r.status == 1, "\(r.stderr)")  // DB-CORR-6 is critical
+        let lines = r.stdout.split(separator: "\n")
+        #expect(lines.first?.hasPrefix(#"{"format":"s2scope-facts/1""#) == true)
+        #expect(lines.allSatisfy { $0.hasPrefix("{") && $0.hasSuffix("}") })
+        #expect(lines.last?.contains(#""t":"end""#) == true)
+        #expect((try? String(contentsOfFile: html, encoding: .utf8))?.contains("DB-CORR-6") == true)
+        let bad = try runS2Scope(["analyze", "--sensor", "n"] + files)
+        #expect(bad.status == 2 && bad.stderr.contains("--sensor"))
+
+        var parts: [String] = []
+        defer { for p in parts { try? FileManager.default.removeItem(atPath: p) } }
+        for h in ["10.53.0.11", "10.53.0.12"] {
+            let mine = try split(files, host: h)
+            parts += mine
+            parts.append(try facts(sensor: "node-\(h)", mine, options: opts))
+        }
+        let factFiles = parts.filter { $0.hasSuffix(".facts") }
+        let separate = try correlate(factFiles, options: opts)
+        let stream = try factFiles.map { try Data(contentsOf: URL(fileURLWithPath: $0)) }.reduce(Data(), +)
+        let piped = try runS2Scope(["correlate", "--format", "json"] + opts + ["-"], stdin: stream)
+        #expect(piped.status == 1, "\(piped.stderr)")
+        let joined = try JSONSerialization.jsonObject(with: Data(piped.stdout.utf8)) as! [String: Any]
+        #expect(Self.verdicts(joined) == Self.verdicts(separate))
+        #expect(Self.verdicts(joined).contains { $0.hasPrefix("violation DB-CORR-6") })
+    }
+
     /// The committed capture is what its transcript makes (S2SCOPE_REGENERATE=1 rewrites it).
     @Test func threeServerCaptureIsItsTranscript() throws {
         let text = try String(contentsOf: Self.multiDir.appendingPathComponent("three-server.txt"), encoding: .utf8)

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # spark/bench.sh CAPTURE [SHARDS] — the Spark job (local[2]) against one s2scope process on the same
 # capture (issue #19). CAPTURE is cut into SHARDS flow-hashed shards with tcpdump ((source port +
-# destination port) mod SHARDS: the way a cluster's workers split flows, which separates the
-# connections of one exchange), then timed:
+# destination port) mod SHARDS, IPv4 and IPv6 without extension headers: the way a cluster's
+# workers split flows, which separates the connections of one exchange), then timed:
 #   1. s2scope analyze on the whole capture (one process, --threads 1 and 2);
 #   2. the Spark job with --captures: the map step runs s2scope analyze --facts on each shard on the
 #      executors, then the shuffle by join key and s2scope correlate per partition;
@@ -25,7 +25,8 @@ secs() { local s e; s=$(date +%s.%N); "$@" >/dev/null 2>"$WORK/last.err" || { lo
 shards=()
 for ((k = 0; k < SHARDS; k++)); do
   out="$WORK/shard-$k.pcap"
-  [ -s "$out" ] && [ "$out" -nt "$CAP" ] || tcpdump -r "$CAP" -w "$out" "tcp and ((tcp[0:2] + tcp[2:2]) % $SHARDS = $k)" 2>/dev/null
+  [ -s "$out" ] && [ "$out" -nt "$CAP" ] || tcpdump -r "$CAP" -w "$out" \
+    "(ip and tcp and ((tcp[0:2] + tcp[2:2]) % $SHARDS = $k)) or (ip6 and ip6[6] = 6 and ((ip6[40:2] + ip6[42:2]) % $SHARDS = $k))" 2>/dev/null
   shards+=("worker$k=$out")
 done
 

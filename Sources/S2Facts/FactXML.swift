@@ -100,6 +100,16 @@ public enum FactXML {
     /// Escapes for re-parsing: markup characters, and in attribute values the whitespace that
     /// attribute-value normalisation would turn into spaces; `\r` everywhere (line-end handling).
     static func escape(_ s: String, attribute: Bool, into out: inout String) {
+        // Fast path: nothing to escape (the common case) is appended in one piece.
+        var plain = true
+        for u in s.utf8 where u == 0x3C || u == 0x3E || u == 0x26 || u == 0x0D || (attribute && (u == 0x27 || u == 0x09 || u == 0x0A)) {
+            plain = false
+            break
+        }
+        if plain {
+            out += s
+            return
+        }
         for u in s.unicodeScalars {
             switch u {
             case "<": out += "&lt;"

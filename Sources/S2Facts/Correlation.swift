@@ -5,47 +5,118 @@ import S2Report
 import S2Rules
 import S2XMPP
 
-/// A facts file as read: its sensor and its lines in order.
+#if canImport(Glibc)
+@preconcurrency import Glibc
+#endif
+
+/// One facts file of a stream: a byte range of a file on disk, from its header line on. Its
+/// lines are read when needed, one at a time: `correlate` holds connections, not facts.
 public struct FactFile {
     public var path: String
     public var sensor: String
-    public var facts: [Fact]
+    /// Byte range and the 1-based number of its header line in `path`.
+    var start: Int64
+    var end: Int64
+    var firstLine: Int
+    var header: Fact
+    var endFact: Fact?
+    var inputs: [FactInput] { endFact?.inputs ?? header.inputs ?? [] }
+    /// Where errors point: the path, and which file of a stream.
+    var name: String
+}
 
-    /// Parses a facts file's text; throws with the line that is not a fact.
-    public init(path: String, sensor: String, facts: [Fact]) {
+/// What the first pass of `correlate` reads of a line.
+struct FactHead: Decodable {
+    var t: String
+    var c: Int?
+    var d: Int?
+    var kind: String?
+    var frame: FactFrame?
+    var first: FactFrame?
+    var last: FactFrame?
+    var seq: [UInt32?]?
+    var client: String?
+    var server: String?
+    var xml: String?
+    var ns: [FactNamespace]?
+
+    var fact: Fact {
+        var f = Fact(t: t)
+        f.c = c
+        f.d = d
+        f.kind = kind
+        f.frame = frame
+        f.first = first
+        f.last = last
+        f.seq = seq
+        f.client = client
+        f.server = server
+        f.xml = xml
+        f.ns = ns
+        return f
+    }
+}
+
+/// Reads the lines of a byte range of a file, each at most `maxLineBytes` long.
+final class FactLineReader {
+    private let file: UnsafeMutablePointer<FILE>
+    private let path: String
+    private var remaining: Int64
+    private var buffer: [UInt8] = []
+    private var head = 0
+    private var eof = false
+    private let maxLineBytes: Int
+    /// Byte offset in the file of the next line, and its 1-based number.
+    private(set) var offset: Int64
+    private(set) var lineNumber: Int
+
+    init(path: String, start: Int64 = 0, end: Int64 = .max, firstLine: Int = 1, maxLineBytes: Int) throws {
+        guard let f = fopen(path, "r") else { throw FactError("\(path): cannot read") }
+        if start > 0 && fseeko(f, off_t(start), SEEK_SET) != 0 {
+            fclose(f)
+            throw FactError("\(path): cannot seek")
+        }
+        file = f
         self.path = path
-        self.sensor = sensor
-        self.facts = facts
+        remaining = end &- start
+        offset = start
+        lineNumber = firstLine
+        self.maxLineBytes = maxLineBytes
     }
 
-    /// Parses a facts file's text; throws with the line that is not a fact. A stream may hold
-    /// several files one after another (each from its header line on: `cat a.facts b.facts`, or
-    /// a partition of the Spark job).
-    public static func parse(path: String, text: String, maxLineBytes: Int = 32 << 20) throws -> [FactFile] {
-        let decoder = JSONDecoder()
-        var files: [FactFile] = []
-        var number = 0
-        for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
-            number += 1
-            guard line.utf8.count <= maxLineBytes else { throw FactError("\(path):\(number): a line longer than \(maxLineBytes) bytes") }
-            let f: Fact
-            do {
-                f = try decoder.decode(Fact.self, from: Data(line.utf8))
-            } catch {
-                throw FactError("\(path):\(number): not a fact line (\(error))")
+    deinit { fclose(file) }
+
+    /// The next line without its newline (nil at the end); empty lines are skipped.
+    func next() throws -> [UInt8]? {
+        while true {
+            if let nl = buffer[head...].firstIndex(of: 0x0A) {
+                let line = Array(buffer[head..<nl])
+                let used = nl + 1 - head
+                head = nl + 1
+                offset += Int64(used)
+                lineNumber += 1
+                if head > 1 << 20 { buffer.removeFirst(head); head = 0 }
+                if line.isEmpty { continue }
+                return line
             }
-            if f.t == "header" {
-                guard let format = f.format else { throw FactError("\(path):\(number): a header without its format") }
-                guard format == Fact.format else { throw FactError("\(path):\(number): facts format '\(format)' is not supported (this s2scope reads \(Fact.format))") }
-                let name = files.isEmpty ? path : "\(path) (file \(files.count + 1), line \(number))"
-                files.append(FactFile(path: name, sensor: f.sensor ?? path, facts: [f]))
-                continue
+            if buffer.count - head > maxLineBytes { throw FactError("\(path):\(lineNumber): a line longer than \(maxLineBytes) bytes") }
+            if eof || remaining <= 0 {
+                guard head < buffer.count else { return nil }
+                let line = Array(buffer[head...])
+                offset += Int64(line.count)
+                head = buffer.count
+                lineNumber += 1
+                return line
             }
-            guard !files.isEmpty else { throw FactError("\(path): the first line is not a facts header") }
-            files[files.count - 1].facts.append(f)
+            var chunk = [UInt8](repeating: 0, count: Int(min(Int64(1 << 16), remaining)))
+            let n = chunk.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, file) }
+            if n < chunk.count {
+                if ferror(file) != 0 { throw FactError("\(path): read error") }
+                eof = true
+            }
+            remaining -= Int64(n)
+            buffer.append(contentsOf: chunk[0..<n])
         }
-        guard !files.isEmpty else { throw FactError("\(path): empty facts file") }
-        return files
     }
 }
 
@@ -79,16 +150,53 @@ public final class Correlation {
         var events: Int
     }
 
-    let files: [FactFile]
+    let paths: [String]
+    /// The facts files of the paths (a stream may hold several), found by the first pass.
+    private(set) var files: [FactFile] = []
     let options: Options
+    private let decoder = JSONDecoder()
     /// Offset (ns) added to every time of a sensor to bring it onto the first sensor's clock.
     public private(set) var clockOffsets: [String: Int64] = [:]
     /// Connections seen by more than one sensor, counted once.
     public private(set) var duplicateCopies = 0
 
-    public init(files: [FactFile], options: Options = .init()) {
-        self.files = files
+    public init(paths: [String], options: Options = .init()) {
+        self.paths = paths
         self.options = options
+    }
+
+    public var maxLineBytes = 32 << 20
+
+    private func decode(_ line: [UInt8], _ path: String, _ number: Int) throws -> Fact {
+        do {
+            return try decoder.decode(Fact.self, from: Data(line))
+        } catch {
+            throw FactError("\(path):\(number): not a fact line (\(error))")
+        }
+    }
+
+    /// Every line of file `fi` with its index in the file (the header is 0), read from disk.
+    private func forEachFact(of fi: Int, _ body: (Int, Fact) throws -> Void) throws {
+        let f = files[fi]
+        let reader = try FactLineReader(path: f.path, start: f.start, end: f.end, firstLine: f.firstLine, maxLineBytes: maxLineBytes)
+        var index = 0
+        while let line = try reader.next() {
+            try body(index, try decode(line, f.path, reader.lineNumber - 1))
+            index += 1
+        }
+    }
+
+    /// A file's lines one at a time, for the merge.
+    private final class Cursor {
+        let file: Int
+        let reader: FactLineReader
+        var index = 0
+        var key = Int64.min / 2
+        var fact: Fact?
+        init(file: Int, reader: FactLineReader) {
+            self.file = file
+            self.reader = reader
+        }
     }
 
     /// Cross-connection rules whose violation says a step was not seen anywhere (no verification,
@@ -155,24 +263,53 @@ public final class Correlation {
     /// Reads the connections of every file, aligns clocks on shared connections and picks one
     /// copy of each connection.
     private func prepare() throws {
-        inputBase = []
-        inputCount = []
-        var count = 0
-        for f in files {
-            inputBase.append(count)
-            let n = (f.facts.last(where: { $0.t == "end" })?.inputs ?? f.facts[0].inputs ?? []).count
-            inputCount.append(n)
-            count += n
-        }
-        // Every connection copy.
+        // The first pass: the files of every path (a stream may hold several), their connections
+        // and the dialback steps they saw.
+        files = []
         copies = []
+        steps = []
         var copyIndex: [Pair: Int] = [:]
-        for (fi, f) in files.enumerated() {
-            for x in f.facts {
+        var acceptorID: [Pair: String] = [:]
+        for path in paths {
+            let reader = try FactLineReader(path: path, maxLineBytes: maxLineBytes)
+            var lineStart = reader.offset
+            var current: Int?  // the file of this path being read
+            func header(_ x: Fact, number: Int, lineStart: Int64) throws {
+                guard let format = x.format else { throw FactError("\(path):\(number): a header without its format") }
+                guard format == Fact.format else { throw FactError("\(path):\(number): facts format '\(format)' is not supported (this s2scope reads \(Fact.format))") }
+                if let current { files[current].end = lineStart }
+                let name = current == nil ? path : "\(path) (file from line \(number))"
+                current = files.count
+                files.append(FactFile(path: path, sensor: x.sensor ?? path, start: lineStart, end: .max, firstLine: number, header: x, endFact: nil, name: name))
+            }
+            while let line = try reader.next() {
+                let number = reader.lineNumber - 1
+                // The first pass reads only what it needs: most lines are elements, whose XML it
+                // looks at only when it may be dialback.
+                let x: Fact
+                do {
+                    x = try decoder.decode(FactHead.self, from: Data(line)).fact
+                } catch {
+                    throw FactError("\(path):\(number): not a fact line (\(error))")
+                }
+                defer { lineStart = reader.offset }
+                if x.t == "header" || x.t == "end" {
+                    // Headers and ends are rare: read whole.
+                    let full = try decode(line, path, number)
+                    if x.t == "end" {
+                        guard let fi = current else { throw FactError("\(path): the first line is not a facts header") }
+                        files[fi].endFact = full
+                        continue
+                    }
+                    try header(full, number: number, lineStart: lineStart)
+                    continue
+                }
+                guard let fi = current else { throw FactError("\(path): the first line is not a facts header") }
                 guard let c = x.c else { continue }
+                if x.t == "event", let step = try dialbackStep(x, acceptorID: &acceptorID, file: fi, c: c) { steps.append(step) }
                 switch x.t {
                 case "open":
-                    guard let client = x.client, let server = x.server, let frame = x.frame else { throw FactError("\(f.path): an open fact without endpoints or frame") }
+                    guard let client = x.client, let server = x.server, let frame = x.frame else { throw FactError("\(path):\(number): an open fact without endpoints or frame") }
                     copyIndex[Pair(file: fi, c: c)] = copies.count
                     copies.append(Copy(file: fi, c: c, client: client, server: server, seq: x.seq?.first ?? nil,
                                        first: frame.t, last: frame.t, events: 0))
@@ -186,6 +323,15 @@ public final class Correlation {
                 default: break
                 }
             }
+            guard current != nil else { throw FactError("\(path): empty facts file") }
+        }
+        inputBase = []
+        inputCount = []
+        var count = 0
+        for f in files {
+            inputBase.append(count)
+            inputCount.append(f.inputs.count)
+            count += f.inputs.count
         }
         estimateClocks(copies)
         func offset(_ fi: Int) -> Int64 { clockOffsets[files[fi].sensor] ?? 0 }
@@ -221,7 +367,7 @@ public final class Correlation {
     private func replay(offsets: [String: Int64]) throws -> (AnalysisReport, [Violation]) {
         let report = AnalysisReport()
         for f in files {
-            for i in f.facts.last(where: { $0.t == "end" })?.inputs ?? f.facts[0].inputs ?? [] {
+            for i in f.inputs {
                 report.inputs.append(InputSummary(path: "\(f.sensor)/\(i.path)", format: i.format, linkType: i.link_type,
                                                   packets: i.packets ?? 0, bytes: i.bytes ?? 0, truncated: i.truncated ?? false, note: i.note))
             }
@@ -237,36 +383,7 @@ public final class Correlation {
             let ordered = kept.sorted { ($0.first &+ offset($0.file), $0.file, $0.c) < ($1.first &+ offset($1.file), $1.file, $1.c) }
             for (n, k) in ordered.enumerated() { ids[Pair(file: k.file, c: k.c)] = ConnectionID(n + 1) }
         }
-        // Facts in capture time order. The connections a sensor still had open when its capture ended
-        // close after every other fact, as they would at the end of one capture holding everything.
-        struct Item { var key: Int64; var end: Bool; var file: Int; var line: Int }
-        var items: [Item] = []
-        for (fi, f) in files.enumerated() {
-            // Lines without a clock (anomalies, findings) keep their place after the line before.
-            // A fact's place is the capture time of what it reports (an element: the frame that
-            // completed it), never earlier than the line before (a file's order is kept). The shard's
-            // clock (`now`) lags behind when its sensor saw nothing for a while: not a place to sort by.
-            var key = Int64.min / 2
-            for (li, x) in f.facts.enumerated() where li > 0 {
-                let own: Int64?
-                switch x.t {
-                case "event": own = x.last?.t
-                case "open": own = x.frame?.t
-                case "close": own = x.last?.t
-                case "anomaly": own = x.frame?.t
-                case "time", "damaged", "end": own = x.now
-                default: own = nil
-                }
-                if let own { key = max(key, own) }
-                if let c = x.c, dropped.contains(Pair(file: fi, c: c)) { continue }
-                let atEnd = files.count > 1 && x.t == "close" && x.end == "capture-ended"
-                items.append(Item(key: key &+ offset(fi), end: atEnd, file: fi, line: li))
-            }
-        }
         var nextID = (ids.values.map(\.value).max() ?? 0) + 1
-        if files.count > 1 {
-            items.sort { ($0.end ? 1 : 0, $0.key, $0.file, $0.line) < ($1.end ? 1 : 0, $1.key, $1.file, $1.line) }
-        }
         let analyzer = Analyzer(configuration: options.rules, hosts: options.hosts, scopes: [.correlation])
         analyzer.context.keepViolations = true
         analyzer.context.onAnomaly = { [options] a in
@@ -279,18 +396,77 @@ public final class Correlation {
         var shardNotJudgedCounts: [String: Int] = [:]
         var silent = 0
         var limitFromShards = 0
-        for item in items {
-            let fi = item.file
-            let x = files[fi].facts[item.line]
+        // Facts in capture time order: the files are merged line by line. A fact's place is the
+        // capture time of what it reports (an element: the frame that completed it), never earlier
+        // than the line before (a file's order is kept); lines without a time of their own
+        // (findings) keep their place after the line before. The shard's clock (`now`) lags when
+        // its sensor saw nothing for a while: not a place to sort by. The connections a sensor still
+        // had open when its capture ended close after every other fact, as they would at the end of
+        // one capture holding everything.
+        let cursors = try files.indices.map { fi in
+            Cursor(file: fi, reader: try FactLineReader(path: files[fi].path, start: files[fi].start, end: files[fi].end,
+                                                     firstLine: files[fi].firstLine, maxLineBytes: maxLineBytes))
+        }
+        func advance(_ cur: Cursor) throws {
+            cur.fact = nil
+            while let line = try cur.reader.next() {
+                let x = try decode(line, files[cur.file].path, cur.reader.lineNumber - 1)
+                cur.index += 1
+                if cur.index == 1 { continue }  // the header
+                let own: Int64?
+                switch x.t {
+                case "event": own = x.last?.t
+                case "open": own = x.frame?.t
+                case "close": own = x.last?.t
+                case "anomaly": own = x.frame?.t
+                case "time", "damaged", "end": own = x.now
+                default: own = nil
+                }
+                if let own { cur.key = max(cur.key, own) }
+                if let c = x.c, dropped.contains(Pair(file: cur.file, c: c)) { continue }
+                cur.fact = x
+                return
+            }
+        }
+        for cur in cursors { try advance(cur) }
+        struct Deferred { var key: Int64; var file: Int; var line: Int; var fact: Fact }
+        var deferred: [Deferred] = []
+        var deferredHead = 0
+        while true {
+            var pick: Cursor?
+            for cur in cursors where cur.fact != nil {
+                if let p = pick, (p.key &+ offset(p.file), p.file) <= (cur.key &+ offset(cur.file), cur.file) { continue }
+                pick = cur
+            }
+            let fi: Int, x: Fact, lineIndex: Int
+            if let cur = pick {
+                fi = cur.file
+                x = cur.fact!
+                lineIndex = cur.index - 1
+                let key = cur.key &+ offset(fi)
+                try advance(cur)
+                if files.count > 1 && x.t == "close" && x.end == "capture-ended" {
+                    deferred.append(Deferred(key: key, file: fi, line: lineIndex, fact: x))
+                    continue
+                }
+            } else {
+                if deferredHead == 0 { deferred.sort { ($0.key, $0.file, $0.line) < ($1.key, $1.file, $1.line) } }
+                guard deferredHead < deferred.count else { break }
+                fi = deferred[deferredHead].file
+                x = deferred[deferredHead].fact
+                lineIndex = deferred[deferredHead].line
+                deferredHead += 1
+            }
+            let item = (file: fi, line: lineIndex)
             let off = offset(fi)
             func frame(_ f: FactFrame?) throws -> FrameRef {
-                guard let f else { throw FactError("\(files[fi].path):\(item.line + 1): a fact without its frame") }
-                guard f.i >= 0, f.i < inputCount[fi] else { throw FactError("\(files[fi].path):\(item.line + 1): a frame of input \(f.i), which the header does not list") }
+                guard let f else { throw FactError("\(files[fi].name):\(files[fi].firstLine + item.line): a fact without its frame") }
+                guard f.i >= 0, f.i < inputCount[fi] else { throw FactError("\(files[fi].name):\(files[fi].firstLine + item.line): a frame of input \(f.i), which the header does not list") }
                 return FrameRef(input: inputBase[fi] + f.i, number: f.n, time: Timestamp(totalNanoseconds: f.t &+ off))
             }
             func time(_ t: Int64?) -> Timestamp? { t.map { Timestamp(totalNanoseconds: $0 &+ off) } }
             func connection() throws -> (ConnectionID, ConnectionModel?) {
-                guard let c = x.c else { throw FactError("\(files[fi].path):\(item.line + 1): a fact without its connection") }
+                guard let c = x.c else { throw FactError("\(files[fi].name):\(files[fi].firstLine + item.line): a fact without its connection") }
                 if let id = ids[Pair(file: fi, c: c)] { return (id, models[Pair(file: fi, c: c)]) }
                 // A connection that never carried a byte has anomalies (a scan, a timeout) but no open fact.
                 let id = files.count == 1 ? ConnectionID(c) : ConnectionID(nextID)
@@ -299,7 +475,7 @@ public final class Correlation {
                 return (id, nil)
             }
             func direction() throws -> Direction {
-                guard let d = x.d.flatMap(Direction.init(rawValue:)) else { throw FactError("\(files[fi].path):\(item.line + 1): no direction") }
+                guard let d = x.d.flatMap(Direction.init(rawValue:)) else { throw FactError("\(files[fi].name):\(files[fi].firstLine + item.line): no direction") }
                 return d
             }
             if x.t != "anomaly" && x.t != "finding" && x.t != "not_judged", let now = time(x.now), now > analyzer.context.now {
@@ -319,7 +495,7 @@ public final class Correlation {
                 let (_, m) = try connection()
                 guard let m else { continue }
                 let kind = try eventKind(x, file: fi, line: item.line)
-                guard (x.start ?? 0) <= (x.end_offset ?? 0) else { throw FactError("\(files[fi].path):\(item.line + 1): an event that ends before it starts") }
+                guard (x.start ?? 0) <= (x.end_offset ?? 0) else { throw FactError("\(files[fi].name):\(files[fi].firstLine + item.line): an event that ends before it starts") }
                 let e = XMPPEvent(kind: kind, direction: try direction(), startOffset: x.start ?? 0, endOffset: x.end_offset ?? 0,
                                   firstFrame: try frame(x.first), lastFrame: try frame(x.last), tentative: x.tentative ?? false)
                 analyzer.event(e, on: m)
@@ -375,7 +551,7 @@ public final class Correlation {
             case "finding":
                 let (id, _) = try connection()
                 guard let rule = x.rule, let sev = x.severity.flatMap(Severity.init(name:)), let actor = x.actor.flatMap(Actor.init(rawValue:)) else {
-                    throw FactError("\(files[fi].path):\(item.line + 1): a finding without rule, severity or actor")
+                    throw FactError("\(files[fi].name):\(files[fi].firstLine + item.line): a finding without rule, severity or actor")
                 }
                 shardViolations.append(Violation(rule: rule, severity: sev, connection: id, direction: try direction(), actor: actor,
                                                  frame: try frame(x.frame), message: x.message ?? "", evidence: x.evidence ?? ""))
@@ -431,50 +607,69 @@ public final class Correlation {
     /// inside its result form an interval: 0 when it holds 0 (the steps already meet), else its
     /// middle. When no offset satisfies them all, the median of the offsets that
     /// put each verify's middle at its result's middle. Nil when no exchange spans the two.
+    /// A dialback request or answer one connection carried, as the first pass saw it.
+    struct DialbackStep {
+        enum Kind { case resultRequest, resultAnswer, verifyRequest, verifyAnswer }
+        var kind: Kind
+        var key: ExchangeKey
+        var file: Int
+        var c: Int
+        var time: Int64
+    }
+
+    struct ExchangeKey: Hashable { var id: String; var originating: String; var receiving: String }
+
+    private var steps: [DialbackStep] = []
+
+    /// The dialback step an event fact carries, if any (the first pass keeps each connection's
+    /// acceptor stream id: a db:result is keyed by the receiving server's stream id).
+    private func dialbackStep(_ x: Fact, acceptorID: inout [Pair: String], file: Int, c: Int) throws -> DialbackStep? {
+        guard let xml = x.xml, let t = x.first?.t else { return nil }
+        if x.kind == "header" {
+            if x.d == 1, let h = FactXML.parseHeader(xml, hadXMLDeclaration: false, declaredEncoding: nil), let id = h.id {
+                acceptorID[Pair(file: file, c: c)] = id
+            }
+            return nil
+        }
+        // Only elements that can be in the dialback namespace are parsed here.
+        guard x.kind == "element", xml.utf8.count < 1 << 16,
+              xml.contains(Namespace.dialback) || (x.ns ?? []).contains(where: { $0.uri == Namespace.dialback }),
+              let el = FactXML.parseElement(SerializedElement(xml: xml, context: (x.ns ?? []).map { NamespaceDeclaration(prefix: $0.prefix, uri: $0.uri) }, truncated: [])),
+              el.namespace == Namespace.dialback else { return nil }
+        let from = normalizedDomain(el[attribute: "from"] ?? ""), to = normalizedDomain(el[attribute: "to"] ?? "")
+        let typed = el[attribute: "type"] != nil
+        switch el.local {
+        case "result":
+            guard let id = acceptorID[Pair(file: file, c: c)] else { return nil }
+            return typed ? DialbackStep(kind: .resultAnswer, key: ExchangeKey(id: id, originating: to, receiving: from), file: file, c: c, time: t)
+                : DialbackStep(kind: .resultRequest, key: ExchangeKey(id: id, originating: from, receiving: to), file: file, c: c, time: t)
+        case "verify":
+            guard let id = el[attribute: "id"] else { return nil }
+            return typed ? DialbackStep(kind: .verifyAnswer, key: ExchangeKey(id: id, originating: from, receiving: to), file: file, c: c, time: t)
+                : DialbackStep(kind: .verifyRequest, key: ExchangeKey(id: id, originating: to, receiving: from), file: file, c: c, time: t)
+        default:
+            return nil
+        }
+    }
+
     private func dialbackOffset(of s: String, given: [String: Int64]) throws -> Int64? {
         struct Step { var sensor: String; var request: Int64?; var answer: Int64? }
-        struct ExchangeKey: Hashable { var id: String; var originating: String; var receiving: String }
         var results: [ExchangeKey: [Step]] = [:]
         var verifies: [ExchangeKey: [Step]] = [:]
-        for (fi, f) in files.enumerated() {
-            var acceptorID: [Int: String] = [:]
-            var lastResult: [Int: ExchangeKey] = [:]
-            for x in f.facts where x.t == "event" {
-                guard let c = x.c, !dropped.contains(Pair(file: fi, c: c)), let xml = x.xml, let t = x.first?.t else { continue }
-                if x.kind == "header" {
-                    if x.d == 1, let h = FactXML.parseHeader(xml, hadXMLDeclaration: false, declaredEncoding: nil), let id = h.id { acceptorID[c] = id }
-                    continue
+        for x in steps where !dropped.contains(Pair(file: x.file, c: x.c)) {
+            let sensor = files[x.file].sensor
+            switch x.kind {
+            case .resultRequest: results[x.key, default: []].append(Step(sensor: sensor, request: x.time))
+            case .verifyRequest: verifies[x.key, default: []].append(Step(sensor: sensor, request: x.time))
+            case .resultAnswer:
+                if var list = results[x.key], let i = list.lastIndex(where: { $0.sensor == sensor && $0.answer == nil }) {
+                    list[i].answer = x.time
+                    results[x.key] = list
                 }
-                guard x.kind == "element", xml.hasPrefix("<db:") || xml.hasPrefix("<result") || xml.hasPrefix("<verify") || xml.utf8.count < 4096,
-                      let el = FactXML.parseElement(SerializedElement(xml: xml, context: (x.ns ?? []).map { NamespaceDeclaration(prefix: $0.prefix, uri: $0.uri) }, truncated: [])),
-                      el.namespace == Namespace.dialback else { continue }
-                let from = normalizedDomain(el[attribute: "from"] ?? ""), to = normalizedDomain(el[attribute: "to"] ?? "")
-                let typed = el[attribute: "type"] != nil
-                switch el.local {
-                case "result":
-                    guard let id = acceptorID[c] else { continue }
-                    let key = typed ? ExchangeKey(id: id, originating: to, receiving: from) : ExchangeKey(id: id, originating: from, receiving: to)
-                    if typed {
-                        if var list = results[key], let i = list.lastIndex(where: { $0.sensor == f.sensor && $0.answer == nil }) {
-                            list[i].answer = t
-                            results[key] = list
-                        }
-                    } else {
-                        results[key, default: []].append(Step(sensor: f.sensor, request: t))
-                        lastResult[c] = key
-                    }
-                case "verify":
-                    guard let id = el[attribute: "id"] else { continue }
-                    let key = typed ? ExchangeKey(id: id, originating: from, receiving: to) : ExchangeKey(id: id, originating: to, receiving: from)
-                    if typed {
-                        if var list = verifies[key], let i = list.lastIndex(where: { $0.sensor == f.sensor && $0.answer == nil }) {
-                            list[i].answer = t
-                            verifies[key] = list
-                        }
-                    } else {
-                        verifies[key, default: []].append(Step(sensor: f.sensor, request: t))
-                    }
-                default: break
+            case .verifyAnswer:
+                if var list = verifies[x.key], let i = list.lastIndex(where: { $0.sensor == sensor && $0.answer == nil }) {
+                    list[i].answer = x.time
+                    verifies[x.key] = list
                 }
             }
         }
@@ -557,7 +752,7 @@ public final class Correlation {
     }
 
     private func eventKind(_ x: Fact, file: Int, line: Int) throws -> XMPPEventKind {
-        func bad(_ why: String) -> FactError { FactError("\(files[file].path):\(line + 1): \(why)") }
+        func bad(_ why: String) -> FactError { FactError("\(files[file].name):\(files[file].firstLine + line): \(why)") }
         switch x.kind {
         case "header":
             guard let xml = x.xml, let h = FactXML.parseHeader(xml, hadXMLDeclaration: x.xml_declaration ?? false, declaredEncoding: x.encoding) else {

@@ -54,14 +54,19 @@ struct Correlate: ParsableCommand {
 
     func run() throws {
         let configuration = try analysis.makeConfiguration()
-        var parsed: [FactFile] = []
-        for path in files {
-            guard let text = readWhole(path) else { throw FatalError(message: "\(path): cannot read (\(String(cString: strerror(errno))))") }
-            do {
-                parsed += try FactFile.parse(path: path, text: text)
-            } catch let e as FactError {
-                throw FatalError(message: e.description)
-            }
+        // Facts are read twice (connections first, then the merge): standard input is kept in a
+        // temporary file meanwhile.
+        var paths = files
+        var spooled: String?
+        defer { if let spooled { unlink(spooled) } }
+        if let i = files.firstIndex(of: "-") {
+            let tmp = spoolStandardInput()
+            guard let tmp else { throw FatalError(message: "cannot keep standard input in a temporary file (\(String(cString: strerror(errno))))") }
+            spooled = tmp
+            paths[i] = tmp
+        }
+        for path in paths where access(path, R_OK) != 0 {
+            throw FatalError(message: "\(path): cannot read (\(String(cString: strerror(errno))))")
         }
         var options = Correlation.Options()
         options.rules = configuration.rules
@@ -70,7 +75,8 @@ struct Correlate: ParsableCommand {
         options.maxAnomaliesKept = configuration.maxAnomaliesKept
         let report: AnalysisReport
         do {
-            report = try Correlation(files: parsed, options: options).run()
+            let correlation = Correlation(paths: paths, options: options)
+            report = try correlation.run()
         } catch let e as FactError {
             throw FatalError(message: e.description)
         }
@@ -86,23 +92,28 @@ struct Correlate: ParsableCommand {
     }
 }
 
-/// A whole file (or standard input) as text; nil if it cannot be read.
-func readWhole(_ path: String) -> String? {
-    let f: UnsafeMutablePointer<FILE>
-    if path == "-" {
-        f = stdin
-    } else {
-        guard let o = fopen(path, "r") else { return nil }
-        f = o
-    }
-    defer { if path != "-" { fclose(f) } }
-    var bytes: [UInt8] = []
+/// Copies standard input into a new temporary file; its path, or nil.
+func spoolStandardInput() -> String? {
+    let dir = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+    var template = Array("\(dir)/s2scope-facts-XXXXXX".utf8CString)
+    let fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+    guard fd >= 0 else { return nil }
+    let path = template.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     var chunk = [UInt8](repeating: 0, count: 1 << 16)
     while true {
-        let n = fread(&chunk, 1, chunk.count, f)
-        if n > 0 { bytes.append(contentsOf: chunk[0..<n]) }
+        let n = fread(&chunk, 1, chunk.count, stdin)
+        if n > 0 {
+            var done = 0
+            while done < n {
+                let w = chunk[done..<n].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+                if w <= 0 { close(fd); unlink(path); return nil }
+                done += w
+            }
+        }
         if n < chunk.count { break }
     }
-    if ferror(f) != 0 { return nil }
-    return String(decoding: bytes, as: UTF8.self)
+    let failed = ferror(stdin) != 0
+    close(fd)
+    if failed { unlink(path); return nil }
+    return path
 }

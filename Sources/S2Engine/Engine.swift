@@ -591,7 +591,7 @@ public final class Engine: ReassemblySink {
         }
         connectionRules.closed(ctx.model, end: info.end, frame: info.lastFrame)
         facts?.close(info.id, end: info.end, lastFrame: info.lastFrame, shardFindings: connectionRules.hasFindings(on: ctx.model),
-                     tls: s.tls ? Engine.reportInfo(s.tlsInfo) : nil, now: correlator.context.now)
+                     tls: tlsReport, now: correlator.context.now)
         correlator.closed(ctx.correlated, end: info.end, frame: info.lastFrame)
         connectionsClosed += 1
         onConnectionClosed?(ctx.correlated, tlsReport)

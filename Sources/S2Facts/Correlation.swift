@@ -532,6 +532,8 @@ public final class Correlation {
                     r.decryptionNote = t.decryption_note
                     r.decryptedBytes = t.decrypted_bytes
                     r.undecryptedBytes = t.undecrypted_bytes
+                    r.clientCertificate = try t.client_certificate?.report(frame: { try frame($0) })
+                    r.serverCertificate = try t.server_certificate?.report(frame: { try frame($0) })
                     report.tlsInfo[m.id] = r
                 }
                 if !m.carriedXMPP && !(x.shard_findings ?? false) && !analyzer.hasFindings(on: m) {

@@ -148,4 +148,32 @@ public struct FactTLS: Codable, Sendable {
     public var decryption_note: String?
     public var decrypted_bytes: UInt64
     public var undecrypted_bytes: UInt64
+    public var client_certificate: FactCertificate?
+    public var server_certificate: FactCertificate?
+}
+
+/// A TLS certificate as the report gives it (`tls_info.*_certificate`).
+public struct FactCertificate: Codable, Sendable {
+    public var frame: FactFrame
+    public var chain_length: Int
+    public var subject: String?
+    public var common_name: String?
+    public var issuer: String?
+    public var dns_names: [String]
+    public var srv_names: [String]
+    public var xmpp_addrs: [String]
+    public var not_before: Int64?
+    public var not_after: Int64?
+    public var valid_at_time: Bool?
+    public var self_issued: Bool?
+    public var expected_name: String?
+    public var name_match: String
+    public var matched_by: String?
+    public var chain: [FactChainEntry]
+    public var problems: [String]
+}
+
+public struct FactChainEntry: Codable, Sendable {
+    public var subject: String?
+    public var issuer: String?
 }

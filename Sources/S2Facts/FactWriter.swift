@@ -169,7 +169,8 @@ public final class FactWriter {
             f.tls = FactTLS(version: t.version, client_versions: t.clientVersions, cipher_suite: t.cipherSuite, sni: t.sni, alpn: t.alpn,
                             alpn_offered: t.alpnOffered, hello_retry_request: t.helloRetryRequest, client_certificates: t.clientCertificates,
                             server_certificates: t.serverCertificates, alerts: t.alerts, records: t.records, decryption: t.decryption,
-                            decryption_note: t.decryptionNote, decrypted_bytes: t.decryptedBytes, undecrypted_bytes: t.undecryptedBytes)
+                            decryption_note: t.decryptionNote, decrypted_bytes: t.decryptedBytes, undecrypted_bytes: t.undecryptedBytes,
+                            client_certificate: t.clientCertificate.map(FactCertificate.init), server_certificate: t.serverCertificate.map(FactCertificate.init))
         }
         f.now = now.totalNanoseconds
         emit(f)
@@ -225,5 +226,36 @@ extension FactInput {
     public init(_ i: InputSummary) {
         self.init(path: i.path, format: i.format, link_type: i.linkType, packets: i.packets, bytes: i.bytes,
                   truncated: i.truncated, note: i.note)
+    }
+}
+
+extension FactCertificate {
+    init(_ c: TLSCertificateReport) {
+        self.init(frame: FactFrame(c.frame), chain_length: c.chainLength, subject: c.subject, common_name: c.commonName, issuer: c.issuer,
+                  dns_names: c.dnsNames, srv_names: c.srvNames, xmpp_addrs: c.xmppAddrs, not_before: c.notBefore?.totalNanoseconds,
+                  not_after: c.notAfter?.totalNanoseconds, valid_at_time: c.validAtTime, self_issued: c.selfIssued, expected_name: c.expectedName,
+                  name_match: c.nameMatch, matched_by: c.matchedBy, chain: c.chain.map { FactChainEntry(subject: $0.subject, issuer: $0.issuer) },
+                  problems: c.problems)
+    }
+
+    /// The report's certificate, its frame moved by `frame` onto the report's inputs and clock.
+    func report(frame: (FactFrame) throws -> FrameRef) rethrows -> TLSCertificateReport {
+        var c = TLSCertificateReport(frame: try frame(self.frame), chainLength: chain_length)
+        c.subject = subject
+        c.commonName = common_name
+        c.issuer = issuer
+        c.dnsNames = dns_names
+        c.srvNames = srv_names
+        c.xmppAddrs = xmpp_addrs
+        c.notBefore = not_before.map { Timestamp(totalNanoseconds: $0) }
+        c.notAfter = not_after.map { Timestamp(totalNanoseconds: $0) }
+        c.validAtTime = valid_at_time
+        c.selfIssued = self_issued
+        c.expectedName = expected_name
+        c.nameMatch = name_match
+        c.matchedBy = matched_by
+        c.chain = chain.map { (subject: $0.subject, issuer: $0.issuer) }
+        c.problems = problems
+        return c
     }
 }

@@ -122,6 +122,38 @@ import Testing
         #expect(!a.isEmpty && a == b, "\(name)")
     }
 
+    /// TLS captures decrypted with their key logs (fixtures/tls): the decrypted events are facts
+    /// like any other (the key log stays with the sensor), and the TLS parameters and certificates
+    /// come back in the replayed report.
+    static let tlsCaptures: [String] = {
+        let dir = repoRoot.appendingPathComponent("fixtures/tls")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []
+        return names.filter { $0.hasSuffix(".truth.json") }.map { String($0.dropLast(".truth.json".count)) }.sorted()
+    }()
+
+    @Test(arguments: tlsCaptures)
+    func tlsCaptureReplaysToTheSameReport(_ name: String) throws {
+        let dir = repoRoot.appendingPathComponent("fixtures/tls")
+        let names = try FileManager.default.contentsOfDirectory(atPath: dir.path)
+        let keylogs = names.filter { $0.hasPrefix(name + ".") && $0.hasSuffix(".keylog") }.sorted().flatMap { ["--keylog", dir.appendingPathComponent($0).path] }
+        #expect(!keylogs.isEmpty)
+        let capture = dir.appendingPathComponent("\(name).pcap").path
+        let whole = tempPath(".json"), f = tempPath(".facts")
+        defer { for p in [whole, f] { try? FileManager.default.removeItem(atPath: p) } }
+        let r = try runS2Scope(["analyze", "-q", "--format", "json", "-o", whole, "--facts", f, "--sensor", "s"] + keylogs + [capture])
+        #expect(r.status == 0 || r.status == 1, "\(r.stderr)")
+        var w = try json(whole)
+        var replayed = try correlate([f], options: [])
+        #expect(((w["connections"] as? [[String: Any]]) ?? []).contains { $0["tls_info"] != nil })
+        for k in ["inputs"] { w[k] = nil; replayed[k] = nil }
+        var ws = w["summary"] as! [String: Any], rs = replayed["summary"] as! [String: Any]
+        ws["seconds"] = nil; rs["seconds"] = nil
+        w["summary"] = ws; replayed["summary"] = rs
+        let a = try JSONSerialization.data(withJSONObject: w, options: [.sortedKeys, .prettyPrinted])
+        let b = try JSONSerialization.data(withJSONObject: replayed, options: [.sortedKeys, .prettyPrinted])
+        #expect(a == b, "\(name): the replayed report differs")
+    }
+
     /// The addresses that took part in TCP connections of a report.
     static func hosts(_ report: [String: Any]) -> [String] {
         var hosts = Set<String>()

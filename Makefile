@@ -4,7 +4,7 @@ SWIFT ?= swift
 DEMO ?= fixtures/lab/prosody-prosody.pcap
 
 .PHONY: all deps build release install uninstall demo test fixtures lab lab-test bench hostile-scaling fuzz sanitize clean \
-	keylog-shim install-keylog-shim tls-lab tls-lab-test
+	keylog-shim install-keylog-shim tls-lab tls-lab-test spark-test
 
 all: build
 
@@ -55,6 +55,16 @@ test:
 	$(SWIFT) build --build-tests
 	@mkdir -p .build
 	set -o pipefail; $(SWIFT) test --disable-xctest 2>&1 | tee .build/test.log
+
+# The Spark job (spark/, docs/FACTS.md) in local mode against `s2scope analyze` on every lab capture
+# split per host: Java from Debian (install-deps.sh test), pyspark from PyPI into a venv beside the build.
+SPARK_VENV ?= .build-spark-venv
+spark-test:
+	@scripts/install-deps.sh test
+	$(SWIFT) build
+	test -x $(SPARK_VENV)/bin/python || python3 -m venv $(SPARK_VENV)
+	$(SPARK_VENV)/bin/pip install -q -r spark/requirements.txt
+	S2SCOPE=$(CURDIR)/.build/debug/s2scope $(SPARK_VENV)/bin/python spark/test_spark.py
 
 # Regenerates the synthetic decode/reassembly fixtures (byte-identical on every run).
 fixtures:

@@ -15,7 +15,7 @@ let package = Package(
     name: "S2Scope",
     products: [
         .library(name: "S2Scope", targets: ["S2Engine", "S2Report", "S2Rules", "S2Dialback", "S2XMPP",
-                                            "S2Reassembly", "S2TLS", "S2Wire", "S2Capture", "S2Model", "S2Synth"]),
+                                            "S2Reassembly", "S2TLS", "S2Wire", "S2Capture", "S2Model", "S2Synth", "S2Facts"]),
         // Synthetic captures (transcripts → TCP/IP frames → pcap) for tests, fuzz seeds and benchmarks.
         .library(name: "S2Synth", targets: ["S2Synth"]),
         // The XMPP stream layer alone (expat push parser → stream events), for its micro-benchmark.
@@ -46,11 +46,14 @@ let package = Package(
         .target(name: "S2Rules", dependencies: ["S2Model", "S2XMPP", "S2Dialback"]),
         .target(name: "S2Report", dependencies: ["S2Model", "S2Rules", "S2Dialback"]),
         .target(name: "S2Synth", dependencies: ["S2Model"]),
+        // The facts a shard hands to the correlator (docs/FACTS.md) and the correlation of many
+        // sensors' facts into one report.
+        .target(name: "S2Facts", dependencies: ["S2Model", "S2XMPP", "S2Dialback", "S2Rules", "S2Report"]),
         .target(name: "S2TLS", dependencies: ["S2Model", .product(name: "Crypto", package: "swift-crypto"),
                                               .product(name: "X509", package: "swift-certificates"),
                                               .product(name: "SwiftASN1", package: "swift-asn1")]),
         .target(name: "S2Engine", dependencies: ["S2Model", "S2Capture", "S2Wire", "S2Reassembly",
-                                                 "S2XMPP", "S2Dialback", "S2Rules", "S2Report", "S2Synth", "S2TLS"]),
+                                                 "S2XMPP", "S2Dialback", "S2Rules", "S2Report", "S2Synth", "S2TLS", "S2Facts"]),
         // Prometheus metrics of a live sensor and the HTTP server that exposes them, off the capture thread.
         .target(name: "S2Metrics", dependencies: [
             "S2Model",
@@ -61,7 +64,7 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .executableTarget(name: "s2scope", dependencies: [
-            "S2Engine", "S2Report", "S2Capture", "S2Metrics",
+            "S2Engine", "S2Report", "S2Capture", "S2Metrics", "S2Facts",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "S2WireTests", dependencies: ["S2Wire", "S2Capture", "S2Model"]),
@@ -71,6 +74,7 @@ let package = Package(
         .testTarget(name: "S2RulesTests", dependencies: ["S2Rules", "S2Dialback", "S2XMPP", "S2Model", "S2Engine", "S2Synth", "S2Report"]),
         .target(name: "S2TestSupport", path: "Tests/S2TestSupport"),
         .testTarget(name: "S2EngineTests", dependencies: ["S2TestSupport", "S2Engine", "S2Report", "S2Model", "S2Rules", "S2Synth", "S2Capture"]),
+        .testTarget(name: "S2FactsTests", dependencies: ["S2TestSupport", "S2Facts", "S2Model", "S2XMPP", "S2Synth"]),
         .testTarget(name: "S2ReportTests", dependencies: ["S2TestSupport", "S2Engine", "S2Report", "S2Model", "S2Rules", "S2Synth"]),
         .testTarget(name: "S2TLSTests", dependencies: ["S2TLS", "S2Engine", "S2Report", "S2Model", "S2Capture",
                                                      .product(name: "X509", package: "swift-certificates"),

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Installs the Debian packages S2Scope needs, only those missing.
 #   scripts/install-deps.sh build   — to build and run the analyzer (libpcap, expat)
-#   scripts/install-deps.sh test    — also the tools the tests use (tshark, tcpdump; chromium renders the HTML report)
+#   scripts/install-deps.sh test    — also the tools the tests use (tshark, tcpdump; chromium renders the HTML report;
+#                                     Java and python3-venv run the Spark job of spark/ with pyspark from PyPI)
 #   scripts/install-deps.sh lab     — also the real servers of the capture lab (prosody, ejabberd, dnsmasq)
 set -euo pipefail
 want=(libpcap-dev libexpat1-dev pkg-config)
 case "${1:-build}" in
   build) ;;
-  test) want+=(tshark tcpdump chromium time) ;;
+  test) want+=(tshark tcpdump chromium time default-jre-headless python3-venv) ;;
   lab) want+=(tshark tcpdump prosody ejabberd dnsmasq-base iproute2 openssl) ;;
   *) echo "usage: $0 build|test|lab" >&2; exit 2 ;;
 esac

@@ -1,5 +1,6 @@
 import S2Capture
 import S2Dialback
+import S2Facts
 import S2Model
 import S2Reassembly
 import S2Report
@@ -35,6 +36,12 @@ public final class Engine: ReassemblySink {
     /// Called when a connection ends, before a live run forgets it.
     /// With the TLS parameters of the connection, if it switched to TLS.
     public var onConnectionClosed: ((ConnectionModel, TLSReportInfo?) -> Void)?
+    /// Where the shard's facts go (`analyze --facts`, docs/FACTS.md): everything the correlator is
+    /// fed, in the order it is fed, and what the connection rules and the capture layers found.
+    public var facts: FactWriter?
+    /// Connections that never carried a byte (part of `silentConnections`).
+    private var bytelessConnections = 0
+    private var factsClockStarted = false
     /// Connections seen and dialback exchanges completed, counted even when history is not kept.
     public private(set) var connectionsClosed = 0
     /// Connections closed without any XMPP stream, counted and not kept in the report.
@@ -84,9 +91,11 @@ public final class Engine: ReassemblySink {
         }
         for a in [connectionRules, correlator] {
             a.context.onViolation = { [unowned self] v in self.count(v) }
-            a.context.onAnomaly = { [unowned self] a in self.record(a) }
             a.context.keepViolations = configuration.retainHistory
         }
+        connectionRules.context.onAnomaly = { [unowned self] a in self.record(a) }
+        // The correlator's anomalies come back when its facts are replayed: not facts themselves.
+        correlator.context.onAnomaly = { [unowned self] a in self.record(a, correlated: true) }
         let ports = configuration.ports
         reassembler = TCPReassembler(limits: configuration.reassembly, sink: self, isServerPort: { ports.contains($0) })
         if configuration.threads > 1 {
@@ -307,6 +316,7 @@ public final class Engine: ReassemblySink {
         let untracked = connectionRules.model.untrackedRequests
         if untracked > 0 { report.statistics.notJudgedByReason["limit", default: 0] += untracked }
         report.statistics.seconds = MonotonicClock.now() - started
+        if let facts { writeShardFindings(facts) }
         return report
     }
 
@@ -342,6 +352,7 @@ public final class Engine: ReassemblySink {
         var server: Endpoint
         var frame: FrameRef
         var handshakeSeen: Bool
+        var firstSequence: PerDirection<UInt32?>
     }
 
     struct CloseInfo {
@@ -377,13 +388,17 @@ public final class Engine: ReassemblySink {
                                           parserCount: parsers)
             ctx.parser.onTLSWaitEnded = { [unowned self, unowned ctx] in self.tlsWaitEnded(ctx) }
         }
-        let info = OpenInfo(id: c.id, client: c.client, server: c.server, frame: c.firstFrame, handshakeSeen: c.sawHandshake)
+        let info = OpenInfo(id: c.id, client: c.client, server: c.server, frame: c.firstFrame, handshakeSeen: c.sawHandshake,
+                            firstSequence: PerDirection(c.firstSequence(.clientToServer), c.firstSequence(.serverToClient)))
         if let parallel { parallel.step(.open(ctx, info)) } else { open(ctx, info) }
         c.context = ctx
         return ctx
     }
 
     func open(_ ctx: ConnectionContext, _ info: OpenInfo) {
+        facts?.open(info.id, client: info.client.description, server: info.server.description,
+                    clientAddress: info.client.address.description, serverAddress: info.server.address.description,
+                    frame: info.frame, handshake: info.handshakeSeen, firstSequence: info.firstSequence, now: correlator.context.now)
         for a in [connectionRules, correlator] {
             let m = a.open(id: info.id, client: info.client.description, server: info.server.description,
                            clientAddress: info.client.address.description, serverAddress: info.server.address.description,
@@ -398,10 +413,12 @@ public final class Engine: ReassemblySink {
         switch output {
         case .event(let e):
             connectionRules.event(e, on: ctx.model)
+            facts?.event(e, on: ctx.id, now: correlator.context.now)
             correlator.event(e, on: ctx.correlated)
         case .anomaly(let a):
             if a.kind == .xmlDesync, let d = a.direction {
                 connectionRules.damaged(ctx.model, d)
+                facts?.damaged(ctx.id, d, now: correlator.context.now)
                 correlator.damaged(ctx.correlated, d)
                 // After holes that only the snap length made, resynchronising is expected: counted with the cut frames.
                 if ctx.gaps[d] > 0, ctx.gaps[d] == ctx.snapLengthGaps[d], !ctx.model.pickedUp[d], let f = a.frame {
@@ -516,6 +533,7 @@ public final class Engine: ReassemblySink {
     public func connectionClosed(_ c: TCPConnection) {
         guard let any = c.context else {
             silentConnections += 1  // never carried a byte
+            bytelessConnections += 1
             connectionsClosed += 1
             return
         }
@@ -572,6 +590,8 @@ public final class Engine: ReassemblySink {
             report.statistics.encryptedBytes = report.statistics.encryptedBytes.saturatingAdd(afterProceed)
         }
         connectionRules.closed(ctx.model, end: info.end, frame: info.lastFrame)
+        facts?.close(info.id, end: info.end, lastFrame: info.lastFrame, shardFindings: connectionRules.hasFindings(on: ctx.model),
+                     tls: tlsReport, now: correlator.context.now)
         correlator.closed(ctx.correlated, end: info.end, frame: info.lastFrame)
         connectionsClosed += 1
         onConnectionClosed?(ctx.correlated, tlsReport)
@@ -592,6 +612,30 @@ public final class Engine: ReassemblySink {
         }
         ctx.model = nil
         ctx.correlated = nil
+    }
+
+    /// The end of a facts file: what the connection rules judged and the shard's counters.
+    private func writeShardFindings(_ facts: FactWriter) {
+        for v in connectionRules.violations { facts.finding(v) }
+        for n in connectionRules.context.notJudged { facts.notJudged(n) }
+        var s = FactStatistics()
+        let r = report.statistics
+        s.packets = r.packets
+        s.bytes = r.bytes
+        s.tcp_segments = r.tcpSegments
+        s.tcp_connections = r.tcpConnections
+        s.connections_without_stream = bytelessConnections
+        s.malformed_packets = r.malformedPackets
+        s.encrypted_bytes = r.encryptedBytes
+        s.gap_bytes = r.gapBytes
+        s.connections_evicted = r.connectionsEvicted
+        s.connections_evicted_for_memory = r.connectionsEvictedForMemory
+        s.midstream_connections = r.midstreamConnections
+        s.elements_not_judged = r.elementsNotJudged
+        s.untracked_requests = connectionRules.model.untrackedRequests
+        s.suppressed = connectionRules.context.suppressed
+        for (k, v) in connectionRules.context.notJudgedCounts { s.not_judged[k.rawValue] = v }
+        facts.end(inputs: report.inputs.map(FactInput.init), statistics: s, now: correlator.context.now)
     }
 
     private var reportedPending: Set<Int> = []
@@ -721,6 +765,10 @@ public final class Engine: ReassemblySink {
 
     /// Capture time reached `t`: both stages' reaction timers fire.
     func advanceRules(to t: Timestamp) {
+        if let facts, !factsClockStarted {
+            factsClockStarted = true
+            facts.time(t)
+        }
         connectionRules.advance(to: t)
         correlator.advance(to: t)
     }
@@ -731,7 +779,8 @@ public final class Engine: ReassemblySink {
         if let parallel { parallel.step(.anomaly(a)) } else { record(a) }
     }
 
-    func record(_ a: Anomaly) {
+    func record(_ a: Anomaly, correlated: Bool = false) {
+        if !correlated { facts?.anomaly(a) }
         report.statistics.anomaliesByKind[a.kind.rawValue, default: 0] += 1
         if report.anomalies.count < configuration.maxAnomaliesKept && configuration.retainHistory { report.anomalies.append(a) }
         onAnomaly?(a)

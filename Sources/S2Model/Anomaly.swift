@@ -35,6 +35,9 @@ public enum AnomalyKind: String, Sendable, CaseIterable {
     /// Live output: events were not written (disk full, closed pipe) between a write failure and the
     /// reopening of the output; the analysis went on.
     case outputFailed = "output-failed"
+    /// Sensors' clocks disagree beyond the tolerance (`correlate --max-skew`): a cross-connection
+    /// verdict whose steps meet only with that skew is not reported as a violation.
+    case clockSkew = "clock-skew"
 }
 
 /// One anomaly, pointing back at the frame where it was noticed.

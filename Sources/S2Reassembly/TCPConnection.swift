@@ -61,6 +61,11 @@ public final class TCPConnection {
     /// Whether the sender of direction `d` sent a FIN.
     public func finSeen(_ d: Direction) -> Bool { d == .clientToServer ? c2s.finOffset != nil : s2c.finOffset != nil }
     public func streamStartSeen(_ d: Direction) -> Bool { d == .clientToServer ? c2s.startSeen : s2c.startSeen }
+    /// The TCP sequence number of stream offset 0 of direction `d` (its ISN + 1), when its SYN was
+    /// seen: with the 4-tuple, what names the connection to any other sensor that saw it.
+    public func firstSequence(_ d: Direction) -> UInt32? {
+        d == .clientToServer ? (c2s.startSeen ? c2s.space.base : nil) : (s2c.startSeen ? s2c.space.base : nil)
+    }
 
     @inline(__always)
     func withHalf<R>(_ d: Direction, _ body: (inout HalfStream) -> R) -> R {

@@ -35,6 +35,14 @@ public struct NotJudged: Sendable {
     public var frame: FrameRef
     public var why: Unobserved
     public var count: Int
+
+    public init(rule: String, connection: ConnectionID, frame: FrameRef, why: Unobserved, count: Int) {
+        self.rule = rule
+        self.connection = connection
+        self.frame = frame
+        self.why = why
+        self.count = count
+    }
 }
 
 /// What a later event means for a demanded reaction.

@@ -2,6 +2,7 @@ import ArgumentParser
 import S2Capture
 import S2Dialback
 import S2Engine
+import S2Facts
 import S2Model
 import S2Report
 import S2Rules
@@ -165,6 +166,12 @@ struct Analyze: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Also write the report as one self-contained HTML page (summary, filters, a sequence diagram per dialback exchange, violations, connections).", valueName: "file"))
     var html: String?
 
+    @Option(name: .long, help: ArgumentHelp("Also write the shard's facts (docs/FACTS.md: connections, the events the correlator reads, the findings judged from one connection) as JSON lines, for 's2scope correlate'. '-': standard output (the report is then written only with -o).", valueName: "file"))
+    var facts: String?
+
+    @Option(name: .long, help: ArgumentHelp("Sensor name written into the facts (default: the host name).", valueName: "name"))
+    var sensor: String?
+
     @Option(name: .long, help: ArgumentHelp("Threads to use: with 2 or more, XML parsing runs on N-1 worker threads beside the one that reads, reassembles and judges in capture order (the report is the same as with 1). 0: one per CPU core.", valueName: "n"))
     var threads: Int = 1
 
@@ -198,6 +205,9 @@ struct Analyze: ParsableCommand {
         }
         if threads < 0 || threads > 64 { throw ValidationError("--threads takes 0 (one per core) to 64") }
         if html == "-" && output == nil { throw ValidationError("--html - would mix the HTML page with the report on standard output; give -o FILE for the report") }
+        if facts == "-" && html == "-" { throw ValidationError("--facts - and --html - both want standard output") }
+        if facts == "" { throw ValidationError("--facts needs a file name (or '-')") }
+        if sensor != nil && facts == nil { throw ValidationError("--sensor names the sensor in the facts; give --facts FILE too") }
     }
 
     func run() throws {
@@ -212,6 +222,20 @@ struct Analyze: ParsableCommand {
             throw FatalError(message: e.message)
         }
         let engine = Engine(configuration: configuration)
+        var factsFile: UnsafeMutablePointer<FILE>?
+        if let facts {
+            if facts == "-" {
+                factsFile = stdout
+            } else {
+                guard let f = fopen(facts, "w") else { throw FatalError(message: "\(facts): cannot write (\(String(cString: strerror(errno))))") }
+                factsFile = f
+            }
+            let out = factsFile!
+            let writer = FactWriter { fputs($0, out) }
+            writer.header(sensor: sensor ?? hostName(),
+                          inputs: readers.map { FactInput(path: $0.path, format: $0.format.rawValue, link_type: linkTypeName($0.linkType)) })
+            engine.facts = writer
+        }
         if configuration.threads > 1 && engine.parsingThreads < configuration.threads - 1 && !quiet {
             fputs("s2scope: could start only \(engine.parsingThreads) of \(configuration.threads - 1) parsing threads; going on with \(engine.parsingThreads + 1)\n", stderr)
         }
@@ -222,12 +246,19 @@ struct Analyze: ParsableCommand {
         }
         progress.clear()
         let report = engine.finish()
-        switch format {
-        case .json: try stream(to: output) { f in JSONReport.write(report) { fputs($0, f) } }
-        case .jsonl: try stream(to: output) { f in JSONReport.writeLines(report) { fputs($0, f) } }
-        case .text:
-            let useColor = color ?? (output == nil && isatty(1) == 1 && getenv("NO_COLOR") == nil)
-            try write(TextReport(color: useColor, verbose: verbose).render(report), to: output)
+        if let f = factsFile {
+            if fflush(f) != 0 || ferror(f) != 0 { throw FatalError(message: "\(facts!): writing the facts failed") }
+            if f != stdout { fclose(f) }
+        }
+        // With the facts on standard output the report is written only to a file (-o).
+        if facts != "-" || output != nil {
+            switch format {
+            case .json: try stream(to: output) { f in JSONReport.write(report) { fputs($0, f) } }
+            case .jsonl: try stream(to: output) { f in JSONReport.writeLines(report) { fputs($0, f) } }
+            case .text:
+                let useColor = color ?? (output == nil && isatty(1) == 1 && getenv("NO_COLOR") == nil)
+                try write(TextReport(color: useColor, verbose: verbose).render(report), to: output)
+            }
         }
         if let html { try write(HTMLReport().render(report), to: html == "-" ? nil : html) }
         if writePcap != nil || writePcapng != nil {
@@ -253,6 +284,13 @@ struct Analyze: ParsableCommand {
         }
         if report.count(atLeast: analysis.failOn.severity) > 0 { throw ExitCode(1) }
     }
+}
+
+func hostName() -> String {
+    var buf = [CChar](repeating: 0, count: 256)
+    guard gethostname(&buf, buf.count - 1) == 0 else { return "sensor" }
+    let name = String(cString: buf)
+    return name.isEmpty ? "sensor" : name
 }
 
 /// Writes to the file (or standard output) as `body` produces the text.

@@ -33,7 +33,7 @@ struct S2ScopeCommand: ParsableCommand {
             violation; 2 could not analyse (bad arguments, unreadable or non-capture input).
             """,
         version: AnalysisReport.toolVersion,
-        subcommands: [Analyze.self, Live.self, Rules.self],
+        subcommands: [Analyze.self, Correlate.self, Live.self, Rules.self],
         defaultSubcommand: nil)
 
     static func main() {

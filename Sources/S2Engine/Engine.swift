@@ -264,6 +264,7 @@ public final class Engine: ReassemblySink {
         report.statistics.connectionsEvicted = s.connectionsEvicted
         report.statistics.connectionsEvictedForMemory = connectionsEvictedForMemory
         report.statistics.suppressedViolations = analyzer.context.suppressed
+        report.unlistedViolations = analyzer.context.unlisted
         report.notJudged = analyzer.context.notJudged
         report.statistics.notJudgedByReason = Dictionary(uniqueKeysWithValues: analyzer.context.notJudgedCounts.map { ($0.key.rawValue, $0.value) })
         report.statistics.elementsNotJudged = analyzer.tentativeElements

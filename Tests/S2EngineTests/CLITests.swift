@@ -75,10 +75,16 @@ struct CLITests {
         let r = try runS2Scope(["analyze", "--format", "jsonl", fixture])
         let lines = r.stdout.split(separator: "\n")
         #expect(lines.count > 3)
+        var servers = 0
         for l in lines {
             let o = try JSONSerialization.jsonObject(with: Data(l.utf8)) as! [String: Any]
-            #expect(["connection", "dialback", "violation", "anomaly", "stats"].contains(o["event"] as! String))
+            #expect(["connection", "dialback", "violation", "anomaly", "not_judged", "server", "stats"].contains(o["event"] as! String))
+            if o["event"] as? String == "server" {
+                servers += 1
+                #expect(o["id"] as? String == "S\(servers)" && (o["findings"] as? [Any]) != nil)
+            }
         }
+        #expect(servers == 2, "one server event per row of the server table (a.lab, b.lab)")
         #expect(lines.last?.contains("\"stats\"") == true)
     }
 

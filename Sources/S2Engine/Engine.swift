@@ -94,15 +94,16 @@ public final class Engine: ReassemblySink {
 
     /// Opens every input first, so that a bad argument fails before any output (exit 2).
     public static func open(paths: [String], filter: String?) throws -> [PcapFileReader] {
-        var readers: [PcapFileReader] = []
-        for (i, p) in paths.enumerated() {
-            let r = try PcapFileReader(path: p, inputIndex: i, filter: filter)
-            guard LinkType(dlt: r.linkType) != nil else {
-                throw CaptureError("\(p): link type \(linkTypeName(r.linkType)) is not supported (supported: EN10MB, LINUX_SLL, LINUX_SLL2, NULL, LOOP, RAW, IPV4, IPV6)")
-            }
-            readers.append(r)
+        try paths.enumerated().map { try open(path: $0.element, inputIndex: $0.offset, filter: filter) }
+    }
+
+    /// Opens one input, checking that its link type is one the engine decodes.
+    public static func open(path: String, inputIndex: Int, filter: String?) throws -> PcapFileReader {
+        let r = try PcapFileReader(path: path, inputIndex: inputIndex, filter: filter)
+        guard LinkType(dlt: r.linkType) != nil else {
+            throw CaptureError("\(path): link type \(linkTypeName(r.linkType)) is not supported (supported: EN10MB, LINUX_SLL, LINUX_SLL2, NULL, LOOP, RAW, IPV4, IPV6)")
         }
-        return readers
+        return r
     }
 
     /// Reads one opened input to its end (or to the damage).

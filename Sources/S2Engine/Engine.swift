@@ -30,6 +30,10 @@ public final class Engine: ReassemblySink {
     /// Called when a connection ends, before a live run forgets it.
     /// With the TLS parameters of the connection, if it switched to TLS.
     public var onConnectionClosed: ((ConnectionModel, TLSReportInfo?) -> Void)?
+    /// Called for every finding, listed or past the per-connection bound of its rule (live counters).
+    public var onFinding: ((_ rule: String, _ severity: Severity, _ connection: ConnectionID, _ direction: Direction, _ actor: Actor) -> Void)?
+    /// Called with the size of every piece of reassembled stream data (live traffic counters).
+    public var onStreamBytes: ((ConnectionID, Direction, Int) -> Void)?
     /// Connections seen and dialback exchanges completed, counted even when history is not kept.
     public private(set) var connectionsClosed = 0
     /// Connections closed without any XMPP stream, counted and not kept in the report.
@@ -77,6 +81,7 @@ public final class Engine: ReassemblySink {
             self.onDialback?(x)
         }
         analyzer.context.onViolation = { [unowned self] v in self.count(v) }
+        analyzer.context.onUnlisted = { [unowned self] rule, severity, c, d, actor in self.onFinding?(rule, severity, c, d, actor) }
         analyzer.context.onAnomaly = { [unowned self] a in self.record(a) }
         analyzer.context.keepViolations = configuration.retainHistory
         let ports = configuration.ports
@@ -365,6 +370,7 @@ public final class Engine: ReassemblySink {
 
     public func streamData(_ c: TCPConnection, _ d: Direction, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, frame: FrameRef) {
         let ctx = context(for: c)
+        onStreamBytes?(c.id, d, bytes.count)
         if !ctx.begun[d] {
             ctx.begun[d] = true
             if !c.streamStartSeen(d) {
@@ -492,6 +498,7 @@ public final class Engine: ReassemblySink {
     private func count(_ v: Violation) {
         violationsByRule[v.rule, default: 0] += 1
         violationsBySeverity[v.severity.name, default: 0] += 1
+        onFinding?(v.rule, v.severity, v.connection, v.direction, v.actor)
         onViolation?(v)
     }
 

@@ -76,10 +76,14 @@ struct Live: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Serve Prometheus metrics at http://ADDR:PORT/metrics.", valueName: "addr:port"))
     var metrics: String?
 
+    @Option(name: .long, help: ArgumentHelp("Servers with a label of their own in s2scope_violations_total{server,rule,severity}: the top N by traffic (bytes sent, decaying with a 5-minute half-life); all others count as server=\"other\". Bounds the metric's series to (N+1) × the rule/severity pairs seen.", valueName: "n"))
+    var metricsServers: Int = 50
+
     func validate() throws {
         if interfaces.isEmpty { throw ValidationError("give at least one interface with -i (e.g. -i eth0, or -i any)") }
         if format == .json { throw ValidationError("live output is a stream: use --format jsonl or --format text") }
         if let m = metrics, MetricsServer.parse(m) == nil { throw ValidationError("--metrics expects ADDR:PORT, e.g. 127.0.0.1:9269") }
+        if !(0...10_000).contains(metricsServers) { throw ValidationError("--metrics-servers takes 0 to 10000") }
     }
 
     func run() throws {
@@ -152,6 +156,8 @@ struct Live: ParsableCommand {
         engine.onConnectionClosed = { c, tls in
             if format == .jsonl { emit(JSONReport.line { JSONReport.connection(&$0, c.summary, event: true, tls: tls) }) }
         }
+        // Per-server counters only when they are served (it chains onConnectionClosed above).
+        let perServer = server == nil ? nil : ServerMetricsCollector(engine: engine, maxServers: metricsServers)
 
         signal(SIGINT) { _ in stopRequested = 1 }
         signal(SIGTERM) { _ in stopRequested = 1 }
@@ -204,7 +210,7 @@ struct Live: ParsableCommand {
             if n > 0 { lastPacketWall = now }
             // Idle link: move capture time on with the wall clock so flows and reaction timers expire.
             if n == 0, let t = lastPacketTime { engine.advanceIdle(to: t.adding(seconds: now - lastPacketWall)) }
-            server?.serve { metricsText(engine: engine, capture: capture) }
+            server?.serve { metricsText(engine: engine, capture: capture, perServer: perServer, now: now) }
             let s = capture.statistics()
             if s.dropped + s.interfaceDropped > lastDrops {
                 let d = s.dropped + s.interfaceDropped - lastDrops
@@ -265,7 +271,7 @@ private func vfscanf_wrapper(_ f: UnsafeMutablePointer<FILE>, _ a: UnsafeMutable
 }
 
 /// Prometheus text exposition of the live counters.
-func metricsText(engine: Engine, capture: LiveCapture) -> String {
+func metricsText(engine: Engine, capture: LiveCapture, perServer: ServerMetricsCollector?, now: Double) -> String {
     let s = capture.statistics()
     var o = ""
     func metric(_ name: String, _ help: String, _ type: String, _ samples: [(String, Double)]) {
@@ -291,8 +297,8 @@ func metricsText(engine: Engine, capture: LiveCapture) -> String {
     metric("s2scope_flows", "TCP connections tracked now.", "gauge", [("", Double(engine.activeConnections))])
     metric("s2scope_dialbacks_total", "Dialback exchanges by outcome.", "counter",
            ["valid", "invalid", "error"].map { ("{outcome=\"\($0)\"}", Double(engine.outcomes[$0, default: 0])) })
-    metric("s2scope_violations_total", "Violations by rule.", "counter",
-           engine.violationsByRule.sorted { $0.key < $1.key }.map { ("{rule=\"\(esc($0.key))\"}", Double($0.value)) })
+    // By server, rule and severity, with a bounded server label (ServerViolationCounters).
+    if let perServer { o += perServer.exposition(now: now) }
     metric("s2scope_violations_by_severity_total", "Violations by severity.", "counter",
            Severity.allCases.map { ("{severity=\"\($0.name)\"}", Double(engine.violationsBySeverity[$0.name, default: 0])) })
     metric("s2scope_anomalies_total", "Anomalies by kind.", "counter",

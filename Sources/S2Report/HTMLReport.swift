@@ -50,12 +50,13 @@ public struct HTMLReport {
         let e = htmlEscape
         let multi = r.inputs.count > 1
         let domains = DomainIndex(r)
+        let servers = ServerTableHTML(r)
 
         var o = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        o += "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src '\(HTMLReport.scriptHash)'\">\n"
+        o += "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src '\(HTMLReport.scriptHash)' '\(ServerTableHTML.scriptHash)'\">\n"
         o += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
         o += "<meta name=\"generator\" content=\"s2scope \(e(AnalysisReport.toolVersion))\">\n"
-        o += "<title>S2Scope report</title>\n<style>\(HTMLReport.css)</style>\n</head>\n<body>\n"
+        o += "<title>S2Scope report</title>\n<style>\(HTMLReport.css)\n\(ServerTableHTML.css)</style>\n</head>\n<body>\n"
         o += "<header><h1>S2Scope report</h1><p class=\"sub\">XMPP server-to-server traffic and Server Dialback · s2scope \(e(AnalysisReport.toolVersion)) · schema \(e(AnalysisReport.schema))</p></header>\n<main>\n"
 
         // Summary.
@@ -89,6 +90,9 @@ public struct HTMLReport {
         }
         o += "</section>\n"
 
+        // Servers and the conformance matrix (issue #18).
+        o += servers.section()
+
         // Filters.
         let rules = Array(Set(r.violations.map(\.rule))).sorted()
         o += "<section id=\"filters\" class=\"filters\"><h2>Filters</h2><form id=\"filter-form\" autocomplete=\"off\">\n<fieldset><legend>severity</legend>"
@@ -111,7 +115,7 @@ public struct HTMLReport {
             let diagram = SequenceDiagram(exchange: x, violations: related, showInput: multi)
             let onSteps = x.steps.flatMap { diagram.violations(on: $0) }
             let tokens = domains.tokens([x.originating, x.receiving])
-            o += "<article class=\"exchange\" id=\"\(e(x.id))\" data-domains=\"\(tokens)\" data-rules=\"\(e(Set(onSteps.map(\.rule)).sorted().joined(separator: " ")))\">\n"
+            o += "<article class=\"exchange\" id=\"\(e(x.id))\" data-domains=\"\(tokens)\" data-rules=\"\(e(Set(onSteps.map(\.rule)).sorted().joined(separator: " ")))\"\(servers.attribute(exchange: x.number))>\n"
             o += "<h3>\(e(x.id)) <span class=\"dom\">\(e(x.originating))</span> → <span class=\"dom\">\(e(x.receiving))</span> "
             o += "<span class=\"oc oc-\(e(x.outcomeName))\">\(e(x.outcomeName))</span></h3>\n"
             o += "<p class=\"meta\">stream id <code>\(e(x.streamID ?? "(none)"))</code> · db:result on \(e(x.resultConnection.description)) frame \(x.resultFrame.number)"
@@ -121,7 +125,9 @@ public struct HTMLReport {
                 o += " · no db:verify seen"
             }
             if let f = x.resultReplyFrame { o += " · answer frame \(f.number) after \(fixed(f.time.secondsSince(x.resultFrame.time), 3)) s" }
-            if !onSteps.isEmpty { o += " · <span class=\"warn\">\(onSteps.count) violation\(onSteps.count == 1 ? "" : "s") on its steps</span>" }
+            if let worst = onSteps.map(\.severity).max() {
+                o += " · <span class=\"vcount sev-\(worst.name)\">\(onSteps.count) violation\(onSteps.count == 1 ? "" : "s") on its steps (worst \(worst.name))</span>"
+            }
             o += "</p>\n<div class=\"diagram\">" + diagram.render() + "</div>\n</article>\n"
         }
         o += "</section>\n"
@@ -132,9 +138,9 @@ public struct HTMLReport {
             o += "<p class=\"none\">No violation.</p>\n"
         } else {
             o += "<table class=\"violations\"><thead><tr><th>rule</th><th>severity</th><th>connection</th><th>direction</th><th>actor</th><th>frame</th><th>time</th><th>message</th><th>evidence</th></tr></thead><tbody>\n"
-            for v in r.violations {
+            for (i, v) in r.violations.enumerated() {
                 let frame = "\(v.frame.number)" + (multi ? " <span class=\"in\">input \(v.frame.input)</span>" : "")
-                o += "<tr class=\"vrow sev-\(e(v.severity.name))\" data-severity=\"\(e(v.severity.name))\" data-rule=\"\(e(v.rule))\" data-domains=\"\(domains.tokens(of: v.connection))\">"
+                o += "<tr class=\"vrow sev-\(e(v.severity.name))\" data-severity=\"\(e(v.severity.name))\" data-rule=\"\(e(v.rule))\" data-domains=\"\(domains.tokens(of: v.connection))\"\(servers.attribute(violation: i))>"
                 o += "<td class=\"rule\">\(e(v.rule))</td><td><span class=\"sev sev-\(e(v.severity.name))\">\(e(v.severity.name))</span></td>"
                 o += "<td>\(e(v.connection.description))</td><td>\(e(v.direction.reportName))</td><td>\(e(v.actor.rawValue))</td>"
                 o += "<td class=\"num\">\(frame)</td><td class=\"time\">\(e(v.frame.time.rfc3339))</td>"
@@ -152,7 +158,7 @@ public struct HTMLReport {
             o += "<table class=\"connections\"><thead><tr><th>id</th><th>input</th><th>client</th><th>server</th><th>frames</th><th>start</th><th>end</th><th>close</th><th>TLS</th><th>streams</th></tr></thead><tbody>\n"
             for c in r.connections {
                 let last = c.closeFrame ?? c.lastFrame
-                o += "<tr class=\"crow\" data-domains=\"\(domains.tokens(of: c.id))\"><td>\(e(c.id.description))</td><td class=\"num\">\(c.input)</td>"
+                o += "<tr class=\"crow\" data-domains=\"\(domains.tokens(of: c.id))\"\(servers.attribute(connection: c.id))><td>\(e(c.id.description))</td><td class=\"num\">\(c.input)</td>"
                 o += "<td class=\"addr\">\(e(c.client))</td><td class=\"addr\">\(e(c.server))</td><td class=\"num\">\(c.firstFrame.number)–\(last.number)</td>"
                 o += "<td class=\"time\">\(e(c.firstFrame.time.rfc3339))</td><td class=\"time\">\(e(last.time.rfc3339))</td><td>\(e(c.close ?? "open"))</td><td>\(c.tls ? "yes" : "no")</td><td class=\"streams\">"
                 for s in c.streams {
@@ -175,7 +181,7 @@ public struct HTMLReport {
             if r.anomalies.count > maxAnomalies { o += "<p class=\"note\">… \(r.anomalies.count - maxAnomalies) more in the JSON report.</p>\n" }
         }
         o += "</section>\n</main>\n<footer>Generated by s2scope \(e(AnalysisReport.toolVersion)). Frame numbers are per input file, as Wireshark counts them.</footer>\n"
-        o += "<script>\(HTMLReport.script)</script>\n</body>\n</html>\n"
+        o += "<script>\(HTMLReport.script)</script>\n<script>\(ServerTableHTML.script)</script>\n</body>\n</html>\n"
         return o
     }
 

@@ -90,7 +90,9 @@ public struct SequenceDiagram {
             let offset = step.frame.time.secondsSince(base)
             let frameText = "frame \(step.frame.number)" + (showInput ? " of input \(step.frame.input)" : "")
             let reply = step.type.map { " type=\($0)" } ?? ""
-            o += "<g class=\"step\(found.isEmpty ? "" : " flagged")\" data-kind=\"" + htmlEscape(step.kind.rawValue) + "\" data-frame=\"\(step.frame.number)\""
+            // Marks take the colour of their severity (an INFO note is not an alarm).
+            let worst = found.map(\.severity).max()
+            o += "<g class=\"step\(worst.map { " flagged sev-\($0.name)" } ?? "")\" data-kind=\"" + htmlEscape(step.kind.rawValue) + "\" data-frame=\"\(step.frame.number)\""
             o += " data-connection=\"" + htmlEscape(step.connection.description) + "\">"
             o += "<title>" + htmlEscape("step \(i + 1): \(step.kind.rawValue)\(reply) on \(step.connection) \(step.direction.reportName), \(frameText), \(step.frame.time.rfc3339)\n\(step.summary)") + "</title>"
             o += "<line x1=\"\(x1)\" y1=\"\(ay)\" x2=\"\(x2 - dir * 9)\" y2=\"\(ay)\" class=\"arrow\"/>"
@@ -102,13 +104,13 @@ public struct SequenceDiagram {
             if !found.isEmpty {
                 o += "<g class=\"vmarks\">"
                 let tip = found.map { "\($0.rule) (\($0.severity.name)): \($0.message)" }.joined(separator: "\n")
-                o += "<circle cx=\"\(mid)\" cy=\"\(ay)\" r=\"7\" class=\"vdot\"><title>" + htmlEscape(tip) + "</title></circle>"
+                o += "<circle cx=\"\(mid)\" cy=\"\(ay)\" r=\"7\" class=\"vdot sev-\(worst?.name ?? "info")\"><title>" + htmlEscape(tip) + "</title></circle>"
                 for (k, v) in found.enumerated() {
                     let ty = ay + 4 + k * 15
                     o += "<g class=\"vmark\" data-severity=\"" + htmlEscape(v.severity.name) + "\" data-rule=\"" + htmlEscape(v.rule) + "\">"
                     o += "<title>" + htmlEscape("\(v.rule) (\(v.severity.name), \(v.actor.rawValue)): \(v.message)\n\(clip(v.evidence, 400))") + "</title>"
-                    o += "<circle cx=\"\(SequenceDiagram.markColumn + 5)\" cy=\"\(ty - 4)\" r=\"5\" class=\"vdot\"/>"
-                    o += "<text x=\"\(SequenceDiagram.markColumn + 15)\" y=\"\(ty)\" class=\"vrule\">" + htmlEscape("\(v.rule) · \(v.severity.name)") + "</text>"
+                    o += "<circle cx=\"\(SequenceDiagram.markColumn + 5)\" cy=\"\(ty - 4)\" r=\"5\" class=\"vdot sev-\(v.severity.name)\"/>"
+                    o += "<text x=\"\(SequenceDiagram.markColumn + 15)\" y=\"\(ty)\" class=\"vrule sev-\(v.severity.name)\">" + htmlEscape("\(v.rule) · \(v.severity.name)") + "</text>"
                     o += "</g>"
                 }
                 o += "</g>"

@@ -3,8 +3,8 @@ SHELL := /bin/bash
 SWIFT ?= swift
 DEMO ?= fixtures/lab/prosody-prosody.pcap
 
-.PHONY: all deps build release demo test fixtures lab lab-test bench hostile-scaling fuzz sanitize clean \
-	keylog-shim install install-keylog-shim tls-lab tls-lab-test
+.PHONY: all deps build release install uninstall demo test fixtures lab lab-test bench hostile-scaling fuzz sanitize clean \
+	keylog-shim install-keylog-shim tls-lab tls-lab-test
 
 all: build
 
@@ -16,6 +16,30 @@ build: deps
 
 release: deps
 	$(SWIFT) build -c release
+
+# Installs the release binary and the systemd unit of the live sensor (s2scope-live@IFACE.service),
+# the logrotate example beside the documentation, and the key-log shim (install-keylog-shim, below).
+# Starts nothing. PREFIX and DESTDIR as usual:
+#   make install                          # /usr/local/bin, /usr/local/lib/systemd/system
+#   make install PREFIX=/usr DESTDIR=pkg  # staged, for a package
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+DOCDIR ?= $(PREFIX)/share/doc/s2scope
+install: release
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(DOCDIR)
+	install -m 0755 .build/release/s2scope $(DESTDIR)$(BINDIR)/s2scope
+	sed 's|/usr/local/bin/s2scope|$(BINDIR)/s2scope|g' packaging/systemd/s2scope-live@.service > $(DESTDIR)$(UNITDIR)/s2scope-live@.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/s2scope-live@.service
+	install -m 0644 packaging/logrotate/s2scope-live $(DESTDIR)$(DOCDIR)/logrotate-s2scope-live
+	@echo "installed $(DESTDIR)$(BINDIR)/s2scope and $(DESTDIR)$(UNITDIR)/s2scope-live@.service; nothing was started."
+	@echo "To run the sensor on eth0: systemctl daemon-reload && systemctl enable --now s2scope-live@eth0.service"
+	@echo "Log rotation: cp $(DOCDIR)/logrotate-s2scope-live /etc/logrotate.d/s2scope-live"
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/s2scope $(DESTDIR)$(UNITDIR)/s2scope-live@.service $(DESTDIR)$(DOCDIR)/logrotate-s2scope-live \
+		$(DESTDIR)$(PREFIX)/lib/s2scope/libs2scope-keylog.so
+	-rmdir $(DESTDIR)$(DOCDIR) $(DESTDIR)$(PREFIX)/lib/s2scope 2>/dev/null
 
 # Builds the analyzer and runs it on a capture of two real Prosody servers federating with dialback.
 demo: release

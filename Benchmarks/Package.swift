@@ -18,8 +18,7 @@ let package = Package(
     targets: [
         .executableTarget(
             name: "s2scope-gen",
-            dependencies: [.product(name: "S2Synth", package: "S2Scope")],
-            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+            dependencies: [.product(name: "S2Synth", package: "S2Scope")]
         ),
         .executableTarget(name: "xmpp-bench", dependencies: [.product(name: "S2XMPPStream", package: "S2Scope")]),
         // The hostile-state corpus (S2Synth.HostileState) as pcap files, for `make hostile-scaling`.

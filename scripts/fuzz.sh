@@ -6,8 +6,15 @@
 #   FUZZ_SECONDS=120 scripts/fuzz.sh     seconds per target (default 600: at least 10 minutes each)
 #   FUZZ_FLAGS="-jobs=2 -workers=2"      extra libFuzzer flags
 #
-# Seeds come from fixtures/**/*.pcap[ng] and every rule's example transcripts (written by the
-# targets themselves, --make-seeds). The growing corpus lives in Fuzz/.work/corpus/<target>;
+# Inputs: the committed corpus Fuzz/corpus/<target> (minimised; read, never written), seeds
+# written by the targets themselves (--make-seeds: fixtures/**/*.pcap[ng], every rule's example
+# transcripts, and frames of the S2Synth frame grammar) and the growing corpus
+# Fuzz/.work/corpus/<target>. Fuzz/dict/<target>.dict is the target's dictionary; decode and
+# pipeline also splice grammar frames in through a custom mutator (FuzzTargets/GrammarMutator).
+#
+#   FUZZ_MERGE=1 scripts/fuzz.sh decode   after the run, minimise everything into Fuzz/corpus/decode
+#
+# The growing corpus lives in Fuzz/.work/corpus/<target>;
 # crashes, timeouts and OOMs in Fuzz/.work/artifacts/<target>/ (reproduce one with
 # `Fuzz/.build/debug/fuzz-<target> FILE`; every crash found becomes a test in
 # Tests/HostileInputTests). The script prints executions, execs/s and coverage per target and
@@ -40,17 +47,33 @@ for t in "${targets[@]}"; do
     *) echo "unknown target '$t' (decode reassembly xmpp pipeline)" >&2; exit 2 ;;
   esac
   seeds="$work/seeds/$t" corpus="$work/corpus/$t" artifacts="$work/artifacts/$t"
+  committed="$root/Fuzz/corpus/$t"
   rm -rf "$seeds"
   mkdir -p "$seeds" "$corpus" "$artifacts"
   "$bin/fuzz-$t" --make-seeds "$seeds" "$root" >&2
+  inputs=("$corpus" "$seeds")
+  [ -d "$committed" ] && inputs+=("$committed")
+  dict=()
+  case "$t" in
+    decode) dict=(-dict="$root/Fuzz/dict/decode.dict") ;;
+    xmpp) dict=(-dict="$root/Fuzz/dict/xmpp.dict") ;;
+    pipeline) dict=(-dict="$root/Fuzz/dict/pipeline.dict") ;;
+  esac
   log="$work/$t.log"
   echo "fuzzing $t for ${seconds}s (log: $log)" >&2
   set +e
   # shellcheck disable=SC2086
   "$bin/fuzz-$t" -max_total_time="$seconds" -max_len="$maxlen" -timeout=10 -rss_limit_mb=2048 \
-      -print_final_stats=1 -artifact_prefix="$artifacts/" ${FUZZ_FLAGS:-} "$corpus" "$seeds" >"$log" 2>&1
+      -print_final_stats=1 -artifact_prefix="$artifacts/" "${dict[@]}" ${FUZZ_FLAGS:-} "${inputs[@]}" >"$log" 2>&1
   rc=$?
   set -e
+  if [ "${FUZZ_MERGE:-0}" = 1 ] && [ "$rc" -eq 0 ]; then
+    # A fresh minimal set covering everything seen (corpus, seeds, the old committed set).
+    rm -rf "$committed.new" && mkdir -p "$committed.new"
+    "$bin/fuzz-$t" -merge=1 -max_len="$maxlen" -timeout=10 "$committed.new" "${inputs[@]}" >"$work/$t.merge.log" 2>&1
+    rm -rf "$committed" && mv "$committed.new" "$committed"
+    echo "$t: $(find "$committed" -type f | wc -l) inputs, $(du -sh "$committed" | cut -f1) in $committed" >&2
+  fi
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1 || true)
   speed=$(grep -o 'stat::average_exec_per_sec: *[0-9]*' "$log" | grep -o '[0-9]*$' | tail -1 || true)
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*' || true)

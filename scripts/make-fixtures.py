@@ -357,21 +357,25 @@ class DecodeCapture:
     def __init__(self, name, link_type, fmt="pcap", nano=False, snaplen=65535, desc=""):
         self.name, self.link_type, self.fmt, self.nano, self.snaplen = name, link_type, fmt, nano, snaplen
         self.desc = desc
-        self.frames = []  # (data, seg or None)
+        self.frames = []  # (data, seg or None, why a frame without seg yields none)
 
-    def add(self, data, seg=None):
-        self.frames.append((data, seg))
+    def add(self, data, seg=None, skip="not_tcp"):
+        """skip (frames without seg): not_tcp, fragment_held, truncated (the frame ends before its
+        headers do) or malformed (its headers contradict each other)."""
+        assert skip in ("not_tcp", "fragment_held", "truncated", "malformed")
+        self.frames.append((data, seg, None if seg else skip))
 
     def tcp(self, seg, wrap, **ipkw):
         """wrap: function(ip_packet) -> link-layer frame."""
         self.add(wrap(ip_packet(seg, **ipkw)), seg)
 
     def expected(self, nframes=None):
-        segs, non_tcp = [], []
+        segs, non_tcp, skipped = [], [], []
         n = len(self.frames) if nframes is None else nframes
-        for i, (data, seg) in enumerate(self.frames[:n], 1):
+        for i, (data, seg, skip) in enumerate(self.frames[:n], 1):
             if seg is None:
                 non_tcp.append(i)
+                skipped.append({"frame": i, "kind": skip})
                 continue
             if len(data) <= self.snaplen:
                 captured = seg.payload  # fully captured (also the case for reassembled fragments)
@@ -389,10 +393,10 @@ class DecodeCapture:
             })
         return {"file": self.name, "format": self.fmt, "link_type": self.link_type,
                 "precision": "nano" if self.nano else "micro", "truncated_file": nframes is not None,
-                "frames": n, "segments": segs, "non_tcp_frames": non_tcp}
+                "frames": n, "segments": segs, "non_tcp_frames": non_tcp, "skipped": skipped}
 
     def timed(self):
-        return [(frame_time_ns(i, self.nano), d) for i, (d, _) in enumerate(self.frames, 1)]
+        return [(frame_time_ns(i, self.nano), d) for i, (d, _, _) in enumerate(self.frames, 1)]
 
     def emit(self, out_dir):
         data, _ = pcap_bytes(self.timed(), LINKTYPES[self.link_type], self.nano, self.snaplen)
@@ -556,7 +560,7 @@ def decode_cases():
         assert len(conv[3].tcp()) == 218
         frags = v4_frags(conv[3], 0x4242, (80, 80, 0))
         for k, idx in enumerate(order):
-            c.add(eth_ip(frags[idx]), conv[3] if k == 2 else None)
+            c.add(eth_ip(frags[idx]), conv[3] if k == 2 else None, skip="fragment_held")
         c.tcp(conv[4], w_eth(conv[4]))
         caps.append(c)
 
@@ -582,10 +586,10 @@ def decode_cases():
     assert len(conv[3].tcp()) == 218 and len(conv[4].tcp()) == 315
     fr = v6_frags(conv[3], 0x01020304, (104, 104, 0))
     for k in range(3):
-        c.add(eth_ip(fr[k]), conv[3] if k == 2 else None)
+        c.add(eth_ip(fr[k]), conv[3] if k == 2 else None, skip="fragment_held")
     fr = v6_frags(conv[4], 0x01020305, (128, 96, 0))
     for k, idx in enumerate((1, 2, 0)):
-        c.add(eth_ip(fr[idx], from_a=False), conv[4] if k == 2 else None)
+        c.add(eth_ip(fr[idx], from_a=False), conv[4] if k == 2 else None, skip="fragment_held")
     c.tcp(conv[5], w_eth(conv[5]))
     caps.append(c)
 
@@ -657,6 +661,50 @@ def decode_cases():
     c.tcp(conv[3], w_eth(conv[3]))
     c.add(eth_ip(ipv4("10.0.0.254", A4, 1, icmp_unr, ident=0x13), from_a=False))
     c.add(eth(ipv6(ns_src, ns_dst, 58, ns, hlim=255), 0x86DD, MAC_A, bytes.fromhex("3333ff00000b")))
+    c.tcp(conv[4], w_eth(conv[4]))
+    caps.append(c)
+
+    # --- issue #16: an atomic Fragment header, then a Destination Options header whose length runs
+    #     past the captured bytes; S2Scope <= f27bb57 trapped on frame 1 ("Range requires lowerBound
+    #     <= upperBound") and a live sensor died with it.
+    def frag_hdr(nh, off, more, ident):
+        return struct.pack("!BBHI", nh, 0, (off // 8) << 3 | (1 if more else 0), ident)
+
+    def ipv6_announcing(src, dst, nh, payload, plen):
+        """An IPv6 packet whose payload length field says plen, whatever the payload holds."""
+        return struct.pack("!IHBB16s16s", 6 << 28, plen, nh, 64, packed(src), packed(dst)) + payload
+
+    overrun = frag_hdr(60, 0, False, 0x16161616) + bytes([6, 255]) + b"\x01\x04\0\0\0\0"  # DstOpts says 2048 B
+    c = DecodeCapture("ipv6-atomic-fragment-dstopts-overrun.pcap", "EN10MB", desc="issue #16: frame 1 (70 bytes, "
+                      "captured whole) is IPv6 with an atomic Fragment header (offset 0, M=0) and a Destination "
+                      "Options header of 2,048 bytes, of which 8 are in the frame; the payload length (2,064) "
+                      "covers it: truncated, never a trap. Frame 2: the same headers with a payload length of 16, "
+                      "which the Destination Options header overruns: malformed. Frame 3: a valid SYN behind an "
+                      "atomic Fragment header and an 8-byte Destination Options header (RFC 6946: decoded as an "
+                      "unfragmented packet)")
+    f1 = eth(ipv6_announcing(A6, B6, 44, overrun, 8 + 2048 + 8), 0x86DD)
+    assert len(f1) == 70
+    c.add(f1, skip="truncated")
+    c.add(eth(ipv6_announcing(A6, B6, 44, overrun, len(overrun)), 0x86DD), skip="malformed")
+    cv = Conv(A6, 40023, B6, XMPP_PORT, 6000, 10000, ts_opts=True)
+    syn = cv.syn()
+    dst8 = (60, b"\x00" + b"\x01\x04" + b"\0" * 4)  # len 0: 8 bytes, PadN(4)
+    c.tcp(syn, w_eth(syn), v6ext=[(44, struct.pack("!BHI", 0, 0, 0x16161617)), dst8])
+    caps.append(c)
+
+    # --- IPv6 fragments whose fragmentable part starts with a Destination Options header (RFC 8200
+    #     section 4.5): the headers after the Fragment header are walked once the datagram is whole.
+    c = DecodeCapture("ipv6-fragments-dstopts.pcap", "EN10MB", desc="IPv6: handshake, then the client "
+                      "stream-header segment behind a Destination Options header (8 B) in the fragmentable "
+                      "part, split into 2 fragments (112/114 B, frames 4-5, segment on frame 5), then the "
+                      "server's unfragmented reply")
+    conv = std_conv(A6, B6, 40024, 6100, 10100)
+    for s in conv[:3]:
+        c.tcp(s, w_eth(s))
+    fragmentable = bytes([6, 0]) + b"\x01\x04" + b"\0" * 4 + conv[3].tcp()
+    assert len(fragmentable) == 226
+    c.add(eth_ip(ipv6(A6, B6, 44, frag_hdr(60, 0, True, 0x24242424) + fragmentable[:112])), skip="fragment_held")
+    c.add(eth_ip(ipv6(A6, B6, 44, frag_hdr(60, 112, False, 0x24242424) + fragmentable[112:])), conv[3])
     c.tcp(conv[4], w_eth(conv[4]))
     caps.append(c)
 
@@ -747,6 +795,9 @@ DECODE_TSHARK_NOTES = {
     "ipv4-fragments.pcap": "agrees (tshark puts the reassembled segment on frame 6)",
     "ipv4-fragments-out-of-order.pcap": "agrees (segment on frame 6, the middle fragment)",
     "ipv6-fragments.pcap": "agrees (segments on frames 6 and 9)",
+    "ipv6-atomic-fragment-dstopts-overrun.pcap": "agrees: tshark marks frames 1 and 2 [Malformed Packet] and decodes "
+                                                 "the SYN of frame 3",
+    "ipv6-fragments-dstopts.pcap": "agrees (tshark reassembles frames 4-5 and puts the segment on frame 5)",
     "nanosecond.pcap": "agrees, including nanosecond frame.time_epoch",
     "pcapng-nano.pcapng": "agrees, including nanosecond frame.time_epoch",
 }
@@ -770,7 +821,10 @@ def decode_readme(rows, notes):
            '               "seq", "ack" (raw 32-bit values), "flags" (TCP flags byte, incl. CWR/ECE),',
            '               "payload_hex" (captured payload bytes only), "payload_length" (from IP length),',
            '               "snap_truncated"}],',
-           ' "non_tcp_frames": [frame numbers yielding no TCP segment]}',
+           ' "non_tcp_frames": [frame numbers yielding no TCP segment],',
+           ' "skipped": [{"frame", "kind": "not_tcp"|"fragment_held"|"truncated"|"malformed"}] (why each of them',
+           '             yields none: not TCP, a fragment held for reassembly, the frame ends before its headers',
+           '             do, its headers contradict each other)}',
            "```",
            "",
            "Frames are 1-based.  Frame i is stamped 2024-03-01T12:00:00Z + i*250 ms + i us (+ 100 + 7*i ns",

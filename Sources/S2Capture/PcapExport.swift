@@ -39,8 +39,9 @@ public final class PcapDumpWriter {
         var header = pcap_pkthdr()
         header.ts.tv_sec = Int(time.seconds)
         header.ts.tv_usec = Int(time.nanoseconds)  // nanoseconds: the dead handle has nanosecond precision
-        header.caplen = UInt32(bytes.count)
-        header.len = UInt32(max(wireLength, bytes.count))
+        // Frames come from captures, whose record lengths are 32-bit: clamp rather than trap anyway.
+        header.caplen = UInt32(clamping: bytes.count)
+        header.len = UInt32(clamping: max(wireLength, bytes.count))
         pcap_dump(UnsafeMutablePointer<UInt8>(dumper), &header, base.assumingMemoryBound(to: UInt8.self))
         packetsWritten += 1
     }

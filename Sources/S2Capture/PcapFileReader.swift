@@ -132,13 +132,8 @@ public final class PcapFileReader {
                 let caplen = Int(hdr.pointee.caplen)
                 bytesRead += Int64(caplen) + 16
                 if hasProgram && pcap_offline_filter(&program, hdr, d) == 0 { continue }
-                // libpcap scales the record's sub-second field without checking it: a damaged record
-                // can claim a second or more there. Carry it into the seconds (no Int32 trap).
-                var seconds = Int64(hdr.pointee.ts.tv_sec), sub = Int64(hdr.pointee.ts.tv_usec)
-                seconds &+= sub / 1_000_000_000
-                sub %= 1_000_000_000
-                if sub < 0 { sub += 1_000_000_000; seconds &-= 1 }
-                let ts = Timestamp(seconds: seconds, nanoseconds: Int32(sub))
+                // A damaged record's sub-second field is carried into the seconds (no Int32 trap).
+                let ts = Timestamp(seconds: Int64(hdr.pointee.ts.tv_sec), subsecondNanoseconds: Int64(hdr.pointee.ts.tv_usec))
                 let packet = CapturedPacket(frame: FrameRef(input: inputIndex, number: framesRead, time: ts),
                                             linkType: linkType,
                                             bytes: UnsafeRawBufferPointer(start: d, count: caplen),

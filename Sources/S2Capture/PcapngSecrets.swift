@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 @preconcurrency import Glibc
 #endif
+import S2Model
 
 /// The Decryption Secrets Blocks of a pcapng file (draft-ietf-opsawg-pcapng §4.7: block type
 /// 0x0000000A; Secrets Type, Secrets Length, Secrets Data padded to 32 bits, options), which
@@ -111,7 +112,8 @@ public enum PcapngSecrets {
                 result.notes.append("\(path): decryption secrets block at offset \(start) has a trailing length that differs from its leading one; the blocks after it were not searched for secrets")
                 return result
             }
-            result.blocks.append(Block(secretsType: secretsType, data: Array(b[8..<(8 + Int(secretsLength))]), offset: start))
+            guard let data = b.withWireBytes({ $0.slice(at: 8, length: Int(secretsLength)).map { Array($0.buffer) } }) else { continue }
+            result.blocks.append(Block(secretsType: secretsType, data: data, offset: start))
         }
     }
 
@@ -121,8 +123,9 @@ public enum PcapngSecrets {
     }
 
     private static func u32(_ b: [UInt8], _ at: Int, bigEndian: Bool) -> UInt32 {
-        // Callers pass at + 4 <= b.count (checked by the lengths read above).
-        let v = UInt32(b[at]) | UInt32(b[at + 1]) << 8 | UInt32(b[at + 2]) << 16 | UInt32(b[at + 3]) << 24
+        // Callers pass at + 4 <= b.count (checked by the lengths read above); were one not to, the
+        // checked read gives 0, a length every caller refuses, never a trap.
+        let v = b.withWireBytes { $0.le32(at) } ?? 0
         return bigEndian ? v.byteSwapped : v
     }
 }
@@ -159,8 +162,7 @@ private struct BlockFile {
             if got < 0 && errno == EINTR { continue }
             if got <= 0 { eof = true } else { end += got }
         }
-        guard end - start >= n else { return nil }
-        let out = Array(buffer[start..<(start + n)])
+        guard end - start >= n, let out = buffer.withWireBytes({ $0.slice(at: start, length: n).map { Array($0.buffer) } }) else { return nil }
         start += n
         offset += Int64(n)
         return out

@@ -124,7 +124,13 @@ enum ArchiveCoder {
     }
 
     static func decode(_ b: [UInt8]) -> ConnectionSummary? {
-        var r = Reader(bytes: b)
+        b.withWireBytes { w in
+            var r = Reader(wire: WireReader(w))
+            return decode(&r)
+        }
+    }
+
+    private static func decode(_ r: inout Reader) -> ConnectionSummary? {
         guard let id = r.int(), let input = r.int(), let client = r.str(), let server = r.str(),
               let clientAddress = r.str(), let serverAddress = r.str(), let first = r.frame(), let last = r.frame(),
               let hasClose = r.byte() else { return nil }
@@ -214,25 +220,17 @@ enum ArchiveCoder {
         int(Int(f.time.nanoseconds), &o)
     }
 
+    /// Reads a record back through the checked reader: a damaged file (a record cut by a full
+    /// disk, a length gone wrong) gives nil, never a trap or a read outside the record.
     struct Reader {
-        let bytes: [UInt8]
-        var at = 0
-        mutating func byte() -> UInt8? {
-            guard at < bytes.count else { return nil }
-            defer { at += 1 }
-            return bytes[at]
-        }
+        var wire: WireReader
+        mutating func byte() -> UInt8? { wire.u8() }
         mutating func int() -> Int? {
-            guard at + 8 <= bytes.count else { return nil }
-            var v: Int64 = 0
-            for k in 0..<8 { v |= Int64(bytes[at + k]) << (8 * Int64(k)) }
-            at += 8
-            return Int(v)
+            wire.le64().map { Int(truncatingIfNeeded: Int64(bitPattern: $0)) }
         }
         mutating func str() -> String? {
-            guard let n = int(), n >= 0, at + n <= bytes.count else { return nil }
-            defer { at += n }
-            return String(decoding: bytes[at..<(at + n)], as: UTF8.self)
+            guard let n = int(), let b = wire.bytes(n) else { return nil }
+            return String(decoding: b.buffer, as: UTF8.self)
         }
         /// nil: malformed; .some(nil): absent.
         mutating func opt() -> String?? {

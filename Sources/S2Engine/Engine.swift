@@ -199,15 +199,32 @@ public final class Engine: ReassemblySink {
         report.statistics.packets += 1
         report.statistics.bytes += Int64(bytes.count)
         switch decoder.decode(bytes, linkType: linkType, frame: frame) {
-        case .success(let seg):
+        case .success(var seg):
             guard configuration.ports.contains(seg.source.port) || configuration.ports.contains(seg.destination.port) else { return }
             report.statistics.tcpSegments += 1
+            if seg.isSnapTruncated && bytes.count >= wireLength {
+                // Captured whole, yet its IP length announces more payload than the frame holds: no
+                // snap length cut it, the header lies. The segment is the bytes that are there.
+                report.statistics.malformedPackets += 1
+                anomaly(Anomaly(kind: .malformedPacket, frame: frame,
+                                message: "frame \(frame.number): the IP header announces \(seg.payloadLength) bytes of TCP payload, the frame (captured whole) holds \(seg.payload.count)"))
+                seg.payloadLength = seg.payload.count
+            }
             reassembler.process(seg)
             if let budget = configuration.maxMemory, estimatedStateBytes > budget { keepWithin(budget, frame: frame) }
         case .failure(.malformed(let why)):
             report.statistics.malformedPackets += 1
-            anomaly(Anomaly(kind: bytes.count < wireLength ? .truncatedPacket : .malformedPacket, frame: frame,
-                            message: "frame \(frame.number) could not be decoded: \(why)"))
+            anomaly(Anomaly(kind: .malformedPacket, frame: frame, message: "frame \(frame.number) could not be decoded: \(why)"))
+        case .failure(.truncated(let why)):
+            report.statistics.malformedPackets += 1
+            // Cut by the snap length: a limit of the capture. Whole on the wire: its headers lie.
+            if bytes.count < wireLength {
+                anomaly(Anomaly(kind: .truncatedPacket, frame: frame,
+                                message: "frame \(frame.number) could not be decoded: \(why); the capture kept \(bytes.count) of its \(wireLength) bytes"))
+            } else {
+                anomaly(Anomaly(kind: .malformedPacket, frame: frame,
+                                message: "frame \(frame.number) could not be decoded: \(why); the frame was captured whole, so its headers announce more than it holds"))
+            }
         case .failure:
             break
         }
@@ -437,18 +454,18 @@ public final class Engine: ReassemblySink {
             let how = midstream ? "TLS picked up mid-stream" : ctx.model.streams.isEmpty ? "direct TLS (no STARTTLS)" : "STARTTLS"
             let whereFrom = midstream ? "from the start of the capture" : ctx.model.streams.isEmpty ? "from the first byte" : "after <proceed/>"
             if tlsKeys == nil {
-                report.statistics.encryptedBytes += afterProceed
+                report.statistics.encryptedBytes = report.statistics.encryptedBytes.saturatingAdd(afterProceed)
                 record(Anomaly(kind: .encrypted, connection: info.id, frame: ctx.model.tlsFrame, bytes: afterProceed,
                                message: "\(how): \(afterProceed) bytes \(whereFrom) are encrypted and were not checked (dialback inside TLS is invisible without the session keys; a TLS key log given with --keylog would reveal it)"))
             } else {
-                report.statistics.encryptedBytes += t.undecryptedBytes
+                report.statistics.encryptedBytes = report.statistics.encryptedBytes.saturatingAdd(t.undecryptedBytes)
                 if t.undecryptedBytes > 0 && !s.tlsReportedProblem {
                     record(Anomaly(kind: .encrypted, connection: info.id, frame: ctx.model.tlsFrame, bytes: t.undecryptedBytes,
                                    message: "STARTTLS: \(t.undecryptedBytes) bytes of TLS records were not decrypted and not checked (\(t.decryptionNote ?? "the key log did not cover them"))"))
                 }
             }
         } else {
-            report.statistics.encryptedBytes += afterProceed
+            report.statistics.encryptedBytes = report.statistics.encryptedBytes.saturatingAdd(afterProceed)
         }
         analyzer.closed(ctx.model, end: info.end, frame: info.lastFrame)
         connectionsClosed += 1

@@ -167,7 +167,7 @@ public enum PacketExport {
         /// connection's source and destination addresses side by side (IPv4 bytes 12–19,
         /// IPv6 bytes 8–39), within the first 128 bytes of the frame.
         func matchesFragment(_ bytes: UnsafeRawBufferPointer, frame n: Int) -> Bool {
-            let head = Array(bytes.prefix(128))
+            let head = WireBytes(bytes).prefix(128)
             return entries.contains { e in
                 e.range.contains(n) && e.addressBytes.contains { PacketExport.contains(head, $0) }
             }
@@ -180,10 +180,12 @@ public enum PacketExport {
         return ip.isIPv6 ? be(ip.high, 8) + be(ip.low, 8) : be(ip.low, 4)
     }
 
-    static func contains(_ hay: [UInt8], _ needle: [UInt8]) -> Bool {
-        guard !needle.isEmpty, hay.count >= needle.count else { return false }
-        for i in 0...(hay.count - needle.count) where hay[i] == needle[0] {
-            if Array(hay[i..<(i + needle.count)]) == needle { return true }
+    static func contains(_ hay: WireBytes, _ needle: [UInt8]) -> Bool {
+        guard let first = needle.first else { return false }
+        var from = 0
+        while let i = hay.firstOffset(of: first, from: from) {
+            if hay.matches(needle, at: i) { return true }
+            from = i + 1
         }
         return false
     }

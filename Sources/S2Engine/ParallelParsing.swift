@@ -236,7 +236,10 @@ final class ParseWorker: ParseOutputSink, @unchecked Sendable {
                 for op in b.ops {
                     switch op {
                     case .data(let id, let d, let start, let count, let offset, let frame):
-                        parser(id).feed(d, UnsafeRawBufferPointer(rebasing: all[start..<(start + count)]), at: offset, frame: frame)
+                        // The batch's own layout: always inside `all`, checked all the same.
+                        if let chunk = WireBytes(all).slice(at: start, length: count) {
+                            parser(id).feed(d, chunk.buffer, at: offset, frame: frame)
+                        }
                     case .gap(let id, let d, let offset, let length, let frame):
                         parser(id).gap(d, at: offset, length: length, frame: frame)
                     case .midstream(let id, let d):

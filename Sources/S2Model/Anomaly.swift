@@ -29,6 +29,12 @@ public enum AnomalyKind: String, Sendable, CaseIterable {
     case captureDrops = "capture-drops"
     /// A direction on the s2s port carries another protocol (HTTP, SSH…), not XML: not analysed.
     case notXMPP = "not-xmpp"
+    /// Live capture on an interface stopped (it went down, lost its carrier, disappeared, a read
+    /// failed) or resumed: what crossed it in between was not seen.
+    case captureInterrupted = "capture-interrupted"
+    /// Live output: events were not written (disk full, closed pipe) between a write failure and the
+    /// reopening of the output; the analysis went on.
+    case outputFailed = "output-failed"
 }
 
 /// One anomaly, pointing back at the frame where it was noticed.
@@ -40,10 +46,13 @@ public struct Anomaly: Sendable, Hashable {
     public var message: String
     /// Size in bytes where it applies (gap size, skipped bytes…).
     public var bytes: UInt64?
+    /// When it was noticed, for anomalies that no frame carries (live capture and output events).
+    public var time: Timestamp?
 
     public init(kind: AnomalyKind, connection: ConnectionID? = nil, direction: Direction? = nil,
-                frame: FrameRef? = nil, bytes: UInt64? = nil, message: String) {
+                frame: FrameRef? = nil, bytes: UInt64? = nil, time: Timestamp? = nil, message: String) {
         self.kind = kind
+        self.time = time
         self.connection = connection
         self.direction = direction
         self.frame = frame

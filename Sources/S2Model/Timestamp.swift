@@ -25,6 +25,16 @@ public struct Timestamp: Hashable, Comparable, Sendable {
         self.init(seconds: s, nanoseconds: Int32(r))
     }
 
+    /// A capture record's time from its two header fields. libpcap scales the sub-second field
+    /// without checking it, so a damaged record can hold a second or more (or a negative value)
+    /// there: the excess is carried into the seconds instead of trapping in a conversion.
+    public init(seconds: Int64, subsecondNanoseconds sub: Int64) {
+        var s = seconds &+ sub / 1_000_000_000
+        var r = sub % 1_000_000_000
+        if r < 0 { r += 1_000_000_000; s &-= 1 }
+        self.init(seconds: s, nanoseconds: Int32(r))  // 0 <= r < 10^9
+    }
+
     public func adding(seconds d: Double) -> Timestamp {
         Timestamp(totalNanoseconds: totalNanoseconds &+ Int64(d * 1e9))
     }

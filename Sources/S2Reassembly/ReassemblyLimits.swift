@@ -19,6 +19,10 @@ public struct ReassemblyLimits: Sendable {
     /// A connection closed by FIN or RST is kept this long (capture time) to absorb
     /// retransmissions before a new SYN on the same addresses starts a new connection.
     public var closedLingerSeconds: Double = 30
+    /// A direction whose stream offset passes this (4 EiB: no real stream) ends its connection.
+    /// Acknowledgments that each jump ~2 GiB ahead move a stream that far after 2^31 packets (about
+    /// 25 minutes of a 1 Gb/s link); the bound keeps every 64-bit offset from overflowing.
+    public var maxStreamOffset: UInt64 = 1 << 62
 
     public init() {}
 }

@@ -10,6 +10,8 @@ struct SequenceSpace {
     @inline(__always)
     func offset(of seq: UInt32, near: UInt64) -> Int64 {
         let nearSeq = base &+ UInt32(truncatingIfNeeded: near)
+        // `near` stays below ReassemblyLimits.maxStreamOffset (at most 2^62) plus one packet's move:
+        // far below 2^63, so neither the conversion nor the sum can trap.
         return Int64(near) + Int64(Int32(bitPattern: seq &- nearSeq))
     }
 }

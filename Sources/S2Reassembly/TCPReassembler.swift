@@ -97,6 +97,18 @@ public final class TCPReassembler {
             c.lastSeen = now
             return
         }
+        if c.c2s.next > limits.maxStreamOffset || c.s2c.next > limits.maxStreamOffset {
+            // One packet moves an offset by about 2^32 at most (an acknowledgment 2^31 ahead, a
+            // held segment as far), so ending a stream here keeps every 64-bit offset, here and in
+            // the layers above, far from overflow. Only a peer that acknowledges ~2 GiB ahead,
+            // 2^31 times over, gets there.
+            statistics.limitHits += 1
+            sink.anomaly(Anomaly(kind: .limitReached, connection: c.id, frame: seg.frame,
+                                 message: "stream offsets passed \(limits.maxStreamOffset) bytes (acknowledgments far ahead of any data): the connection is closed, and its next packet starts a new one"))
+            close(c, reason: .evicted, frame: seg.frame)
+            remove(c)
+            return
+        }
         c.lastFrame = seg.frame
         c.lastSeen = now
         let dir: Direction = seg.source == c.client ? .clientToServer : .serverToClient
@@ -229,15 +241,19 @@ public final class TCPReassembler {
         guard end > 0 else { statistics.ignoredSegments += 1; return }
         if start < 0 { start = 0 }
         let next = Int64(c.withHalf(dir) { $0.next })
+        // offset <= start < end = offset + bytes.count, so every slice below exists; they are
+        // taken through the checked reader all the same, and a miss drops the segment.
+        let wire = WireBytes(bytes)
         if start < next {
             statistics.retransmittedSegments += 1
             let overlapEnd = min(end, next)
-            compareWithDelivered(c, dir, UnsafeRawBufferPointer(rebasing: bytes[Int(start - offset)..<Int(overlapEnd - offset)]),
-                                 at: UInt64(start), frame: frame)
+            if let overlap = wire.slice(from: Int(start - offset), to: Int(overlapEnd - offset)) {
+                compareWithDelivered(c, dir, overlap, at: UInt64(start), frame: frame)
+            }
             start = overlapEnd
             if start >= end { return }
         }
-        let slice = UnsafeRawBufferPointer(rebasing: bytes[Int(start - offset)..<bytes.count])
+        guard let slice = wire.suffix(from: Int(start - offset)) else { statistics.ignoredSegments += 1; return }
         if start == next && c.withHalf(dir, { $0.held.isEmpty }) {
             deliver(slice, at: UInt64(start), on: c, dir, frame: frame)  // the common, copy-free path
             return
@@ -247,14 +263,15 @@ public final class TCPReassembler {
         enforceLimits(c, dir, frame: frame)
     }
 
-    private func compareWithDelivered(_ c: TCPConnection, _ dir: Direction, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, frame: FrameRef) {
+    private func compareWithDelivered(_ c: TCPConnection, _ dir: Direction, _ bytes: WireBytes, at offset: UInt64, frame: FrameRef) {
         let conflict: Bool = c.withHalf(dir) { h in
             guard h.retainedValid, !h.ring.isEmpty else { return false }
             let size = UInt64(h.ring.count)
             let from = max(offset, h.next - UInt64(h.ringFilled))
             let to = offset + UInt64(bytes.count)
             guard from < to else { return false }
-            for o in from..<to where h.ring[Int(o % size)] != bytes[Int(o - offset)] { return true }
+            // Ring positions are taken modulo its size; the segment's through the checked reader.
+            for o in from..<to where h.ring[Int(o % size)] != bytes.u8(Int(o - offset)) { return true }
             return false
         }
         if conflict { reportConflict(c, dir, at: offset, frame: frame) }
@@ -267,7 +284,7 @@ public final class TCPReassembler {
     }
 
     /// Stores the parts of `bytes` not already held; compares the parts that are.
-    private func hold(_ bytes: UnsafeRawBufferPointer, at offset: UInt64, on c: TCPConnection, _ dir: Direction, frame: FrameRef) {
+    private func hold(_ bytes: WireBytes, at offset: UInt64, on c: TCPConnection, _ dir: Direction, frame: FrameRef) {
         let end = offset + UInt64(bytes.count)
         var conflict = false
         var added = 0
@@ -275,20 +292,21 @@ public final class TCPReassembler {
             var pieces: [HeldSegment] = []
             var cursor = offset
             for seg in h.held where seg.end > cursor && seg.offset < end {
-                if seg.offset > cursor {
-                    let a = Int(cursor - offset), b = Int(seg.offset - offset)
-                    pieces.append(HeldSegment(offset: cursor, bytes: Array(bytes[a..<b]), frame: frame))
+                if seg.offset > cursor, let gap = bytes.slice(from: Int(cursor - offset), to: Int(seg.offset - offset)) {
+                    pieces.append(HeldSegment(offset: cursor, bytes: Array(gap.buffer), frame: frame))
                 }
                 let from = max(cursor, seg.offset), to = min(end, seg.end)
-                for o in from..<to where seg.bytes[Int(o - seg.offset)] != bytes[Int(o - offset)] {
-                    conflict = true
-                    break
+                let differs = seg.bytes.withWireBytes { held in
+                    guard let a = held.slice(from: Int(from - seg.offset), to: Int(to - seg.offset)),
+                          let b = bytes.slice(from: Int(from - offset), to: Int(to - offset)) else { return false }
+                    return !a.buffer.elementsEqual(b.buffer)
                 }
+                if differs { conflict = true }
                 cursor = max(cursor, seg.end)
                 if cursor >= end { break }
             }
-            if cursor < end {
-                pieces.append(HeldSegment(offset: cursor, bytes: Array(bytes[Int(cursor - offset)..<bytes.count]), frame: frame))
+            if cursor < end, let rest = bytes.suffix(from: Int(cursor - offset)) {
+                pieces.append(HeldSegment(offset: cursor, bytes: Array(rest.buffer), frame: frame))
             }
             for p in pieces {
                 added += p.bytes.count
@@ -315,14 +333,14 @@ public final class TCPReassembler {
             heldTotal -= f.bytes.count
             let next = c.withHalf(dir) { $0.next }
             if f.end > next {
-                f.bytes.withUnsafeBytes { b in
-                    deliver(UnsafeRawBufferPointer(rebasing: b[Int(next - f.offset)..<b.count]), at: next, on: c, dir, frame: f.frame)
+                f.bytes.withWireBytes { b in
+                    if let rest = b.suffix(from: Int(next - f.offset)) { deliver(rest, at: next, on: c, dir, frame: f.frame) }
                 }
             }
         }
     }
 
-    private func deliver(_ bytes: UnsafeRawBufferPointer, at offset: UInt64, on c: TCPConnection, _ dir: Direction, frame: FrameRef) {
+    private func deliver(_ bytes: WireBytes, at offset: UInt64, on c: TCPConnection, _ dir: Direction, frame: FrameRef) {
         let keep = limits.retainedBytesPerDirection
         c.withHalf(dir) { h in
             h.next = offset + UInt64(bytes.count)
@@ -340,7 +358,7 @@ public final class TCPReassembler {
                     var left = n
                     while left > 0 {
                         let run = min(left, size - pos)
-                        ring.baseAddress!.advanced(by: pos).copyMemory(from: bytes.baseAddress!.advanced(by: src), byteCount: run)
+                        bytes.slice(at: src, length: run)?.copy(into: ring, at: pos)
                         left -= run
                         src += run
                         pos = 0
@@ -349,7 +367,7 @@ public final class TCPReassembler {
                 h.ringFilled = min(keep, h.ringFilled + bytes.count)
             }
         }
-        sink.streamData(c, dir, bytes, at: offset, frame: frame)
+        sink.streamData(c, dir, bytes.buffer, at: offset, frame: frame)
     }
 
     /// The ring grows with what a direction delivered (256 bytes, doubling, up to `keep`): a
@@ -372,7 +390,7 @@ public final class TCPReassembler {
     private func flush(_ c: TCPConnection, _ dir: Direction, upTo limit: UInt64?, frame: FrameRef) {
         while true {
             let (next, firstOffset) = c.withHalf(dir) { ($0.next, $0.held.first?.offset) }
-            if let f = firstOffset, limit == nil || f < limit! {
+            if let f = firstOffset, f < limit ?? .max {
                 if f > next { gap(c, dir, at: next, length: f - next, frame: frame) }
                 drain(c, dir)
                 continue
@@ -389,7 +407,7 @@ public final class TCPReassembler {
             h.retainedValid = false
         }
         statistics.gaps += 1
-        statistics.gapBytes += length
+        statistics.gapBytes = statistics.gapBytes.saturatingAdd(length)  // run-wide: no bound per connection helps
         sink.streamGap(c, dir, at: offset, length: length, frame: frame)
         sink.anomaly(Anomaly(kind: .gap, connection: c.id, direction: dir, frame: frame, bytes: length,
                              message: "\(length) bytes missing at stream offset \(offset) (never captured); analysis resumes after the hole"))
@@ -408,7 +426,7 @@ public final class TCPReassembler {
                                      message: "out-of-order buffer full (\(bytes) bytes in \(count) segments held); the missing bytes are declared a gap"))
             }
             // Give up on the first hole: it becomes a gap and the held bytes behind it flow.
-            let (next, first) = c.withHalf(dir) { ($0.next, $0.held.first!.offset) }
+            let (next, first) = c.withHalf(dir) { ($0.next, $0.held.first?.offset ?? $0.next) }
             if first > next { gap(c, dir, at: next, length: first - next, frame: frame) }
             drain(c, dir)
         }

@@ -256,6 +256,7 @@ public enum JSONReport {
             w.field("time", f.time.rfc3339)
         } else {
             w.fieldNull("packet")
+            if let t = a.time { w.field("time", t.rfc3339) }
         }
         if let b = a.bytes { w.field("bytes", b) }
         w.field("message", a.message)

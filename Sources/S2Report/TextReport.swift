@@ -54,7 +54,7 @@ public struct TextReport {
 
     /// One line for an anomaly.
     public func line(for a: Anomaly) -> String {
-        "\(a.frame?.time.rfc3339 ?? "-") anomaly \(a.kind.rawValue) \(a.connection?.description ?? "-"): \(terminalSafe(a.message))\n"
+        "\((a.frame?.time ?? a.time)?.rfc3339 ?? "-") anomaly \(a.kind.rawValue) \(a.connection?.description ?? "-"): \(terminalSafe(a.message))\n"
     }
 
     /// One line of TLS parameters: version, suite, SNI, ALPN, certificates, decryption.

@@ -336,9 +336,12 @@ public final class RuleContext {
         if rest.isEmpty { expectationCapReported.remove(id) }
     }
 
-    /// The deadline of `x` passed without its reaction: a miss, unless the capture is lossy.
+    /// The deadline of `x` passed without its reaction: a miss, unless the connection lost bytes
+    /// (a connection that lost some may lose more, declared only later). Decided from the connection
+    /// alone, so that the verdict does not depend on what other connections (or threads) saw first.
     private func deadlinePassed(_ x: Expectation) {
-        if lossEvents > 0 {
+        let c = model.connection(x.connection)
+        if c.map({ $0.damaged.clientToServer || $0.damaged.serverToClient }) ?? false {
             x.due = true
         } else {
             x.done = true

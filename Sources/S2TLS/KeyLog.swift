@@ -77,17 +77,19 @@ public struct KeyLog: Sendable {
     public func hasSession(clientRandom: [UInt8]) -> Bool { entries[clientRandom] != nil }
 
     static func hex<S: StringProtocol>(_ s: S) -> [UInt8]? {
-        let u = Array(s.utf8)
-        guard u.count % 2 == 0 else { return nil }
         var out = [UInt8]()
-        out.reserveCapacity(u.count / 2)
-        var i = 0
-        while i < u.count {
-            guard let h = nibble(u[i]), let l = nibble(u[i + 1]) else { return nil }
-            out.append(h << 4 | l)
-            i += 2
+        out.reserveCapacity(s.utf8.count / 2)
+        var high: UInt8? = nil
+        for c in s.utf8 {
+            guard let n = nibble(c) else { return nil }
+            if let h = high {
+                out.append(h << 4 | n)
+                high = nil
+            } else {
+                high = n
+            }
         }
-        return out
+        return high == nil ? out : nil  // an odd number of digits is not hex bytes
     }
 
     private static func nibble(_ c: UInt8) -> UInt8? {

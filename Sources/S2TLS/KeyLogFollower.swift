@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 @preconcurrency import Glibc
 #endif
+import S2Model
 
 /// Follows an NSS key log that a server keeps appending to (`tail -F` for secrets): each `poll`
 /// returns the complete lines added since the last one. The file may not exist yet or be empty
@@ -111,25 +112,25 @@ public final class KeyLogFollower {
             guard n > 0 else { break }
             offset += Int64(n)
             budget -= n
-            scan(buffer[0..<n], into: &log)
+            buffer.withWireBytes { scan($0.prefix(n), into: &log) }
         }
         return log
     }
 
-    private func scan(_ bytes: ArraySlice<UInt8>, into log: inout KeyLog) {
-        var start = bytes.startIndex
-        while let nl = bytes[start...].firstIndex(of: 10) {
+    private func scan(_ bytes: WireBytes, into log: inout KeyLog) {
+        var start = 0
+        while let nl = bytes.firstOffset(of: 10, from: start) {
             if skippingLongLine {
                 skippingLongLine = false
             } else {
-                partial.append(contentsOf: bytes[start..<nl])
+                partial.append(contentsOf: bytes.dropFirst(start).prefix(nl - start).buffer)
                 line(&log)
             }
             partial.removeAll(keepingCapacity: true)
             start = nl + 1
         }
         guard !skippingLongLine else { return }
-        partial.append(contentsOf: bytes[start...])
+        partial.append(contentsOf: bytes.dropFirst(start).buffer)
         if partial.count > KeyLogFollower.maxLineLength {
             malformedLines += 1
             partial.removeAll()

@@ -192,6 +192,8 @@ struct RecordProtection {
 
     /// Decrypts one record's fragment. TLS 1.3: returns the TLSInnerPlaintext (content + type +
     /// padding); TLS 1.2: the plaintext. nil when authentication fails.
+    /// `fragment` is at most 18,432 bytes (TLSSession refuses longer records), so the length
+    /// bytes of the AAD below (`UInt8(n >> 8)`, at most 72) cannot trap.
     mutating func open(type: UInt8, version: UInt16, fragment: ArraySlice<UInt8>, tls13: Bool) -> [UInt8]? {
         var nonce: [UInt8]
         var sealed = fragment

@@ -166,23 +166,27 @@ public final class TLSSession {
         if dirs[i].buffer.isEmpty { dirs[i].bufferOffset = offset }
         dirs[i].buffer.append(contentsOf: bytes)
         var pos = 0
-        while true {
-            let buf = dirs[i].buffer
-            guard buf.count - pos >= 5 else { break }
-            let type = buf[pos]
-            let version = UInt16(buf[pos + 1]) << 8 | UInt16(buf[pos + 2])
-            let length = Int(buf[pos + 3]) << 8 | Int(buf[pos + 4])
-            guard (20...24).contains(type), buf[pos + 1] == 3, length <= 16_384 + 2_048 else {
-                lose(d, at: dirs[i].bufferOffset + UInt64(pos), frame: frame,
-                     why: "the bytes at stream offset \(dirs[i].bufferOffset + UInt64(pos)) are not a TLS record header")
-                info.undecryptedBytes += UInt64(buf.count - pos)
-                dirs[i].buffer = []
-                return
+        // A copy of the buffer's reference: `record` may replace `dirs[i].buffer` while it is read.
+        let buf = dirs[i].buffer
+        let stopped: Bool = buf.withWireBytes { all in
+            while let type = all.u8(pos), let version = all.be16(pos + 1), let length16 = all.be16(pos + 3) {
+                let length = Int(length16)
+                guard (20...24).contains(type), version >> 8 == 3, length <= 16_384 + 2_048 else {
+                    lose(d, at: dirs[i].bufferOffset + UInt64(pos), frame: frame,
+                         why: "the bytes at stream offset \(dirs[i].bufferOffset + UInt64(pos)) are not a TLS record header")
+                    info.undecryptedBytes += UInt64(all.count - pos)
+                    return true
+                }
+                guard let fragment = all.slice(at: pos + 5, length: length) else { break }
+                record(d, type: type, version: version, fragment: fragment, frame: frame)
+                pos += 5 + length
+                if dirs[i].lost { return true }
             }
-            guard buf.count - pos >= 5 + length else { break }
-            record(d, type: type, version: version, fragment: buf[(pos + 5)..<(pos + 5 + length)], frame: frame)
-            pos += 5 + length
-            if dirs[i].lost { dirs[i].buffer = []; return }
+            return false
+        }
+        if stopped {
+            dirs[i].buffer = []
+            return
         }
         if pos > 0 {
             dirs[i].buffer.removeFirst(pos)
@@ -234,7 +238,7 @@ public final class TLSSession {
 
     // MARK: - Records
 
-    private func record(_ d: Direction, type: UInt8, version: UInt16, fragment: ArraySlice<UInt8>, frame: FrameRef) {
+    private func record(_ d: Direction, type: UInt8, version: UInt16, fragment: WireBytes, frame: FrameRef) {
         if waitingSince != nil {
             hold(d, type: type, version: version, fragment: fragment, frame: frame)
             return
@@ -272,7 +276,7 @@ public final class TLSSession {
             }
             return
         }
-        guard let opened = p.open(type: type, version: version, fragment: fragment, tls13: isTLS13) else {
+        guard let opened = p.open(type: type, version: version, fragment: ArraySlice(fragment.buffer), tls13: isTLS13) else {
             dirs[i].failed = true
             info.undecryptedBytes += size
             info.decryption = .failed
@@ -284,12 +288,14 @@ public final class TLSSession {
         }
         dirs[i].protection = p
         anyDecrypted = true
-        if isTLS13 {
-            // TLSInnerPlaintext: content || type || zeros.
-            guard let last = opened.lastIndex(where: { $0 != 0 }) else { return }
-            plain(d, type: opened[last], content: opened[..<last], frame: frame, protected: true)
-        } else {
-            plain(d, type: type, content: opened[...], frame: frame, protected: true)
+        opened.withWireBytes { o in
+            if isTLS13 {
+                // TLSInnerPlaintext: content || type || zeros.
+                guard let last = o.lastOffset(where: { $0 != 0 }), let innerType = o.u8(last) else { return }
+                plain(d, type: innerType, content: o.prefix(last), frame: frame, protected: true)
+            } else {
+                plain(d, type: type, content: o, frame: frame, protected: true)
+            }
         }
         if dirs[i].switchToApplication {
             dirs[i].switchToApplication = false
@@ -301,18 +307,18 @@ public final class TLSSession {
         }
     }
 
-    private func plain(_ d: Direction, type: UInt8, content: ArraySlice<UInt8>, frame: FrameRef, protected: Bool) {
+    private func plain(_ d: Direction, type: UInt8, content: WireBytes, frame: FrameRef, protected: Bool) {
         let i = d.rawValue
         switch type {
         case 22:
-            dirs[i].handshake.append(contentsOf: content)
+            dirs[i].handshake.append(contentsOf: content.buffer)
             var pos = 0
             let hs = dirs[i].handshake
-            while hs.count - pos >= 4 {
-                let len = Int(hs[pos + 1]) << 16 | Int(hs[pos + 2]) << 8 | Int(hs[pos + 3])
-                guard hs.count - pos >= 4 + len else { break }
-                handshake(d, type: hs[pos], body: hs[(pos + 4)..<(pos + 4 + len)], protected: protected)
-                pos += 4 + len
+            hs.withWireBytes { all in
+                while let type = all.u8(pos), let len = all.be24(pos + 1), let body = all.slice(at: pos + 4, length: Int(len)) {
+                    handshake(d, type: type, body: body, protected: protected)
+                    pos += 4 + Int(len)
+                }
             }
             if pos > 0 { dirs[i].handshake.removeFirst(pos) }
         case 20:
@@ -325,17 +331,15 @@ public final class TLSSession {
                 }
             }
         case 21:
-            var k = content.startIndex
-            while k + 1 < content.endIndex {
-                info.alerts.append(TLSAlert(direction: d, level: content[k], description: content[k + 1], encrypted: protected, frame: frame))
+            var k = 0
+            while let level = content.u8(k), let description = content.u8(k + 1) {
+                info.alerts.append(TLSAlert(direction: d, level: level, description: description, encrypted: protected, frame: frame))
                 k += 2
             }
         case 23:
             if protected {
                 info.decryptedBytes += UInt64(content.count)
-                if !content.isEmpty {
-                    content.withUnsafeBytes { onPlaintext?(d, $0, frame) }
-                }
+                if !content.isEmpty { onPlaintext?(d, content.buffer, frame) }
             } else {
                 info.undecryptedBytes += UInt64(5 + content.count)
             }
@@ -351,7 +355,7 @@ public final class TLSSession {
         0xC2, 0xA2, 0x11, 0x16, 0x7A, 0xBB, 0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C,
     ]
 
-    private func handshake(_ d: Direction, type: UInt8, body: ArraySlice<UInt8>, protected: Bool) {
+    private func handshake(_ d: Direction, type: UInt8, body: WireBytes, protected: Bool) {
         var r = Reader(body)
         switch type {
         case 1 where d == .clientToServer:
@@ -402,11 +406,11 @@ public final class TLSSession {
         suite = s
         info.cipherSuite = s.name
         info.cipherSuiteID = cs
-        info.version = versionName(negotiated!)
+        info.version = negotiated.map(versionName)
         installKeys()
     }
 
-    private func extensions(_ data: ArraySlice<UInt8>, server: Bool) {
+    private func extensions(_ data: WireBytes, server: Bool) {
         var r = Reader(data)
         while !r.atEnd {
             guard let type = r.u16(), let body = r.vector(2) else { return }
@@ -416,14 +420,14 @@ public final class TLSSession {
                 guard var list = e.vector(2).map({ Reader($0) }) else { break }
                 while !list.atEnd {
                     guard let kind = list.u8(), let name = list.vector(2) else { break }
-                    if kind == 0 { info.sni = String(decoding: name, as: UTF8.self) }
+                    if kind == 0 { info.sni = String(decoding: name.buffer, as: UTF8.self) }
                 }
             case 16:  // application_layer_protocol_negotiation
                 guard var list = e.vector(2).map({ Reader($0) }) else { break }
                 var names: [String] = []
                 while !list.atEnd {
                     guard let p = list.vector(1) else { break }
-                    names.append(String(decoding: p, as: UTF8.self))
+                    names.append(String(decoding: p.buffer, as: UTF8.self))
                 }
                 if server { info.alpn = names.first } else { info.alpnOffered = names }
             case 43:  // supported_versions
@@ -501,7 +505,7 @@ public final class TLSSession {
         return keys.keyLog.hasAllSecrets(clientRandom: cr, tls13: isTLS13)
     }
 
-    private func hold(_ d: Direction, type: UInt8, version: UInt16, fragment: ArraySlice<UInt8>, frame: FrameRef) {
+    private func hold(_ d: Direction, type: UInt8, version: UInt16, fragment: WireBytes, frame: FrameRef) {
         guard let keys, let since = waitingSince else { return }
         let size = 5 + fragment.count
         if frame.time.secondsSince(since) > keys.limits.seconds {
@@ -509,7 +513,7 @@ public final class TLSSession {
         } else if !keys.reserve(size, sessionBytes: heldBytes) {
             giveUpWaiting(why: "its records reached the limit of bytes held while waiting for them (\(heldBytes) bytes held)")
         } else {
-            held.append(HeldRecord(direction: d, type: type, version: version, fragment: Array(fragment), frame: frame))
+            held.append(HeldRecord(direction: d, type: type, version: version, fragment: Array(fragment.buffer), frame: frame))
             heldBytes += size
             return
         }
@@ -531,7 +535,7 @@ public final class TLSSession {
     }
 
     func replay(_ r: HeldRecord) {
-        record(r.direction, type: r.type, version: r.version, fragment: r.fragment[...], frame: r.frame)
+        r.fragment.withWireBytes { record(r.direction, type: r.type, version: r.version, fragment: $0, frame: r.frame) }
     }
 
     func finishRelease() { onWaitEnded?() }
@@ -553,7 +557,7 @@ public final class TLSSession {
         let records = held
         held = []
         heldBytes = 0
-        for r in records { record(r.direction, type: r.type, version: r.version, fragment: r.fragment[...], frame: r.frame) }
+        for r in records { r.fragment.withWireBytes { record(r.direction, type: r.type, version: r.version, fragment: $0, frame: r.frame) } }
     }
 
     private func install13(_ d: Direction, label: String) {
@@ -580,36 +584,14 @@ func versionName(_ v: UInt16) -> String {
     }
 }
 
-/// Bounds-checked reader over handshake bytes.
+/// Handshake fields, read through the checked wire reader.
 struct Reader {
-    var data: ArraySlice<UInt8>
-    init(_ d: ArraySlice<UInt8>) { data = d }
-    var atEnd: Bool { data.isEmpty }
-    mutating func u8() -> UInt8? {
-        guard let b = data.first else { return nil }
-        data = data.dropFirst()
-        return b
-    }
-    mutating func u16() -> UInt16? {
-        guard data.count >= 2 else { return nil }
-        let v = UInt16(data[data.startIndex]) << 8 | UInt16(data[data.startIndex + 1])
-        data = data.dropFirst(2)
-        return v
-    }
-    mutating func bytes(_ n: Int) -> ArraySlice<UInt8>? {
-        guard data.count >= n else { return nil }
-        let b = data.prefix(n)
-        data = data.dropFirst(n)
-        return b
-    }
+    var wire: WireReader
+    init(_ d: WireBytes) { wire = WireReader(d) }
+    var atEnd: Bool { wire.isAtEnd }
+    mutating func u8() -> UInt8? { wire.u8() }
+    mutating func u16() -> UInt16? { wire.be16() }
+    mutating func bytes(_ n: Int) -> WireBytes? { wire.bytes(n) }
     /// A vector with a `lengthBytes`-byte length prefix.
-    mutating func vector(_ lengthBytes: Int) -> ArraySlice<UInt8>? {
-        guard data.count >= lengthBytes else { return nil }
-        var n = 0
-        for k in 0..<lengthBytes { n = n << 8 | Int(data[data.startIndex + k]) }
-        guard data.count >= lengthBytes + n else { return nil }
-        let v = data.dropFirst(lengthBytes).prefix(n)
-        data = data.dropFirst(lengthBytes + n)
-        return v
-    }
+    mutating func vector(_ lengthBytes: Int) -> WireBytes? { wire.vector(lengthBytes: lengthBytes) }
 }

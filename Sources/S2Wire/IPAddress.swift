@@ -17,15 +17,6 @@ public struct IPAddress: Hashable, Comparable, Sendable, CustomStringConvertible
         isIPv6 = true
     }
 
-    /// Reads 4 or 16 network-order bytes.
-    init(bytes p: UnsafeRawBufferPointer, at o: Int, v6: Bool) {
-        if v6 {
-            self.init(ipv6High: readBE64(p, o), low: readBE64(p, o + 8))
-        } else {
-            self.init(ipv4: readBE32(p, o))
-        }
-    }
-
     /// Parses dotted IPv4 or RFC 4291 IPv6 text; nil when it is neither.
     public init?(_ text: String) {
         if text.contains(":") {
@@ -113,16 +104,4 @@ public struct Endpoint: Hashable, Comparable, Sendable, CustomStringConvertible 
     public var description: String {
         address.isIPv6 ? "[\(address)]:\(port)" : "\(address):\(port)"
     }
-}
-
-@inline(__always) func readBE16(_ p: UnsafeRawBufferPointer, _ o: Int) -> UInt16 {
-    UInt16(p[o]) << 8 | UInt16(p[o + 1])
-}
-
-@inline(__always) func readBE32(_ p: UnsafeRawBufferPointer, _ o: Int) -> UInt32 {
-    UInt32(p[o]) << 24 | UInt32(p[o + 1]) << 16 | UInt32(p[o + 2]) << 8 | UInt32(p[o + 3])
-}
-
-@inline(__always) func readBE64(_ p: UnsafeRawBufferPointer, _ o: Int) -> UInt64 {
-    UInt64(readBE32(p, o)) << 32 | UInt64(readBE32(p, o + 4))
 }

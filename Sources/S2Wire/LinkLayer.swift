@@ -1,3 +1,5 @@
+import S2Model
+
 /// Link-layer types (libpcap DLT values) S2Scope decodes, and how to find the IP header in each.
 public enum LinkType: Sendable {
     case ethernet       // DLT_EN10MB (1)
@@ -30,31 +32,31 @@ enum LinkDecoder {
     static let maxVLANTags = 4
 
     /// Returns the offset of the network header and which protocol it carries.
-    static func locateNetworkHeader(_ p: UnsafeRawBufferPointer, link: LinkType) -> Result<(Int, NetworkProtocol), DecodeSkip> {
+    static func locateNetworkHeader(_ p: WireBytes, link: LinkType) -> Result<(Int, NetworkProtocol), DecodeSkip> {
         switch link {
         case .ethernet:
-            guard p.count >= 14 else { return .failure(.malformed("Ethernet header cut short")) }
+            guard var etherType = p.be16(12) else { return .failure(.truncated("Ethernet header cut short (\(p.count) of 14 bytes)")) }
             var offset = 12
-            var etherType = readBE16(p, offset)
             var tags = 0
             // 802.1Q (0x8100), 802.1ad QinQ (0x88a8) and the legacy 0x9100 tag.
             while etherType == 0x8100 || etherType == 0x88a8 || etherType == 0x9100 {
                 tags += 1
                 guard tags <= maxVLANTags else { return .failure(.malformed("more than \(maxVLANTags) VLAN tags")) }
                 offset += 4
-                guard p.count >= offset + 2 else { return .failure(.malformed("VLAN tag cut short")) }
-                etherType = readBE16(p, offset)
+                guard let t = p.be16(offset) else { return .failure(.truncated("VLAN tag \(tags) cut short")) }
+                etherType = t
             }
             return .success((offset + 2, etherTypeProtocol(etherType)))
         case .linuxSLL:
-            guard p.count >= 16 else { return .failure(.malformed("Linux cooked header cut short")) }
-            return .success((16, etherTypeProtocol(readBE16(p, 14))))
+            guard let proto = p.be16(14) else { return .failure(.truncated("Linux cooked header cut short (\(p.count) of 16 bytes)")) }
+            return .success((16, etherTypeProtocol(proto)))
         case .linuxSLL2:
-            guard p.count >= 20 else { return .failure(.malformed("Linux cooked v2 header cut short")) }
-            return .success((20, etherTypeProtocol(readBE16(p, 0))))
+            guard let proto = p.be16(0), p.count >= 20 else {
+                return .failure(.truncated("Linux cooked v2 header cut short (\(p.count) of 20 bytes)"))
+            }
+            return .success((20, etherTypeProtocol(proto)))
         case .null, .loop:
-            guard p.count >= 4 else { return .failure(.malformed("loopback header cut short")) }
-            let be = readBE32(p, 0)
+            guard let be = p.be32(0) else { return .failure(.truncated("loopback header cut short (\(p.count) of 4 bytes)")) }
             let family = link == .loop ? be : be.byteSwapped
             // A NULL header written on a big-endian host reads byte-swapped here; accept both.
             let fam = family > 0xffff ? family.byteSwapped : family
@@ -64,11 +66,11 @@ enum LinkDecoder {
             default: return .success((4, .other))
             }
         case .raw:
-            guard p.count >= 1 else { return .failure(.malformed("empty raw IP frame")) }
-            switch p[0] >> 4 {
+            guard let first = p.u8(0) else { return .failure(.truncated("empty raw IP frame")) }
+            switch first >> 4 {
             case 4: return .success((0, .ipv4))
             case 6: return .success((0, .ipv6))
-            default: return .failure(.malformed("raw frame with IP version \(p[0] >> 4)"))
+            default: return .failure(.malformed("raw frame with IP version \(first >> 4)"))
             }
         case .ipv4: return .success((0, .ipv4))
         case .ipv6: return .success((0, .ipv6))

@@ -48,6 +48,10 @@ public struct TCPSegment {
 }
 
 /// Why a frame yields no TCP segment.
+///
+/// `truncated` and `malformed` keep apart "the frame ends before its headers do" from "its headers
+/// contradict themselves" (as gopacket's `DecodeFeedback.SetTruncated` does): only the caller knows
+/// whether the snap length cut the frame or a length field lies about it.
 public enum DecodeSkip: Error, Equatable, Sendable {
     /// Not IP, or IP but not TCP (ARP, UDP, ICMP, ESP…): simply not ours.
     case notTCP
@@ -55,29 +59,43 @@ public enum DecodeSkip: Error, Equatable, Sendable {
     case fragmentHeld
     /// The link type is not one S2Scope decodes.
     case unsupportedLinkType(Int32)
-    /// Headers are inconsistent or cut short; the reason says which.
+    /// The captured bytes end before the headers the frame announces; the reason says where.
+    case truncated(String)
+    /// Headers are inconsistent (a bad version, a length smaller than its header, a chain too
+    /// long, an extension header beyond the announced payload); the reason says which.
     case malformed(String)
+
+    /// The reason of a `truncated` or `malformed` skip.
+    public var reason: String? {
+        switch self {
+        case .truncated(let why), .malformed(let why): why
+        default: nil
+        }
+    }
 }
 
 enum TCPHeader {
-    /// Decodes the TCP header at the start of `p` (the IP payload: `captured` bytes present out
-    /// of `announced`).
-    static func decode(_ p: UnsafeRawBufferPointer, announced: Int, src: IPAddress, dst: IPAddress,
+    /// Decodes the TCP header at the start of `p`, the IP payload: `p.count` bytes captured of
+    /// the `announced` bytes the IP header gives.
+    static func decode(_ p: WireBytes, announced: Int, src: IPAddress, dst: IPAddress,
                        frame: FrameRef) -> Result<TCPSegment, DecodeSkip> {
-        guard p.count >= 20 else {
-            return .failure(.malformed(announced >= 20 ? "TCP header cut by the snap length"
-                                                        : "TCP header shorter than 20 bytes"))
+        guard announced >= 20 else { return .failure(.malformed("TCP header shorter than 20 bytes (\(announced) announced)")) }
+        guard let sport = p.be16(0), let dport = p.be16(2), let seq = p.be32(4), let ack = p.be32(8),
+              let offsetByte = p.u8(12), let flags = p.u8(13), let window = p.be16(14), p.count >= 20 else {
+            return .failure(.truncated("TCP header cut short (\(p.count) of 20 bytes)"))
         }
-        let dataOffset = Int(p[12] >> 4) * 4
+        let dataOffset = Int(offsetByte >> 4) * 4
         guard dataOffset >= 20 else { return .failure(.malformed("TCP data offset \(dataOffset) < 20")) }
-        guard dataOffset <= announced else { return .failure(.malformed("TCP data offset \(dataOffset) beyond the IP payload")) }
-        guard dataOffset <= p.count else { return .failure(.malformed("TCP options cut by the snap length")) }
-        let payload = UnsafeRawBufferPointer(rebasing: p[dataOffset..<p.count])
+        guard dataOffset <= announced else { return .failure(.malformed("TCP data offset \(dataOffset) beyond the IP payload (\(announced) bytes)")) }
+        // Options are skipped whole: nothing S2Scope judges lives in them.
+        guard let afterHeader = p.suffix(from: dataOffset) else {
+            return .failure(.truncated("TCP options cut short (\(p.count) of \(dataOffset) header bytes)"))
+        }
+        // Never more than announced, whatever the caller passed: padding is not payload.
+        let payload = afterHeader.prefix(announced - dataOffset)
         return .success(TCPSegment(
-            source: Endpoint(address: src, port: readBE16(p, 0)),
-            destination: Endpoint(address: dst, port: readBE16(p, 2)),
-            sequence: readBE32(p, 4), acknowledgment: readBE32(p, 8),
-            flags: TCPFlags(rawValue: p[13]), window: readBE16(p, 14),
-            payload: payload, payloadLength: announced - dataOffset, frame: frame))
+            source: Endpoint(address: src, port: sport), destination: Endpoint(address: dst, port: dport),
+            sequence: seq, acknowledgment: ack, flags: TCPFlags(rawValue: flags), window: window,
+            payload: payload.buffer, payloadLength: announced - dataOffset, frame: frame))
     }
 }

@@ -1,3 +1,5 @@
+import S2Model
+
 /// Namespace names S2Scope cares about.
 public enum Namespace {
     public static let streams = "http://etherx.jabber.org/streams"
@@ -100,10 +102,10 @@ public final class XMLElement: @unchecked Sendable {
     public var trimmedText: String {
         var t = text
         return t.withUTF8 { u in
-            var a = 0, b = u.count
-            while a < b, u[a] == 0x20 || u[a] == 0x0a || u[a] == 0x0d || u[a] == 0x09 { a += 1 }
-            while b > a, u[b - 1] == 0x20 || u[b - 1] == 0x0a || u[b - 1] == 0x0d || u[b - 1] == 0x09 { b -= 1 }
-            return a == 0 && b == u.count ? text : String(decoding: UnsafeBufferPointer(rebasing: u[a..<b]), as: UTF8.self)
+            let w = WireBytes(UnsafeRawBufferPointer(u))
+            guard let a = w.firstOffset(where: { !isXMLSpace($0) }), let last = w.lastOffset(where: { !isXMLSpace($0) }),
+                  let trimmed = w.slice(from: a, to: last + 1) else { return "" }
+            return trimmed.count == w.count ? text : String(decoding: trimmed.buffer, as: UTF8.self)
         }
     }
 
@@ -191,17 +193,12 @@ public func normalizedJID(_ jid: String) -> String {
 public func jidDomain(_ jid: String) -> String? {
     var jid = jid
     return jid.withUTF8 { u -> String? in
-        var end = u.count
-        if let slash = u.firstIndex(of: 0x2f) { end = slash }
-        var start = 0
-        var i = end - 1
-        while i >= 0 {
-            if u[i] == 0x40 { start = i + 1; break }
-            i -= 1
-        }
-        guard start < end, end - start <= 1023 else { return nil }
-        for k in start..<end where u[k] == 0x20 || u[k] == 0x09 || u[k] == 0x40 { return nil }
-        if start == 0 && end == u.count { return normalizedDomain(String(decoding: u, as: UTF8.self)) }
-        return normalizedDomain(String(decoding: UnsafeBufferPointer(rebasing: u[start..<end]), as: UTF8.self))
+        let w = WireBytes(UnsafeRawBufferPointer(u))
+        let end = w.firstOffset(of: 0x2f) ?? w.count  // the resource starts at the first '/'
+        let bare = w.prefix(end)
+        let start = (bare.lastOffset(where: { $0 == 0x40 }) ?? -1) + 1  // the domain after the last '@'
+        guard let domain = bare.slice(from: start, to: end), !domain.isEmpty, domain.count <= 1023 else { return nil }
+        if domain.contains(where: { $0 == 0x20 || $0 == 0x09 || $0 == 0x40 }) { return nil }
+        return normalizedDomain(String(decoding: domain.buffer, as: UTF8.self))
     }
 }

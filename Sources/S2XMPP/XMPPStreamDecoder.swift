@@ -161,7 +161,7 @@ public final class XMPPStreamDecoder {
     /// Anything else goes to the XML parser (a midstream pickup may start inside an element).
     /// Returns true when the bytes were consumed here.
     private func classifyStreamStart(_ b: UnsafeRawBufferPointer, frame: FrameRef) -> Bool {
-        if (0x14...0x17).contains(b[0]) {  // TLS content types; control characters, never XML
+        if let first = WireBytes(b).u8(0), (0x14...0x17).contains(first) {  // TLS content types; control characters, never XML
             mode = .tls
             transportTLS = true
             return false
@@ -181,9 +181,9 @@ public final class XMPPStreamDecoder {
     /// connection; anything else is XML whose context was missed: skip to the next top-level
     /// start tag and parse in the assumed context.
     private func beginMidstream(_ b: UnsafeRawBufferPointer, at offset: UInt64, frame: FrameRef) {
-        var i = 0
-        while i < b.count, isXMLSpace(b[i]) { i += 1 }
-        if i < b.count, b[i] == UInt8(ascii: "<"), startsStreamHeader(UnsafeRawBufferPointer(rebasing: b[i...])) { return }
+        let w = WireBytes(b)
+        let i = w.firstOffset(where: { !isXMLSpace($0) }) ?? w.count
+        if w.u8(i) == UInt8(ascii: "<"), startsStreamHeader(w.dropFirst(i).buffer) { return }
         index.append(offset: offset, frame: frame)
         lastFrame = frame
         emit(.pickedUp, start: offset, end: offset)
@@ -201,16 +201,15 @@ public final class XMPPStreamDecoder {
     }
 
     /// `<?xml`, `<stream:stream` or `<P:stream` followed by a space or `>`.
-    private func startsStreamHeader(_ b: UnsafeRawBufferPointer) -> Bool {
-        if b.starts(with: "<?xml".utf8) { return true }
-        guard b.count > 1, b[1] != UInt8(ascii: "/") else { return false }  // a closing tag is no start
+    private func startsStreamHeader(_ raw: UnsafeRawBufferPointer) -> Bool {
+        let b = WireBytes(raw)
+        if b.matches("<?xml".utf8, at: 0) { return true }
+        guard let second = b.u8(1), second != UInt8(ascii: "/") else { return false }  // a closing tag is no start
         var i = 1
-        while i < b.count, i < 64, b[i] != UInt8(ascii: ":"), !isXMLSpace(b[i]), b[i] != UInt8(ascii: ">") { i += 1 }
-        let nameStart = i < b.count && b[i] == UInt8(ascii: ":") ? i + 1 : 1
-        let word = Array("stream".utf8)
-        guard nameStart + word.count < b.count else { return false }
-        for (k, w) in word.enumerated() where b[nameStart + k] != w { return false }
-        let after = b[nameStart + word.count]
+        while i < 64, let x = b.u8(i), x != UInt8(ascii: ":"), !isXMLSpace(x), x != UInt8(ascii: ">") { i += 1 }
+        let nameStart = b.u8(i) == UInt8(ascii: ":") ? i + 1 : 1
+        let word = "stream".utf8
+        guard b.matches(word, at: nameStart), let after = b.u8(nameStart + word.count) else { return false }
         return isXMLSpace(after) || after == UInt8(ascii: ">")
     }
 
@@ -262,7 +261,9 @@ public final class XMPPStreamDecoder {
             case .closed: consumed = consumeAfterClose(data, at: off)
             case .resync: consumed = resync(data, at: off)
             }
-            data = UnsafeRawBufferPointer(rebasing: data[consumed...])
+            // Every mode consumes at most what it was given; a miss would be a bug, not an input.
+            guard let rest = WireBytes(data).suffix(from: consumed) else { break }
+            data = rest.buffer
             off += UInt64(consumed)
         }
         index.trim(before: depth >= 2 ? min(elementStart, lastEventEnd) : lastEventEnd)
@@ -389,7 +390,10 @@ public final class XMPPStreamDecoder {
         currentOffset() + UInt64(max(0, XML_GetCurrentByteCount(parser!)))
     }
 
-    private func parse(_ data: UnsafeRawBufferPointer, at offset: UInt64) -> Int {
+    private func parse(_ chunk: UnsafeRawBufferPointer, at offset: UInt64) -> Int {
+        // expat takes an Int32 length: a larger chunk is parsed in pieces (the callers loop).
+        let data = WireBytes(chunk).prefix(Int(Int32.max)).buffer
+        guard let base = data.baseAddress else { return 0 }
         if parser == nil {
             if parked {
                 primeParser(at: offset)
@@ -402,7 +406,7 @@ public final class XMPPStreamDecoder {
         currentChunk = data
         currentChunkOffset = offset
         defer { currentChunk = nil }
-        let status = XML_Parse(parser!, data.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(data.count), 0)
+        let status = XML_Parse(parser!, base.assumingMemoryBound(to: CChar.self), Int32(data.count), 0)
         if status == XML_STATUS_ERROR {
             let code = XML_GetErrorCode(parser!)
             if code == XML_ERROR_ABORTED, let (stop, at) = pendingStop {
@@ -477,17 +481,17 @@ public final class XMPPStreamDecoder {
     }
 
     private func byte(at absolute: UInt64) -> UInt8? {
-        guard let c = currentChunk, absolute >= currentChunkOffset, absolute < currentChunkOffset + UInt64(c.count) else { return nil }
-        return c[Int(absolute - currentChunkOffset)]
+        guard let c = currentChunk, absolute >= currentChunkOffset, absolute - currentChunkOffset < UInt64(c.count) else { return nil }
+        return WireBytes(c).u8(Int(absolute - currentChunkOffset))
     }
 
     private func validUTF8(at absolute: UInt64) -> Bool {
-        guard let c = currentChunk, absolute >= currentChunkOffset else { return true }
+        guard let c = currentChunk, absolute >= currentChunkOffset, absolute - currentChunkOffset < UInt64(c.count) else { return true }
         let i = Int(absolute - currentChunkOffset)
         let end = min(c.count, i + 4)
-        guard i < end else { return true }
+        guard let bytes = WireBytes(c).slice(from: i, to: end), !bytes.isEmpty else { return true }
         var decoder = UTF8()
-        var it = c[i..<end].makeIterator()
+        var it = bytes.makeIterator()
         switch decoder.decode(&it) {
         case .scalarValue, .emptyInput: return true
         // A sequence cut by the chunk end cannot be judged; only report clear breakage.
@@ -496,12 +500,13 @@ public final class XMPPStreamDecoder {
     }
 
     private func entityName(at absolute: UInt64) -> String? {
-        guard let c = currentChunk, absolute >= currentChunkOffset else { return nil }
+        guard let c = currentChunk, absolute >= currentChunkOffset, absolute - currentChunkOffset < UInt64(c.count) else { return nil }
+        let w = WireBytes(c)
         var i = Int(absolute - currentChunkOffset)
-        guard i < c.count, c[i] == UInt8(ascii: "&") else { return nil }
+        guard w.u8(i) == UInt8(ascii: "&") else { return nil }
         i += 1
         var name: [UInt8] = []
-        while i < c.count, c[i] != UInt8(ascii: ";"), name.count < 64 { name.append(c[i]); i += 1 }
+        while let b = w.u8(i), b != UInt8(ascii: ";"), name.count < 64 { name.append(b); i += 1 }
         return String(decoding: name, as: UTF8.self)
     }
 
@@ -512,7 +517,9 @@ public final class XMPPStreamDecoder {
     private func consumeTLS(_ data: UnsafeRawBufferPointer, at offset: UInt64, transport: Bool) -> Int {
         if !tlsReported {
             tlsReported = true
-            let looks = data.count >= 2 ? (data[0] == 0x16 && data[1] == 0x03) : data[0] == 0x16
+            let w = WireBytes(data)
+            // A record header starts 0x16 0x03 (handshake, TLS major version 3); one byte is judged alone.
+            let looks = w.u8(0) == 0x16 && (w.count < 2 || w.u8(1) == 0x03)
             emit(.tlsStarted(looksLikeTLS: looks), start: offset, end: offset + UInt64(min(data.count, 5)))
         }
         if !transport { return data.count }
@@ -522,8 +529,7 @@ public final class XMPPStreamDecoder {
     }
 
     private func consumeAfterClose(_ data: UnsafeRawBufferPointer, at offset: UInt64) -> Int {
-        var i = 0
-        while i < data.count, isXMLSpace(data[i]) { i += 1 }
+        let i = WireBytes(data).firstOffset(where: { !isXMLSpace($0) }) ?? data.count
         if i == data.count { return i }
         emit(.dataAfterClose, start: offset + UInt64(i), end: offset + UInt64(data.count))
         // Keep analysing whatever follows as a new stream.
@@ -547,48 +553,48 @@ public final class XMPPStreamDecoder {
 
     private func resync(_ data: UnsafeRawBufferPointer, at offset: UInt64) -> Int {
         let cands = candidates()
-        let maxLen = cands.map(\.count).max()! + 1
+        let maxLen = (cands.map(\.count).max() ?? 0) + 1
         // Work on carry + data so that a candidate split across chunks is still found.
         let carryCount = resyncCarry.count
         var buf = resyncCarry
         buf.append(contentsOf: data)
         let bufStart = offset - UInt64(carryCount)
-        var i = 0
-        while i < buf.count {
-            if buf[i] == UInt8(ascii: "<") {
-                var undecided = false
-                for c in cands {
-                    if i + c.count + 1 > buf.count {
-                        if buf.count - i < maxLen && Array(buf[i..<buf.count]) == Array(c.prefix(buf.count - i)) { undecided = true }
-                        continue
-                    }
-                    if Array(buf[i..<(i + c.count)]) == c {
-                        let after = buf[i + c.count]
-                        if isXMLSpace(after) || after == UInt8(ascii: ">") || after == UInt8(ascii: "/") {
+        return buf.withWireBytes { w -> Int in
+            var i = 0
+            while let b = w.u8(i) {
+                if b == UInt8(ascii: "<") {
+                    var undecided = false
+                    for c in cands {
+                        if i + c.count + 1 > w.count {
+                            // The bytes left are the start of a candidate: wait for more.
+                            if w.count - i < maxLen && c.starts(with: w.dropFirst(i)) { undecided = true }
+                            continue
+                        }
+                        if w.matches(c, at: i), let after = w.u8(i + c.count),
+                           isXMLSpace(after) || after == UInt8(ascii: ">") || after == UInt8(ascii: "/") {
                             let at = bufStart + UInt64(i)
                             resume(at: at, candidate: c)
                             resyncCarry = []
                             // Hand back the bytes from the candidate on (the carry part is re-fed here).
                             if i < carryCount {
-                                let tail = Array(buf[i..<carryCount])
-                                tail.withUnsafeBytes { t in
-                                    if let f = index.frame(at: at) { feedInternal(t, at: at, frame: f) }
+                                if let tail = w.slice(from: i, to: carryCount), let f = index.frame(at: at) {
+                                    feedInternal(tail.buffer, at: at, frame: f)
                                 }
                                 return 0
                             }
                             return i - carryCount
                         }
                     }
+                    if undecided {
+                        resyncCarry = Array(w.dropFirst(i).buffer)
+                        return data.count
+                    }
                 }
-                if undecided {
-                    resyncCarry = Array(buf[i...])
-                    return data.count
-                }
+                i += 1
             }
-            i += 1
+            resyncCarry = []
+            return data.count
         }
-        resyncCarry = []
-        return data.count
     }
 
     /// Re-feeds bytes that were held back while resynchronising.
@@ -597,7 +603,8 @@ public final class XMPPStreamDecoder {
         var off = offset
         while !data.isEmpty && mode == .xml {
             let n = parse(data, at: off)
-            data = UnsafeRawBufferPointer(rebasing: data[n...])
+            guard let rest = WireBytes(data).suffix(from: n) else { break }
+            data = rest.buffer
             off += UInt64(n)
         }
     }
@@ -633,7 +640,9 @@ public final class XMPPStreamDecoder {
         makeParser(base: Int64(offset) - Int64(synthetic.count))
         suppressHeader = true
         synthetic.withUnsafeBytes { b in
-            _ = XML_Parse(parser!, b.baseAddress!.assumingMemoryBound(to: CChar.self), Int32(b.count), 0)
+            // S2Scope's own few hundred bytes: never empty, far below Int32.max.
+            guard let base = b.baseAddress else { return }
+            _ = XML_Parse(parser!, base.assumingMemoryBound(to: CChar.self), Int32(b.count), 0)
         }
     }
 
@@ -674,17 +683,18 @@ public final class XMPPStreamDecoder {
     /// False when there is nothing to learn (the prefix is on an attribute, or too many learned).
     private func learnPrefix(at offset: UInt64) -> Bool {
         guard learnedDeclarations.count < 16, let c = currentChunk, offset >= currentChunkOffset else { return false }
+        let w = WireBytes(c)
         var i = Int(offset - currentChunkOffset)
-        guard i < c.count, c[i] == UInt8(ascii: "<") else { return false }
+        guard w.u8(i) == UInt8(ascii: "<") else { return false }
         i += 1
         var name: [UInt8] = []
-        while i < c.count, name.count < 128, !isXMLSpace(c[i]), c[i] != UInt8(ascii: ">"), c[i] != UInt8(ascii: "/") {
-            name.append(c[i])
+        while name.count < 128, let x = w.u8(i), !isXMLSpace(x), x != UInt8(ascii: ">"), x != UInt8(ascii: "/") {
+            name.append(x)
             i += 1
         }
         guard let colon = name.firstIndex(of: UInt8(ascii: ":")), colon > 0 else { return false }
-        let prefix = String(decoding: name[..<colon], as: UTF8.self)
-        let local = String(decoding: name[(colon + 1)...], as: UTF8.self)
+        let prefix = String(decoding: name.prefix(colon), as: UTF8.self)
+        let local = String(decoding: name.dropFirst(colon + 1), as: UTF8.self)
         guard !learnedDeclarations.contains(where: { $0.prefix == prefix }), prefix != "xml", prefix != "xmlns" else { return false }
         let uri: String
         switch local {
@@ -876,18 +886,17 @@ extension String {
 
 /// Splits expat's triplet `uri\u{1}local\u{1}prefix` (or `uri\u{1}local`, or `local`).
 func splitName(_ name: UnsafePointer<CChar>) -> (String, String, String?) {
-    let len = strlen(name)
-    let bytes = UnsafeRawBufferPointer(start: name, count: len)
-    guard let first = bytes.firstIndex(of: 1) else {
-        return ("", String(decoding: bytes, as: UTF8.self), nil)
+    let bytes = WireBytes(UnsafeRawBufferPointer(start: name, count: strlen(name)))
+    guard let first = bytes.firstOffset(of: 1) else {
+        return ("", String(decoding: bytes.buffer, as: UTF8.self), nil)
     }
-    let uri = String(decoding: bytes[..<first], as: UTF8.self)
-    let rest = bytes[(first + 1)...]
-    if let second = rest.firstIndex(of: 1) {
-        return (uri, String(decoding: bytes[(first + 1)..<second], as: UTF8.self),
-                String(decoding: bytes[(second + 1)...], as: UTF8.self))
+    let uri = String(decoding: bytes.prefix(first).buffer, as: UTF8.self)
+    let rest = bytes.dropFirst(first + 1)
+    if let second = rest.firstOffset(of: 1) {
+        return (uri, String(decoding: rest.prefix(second).buffer, as: UTF8.self),
+                String(decoding: rest.dropFirst(second + 1).buffer, as: UTF8.self))
     }
-    return (uri, String(decoding: rest, as: UTF8.self), nil)
+    return (uri, String(decoding: rest.buffer, as: UTF8.self), nil)
 }
 
 @inline(__always)

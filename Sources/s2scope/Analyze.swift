@@ -113,8 +113,8 @@ struct AnalysisOptions: ParsableArguments {
             defer { fclose(f) }
             var line: UnsafeMutablePointer<CChar>? = nil
             var cap = 0
-            while getline(&line, &cap, f) > 0 {
-                let text = String(cString: line!).split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+            while getline(&line, &cap, f) > 0, let l = line {
+                let text = String(cString: l).split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
                 let parts = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "=" || $0 == "\n" })
                 if parts.count >= 2 { pairs.append("\(parts[0])=\(parts[1])") }
             }

@@ -2,6 +2,7 @@ import ArgumentParser
 import S2Capture
 import S2Dialback
 import S2Engine
+import S2Metrics
 import S2Model
 import S2Report
 import S2Rules
@@ -13,21 +14,44 @@ import S2TLS
 
 /// Set by SIGINT/SIGTERM; the capture loop checks it between polls.
 nonisolated(unsafe) var stopRequested: sig_atomic_t = 0
+/// Set by SIGHUP: reopen the output (log rotation).
+nonisolated(unsafe) var reopenRequested: sig_atomic_t = 0
 
 struct Live: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Monitor interfaces live and report violations as they happen.",
         discussion: """
-            Findings stream out as they are judged (JSON Lines, flushed per event, or text). Reaction \
-            timers run on capture time, so "missing reaction" rules fire once their timer expires even on \
-            an idle link. Closed connections are reported and forgotten, so memory stays flat over days. \
-            SIGINT or SIGTERM stops the capture, flushes every open exchange and prints the final summary; \
-            the exit status follows --fail-on as for 'analyze'.
+            Findings stream out as they are judged (JSON Lines written whole and unbuffered, one event per \
+            line, or text). Reaction timers run on capture time, so "missing reaction" rules fire once their \
+            timer expires even on an idle link. Closed connections are reported and forgotten. SIGINT or \
+            SIGTERM stops the capture, flushes every open exchange and prints the final summary; the exit \
+            status follows --fail-on as for 'analyze'.
+
+            A sensor that keeps going:
+              - An interface that goes down (or loses its carrier) and comes back is captured again; one \
+            that disappears or is re-created is reopened by name (after 0.25 s, doubling up to 5 s). Each \
+            blind period is a 'capture-interrupted' anomaly when it starts and when it ends. An interface \
+            that is down at start is captured once it comes up.
+              - If the output cannot be written (disk full, closed pipe), the partial line is cut off again \
+            (what the file holds stays valid JSON Lines), one message goes to standard error, and the \
+            analysis and the metrics go on.
+              - SIGHUP reopens --output (log rotation: mv the file away, then kill -HUP): the following \
+            events go to a new file, which after a write failure starts with an 'output-failed' anomaly \
+            counting the events lost.
+              - --metrics serves Prometheus metrics on a thread of its own; the capture only updates \
+            counters. At most 64 metrics connections at once (more wait, unaccepted, until one ends) and 8 \
+            per client address (more are closed at once), 5 seconds and 8 KiB of request each.
+              - Started as root, s2scope switches to --user once the capture handles and the metrics port \
+            are open; an interface that must be reopened then needs CAP_NET_RAW (see the systemd unit in \
+            packaging/systemd, which keeps only CAP_NET_RAW and CAP_NET_ADMIN instead of switching).
 
             Examples:
               s2scope live -i eth0
-              s2scope live -i eth0 -i eth1 --format jsonl --output /var/log/s2scope.jsonl --stats-interval 60
+              s2scope live -i eth0 -i eth1 --format jsonl --output /var/log/s2scope/events.jsonl --stats-interval 60
               s2scope live -i any --metrics 127.0.0.1:9269 --user nobody
+              s2scope live -i eth0 --metrics :9269          # every IPv6 and IPv4 address
+              s2scope live -i eth0 --metrics [::1]:9269 --metrics 127.0.0.1:9269
+              mv events.jsonl events.jsonl.1 && kill -HUP $(pidof s2scope)   # rotate the output
               s2scope live -i eth0 --keylog /var/lib/prosody/sslkeys.log
 
             With --keylog the file is followed as the servers append to it (it may be missing or \
@@ -43,10 +67,10 @@ struct Live: ParsableCommand {
 
     @OptionGroup var analysis: AnalysisOptions
 
-    @Option(name: .long, help: "Output format: jsonl (one event per line, flushed) or text.")
+    @Option(name: .long, help: "Output format: jsonl (one event per line, written whole) or text.")
     var format: OutputFormat = .jsonl
 
-    @Option(name: [.short, .long], help: ArgumentHelp("Append events to this file instead of standard output.", valueName: "file"))
+    @Option(name: [.short, .long], help: ArgumentHelp("Append events to this file instead of standard output; SIGHUP reopens it.", valueName: "file"))
     var output: String?
 
     @Option(name: .long, help: "Snap length in bytes.")
@@ -73,20 +97,28 @@ struct Live: ParsableCommand {
     @Option(name: .long, help: "When started as root, switch to this user once the capture handles are open.")
     var user: String = "nobody"
 
-    @Option(name: .long, help: ArgumentHelp("Serve Prometheus metrics at http://ADDR:PORT/metrics.", valueName: "addr:port"))
-    var metrics: String?
+    @Option(name: .long, help: ArgumentHelp("Serve Prometheus metrics at http://ADDR:PORT/metrics; repeatable. ADDR is an IPv4 address, a bracketed IPv6 address ([::1], [::] = IPv6 and IPv4), 'localhost', or empty (:9269 = every address of both families).", valueName: "addr:port"))
+    var metrics: [String] = []
 
-    @Option(name: .long, help: ArgumentHelp("Servers with a label of their own in s2scope_violations_total{server,rule,severity}: the top N by traffic (bytes sent, decaying with a 5-minute half-life); all others count as server=\"other\". Bounds the metric's series to (N+1) × the rule/severity pairs seen.", valueName: "n"))
+    @Option(name: .long, help: ArgumentHelp("Servers with a label of their own in s2scope_violations_total{server,rule,severity}: the top N by traffic (bytes sent, decaying with a 5-minute half-life); every other server counts as server=\"other\". Bounds that metric to (N+1) × the rule/severity pairs seen.", valueName: "n"))
     var metricsServers: Int = 50
 
     func validate() throws {
         if interfaces.isEmpty { throw ValidationError("give at least one interface with -i (e.g. -i eth0, or -i any)") }
         if format == .json { throw ValidationError("live output is a stream: use --format jsonl or --format text") }
-        if let m = metrics, MetricsServer.parse(m) == nil { throw ValidationError("--metrics expects ADDR:PORT, e.g. 127.0.0.1:9269") }
+        for m in metrics {
+            if case .failure(let e) = ListenAddress.parse(m) { throw ValidationError("--metrics \(e)") }
+        }
         if !(0...10_000).contains(metricsServers) { throw ValidationError("--metrics-servers takes 0 to 10000") }
     }
 
     func run() throws {
+        // Before anything slow: SIGHUP's default action would end the process.
+        signal(SIGINT) { _ in stopRequested = 1 }
+        signal(SIGTERM) { _ in stopRequested = 1 }
+        signal(SIGHUP) { _ in reopenRequested = 1 }
+        signal(SIGPIPE, SIG_IGN)
+
         var configuration = try analysis.makeConfiguration(loadKeyLogs: false)
         configuration.retainHistory = false
         let followers = analysis.keylog.map { KeyLogFollower(path: $0) }
@@ -104,10 +136,23 @@ struct Live: ParsableCommand {
         } catch let e as CaptureError {
             throw FatalError(message: e.message)
         }
-        let server = try metrics.map { m -> MetricsServer in
-            guard let s = MetricsServer(listen: m) else { throw FatalError(message: "--metrics \(m): cannot listen") }
-            return s
+        let start = wallClock()
+        var sensorMetrics: SensorMetrics?
+        var server: MetricsServer?
+        if !metrics.isEmpty {
+            let m = SensorMetrics(interfaces: interfaces, startTime: start)
+            let addresses = metrics.flatMap { (try? ListenAddress.parse($0).get()) ?? [] }
+            do {
+                let s = try MetricsServer(listen: addresses, metrics: m)
+                for l in s.listening { fputs("s2scope: metrics at http://\(l)/metrics\n", stderr) }
+                for k in s.skipped { fputs("s2scope: metrics not served on \(k)\n", stderr) }
+                server = s
+            } catch {
+                throw FatalError(message: "--metrics: \(error)")
+            }
+            sensorMetrics = m
         }
+        defer { server?.shutdown() }
         // Key logs that exist now are opened while still root (they are 0600, the servers' own).
         var initialSecrets = KeyLog()
         for f in followers {
@@ -117,11 +162,13 @@ struct Live: ParsableCommand {
         }
         try dropPrivileges()
 
-        var sink: UnsafeMutablePointer<FILE> = stdout
-        if let output {
-            guard let f = fopen(output, "a") else { throw FatalError(message: "\(output): cannot open for writing") }
-            sink = f
+        let log: EventLog
+        do {
+            log = try EventLog(path: output)
+        } catch {
+            throw FatalError(message: error.message)
         }
+        var publisher = sensorMetrics.map { MetricsPublisher(metrics: $0, rules: RuleCatalog.all.map(\.id), maxServers: metricsServers) }
         let text = TextReport(color: false)
         let engine = Engine(configuration: configuration)
         engine.addSecrets(initialSecrets)
@@ -140,9 +187,9 @@ struct Live: ParsableCommand {
         }
         // A session that misses its secrets reads the key logs at once: they are usually there.
         if !followers.isEmpty { engine.tlsKeys?.refill = readKeyLogs }
-        func emit(_ line: String) {
-            fputs(line, sink)
-            fflush(sink)
+        func emit(_ line: String) { log.append(line) }
+        func anomalyLine(_ a: Anomaly) -> String {
+            format == .jsonl ? JSONReport.line { JSONReport.anomaly(&$0, a, event: true) } : text.line(for: a)
         }
         engine.onViolation = { v in
             emit(format == .jsonl ? JSONReport.line { JSONReport.violation(&$0, v, event: true) } : text.line(for: v))
@@ -151,30 +198,33 @@ struct Live: ParsableCommand {
             emit(format == .jsonl ? JSONReport.line { JSONReport.dialback(&$0, x, event: true) } : text.line(for: x))
         }
         engine.onAnomaly = { a in
-            emit(format == .jsonl ? JSONReport.line { JSONReport.anomaly(&$0, a, event: true) } : text.line(for: a))
+            publisher?.anomaly(kind: a.kind)
+            emit(anomalyLine(a))
         }
         engine.onConnectionClosed = { c, tls in
             if format == .jsonl { emit(JSONReport.line { JSONReport.connection(&$0, c.summary, event: true, tls: tls) }) }
         }
-        // Per-server counters only when they are served (it chains onConnectionClosed above).
-        let perServer = server == nil ? nil : ServerMetricsCollector(engine: engine, maxServers: metricsServers)
+        // Every finding (also those past a rule's listing bound) under the name of the server that
+        // broke the rule, and every server's traffic, which decides who has a label (issue #18).
+        let attribution = publisher == nil ? nil : ServerAttribution(engine: engine)
+        attribution?.onFinding = { server, rule, severity in publisher?.violation(server: server, rule: rule, severity: severity) }
+        attribution?.onTraffic = { server, bytes in publisher?.traffic(server: server, bytes: bytes) }
 
-        signal(SIGINT) { _ in stopRequested = 1 }
-        signal(SIGTERM) { _ in stopRequested = 1 }
-        signal(SIGPIPE, SIG_IGN)
-
-        let start = wallClock()
         var lastStats = start
         var frames = 0
         var lastDrops: UInt64 = 0
         var lastPacketTime: Timestamp?
         var lastPacketWall = start
+        var outputFailureReported = false
+        var lastPublish = start
+        let outputName = output ?? "standard output"
+        func now() -> Timestamp { Timestamp(totalNanoseconds: Int64(wallClock() * 1e9)) }
         func statsLine() -> String {
             let s = capture.statistics()
             var w = JSONWriter(pretty: false)
             w.beginObject()
             w.field("event", "stats")
-            w.field("time", Timestamp(totalNanoseconds: Int64(wallClock() * 1e9)).rfc3339)
+            w.field("time", now().rfc3339)
             w.field("packets", engine.report.statistics.packets)
             w.field("bytes", engine.report.statistics.bytes)
             w.field("kernel_received", s.received)
@@ -194,10 +244,83 @@ struct Live: ParsableCommand {
                 w.field("tls_bytes_dropped", h.bytesDropped)
                 w.field("frames_waiting", engine.deferredFrameCount)
             }
-            w.field("rss_bytes", residentBytes())
+            w.field("rss_bytes", ProcessMemory.residentBytes())
+            w.field("capture_interruptions", capture.interfaces.reduce(0) { $0 + $1.interruptions })
+            w.field("interfaces_capturing", capture.interfaces.filter(\.isCapturing).count)
+            w.field("output_events_lost", log.linesLost)
             w.endObject()
             return w.output + "\n"
         }
+        func publish() {
+            guard publisher != nil else { return }
+            attribution?.flush()
+            publisher?.rankServers(now: wallClock())
+            let s = capture.statistics()
+            var t = SensorTotals()
+            t.packets = engine.report.statistics.packets
+            t.bytes = engine.report.statistics.bytes
+            t.kernelReceived = s.received
+            t.kernelDropped = s.dropped + s.interfaceDropped
+            t.flows = engine.activeConnections
+            t.connectionsClosed = engine.connectionsClosed
+            t.outcomes = engine.outcomes
+            t.outputUp = log.failure == nil
+            t.outputLost = log.linesLost
+            for i in capture.interfaces { t.interfaces[i.name] = (i.isCapturing, i.interruptions) }
+            if let h = engine.tlsKeys?.statistics {
+                t.tls = SensorTotals.TLSHold(sessionsReleased: h.sessionsReleased, sessionsDropped: h.sessionsDropped,
+                                             bytesHeld: h.bytesHeld, bytesDropped: h.bytesDropped)
+            }
+            publisher?.publish(t)
+        }
+        func reportCaptureEvents() {
+            for e in capture.takeEvents() {
+                let message: String
+                switch e {
+                case .interrupted(let name, let reason, let reopening):
+                    message = "capture on \(name) stopped: \(reason)\(reopening ? "; reopening it" : ""); traffic on it is not seen until capture resumes"
+                case .reopenFailed(let name, let reason):
+                    message = "capture on \(name) cannot be reopened yet (\(reason)); retrying"
+                case .resumed(let name, let seconds, let reopened):
+                    message = "capture on \(name) resumed after \(String(format1: seconds)) s\(reopened ? " (reopened)" : ""); connections open across the gap may show gaps"
+                }
+                engine.anomaly(Anomaly(kind: .captureInterrupted, time: now(), message: message))
+            }
+        }
+        func handleOutput() {
+            if let failure = log.failure, !outputFailureReported {
+                outputFailureReported = true
+                // `s2scope live … | head`: nobody will read again, and no metrics are served.
+                if output == nil && log.failureCode == EPIPE && server == nil {
+                    fputs("s2scope: standard output was closed; stopping\n", stderr)
+                    stopRequested = 1
+                    return
+                }
+                fputs("s2scope: \(outputName): \(failure) after \(log.linesWritten) events; output stopped, the analysis and the metrics go on\(output != nil ? " (SIGHUP reopens it)" : "")\n", stderr)
+                engine.anomaly(Anomaly(kind: .outputFailed, time: now(),
+                                       message: "\(outputName): \(failure); events are not written until the output is reopened"))
+            }
+            guard reopenRequested != 0 else { return }
+            reopenRequested = 0
+            guard output != nil else {
+                fputs("s2scope: SIGHUP: standard output is not reopened\n", stderr)
+                return
+            }
+            do {
+                let r = try log.reopen()
+                if let failure = r.endedFailure {
+                    outputFailureReported = false
+                    let since = r.failedAt.map { Timestamp(totalNanoseconds: Int64($0 * 1e9)).rfc3339 } ?? "the failure"
+                    emit(anomalyLine(Anomaly(kind: .outputFailed, time: now(),
+                                             message: "\(r.linesLost) events were not written between \(since) and this reopening: \(failure)")))
+                    fputs("s2scope: \(outputName) reopened; \(r.linesLost) events were lost while it had failed\n", stderr)
+                }
+            } catch {
+                fputs("s2scope: SIGHUP: \(error.message); still writing to the file opened before\n", stderr)
+            }
+        }
+
+        reportCaptureEvents()  // interfaces down at start
         while stopRequested == 0 {
             let n = capture.poll(timeoutMilliseconds: 200) { p in
                 engine.process(p.bytes, linkType: p.linkType, frame: p.frame, wireLength: p.wireLength)
@@ -206,32 +329,38 @@ struct Live: ParsableCommand {
             }
             // Secrets the servers wrote meanwhile; sessions that waited for them decrypt now.
             followKeyLogs()
-            let now = wallClock()
-            if n > 0 { lastPacketWall = now }
+            let wall = wallClock()
+            if n > 0 { lastPacketWall = wall }
             // Idle link: move capture time on with the wall clock so flows and reaction timers expire.
-            if n == 0, let t = lastPacketTime { engine.advanceIdle(to: t.adding(seconds: now - lastPacketWall)) }
-            server?.serve { metricsText(engine: engine, capture: capture, perServer: perServer, now: now) }
+            if n == 0, let t = lastPacketTime { engine.advanceIdle(to: t.adding(seconds: wall - lastPacketWall)) }
+            reportCaptureEvents()
             let s = capture.statistics()
             if s.dropped + s.interfaceDropped > lastDrops {
                 let d = s.dropped + s.interfaceDropped - lastDrops
                 lastDrops = s.dropped + s.interfaceDropped
-                engine.anomaly(Anomaly(kind: .captureDrops, bytes: d, message: "the kernel or interface dropped \(d) packets: verdicts after this point may miss traffic"))
+                engine.anomaly(Anomaly(kind: .captureDrops, bytes: d, time: now(), message: "the kernel or interface dropped \(d) packets: verdicts after this point may miss traffic"))
             }
-            if statsInterval > 0 && now - lastStats >= statsInterval {
-                lastStats = now
+            handleOutput()
+            if statsInterval > 0 && wall - lastStats >= statsInterval {
+                lastStats = wall
                 if format == .jsonl { emit(statsLine()) } else { fputs("stats: \(statsLine())", stderr) }
             }
-            if let duration, now - start >= duration { break }
+            if wall - lastPublish >= 0.1 {
+                lastPublish = wall
+                publish()
+            }
+            if let duration, wall - start >= duration { break }
             if let count, frames >= count { break }
         }
         followKeyLogs()
-        let report = engine.finish()
+        _ = engine.finish()
+        handleOutput()
         if format == .jsonl { emit(statsLine()) } else {
             let sev = Severity.allCases.reversed().map { "\(engine.violationsBySeverity[$0.name, default: 0]) \($0.name)" }
             emit("summary: \(frames) frames, \(engine.connectionsClosed) connections, \(engine.outcomes.values.reduce(0, +)) dialbacks (\(engine.outcomes.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))), violations: \(sev.joined(separator: ", "))\n")
         }
-        _ = report
-        if let output, sink != stdout { fclose(sink); _ = output }
+        publish()
+        log.close()
         let failing = Severity.allCases.filter { $0 >= analysis.failOn.severity }.reduce(0) { $0 + engine.violationsBySeverity[$1.name, default: 0] }
         if failing > 0 { throw ExitCode(1) }
     }
@@ -253,63 +382,10 @@ func wallClock() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
-/// Resident set size from /proc/self/statm.
-func residentBytes() -> Int {
-    guard let f = fopen("/proc/self/statm", "r") else { return 0 }
-    defer { fclose(f) }
-    var size = 0, rss = 0
-    _ = withUnsafeMutablePointer(to: &size) { s in withUnsafeMutablePointer(to: &rss) { r in vfscanf_wrapper(f, s, r) } }
-    return rss * Int(sysconf(Int32(_SC_PAGESIZE)))
-}
-
-private func vfscanf_wrapper(_ f: UnsafeMutablePointer<FILE>, _ a: UnsafeMutablePointer<Int>, _ b: UnsafeMutablePointer<Int>) -> Int32 {
-    var buf = [CChar](repeating: 0, count: 128)
-    guard fgets(&buf, 128, f) != nil else { return 0 }
-    let parts = buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }.split(separator: " ")
-    if parts.count >= 2 { a.pointee = Int(parts[0]) ?? 0; b.pointee = Int(parts[1]) ?? 0 }
-    return 2
-}
-
-/// Prometheus text exposition of the live counters.
-func metricsText(engine: Engine, capture: LiveCapture, perServer: ServerMetricsCollector?, now: Double) -> String {
-    let s = capture.statistics()
-    var o = ""
-    func metric(_ name: String, _ help: String, _ type: String, _ samples: [(String, Double)]) {
-        o += "# HELP \(name) \(help)\n# TYPE \(name) \(type)\n"
-        for (labels, v) in samples { o += "\(name)\(labels) \(v == v.rounded() ? String(Int64(v)) : String(v))\n" }
+extension String {
+    /// One decimal: 3.2.
+    init(format1 value: Double) {
+        let tenths = Int((value * 10).rounded())
+        self = "\(tenths / 10).\(abs(tenths % 10))"
     }
-    // Label values escape backslash, double quote and newline (Prometheus text format).
-    func esc(_ v: String) -> String {
-        var out = ""
-        for ch in v {
-            switch ch {
-            case "\\": out += "\\\\"
-            case "\"": out += "\\\""
-            case "\n": out += "\\n"
-            default: out.append(ch)
-            }
-        }
-        return out
-    }
-    metric("s2scope_packets_total", "Frames captured.", "counter", [("", Double(engine.report.statistics.packets))])
-    metric("s2scope_bytes_total", "Bytes captured.", "counter", [("", Double(engine.report.statistics.bytes))])
-    metric("s2scope_kernel_drops_total", "Packets dropped by the kernel or interface.", "counter", [("", Double(s.dropped + s.interfaceDropped))])
-    metric("s2scope_flows", "TCP connections tracked now.", "gauge", [("", Double(engine.activeConnections))])
-    metric("s2scope_dialbacks_total", "Dialback exchanges by outcome.", "counter",
-           ["valid", "invalid", "error"].map { ("{outcome=\"\($0)\"}", Double(engine.outcomes[$0, default: 0])) })
-    // By server, rule and severity, with a bounded server label (ServerViolationCounters).
-    if let perServer { o += perServer.exposition(now: now) }
-    metric("s2scope_violations_by_severity_total", "Violations by severity.", "counter",
-           Severity.allCases.map { ("{severity=\"\($0.name)\"}", Double(engine.violationsBySeverity[$0.name, default: 0])) })
-    metric("s2scope_anomalies_total", "Anomalies by kind.", "counter",
-           engine.report.statistics.anomaliesByKind.sorted { $0.key < $1.key }.map { ("{kind=\"\(esc($0.key))\"}", Double($0.value)) })
-    if let keys = engine.tlsKeys {
-        let h = keys.statistics
-        metric("s2scope_tls_sessions_waited_total", "TLS sessions that held their records until their secrets were in the key log.", "counter",
-               [("{result=\"released\"}", Double(h.sessionsReleased)), ("{result=\"dropped\"}", Double(h.sessionsDropped))])
-        metric("s2scope_tls_held_bytes", "Bytes of TLS records held for secrets not in the key log yet.", "gauge", [("", Double(h.bytesHeld))])
-        metric("s2scope_tls_dropped_bytes_total", "Bytes of TLS records given up because their secrets did not arrive in time.", "counter", [("", Double(h.bytesDropped))])
-    }
-    metric("s2scope_resident_bytes", "Resident memory.", "gauge", [("", Double(residentBytes()))])
-    return o
 }

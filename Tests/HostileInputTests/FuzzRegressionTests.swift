@@ -74,3 +74,24 @@ struct FuzzRegressionTests {
         #expect(dialbacks.contains { $0["outcome"] as? String == "valid" && $0["stream_id"] as? String == "s1" })
     }
 }
+
+/// Issue #16: one 70-byte IPv6 frame (an atomic Fragment header, then a Destination Options header
+/// longer than the frame) made `s2scope` trap — offline the whole report was lost, live the sensor
+/// died. The fixture holds it, the same headers overrunning the payload length, and a valid SYN
+/// behind an atomic Fragment header.
+struct WireTrapRegressionCLITests {
+    @Test func theIssue16CaptureIsAnalysedAndItsFramesReported() throws {
+        let path = repoRoot.appendingPathComponent("fixtures/decode/ipv6-atomic-fragment-dstopts-overrun.pcap").path
+        let r = try runMeasured(["analyze", "--quiet", "--format", "json", path])
+        #expect(r.status == 0, "exit \(r.status) (a trap is signal 4): \(r.stderr.prefix(400))")
+        let json = try #require(r.json, "one JSON document")
+        let anomalies = json["anomalies"] as? [[String: Any]] ?? []
+        let malformed = anomalies.filter { $0["kind"] as? String == "malformed-packet" }
+        #expect(malformed.compactMap { $0["packet"] as? Int } == [1, 2])
+        let first = malformed.first?["message"] as? String ?? ""
+        #expect(first.contains("extension headers end at payload byte 2056") && first.contains("captured whole"), "\(first)")
+        let summary = json["summary"] as? [String: Any] ?? [:]
+        #expect(summary["packets"] as? Int == 3)
+        #expect(summary["tcp_connections"] as? Int == 1, "the SYN of frame 3 opens a connection")
+    }
+}

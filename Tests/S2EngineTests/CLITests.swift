@@ -37,6 +37,24 @@ struct CLITests {
         #expect(a.status == 0 && a.stdout.contains("--fail-on") && a.stdout.contains("--format"))
     }
 
+    @Test func liveHelpTeachesWhatTheSensorSurvives() throws {
+        let r = try runS2Scope(["live", "--help"])
+        #expect(r.status == 0)
+        for needle in ["SIGHUP", "capture-interrupted", "output-failed", "--metrics", "[::1]:9269", "CAP_NET_RAW", "Examples:"] {
+            #expect(r.stdout.contains(needle), "live --help lacks \(needle)")
+        }
+    }
+
+    @Test func liveRefusesMetricsAddressesItCannotUse() throws {
+        // Checked before any capture is opened: no root needed.
+        let v6 = try runS2Scope(["live", "-i", "lo", "--metrics", "::1:9269"])
+        #expect(v6.status == 2 && v6.stderr.contains("[::1]:9269"), "the hint shows the bracketed form: \(v6.stderr)")
+        let name = try runS2Scope(["live", "-i", "lo", "--metrics", "metrics.example:9269"])
+        #expect(name.status == 2 && name.stderr.contains("not a numeric address"), "\(name.stderr)")
+        let port = try runS2Scope(["live", "-i", "lo", "--metrics", "127.0.0.1:99999"])
+        #expect(port.status == 2 && port.stderr.contains("port"), "\(port.stderr)")
+    }
+
     @Test func failOnDecidesTheExitStatus() throws {
         let t = try Transcript("""
             C> $HDR to='b.example' from='a.example'>

@@ -250,6 +250,41 @@ struct ReassemblyLimitTests {
         // parallel, so this process's peak says little).
     }
 
+    /// Acknowledgments that each jump 2^31 - 1 bytes ahead turn into gaps that move the stream's
+    /// offset; past `maxStreamOffset` the connection ends (with the default of 2^62 that takes 2^31
+    /// packets, so the bound is lowered here). Without it the 64-bit offsets would overflow after
+    /// about 2^32 such packets — a trap, at line rate within the hour.
+    @Test func acknowledgmentsFarAheadEndTheConnectionBeforeOffsetsOverflow() {
+        var limits = ReassemblyLimits()
+        limits.maxStreamOffset = 1 << 34
+        let sink = Collector()
+        let r = TCPReassembler(limits: limits, sink: sink, isServerPort: { $0 == 5269 })
+        let client = Endpoint(address: IPAddress(ipv4: 0x0A00_0001), port: 40000)
+        let server = Endpoint(address: IPAddress(ipv4: 0x0A00_0002), port: 5269)
+        var n = 0
+        func send(_ fromClient: Bool, seq: UInt32, ack: UInt32, _ flags: TCPFlags) {
+            n += 1
+            [UInt8]().withUnsafeBytes { empty in
+                r.process(TCPSegment(source: fromClient ? client : server, destination: fromClient ? server : client,
+                                     sequence: seq, acknowledgment: ack, flags: flags, window: 65535, payload: empty,
+                                     payloadLength: 0, frame: FrameRef(input: 0, number: n, time: Timestamp(seconds: 1, nanoseconds: Int32(n)))))
+            }
+        }
+        send(true, seq: 100, ack: 0, .syn)
+        send(false, seq: 5000, ack: 101, [.syn, .ack])
+        var ack: UInt32 = 5001
+        for _ in 0..<20 {
+            ack = ack &+ 0x7fff_fffe
+            send(true, seq: 101, ack: ack, .ack)
+        }
+        #expect(sink.offsetErrors == 0)
+        #expect(sink.conns.count >= 2, "the connection ended and the next packet opened a new one")
+        #expect(sink.conns[0].closed && sink.conns[0].c.closeReason == .evicted)
+        #expect(sink.conns[0].nextOffset[1] > 1 << 34 && sink.conns[0].nextOffset[1] < (1 << 34) + (1 << 32))
+        #expect(sink.anomalies.contains { $0.kind == .limitReached && $0.message.contains("stream offsets passed") })
+        r.finish()
+    }
+
     @Test func outOfOrderBufferIsBoundedAndTheHoleBecomesAGap() {
         var limits = ReassemblyLimits()
         limits.maxOutOfOrderBytesPerDirection = 4096

@@ -1,5 +1,5 @@
 import Foundation
-import S2Capture
+@testable import S2Capture
 import S2Model
 import S2Wire
 import Testing
@@ -14,12 +14,24 @@ struct DecodedSegment: Equatable, CustomStringConvertible {
 
 func hex(_ b: UnsafeRawBufferPointer) -> String { b.map { String(format: "%02x", $0) }.joined() }
 
+/// The fixture name of a skip (`skipped[].kind` in the expected JSON).
+func skipKind(_ skip: DecodeSkip) -> String {
+    switch skip {
+    case .notTCP: "not_tcp"
+    case .fragmentHeld: "fragment_held"
+    case .truncated: "truncated"
+    case .malformed: "malformed"
+    case .unsupportedLinkType: "unsupported_link_type"
+    }
+}
+
 /// Decodes every frame of a capture; returns TCP segments and the frames that gave none.
-func decodeAll(_ path: String) throws -> (segments: [DecodedSegment], other: [Int], frames: Int, end: ReadEnd, reader: PcapFileReader) {
+func decodeAll(_ path: String) throws -> (segments: [DecodedSegment], other: [Int], skips: [Int: String], frames: Int, end: ReadEnd, reader: PcapFileReader) {
     let reader = try PcapFileReader(path: path, inputIndex: 0)
     let decoder = FrameDecoder()
     var segs: [DecodedSegment] = []
     var other: [Int] = []
+    var skips: [Int: String] = [:]
     let end = reader.read { p in
         switch decoder.decode(p.bytes, linkType: p.linkType, frame: p.frame) {
         case .success(let s):
@@ -28,12 +40,13 @@ func decodeAll(_ path: String) throws -> (segments: [DecodedSegment], other: [In
                                        seq: s.sequence, ack: s.acknowledgment, flags: Int(s.flags.rawValue),
                                        payloadHex: hex(s.payload), payloadLength: s.payloadLength, snapTruncated: s.isSnapTruncated))
             segs[segs.count - 1].time = p.frame.time.rfc3339Nanoseconds
-        case .failure:
+        case .failure(let skip):
             other.append(p.frame.number)
+            skips[p.frame.number] = skipKind(skip)
         }
         return true
     }
-    return (segs, other, reader.framesRead, end, reader)
+    return (segs, other, skips, reader.framesRead, end, reader)
 }
 
 struct DecodeFixtureTests {
@@ -46,7 +59,8 @@ struct DecodeFixtureTests {
     @Test func thereAreFixturesForEveryLinkType() {
         let all = Set(Self.fixtures)
         for name in ["ethernet", "linux-sll", "linux-sll2", "null", "loop", "raw", "vlan", "qinq", "ipv4-options",
-                     "ipv6-ext-headers", "ipv4-fragments", "ipv6-fragments", "snaplen-cut", "nanosecond", "pcapng-basic"] {
+                     "ipv6-ext-headers", "ipv4-fragments", "ipv6-fragments", "snaplen-cut", "nanosecond", "pcapng-basic",
+                     "ipv6-atomic-fragment-dstopts-overrun", "ipv6-fragments-dstopts"] {
             #expect(all.contains(name), "missing decode fixture \(name)")
         }
     }
@@ -75,6 +89,9 @@ struct DecodeFixtureTests {
         #expect(actual.count == expected.count, "\(name): \(actual.count) segments, expected \(expected.count)")
         for (a, e) in zip(actual, expected) { #expect(a == e, "\(name)") }
         #expect(got.other == json["non_tcp_frames"] as! [Int], "\(name): frames without a segment")
+        let skipped = (json["skipped"] as! [[String: Any]]).map { ($0["frame"] as! Int, $0["kind"] as! String) }
+        #expect(skipped.map(\.0) == got.other, "\(name): every frame without a segment has its reason")
+        for (frame, kind) in skipped { #expect(got.skips[frame] == kind, "\(name): frame \(frame)") }
     }
 
     /// tshark is a cross-check here, not the oracle: where it decodes a TCP segment, ours must agree.
@@ -155,5 +172,46 @@ struct CaptureErrorTests {
         #expect(!numbers.isEmpty)
         #expect(numbers.allSatisfy { !all.segments.map(\.frame).contains($0) })
         #expect(r.framesRead == all.frames)
+    }
+}
+
+/// The kernel filter `s2scope live` uses by default must pass every frame that can carry s2s
+/// traffic on every link type: TCP on the port (also behind IPv6 extension headers), untagged,
+/// behind one VLAN tag or two, and every IP fragment (later fragments carry no port). Checked with
+/// libpcap's own BPF compiler and interpreter on every decode fixture: the segments decoded from
+/// the filtered frames are all the fixture's segments, and no held fragment is filtered out.
+struct LiveFilterTests {
+    @Test(arguments: DecodeFixtureTests.fixtures.filter { !$0.hasPrefix("pcapng") && $0 != "truncated-mid-record" })
+    func defaultFilterPassesEverySegmentAndFragment(_ name: String) throws {
+        let path = repoRoot.appendingPathComponent("fixtures/decode/\(name).pcap").path
+        let all = try decodeAll(path)
+        let filter = LiveCapture.filter(LiveCapture.defaultFilter(ports: [5269]), forLinkType: all.reader.linkType)
+        #expect(filter.contains("vlan") == (all.reader.linkType == 1), "VLAN clauses exactly on Ethernet")
+        let reader = try PcapFileReader(path: path, inputIndex: 0, filter: filter)
+        let decoder = FrameDecoder()
+        var passed: [Int] = [], segments: [Int] = []
+        _ = reader.read { p in
+            passed.append(p.frame.number)
+            if case .success = decoder.decode(p.bytes, linkType: p.linkType, frame: p.frame) { segments.append(p.frame.number) }
+            return true
+        }
+        var expected = all.segments.map(\.frame)
+        // null.pcap frame 4 is IPv6 under AF_INET6 = 10, Linux's value: libpcap's BPF knows only the
+        // BSD values (24, 28, 30), and only BSD loopbacks write DLT_NULL live.
+        if name == "null" { expected.removeAll { $0 == 4 } }
+        #expect(segments == expected, "\(name): segments decoded behind the filter")
+        let fragments = all.skips.filter { $0.value == "fragment_held" }.map(\.key)
+        #expect(Set(fragments).isSubset(of: passed), "\(name): fragments the filter dropped")
+        if name == "mixed-non-tcp" {
+            #expect(passed == all.segments.map(\.frame), "ARP, DNS, ICMP and ICMPv6 stay out")
+        }
+    }
+
+    @Test func aUserFilterIsNeverRewritten() {
+        #expect(LiveCapture.filter("vlan and tcp", forLinkType: 113) == "vlan and tcp")
+        #expect(LiveCapture.filter("tcp port 5269 or (vlan and (udp))", forLinkType: 113) == "tcp port 5269 or (vlan and (udp))")
+        let d = LiveCapture.defaultFilter(ports: [5269, 5270])
+        #expect(LiveCapture.filter(d, forLinkType: 1) == d)
+        #expect(LiveCapture.filter(d, forLinkType: 113) == "(tcp port 5269 or tcp port 5270) or (ip[6:2] & 0x3fff != 0) or (ip6 and ip6[6] == 44) or (ip6 and (ip6[6] == 0 or ip6[6] == 43 or ip6[6] == 51 or ip6[6] == 60))")
     }
 }

@@ -509,3 +509,42 @@ teardown_replay_ns() {   # name: stop what still runs in it (by PID), delete it
   for p in ${left:-}; do kill -KILL "$p" 2>/dev/null || true; done
   ip netns del "$ns" 2>/dev/null || true
 }
+
+# ------------------------------------------------- release build, captures --
+# Used by live-soak.sh and metrics-flood.sh: rates like 200 Mbit/s need the release build.
+
+find_release_s2scope() {   # sets S2SCOPE_BIN: $S2SCOPE, else .build/release/s2scope (built if older than the sources)
+  S2SCOPE_BIN="${S2SCOPE:-}"
+  if [ -z "$S2SCOPE_BIN" ]; then
+    log "building s2scope (release; a no-op when it is up to date)"
+    "$REPO_DIR/scripts/install-deps.sh" build >&2 || die "could not install the build dependencies"
+    (cd "$REPO_DIR" && timeout 3600 swift build -c release --product s2scope 2>&1 | tail -1) >&2 || die "swift build -c release failed"
+    S2SCOPE_BIN="$REPO_DIR/.build/release/s2scope"
+  fi
+  [ -x "$S2SCOPE_BIN" ] || die "s2scope binary $S2SCOPE_BIN not found or not executable"
+  has_live "$S2SCOPE_BIN" || die "$S2SCOPE_BIN has no 'live' command"
+}
+
+bench_capture() {   # size seed: prints the path of a generated s2s capture (Benchmarks/ s2scope-gen), made
+  # once into BENCH_DATA (kept; as `make bench` does), else into the work directory (removed on exit)
+  local size=$1 seed=$2 data="${BENCH_DATA:-$WORK}" gen="$REPO_DIR/Benchmarks/.build/release/s2scope-gen"
+  local f="$data/s2s-$size-seed$seed.pcap"
+  mkdir -p "$data"
+  if [ ! -s "$f" ]; then
+    if [ ! -x "$gen" ]; then
+      log "building s2scope-gen (Benchmarks/, release)"
+      (cd "$REPO_DIR/Benchmarks" && timeout 3600 swift build -c release --product s2scope-gen 2>&1 | tail -1) >&2 \
+        || die "could not build s2scope-gen"
+    fi
+    log "generating $f"
+    "$gen" --size "$size" --seed "$seed" --out "$f.tmp" --truth "${f%.pcap}.truth.json" >&2 || die "s2scope-gen failed"
+    mv "$f.tmp" "$f"
+  fi
+  echo "$f"
+}
+
+ensure_tcpreplay() {
+  command -v tcpreplay > /dev/null && return 0
+  export DEBIAN_FRONTEND=noninteractive
+  { timeout 600 apt-get update -qq && timeout 600 apt-get install -y -qq tcpreplay > /dev/null; } || die "could not install tcpreplay"
+}

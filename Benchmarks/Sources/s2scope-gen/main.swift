@@ -1,6 +1,7 @@
 // s2scope-gen — deterministic generator of large, realistic XMPP s2s captures with ground truth.
 //
 //   s2scope-gen --size 1G --seed 1 --out FILE.pcap [--truth FILE.json]
+//   s2scope-gen --hostile-frames 5000 --link-type 1 --seed 1 [--replayable] --out FILE.pcap
 //
 // Many concurrent dialback sessions between ~200 domains (IPv4 and IPv6), each a full exchange over
 // two connections, then stanzas of 50 B to 8 KB (UTF-8 text, entities) cut at the MSS, interleaved,
@@ -9,6 +10,7 @@
 #if canImport(Glibc)
 @preconcurrency import Glibc
 #endif
+import S2Model
 import S2Synth
 
 struct Truth {
@@ -37,6 +39,9 @@ struct Options {
     var injectEvery = 25
     var quiet = false
     var selftest = false
+    var hostileFrames: Int?
+    var linkType: Int32 = 1
+    var replayable = false
 
     static func parseSize(_ s: String) -> Int64? {
         var digits = s
@@ -57,8 +62,13 @@ struct Options {
     static let usage = """
         usage: s2scope-gen --size SIZE --seed N --out FILE.pcap [--truth FILE.json]
                            [--links N] [--domains N] [--mean-stanzas N] [--inject-every N] [--quiet]
+               s2scope-gen --hostile-frames N [--link-type DLT] [--replayable] --seed N --out FILE.pcap
                s2scope-gen --selftest
           SIZE: bytes, or with K/M/G suffix (binary: 1G = 2^30 bytes). The file ends within a few KB of it.
+          --hostile-frames: N frames of S2Synth's frame grammar instead (lengths that lie, cuts at every
+            layer, IPv6 chains, fragments, option soup; issue #16), for replays on a live sensor.
+          --replayable: as a link carries them: each frame whole (a cut becomes a frame shorter than
+            its headers say), none shorter than the 14-byte Ethernet header (tcpreplay cannot send it).
         """
 
     static func parse(_ args: [String]) -> Options {
@@ -81,6 +91,11 @@ struct Options {
             case "--inject-every": guard let v = Int(value()), v > 0 else { fail("bad --inject-every") }; o.injectEvery = v
             case "--quiet", "-q": o.quiet = true
             case "--selftest": o.selftest = true
+            case "--replayable": o.replayable = true
+            case "--hostile-frames": guard let v = Int(value()), v > 0 else { fail("bad --hostile-frames") }; o.hostileFrames = v
+            case "--link-type":
+                guard let v = Int32(value()), FrameGrammar.linkTypes.contains(v) else { fail("bad --link-type (one of \(FrameGrammar.linkTypes))") }
+                o.linkType = v
             case "--help", "-h": print(usage); exit(0)
             default: fail("unknown argument \(args[i])")
             }
@@ -322,8 +337,29 @@ func monotonicSeconds() -> Double {
     return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }
 
+/// `--hostile-frames N`: N grammar frames (a fragment group is kept whole) 1 ms apart.
+func writeHostileFrames(_ o: Options, count: Int) -> Int32 {
+    var g = FrameGrammar(seed: o.seed)
+    var w = PcapWriter(linkType: UInt32(bitPattern: o.linkType), snapLength: 262_144)
+    var n = 0
+    while n < count {
+        for f in g.next(linkType: o.linkType) {
+            if o.replayable && f.bytes.count < 14 { continue }
+            w.add(f.bytes, time: .init(seconds: 1_700_000_000 + Int64(n / 1000), nanoseconds: Int32(n % 1000) * 1_000_000),
+                  wireLength: o.replayable ? f.bytes.count : f.wireLength)
+            n += 1
+        }
+    }
+    guard let fp = fopen(o.out, "wb") else { fail("cannot write \(o.out)") }
+    let ok = w.bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, fp) } == w.bytes.count
+    guard fclose(fp) == 0, ok else { fail("writing \(o.out) failed") }
+    if !o.quiet { print("s2scope-gen: \(n) hostile frames (link type \(o.linkType), seed \(o.seed)) in \(o.out)") }
+    return 0
+}
+
 let options = Options.parse(Array(CommandLine.arguments.dropFirst()))
 if options.selftest { exit(selftest() ? 0 : 1) }
+if let n = options.hostileFrames { exit(writeHostileFrames(options, count: n)) }
 do {
     let started = monotonicSeconds()
     let g = try Generator(options: options)

@@ -28,6 +28,30 @@ public enum Seeds {
         var fileBytes: [UInt8]
     }
 
+    /// Captures of grammar frames (`FrameGrammar`), one per supported link type and seed: what
+    /// random bytes rarely reach (VLAN stacks, IPv6 chains with fragments and AH, option soup,
+    /// lying lengths, cuts at every layer).
+    static func grammarCaptures() -> [Capture] {
+        var out: [Capture] = []
+        for linkType in FrameGrammar.linkTypes {
+            for seed in 0..<6 {
+                var g = FrameGrammar(seed: UInt64(seed) << 32 | UInt64(UInt32(bitPattern: linkType)))
+                var w = PcapWriter(linkType: UInt32(bitPattern: linkType), snapLength: 65_535)
+                var frames: [(bytes: [UInt8], time: Timestamp)] = []
+                var t = Timestamp(seconds: 1_700_000_000, nanoseconds: 0)
+                while frames.count < 24 {
+                    for f in g.next(linkType: linkType) {
+                        frames.append((f.bytes, t))
+                        w.add(f.bytes, time: t, wireLength: f.wireLength)
+                        t = t.adding(seconds: 0.001)
+                    }
+                }
+                out.append(Capture(name: "grammar-dlt\(linkType)-\(seed)", linkType: linkType, frames: frames, fileBytes: w.bytes))
+            }
+        }
+        return out
+    }
+
     public static func write(_ target: Target, to dir: String, repoRoot: String = defaultRepoRoot) -> Int {
         mkdir(dir, 0o755)
         var n = 0
@@ -39,7 +63,8 @@ public enum Seeds {
             fclose(f)
             n += 1
         }
-        for cap in captures(repoRoot: repoRoot) {
+        let grammar = (target == .decode || target == .pipeline) && !GrammarMutator.baseline ? grammarCaptures() : []
+        for cap in captures(repoRoot: repoRoot) + grammar {
             switch target {
             case .pipeline:
                 save(cap.name, cap.fileBytes)

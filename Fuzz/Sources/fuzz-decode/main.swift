@@ -10,6 +10,12 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
     return 0
 }
 
+/// Half of the mutations splice in frames from the grammar (see FuzzTargets/GrammarMutator.swift).
+@_cdecl("LLVMFuzzerCustomMutator")
+public func fuzzMutate(_ data: UnsafeMutablePointer<UInt8>?, _ size: Int, _ maxSize: Int, _ seed: UInt32) -> Int {
+    GrammarMutator.decode(data, size, maxSize, seed)
+}
+
 FuzzMain.run(.decode) { data, size in
     DecodeFuzz.run(FuzzMain.bytes(data, size))
     return 0

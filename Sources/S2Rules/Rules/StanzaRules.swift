@@ -227,10 +227,9 @@ final class StanzaIQ2: Rule {
         firing: [Example.validated + "\nC> ↓<iq from='a.example' to='b.example' id='p1' type='get'><ping xmlns='urn:xmpp:ping'/></iq>\n+70\n" + Example.message],
         quiet: [Example.validated + "\nC> <iq from='a.example' to='b.example' id='p1' type='get'><ping xmlns='urn:xmpp:ping'/></iq>\n" + "@3 10.0.0.2 -> 10.0.0.1\n3C> $HDR to='a.example' from='b.example'>\n3S> $HDR from='a.example' to='b.example' id='s3'>\n3C> <iq from='b.example' to='a.example' id='p1' type='result'/>\n+70\n" + Example.message])
     /// What a pending get/set keeps: its key, where it was seen and a short evidence string — not
-    /// the element (a peer decides how many are pending at once).
+    /// the element (a peer decides how many are pending at once). Freed as soon as it is answered.
     struct Pending {
         var key: Key
-        var serial: Int
         var frame: FrameRef
         var connection: ConnectionID
         var evidence: String
@@ -243,9 +242,11 @@ final class StanzaIQ2: Rule {
         var from: String
         var to: String
     }
-    /// Requests in arrival order (so in deadline order); answered or replaced ones stay until
-    /// their deadline passes, when `index` no longer names their serial.
-    private var pending: [Pending] = []
+    /// The requests still waiting, by serial; answered and replaced ones leave at once.
+    private var waitingRequests: [Int: Pending] = [:]
+    /// Every request's serial and time in arrival order (so in deadline order): 16 bytes each for
+    /// the IQ timer's window, whatever became of the request.
+    private var deadlines: [(serial: Int, time: Timestamp)] = []
     private var head = 0
     /// The pending request each (id, from, to) waits on, by serial. A get/set that repeats the key of
     /// one still pending replaces it: a reply cannot say which of the two it answers, so the earlier
@@ -274,10 +275,9 @@ final class StanzaIQ2: Rule {
             switch el[attribute: "type"] {
             case "get", "set":
                 let key = Key(id: id, from: from, to: to)
-                if let replaced = index[key] {
+                if let replaced = index.removeValue(forKey: key) {
                     // The earlier request with this key is superseded (see `index`).
-                    if let i = position(of: replaced) { release(pending[i].connection) }
-                    index[key] = nil
+                    if let p = waitingRequests.removeValue(forKey: replaced) { release(p.connection) }
                     ctx.skip(description, c.id, e.firstFrame, .reusedID)
                 }
                 let onConnection = waiting[c.id, default: 0]
@@ -298,20 +298,22 @@ final class StanzaIQ2: Rule {
                 serials += 1
                 index[key] = serials
                 waiting[c.id] = onConnection + 1
-                pending.append(Pending(key: key, serial: serials, frame: e.firstFrame, connection: c.id,
-                                       evidence: String(el.render().prefix(Self.evidenceLength)), losses: ctx.lossEvents))
+                waitingRequests[serials] = Pending(key: key, frame: e.firstFrame, connection: c.id,
+                                                   evidence: String(el.render().prefix(Self.evidenceLength)), losses: ctx.lossEvents)
+                deadlines.append((serials, e.firstFrame.time))
             case "result", "error":
-                if let serial = index.removeValue(forKey: Key(id: id, from: to, to: from)), let i = position(of: serial) {
-                    release(pending[i].connection)
+                if let serial = index.removeValue(forKey: Key(id: id, from: to, to: from)),
+                   let p = waitingRequests.removeValue(forKey: serial) {
+                    release(p.connection)
                 }
             default: break
             }
         }
         let now = ctx.now
-        while head < pending.count, now.secondsSince(pending[head].frame.time) > ctx.configuration.timers.iq {
-            let p = pending[head]
+        while head < deadlines.count, now.secondsSince(deadlines[head].time) > ctx.configuration.timers.iq {
+            let serial = deadlines[head].serial
             head += 1
-            guard index[p.key] == p.serial else { continue }  // answered or replaced
+            guard let p = waitingRequests.removeValue(forKey: serial) else { continue }  // answered or replaced
             index[p.key] = nil
             release(p.connection)
             if ctx.lossEvents != p.losses {
@@ -324,24 +326,14 @@ final class StanzaIQ2: Rule {
         }
         if case .finished = input {
             // Still waiting when the capture ended: the answer was not yet due.
-            for p in pending[head...] where index[p.key] == p.serial { ctx.skip(description, p.connection, p.frame, .captureEnded) }
+            for d in deadlines[head...] {
+                if let p = waitingRequests.removeValue(forKey: d.serial) { ctx.skip(description, p.connection, p.frame, .captureEnded) }
+            }
         }
-        if head > 1024 && head * 2 > pending.count {
-            pending.removeFirst(head)
+        if head > 1024 && head * 2 > deadlines.count {
+            deadlines.removeFirst(head)
             head = 0
         }
-    }
-
-    /// Where the request with `serial` sits in `pending` (serials grow along the array).
-    private func position(of serial: Int) -> Int? {
-        var lo = head, hi = pending.count - 1
-        while lo <= hi {
-            let mid = (lo + hi) / 2
-            let s = pending[mid].serial
-            if s == serial { return mid }
-            if s < serial { lo = mid + 1 } else { hi = mid - 1 }
-        }
-        return nil
     }
 
     private func release(_ c: ConnectionID) {

@@ -7,4 +7,7 @@
 /// runs the fuzzing loop with `callback` as the target (compiler-rt FuzzerInterface.h).
 int LLVMFuzzerRunDriver(int *argc, char ***argv, int (*callback)(const uint8_t *data, size_t size));
 
+/// libFuzzer's own mutations (dictionary included), for a custom mutator to fall back on.
+size_t LLVMFuzzerMutate(uint8_t *data, size_t size, size_t max_size);
+
 #endif

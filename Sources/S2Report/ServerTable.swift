@@ -186,6 +186,8 @@ public struct ServerTable: Sendable {
             var stanzaDomains: Set<String> = []
         }
         var seen: [Int: Seen] = [:]
+        // SASL success: the initiator that authenticated is originating, the acceptor receiving.
+        var saslRoles: [Int: Set<String>] = [:]
         for c in r.connections where c.clientAddress != "?" {
             let last = c.closeFrame ?? c.lastFrame
             let ci = index(c.clientAddress, c.firstFrame, last)
@@ -201,6 +203,10 @@ public struct ServerTable: Sendable {
                 }
             }
             for n in c.sasl where n.outcome == .success { claim(ci, n.domain, authenticatedToo: true) }
+            if c.sasl.contains(where: { $0.outcome == .success }) {
+                saslRoles[ci, default: []].insert("originating")
+                saslRoles[si, default: []].insert("receiving")
+            }
             let f = c.facts
             seen[ci, default: Seen()].initiated += 1
             seen[ci, default: Seen()].stanzas += f.stanzas.clientToServer
@@ -246,12 +252,7 @@ public struct ServerTable: Sendable {
                 refused.insert([z, o])
             }
         }
-        var roleOf: [Int: Set<String>] = [:]
-        for c in r.connections where c.sasl.contains(where: { $0.outcome == .success }) {
-            guard let e = ends[c.id] else { continue }
-            roleOf[e.client, default: []].insert("originating")
-            roleOf[e.server, default: []].insert("receiving")
-        }
+        var roleOf = saslRoles
         var exchangesOf: [Int: [(number: Int, role: String, outcome: String?)]] = [:]
         var resultConnectionsOf: [Int: Set<ConnectionID>] = [:]
         var verifySteps: [Int: [ConnectionID]] = [:]
@@ -312,6 +313,8 @@ public struct ServerTable: Sendable {
             .sorted { Self.before(firstSeen[$0[0]], firstSeen[$1[0]]) || (firstSeen[$0[0]] == firstSeen[$1[0]] && $0[0] < $1[0]) }
         var rowOf: [Int: Int] = [:]
         for (k, g) in groups.enumerated() { for i in g { rowOf[i] = k } }
+        var evidenceOf: [Int: [String]] = [:]
+        for e in evidence { if let k = rowOf[e.a] { evidenceOf[k, default: []].append(e.text) } }
         while claims.count < addresses.count { claims.append([]); authenticated.append([]) }
         // Who else claims each domain (to say that a shared claim did not group them).
         var claimants: [String: Set<Int>] = [:]
@@ -406,8 +409,8 @@ public struct ServerTable: Sendable {
             if g.count == 1 {
                 why.append("one address (\(addresses[g[0]]))")
             } else {
-                let links = evidence.filter { rowOf[$0.a] == k }
-                let shown = links.prefix(Self.maxEvidenceListed).map(\.text)
+                let links = evidenceOf[k] ?? []
+                let shown = links.prefix(Self.maxEvidenceListed)
                 why.append("addresses \(row.addresses.joined(separator: ", ")) are one server: " + shown.joined(separator: "; ")
                            + (links.count > shown.count ? "; and \(links.count - shown.count) more" : ""))
             }

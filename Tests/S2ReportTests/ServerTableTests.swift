@@ -105,6 +105,29 @@ struct ServerTableTests {
         #expect((byAddress["10.53.0.10"]!["roles"] as! [String]) == ["receiving"])
     }
 
+    /// Every lab truth names the address that breaks each expected rule (`from_ip`): the server
+    /// row of that address must have the finding (charging by the rule's actor and direction).
+    @Test func labTruthsFindTheirFindingsOnTheRightServer() throws {
+        let dir = repoRoot.appendingPathComponent("fixtures/lab")
+        let truths = try FileManager.default.contentsOfDirectory(atPath: dir.path).filter { $0.hasSuffix(".truth.json") }.sorted()
+        var checked = 0
+        for name in truths {
+            let truth = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: dir.appendingPathComponent(name))) as? [String: Any])
+            let expected = (truth["expect_violations"] as? [[String: Any]] ?? []).filter { $0["from_ip"] is String }
+            guard !expected.isEmpty else { continue }
+            let files = (truth["captures"] as? [String]) ?? [truth["capture"] as? String ?? ""]
+            let rows = try Self.servers(files)
+            for e in expected {
+                let ip = e["from_ip"] as! String, rule = e["rule"] as! String
+                let row = rows.first { ($0["addresses"] as? [String] ?? []).contains(ip) }
+                let rules = (row?["findings"] as? [[String: Any]] ?? []).map { $0["rule"] as! String }
+                #expect(rules.contains(rule), "\(name): \(rule) is not on the row of \(ip) (\(row?["id"] ?? "no row"): \(rules))")
+                checked += 1
+            }
+        }
+        #expect(checked >= 40, "\(checked) expected findings checked")
+    }
+
     // MARK: grouping
 
     static func table(_ transcript: String) throws -> ServerTable { ServerTable(try Engine.analyze(transcript: transcript)) }

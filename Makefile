@@ -98,9 +98,13 @@ sanitize:
 		$(SWIFT) test --sanitize=address --scratch-path .build-asan
 	SWIFT_BACKTRACE=enable=no $(SWIFT) test --sanitize=thread --scratch-path .build-tsan
 
-# s2scope vs tshark vs a plain libpcap read loop on generated s2s captures (100M and 1G by default;
-# BENCH_SIZES, BENCH_RUNS, BENCH_PROFILE=1 … see scripts/bench.sh), with a check of the verdicts
-# against the generator's truth; writes docs/BENCH.md.
+# s2scope (--threads 1, 2, 4) against the C yardstick of issue #17 (../shared/perf/ceiling, every
+# s2scope figure as a ratio to it in the same run), a libpcap read loop and tshark on generated s2s
+# captures (100M and 1G by default); allocations and instructions per MB (package-benchmark suite in
+# Benchmarks/, valgrind); peak RSS against the budget; identical reports for every thread count on the
+# bench captures and fixtures/, verdicts against the generator's truth; `live` on a veth pair (root).
+# Writes docs/BENCH.md. Quick check: make bench BENCH_SIZES=10M BENCH_RUNS=1 BENCH_MD= (all the
+# BENCH_* variables: scripts/bench.sh).
 bench:
 	scripts/bench.sh
 

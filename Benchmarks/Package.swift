@@ -1,7 +1,14 @@
-// swift-tools-version:6.0
-// Benchmarks for S2Scope: `s2scope-gen`, a deterministic generator of large, realistic s2s captures
-// with a ground-truth file (see docs/BENCH.md and scripts/bench.sh). A separate package so the main
-// package's build and tests never see it; it depends on the main package by path.
+// swift-tools-version:6.1
+// Benchmarks for S2Scope (see docs/BENCH.md and scripts/bench.sh). A separate package so the main
+// package's build, tests and CI never see it; it depends on the main package by path.
+//   s2scope-gen       deterministic generator of large, realistic s2s captures with a ground truth
+//   xmpp-bench        micro-benchmark of the XMPP stream layer alone
+//   EngineBenchmarks  package-benchmark (ordo-one/benchmark) suite: mallocs, instructions and wall
+//                     time of the analysis engine over a capture held in memory
+//                     (`swift package benchmark --target EngineBenchmarks`; `make bench` runs it)
+// swift-tools-version 6.1 for package traits: package-benchmark counts mallocs with its
+// MallocInterposer trait. Its other default trait, RuntimeInterposer (ARC counts on Linux with Swift
+// 6.3), needs a package that is not in the local mirror, so the traits are named explicitly.
 import PackageDescription
 
 let package = Package(
@@ -12,10 +19,11 @@ let package = Package(
         .executable(name: "hostile-state-gen", targets: ["hostile-state-gen"]),
     ],
     dependencies: [
-        // Only the S2Synth product (packet builder, pcap writer): a cold build skips the analyzer.
         .package(name: "S2Scope", path: ".."),
+        .package(url: "https://github.com/ordo-one/benchmark", from: "1.38.1", traits: ["MallocInterposer"]),
     ],
     targets: [
+        // Only the S2Synth product (packet builder, pcap writer): a cold build skips the analyzer.
         .executableTarget(
             name: "s2scope-gen",
             dependencies: [.product(name: "S2Synth", package: "S2Scope")]
@@ -23,6 +31,16 @@ let package = Package(
         .executableTarget(name: "xmpp-bench", dependencies: [.product(name: "S2XMPPStream", package: "S2Scope")]),
         // The hostile-state corpus (S2Synth.HostileState) as pcap files, for `make hostile-scaling`.
         .executableTarget(name: "hostile-state-gen", dependencies: [.product(name: "S2Synth", package: "S2Scope")]),
+        // package-benchmark finds its suites under Benchmarks/<target>/.
+        .executableTarget(
+            name: "EngineBenchmarks",
+            dependencies: [
+                .product(name: "Benchmark", package: "benchmark"),
+                .product(name: "S2Scope", package: "S2Scope"),
+            ],
+            path: "Benchmarks/EngineBenchmarks",
+            plugins: [.plugin(name: "BenchmarkPlugin", package: "benchmark")]
+        ),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -144,7 +144,15 @@ public final class DialbackModel {
         var domain: String?
     }
 
-    public init() {}
+    /// Whether this model relates connections to each other (the correlator's, or a whole
+    /// single-stage run): verify ↔ result matching, registries of stream ids and hosted domains,
+    /// the exchanges of the report. A shard's model (false) keeps each connection's own state only,
+    /// so that what it decides cannot depend on which other connections share its shard.
+    public let correlates: Bool
+
+    public init(correlates: Bool = true) {
+        self.correlates = correlates
+    }
 
     /// The live model of an open connection.
     public func connection(_ id: ConnectionID) -> ConnectionModel? { byID[id] }
@@ -159,8 +167,10 @@ public final class DialbackModel {
         c.slot = connections.count
         connections.append(c)
         byID[id] = c
-        openByServerAddress[serverAddress, default: []].insert(id)
-        openByClientAddress[clientAddress, default: []].insert(id)
+        if correlates {
+            openByServerAddress[serverAddress, default: []].insert(id)
+            openByClientAddress[clientAddress, default: []].insert(id)
+        }
         return c
     }
 
@@ -237,7 +247,8 @@ public final class DialbackModel {
     /// and it takes nothing else with it.
     public func discard(_ c: ConnectionModel) {
         byID[c.id] = nil
-        if let i = connections.lastIndex(where: { $0 === c }) { connections.remove(at: i) }
+        exchangesOf[c.id] = nil
+        removeFromConnections(c)
     }
 
     /// Drops a closed connection and the exchanges that are settled with it, so that a live run
@@ -318,6 +329,11 @@ public final class DialbackModel {
 
     public func isHostKnown(_ address: String) -> Bool { configuredHosts[address] != nil }
 
+    /// Whether the user configured `address` to host `domain` (knowledge every shard shares).
+    public func isConfiguredHost(_ address: String, _ domain: String) -> Bool {
+        configuredHosts[address]?.contains(normalizedDomain(domain)) == true
+    }
+
     /// Whether the party at `address` is known to host `domain` (or hosts too many to tell).
     public func hosts(_ address: String, _ domain: String) -> Bool {
         let domain = normalizedDomain(domain)
@@ -358,9 +374,9 @@ public final class DialbackModel {
             if d == .clientToServer {
                 c.initialHeader = h
             } else {
-                if let old = c.streamID { Self.remove(c.id, old, from: &openByStreamID) }
+                if correlates, let old = c.streamID { Self.remove(c.id, old, from: &openByStreamID) }
                 c.responseHeader = h
-                if let id = h.id { openByStreamID[id, default: []].insert(c.id) }
+                if correlates, let id = h.id { openByStreamID[id, default: []].insert(c.id) }
             }
             c.headerFrames[d] = e.firstFrame
             c.elementsSinceHeader[d] = 0
@@ -374,7 +390,7 @@ public final class DialbackModel {
                     onLimit?(c, e.firstFrame, "more than \(Self.maxStreamsPerConnection) stream headers on this connection; the report lists the first \(Self.maxStreamsPerConnection)")
                 }
             }
-            if d == .serverToClient {
+            if d == .serverToClient && correlates {
                 if let from = h.from, !from.isEmpty { recordHosted(c.serverAddress, normalizedDomain(from)) }
                 if let id = h.id, !id.isEmpty, issuedStreamIDs[c.serverAddress]?[id] == nil {
                     issuedStreamIDs[c.serverAddress, default: [:]][id] = c.id
@@ -471,7 +487,7 @@ public final class DialbackModel {
         }
         let d = e.direction
         let pair = DomainPair(sender: s, target: t)
-        recordHosted(c.address(of: d), pair.sender)
+        if correlates { recordHosted(c.address(of: d), pair.sender) }
         if c.pendingResults[d][pair] == nil && c.pendingResults[d].count >= Self.maxPendingResultsPerConnection {
             untracked(c, e.firstFrame, "more than \(Self.maxPendingResultsPerConnection) db:result requests await an answer on this connection; further ones are not tracked")
             return .resultRequest(nil)
@@ -490,11 +506,13 @@ public final class DialbackModel {
                                  key: el.trimmedText, connection: c, direction: d, frame: e.firstFrame)
         x.steps.append(DialbackStep(kind: .resultRequest, connection: c.id, direction: d, frame: e.firstFrame,
                                     summary: "<db:result from='\(s)' to='\(t)'>"))
-        kept.append(x)
-        exchangesOf[c.id, default: []].append(x)
         c.pendingResults[d][pair] = x
-        if let id = c.streamID { resultsByBinding[ResultBinding(streamID: id, sender: pair.sender, target: pair.target)] = x }
-        unverifiedResults[PairKey(pair: pair, key: x.key), default: []].append(x)
+        if correlates {
+            kept.append(x)
+            exchangesOf[c.id, default: []].append(x)
+            if let id = c.streamID { resultsByBinding[ResultBinding(streamID: id, sender: pair.sender, target: pair.target)] = x }
+            unverifiedResults[PairKey(pair: pair, key: x.key), default: []].append(x)
+        }
         return .resultRequest(x)
     }
 
@@ -531,7 +549,9 @@ public final class DialbackModel {
         // The verify says from=T to=S id=<RS stream id on A>.
         let pair = DomainPair(sender: key.to, target: key.from)
         var match = VerifyMatch.none
-        if let x = resultsByBinding[ResultBinding(streamID: key.id, sender: pair.sender, target: pair.target)] {
+        if !correlates {
+            // A shard does not know the other connections the db:result may have come on.
+        } else if let x = resultsByBinding[ResultBinding(streamID: key.id, sender: pair.sender, target: pair.target)] {
             match = x.key == text ? .exact(x) : .wrongKey(x)
         } else if let x = latestUnverified(PairKey(pair: pair, key: text)) {
             match = .wrongID(x)
@@ -554,12 +574,12 @@ public final class DialbackModel {
                 untracked(c, e.firstFrame, "more than \(Self.maxPendingVerifiesPerConnection) db:verify requests await an answer on this connection; further ones are not tracked")
                 return .verifyRequest(key, match: match)
             }
-            verifyWaiters[VerifyWaiter(key: key, clientAddress: c.clientAddress), default: []].insert(c.id)
+            if correlates { verifyWaiters[VerifyWaiter(key: key, clientAddress: c.clientAddress), default: []].insert(c.id) }
         }
         let added = c.pendingVerifies[key] == nil
         c.pendingVerifies[key] = VerifyRequest(key: key, keyText: text, frame: e.firstFrame, direction: e.direction, exchange: exchange)
         if added { c.addPendingVerifyID(key) }
-        if pendingVerifyConnections.count < maxIndexedVerifies { pendingVerifyConnections[key] = c.id }
+        if correlates && pendingVerifyConnections.count < maxIndexedVerifies { pendingVerifyConnections[key] = c.id }
         return .verifyRequest(key, match: match)
     }
 

@@ -16,7 +16,12 @@ extension TLSSession: TLSRecordSink {}
 /// and rules → report. Used by the CLI and the tests alike.
 public final class Engine: ReassemblySink {
     public let configuration: EngineConfiguration
-    public let analyzer: Analyzer
+    /// The rules judged from one connection alone, beside its parser (docs/PIPELINE.md).
+    public let connectionRules: Analyzer
+    /// The correlator: cross-connection rules, the dialback exchanges of the report and the
+    /// connection records, fed with the facts the connections hand over (the events such rules
+    /// read), in capture order.
+    public let correlator: Analyzer
     public let report = AnalysisReport()
     /// Called for every violation and anomaly as it is found (live output).
     public var onViolation: ((Violation) -> Void)?
@@ -75,15 +80,19 @@ public final class Engine: ReassemblySink {
         tlsKeys = configuration.keyLog != nil || configuration.followsKeyLog
             ? TLSKeyStore(keyLog: configuration.keyLog ?? KeyLog(), following: configuration.followsKeyLog, limits: configuration.tlsHold)
             : nil
-        analyzer = Analyzer(configuration: configuration.rules, hosts: configuration.hosts)
-        analyzer.model.onOutcome = { [unowned self] x in
+        connectionRules = Analyzer(configuration: configuration.rules, hosts: configuration.hosts, scopes: [.connection])
+        correlator = Analyzer(configuration: configuration.rules, hosts: configuration.hosts, scopes: [.correlation])
+        correlator.model.onOutcome = { [unowned self] x in
             self.outcomes[x.outcomeName, default: 0] += 1
             self.onDialback?(x)
         }
-        analyzer.context.onViolation = { [unowned self] v in self.count(v) }
-        analyzer.context.onUnlisted = { [unowned self] rule, severity, c, d, actor in self.onFinding?(rule, severity, c, d, actor) }
-        analyzer.context.onAnomaly = { [unowned self] a in self.record(a) }
-        analyzer.context.keepViolations = configuration.retainHistory
+        // The per-server hooks (onFinding) see the findings of both stages, listed or not.
+        for a in [connectionRules, correlator] {
+            a.context.onViolation = { [unowned self] v in self.count(v) }
+            a.context.onUnlisted = { [unowned self] rule, severity, c, d, actor in self.onFinding?(rule, severity, c, d, actor) }
+            a.context.onAnomaly = { [unowned self] a in self.record(a) }
+            a.context.keepViolations = configuration.retainHistory
+        }
         let ports = configuration.ports
         reassembler = TCPReassembler(limits: configuration.reassembly, sink: self, isServerPort: { ports.contains($0) })
         if configuration.threads > 1 {
@@ -236,7 +245,7 @@ public final class Engine: ReassemblySink {
             parallel.packetDone()
         } else {
             if let tlsKeys, tlsKeys.hasWaitingSessions { tlsKeys.expire(now: frame.time) }
-            analyzer.advance(to: frame.time)
+            advanceRules(to: frame.time)
         }
     }
 
@@ -271,14 +280,17 @@ public final class Engine: ReassemblySink {
         // Connections closed by the end whose sessions still waited close now.
         flushDeferredFrames(why: "the capture ended before they arrived")
         parallel?.finish()
-        analyzer.finish()
+        connectionRules.finish()
+        correlator.finish()
         if !configuration.retainHistory {
-            for x in analyzer.model.exchanges where x.outcome == nil { reportPending(x) }
+            for x in correlator.model.exchanges where x.outcome == nil { reportPending(x) }
         }
-        report.connections = analyzer.model.retireAll()
-        report.exchanges = analyzer.model.exchanges
-        report.violations = analyzer.violations.sorted {
-            ($0.frame.input, $0.frame.number, $0.connection) < ($1.frame.input, $1.frame.number, $1.connection)
+        report.connections = correlator.model.retireAll()
+        report.exchanges = correlator.model.exchanges
+        // Both stages judge in capture order; merged, the findings are ordered by their evidence
+        // (ties by connection, rule and text: the same report whatever ran where).
+        report.violations = (connectionRules.violations + correlator.violations).sorted {
+            ($0.frame.input, $0.frame.number, $0.connection, $0.rule, $0.message) < ($1.frame.input, $1.frame.number, $1.connection, $1.rule, $1.message)
         }
         let s = reassembler.statistics
         report.statistics.tcpConnections = s.connectionsOpened
@@ -286,13 +298,21 @@ public final class Engine: ReassemblySink {
         report.statistics.gapBytes = s.gapBytes
         report.statistics.connectionsEvicted = s.connectionsEvicted
         report.statistics.connectionsEvictedForMemory = connectionsEvictedForMemory
-        report.statistics.suppressedViolations = analyzer.context.suppressed
-        report.unlistedViolations = analyzer.context.unlisted
-        report.notJudged = analyzer.context.notJudged
-        report.statistics.notJudgedByReason = Dictionary(uniqueKeysWithValues: analyzer.context.notJudgedCounts.map { ($0.key.rawValue, $0.value) })
-        report.statistics.elementsNotJudged = analyzer.tentativeElements
+        report.statistics.suppressedViolations = connectionRules.context.suppressed.merging(correlator.context.suppressed, uniquingKeysWith: +)
+        // Each stage lists its unlisted findings in the order it met them; merged by first frame.
+        report.unlistedViolations = (connectionRules.context.unlisted + correlator.context.unlisted).sorted {
+            ($0.first.input, $0.first.number, $0.connection, $0.rule) < ($1.first.input, $1.first.number, $1.connection, $1.rule)
+        }
+        report.notJudged = (connectionRules.context.notJudged + correlator.context.notJudged).sorted {
+            ($0.frame.input, $0.frame.number, $0.connection, $0.rule, $0.why) < ($1.frame.input, $1.frame.number, $1.connection, $1.rule, $1.why)
+        }
+        for (k, v) in connectionRules.context.notJudgedCounts.merging(correlator.context.notJudgedCounts, uniquingKeysWith: +) {
+            report.statistics.notJudgedByReason[k.rawValue] = v
+        }
+        report.statistics.elementsNotJudged = connectionRules.tentativeElements
         report.statistics.midstreamConnections = s.midstreamConnections
-        if analyzer.model.untrackedRequests > 0 { report.statistics.notJudgedByReason["limit", default: 0] += analyzer.model.untrackedRequests }
+        let untracked = connectionRules.model.untrackedRequests
+        if untracked > 0 { report.statistics.notJudgedByReason["limit", default: 0] += untracked }
         report.statistics.seconds = MonotonicClock.now() - started
         return report
     }
@@ -302,7 +322,9 @@ public final class Engine: ReassemblySink {
     /// The engine's side of one connection: its model (set when the open is applied) and its
     /// parser (run here; with `--threads` it lives on the connection's worker instead).
     final class ConnectionContext: ParseOutputSink {
+        /// The connection as its own rules see it, and as the correlator sees it.
         var model: ConnectionModel!
+        var correlated: ConnectionModel!
         var parser: ConnectionParser!
         var summary: ParseSummary?
         /// Whether each direction's first bytes were handed to the parser.
@@ -366,19 +388,26 @@ public final class Engine: ReassemblySink {
     }
 
     func open(_ ctx: ConnectionContext, _ info: OpenInfo) {
-        ctx.model = analyzer.open(id: info.id, client: info.client.description, server: info.server.description,
-                                  clientAddress: info.client.address.description, serverAddress: info.server.address.description,
-                                  input: info.frame.input, frame: info.frame)
-        ctx.model.handshakeSeen = info.handshakeSeen
+        for a in [connectionRules, correlator] {
+            let m = a.open(id: info.id, client: info.client.description, server: info.server.description,
+                           clientAddress: info.client.address.description, serverAddress: info.server.address.description,
+                           input: info.frame.input, frame: info.frame)
+            m.handshakeSeen = info.handshakeSeen
+            if a === correlator { ctx.correlated = m } else { ctx.model = m }
+        }
     }
 
     /// One piece of a connection's parse output, applied to the model and the rules.
     func apply(_ output: ParseOutput, to ctx: ConnectionContext) {
         switch output {
         case .event(let e):
-            analyzer.event(e, on: ctx.model)
+            connectionRules.event(e, on: ctx.model)
+            correlator.event(e, on: ctx.correlated)
         case .anomaly(let a):
-            if a.kind == .xmlDesync, let d = a.direction { analyzer.damaged(ctx.model, d) }
+            if a.kind == .xmlDesync, let d = a.direction {
+                connectionRules.damaged(ctx.model, d)
+                correlator.damaged(ctx.correlated, d)
+            }
             record(a)
         case .closed(let summary):
             ctx.summary = summary
@@ -467,21 +496,27 @@ public final class Engine: ReassemblySink {
         } else {
             report.statistics.encryptedBytes = report.statistics.encryptedBytes.saturatingAdd(afterProceed)
         }
-        analyzer.closed(ctx.model, end: info.end, frame: info.lastFrame)
+        connectionRules.closed(ctx.model, end: info.end, frame: info.lastFrame)
+        correlator.closed(ctx.correlated, end: info.end, frame: info.lastFrame)
         connectionsClosed += 1
-        onConnectionClosed?(ctx.model, s.tls ? Engine.reportInfo(s.tlsInfo) : nil)
+        onConnectionClosed?(ctx.correlated, s.tls ? Engine.reportInfo(s.tlsInfo) : nil)
+        let foundOn = connectionRules.hasFindings(on: ctx.model) || correlator.hasFindings(on: ctx.correlated)
+        // The connection's own stage keeps nothing once it closed: its findings are reported.
+        connectionRules.forget(ctx.model)
         if !configuration.retainHistory {
             // Exchanges that never got an answer are reported before they are forgotten.
-            for x in analyzer.model.exchanges(of: info.id) where x.outcome == nil { reportPending(x) }
-            analyzer.forget(ctx.model)
-        } else if !ctx.model.carriedXMPP && !analyzer.hasFindings(on: ctx.model) {
+            for x in correlator.model.exchanges(of: info.id) where x.outcome == nil { reportPending(x) }
+            correlator.forget(ctx.correlated)
+        } else if !ctx.correlated.carriedXMPP && !foundOn {
             // A connection that never carried an XMPP stream (SYN scans, port probes, floods) is
             // counted but not kept: the report's memory grows with XMPP traffic, not with flows.
             silentConnections += 1
-            analyzer.discard(ctx.model)
+            correlator.discard(ctx.correlated)
         } else {
-            analyzer.retire(ctx.model)
+            correlator.retire(ctx.correlated)
         }
+        ctx.model = nil
+        ctx.correlated = nil
     }
 
     private var reportedPending: Set<Int> = []
@@ -531,7 +566,7 @@ public final class Engine: ReassemblySink {
     /// dialback exchanges, findings) is not part of it: it grows with the capture (docs/LIMITS.md).
     public var estimatedStateBytes: Int {
         reassembler.activeConnections * Engine.bytesPerTCPConnection + reassembler.ringBytes + reassembler.heldBytes
-            + xmppConnections * Engine.bytesPerXMPPConnection + analyzer.pendingStateBytes
+            + xmppConnections * Engine.bytesPerXMPPConnection + connectionRules.pendingStateBytes + correlator.pendingStateBytes
             + (parallel == nil ? parsers.live : 2 * xmppConnections) * Engine.bytesPerParser
     }
 
@@ -558,7 +593,13 @@ public final class Engine: ReassemblySink {
         // Frames still wait behind a session: their connections are not idle, only not read yet.
         guard deferredFrameCount == 0 else { return }
         reassembler.expire(now: t)
-        analyzer.advance(to: t)
+        advanceRules(to: t)
+    }
+
+    /// Capture time reached `t`: both stages' reaction timers fire.
+    func advanceRules(to t: Timestamp) {
+        connectionRules.advance(to: t)
+        correlator.advance(to: t)
     }
 
     /// Anomalies from reassembly and decoding; with `--threads` they wait for their turn in

@@ -133,7 +133,7 @@ final class ParallelParsing {
         for w in workers { _ = w.outbox.take() }
         for s in round.steps {
             switch s {
-            case .advance(let t): engine.analyzer.advance(to: t)
+            case .advance(let t): engine.advanceRules(to: t)
             case .open(let ctx, let info): engine.open(ctx, info)
             case .parsed(let w, let ctx):
                 let b = round.batches[w]

@@ -58,9 +58,15 @@ public final class ServerAttribution {
         return c.address(of: d)
     }
 
+    /// Names come from the connection-rules model: each event reaches it before the correlator's,
+    /// so a finding judged on that event (an initial header's id='', say) already sees the
+    /// header's names there, not yet in the correlator's model.
     func name(of id: ConnectionID, _ d: Direction) -> String {
-        if let c = engine.analyzer.model.connection(id) { return Self.serverName(c, d) }
-        return recentlyClosed[id]?[d] ?? Self.unknown
+        if let c = engine.connectionRules.model.connection(id) { return Self.serverName(c, d) }
+        // Not `recentlyClosed[id]?[d] ?? …`: Swift 6.3.1 crashes (SILGenCleanup ownership error)
+        // on an optional chain into PerDirection's _read accessor inside `??`.
+        guard let names = recentlyClosed[id] else { return Self.unknown }
+        return names[d]
     }
 
     private func hand(_ c: ConnectionModel, _ b: PerDirection<Int>) {
@@ -83,7 +89,7 @@ public final class ServerAttribution {
     }
 
     private func flush(_ id: ConnectionID) {
-        guard let b = pendingBytes[id], let c = engine.analyzer.model.connection(id) else { return }
+        guard let b = pendingBytes[id], let c = engine.connectionRules.model.connection(id) else { return }
         pendingBytes[id] = nil
         hand(c, b)
     }
@@ -91,7 +97,7 @@ public final class ServerAttribution {
     /// Hands on the bytes counted since the last call, under the connections' current names.
     public func flush() {
         for (id, b) in pendingBytes {
-            guard let c = engine.analyzer.model.connection(id) else { continue }
+            guard let c = engine.connectionRules.model.connection(id) else { continue }
             hand(c, b)
         }
         // Connections the engine no longer knows (closed without XMPP) are dropped with their bytes.

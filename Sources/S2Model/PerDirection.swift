@@ -12,10 +12,13 @@ public struct PerDirection<Value> {
         self.init(value, value)
     }
 
-    @inline(__always)
+    // `_modify` yields the stored value in place: with a plain get/set, `x[d].insert(e)` on a Set or
+    // Dictionary from another module copies the whole collection (get), mutates the copy and writes it
+    // back — O(n) per insert, which a peer that piggybacks thousands of requests turns quadratic.
+    @inlinable
     public subscript(_ d: Direction) -> Value {
-        get { d == .clientToServer ? clientToServer : serverToClient }
-        set { if d == .clientToServer { clientToServer = newValue } else { serverToClient = newValue } }
+        _read { if d == .clientToServer { yield clientToServer } else { yield serverToClient } }
+        _modify { if d == .clientToServer { yield &clientToServer } else { yield &serverToClient } }
     }
 }
 

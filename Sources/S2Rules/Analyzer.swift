@@ -2,7 +2,10 @@ import S2Dialback
 import S2Model
 import S2XMPP
 
-/// Runs the dialback model and every enabled rule over the XMPP events of all connections.
+/// Runs the dialback model and the enabled rules of some scopes over the XMPP events it is shown.
+/// The engine runs two (docs/PIPELINE.md): one beside the connections (scope `.connection`, a model
+/// that relates nothing across connections) and the correlator (scope `.correlation`), which is
+/// shown only the events cross-connection rules need.
 public final class Analyzer {
     public let model: DialbackModel
     public let context: RuleContext
@@ -11,12 +14,19 @@ public final class Analyzer {
     private let byInterest: [[Rule]]
     private let pendingIQs: StanzaIQ2?
 
-    public init(configuration: RuleConfiguration = .init(), hosts: [String: Set<String>] = [:]) {
-        model = DialbackModel()
+    public let scopes: Set<RuleScope>
+
+    public init(configuration: RuleConfiguration = .init(), hosts: [String: Set<String>] = [:],
+                scopes: Set<RuleScope> = [.connection, .correlation]) {
+        self.scopes = scopes
+        model = DialbackModel(correlates: scopes.contains(.correlation))
         model.configuredHosts = hosts
         context = RuleContext(model: model, configuration: configuration)
-        model.onLimit = { [unowned context] c, frame, message in context.limitReached(c.id, frame: frame, message) }
-        let enabled = RuleCatalog.makeRules().filter { !configuration.disabled.contains($0.description.id) }
+        // Both stages keep the same per-connection bounds: the connection's own stage reports them.
+        if scopes.contains(.connection) {
+            model.onLimit = { [unowned context] c, frame, message in context.limitReached(c.id, frame: frame, message) }
+        }
+        let enabled = RuleCatalog.makeRules().filter { !configuration.disabled.contains($0.description.id) && scopes.contains($0.scope) }
         rules = enabled
         let kinds: [RuleInterests] = [.header, .stanza, .element, .streamEvent, .lifecycle]
         byInterest = kinds.map { k in enabled.filter { $0.interests.contains(k) } }

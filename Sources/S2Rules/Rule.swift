@@ -99,16 +99,30 @@ public struct RuleInterests: OptionSet, Sendable {
     public static let all: RuleInterests = [.header, .stanza, .element, .streamEvent, .lifecycle]
 }
 
+/// Where a rule runs in the pipeline (docs/PIPELINE.md).
+public enum RuleScope: Sendable {
+    /// Judged from one connection's own events and state: runs beside the connection's parser
+    /// (a shard), whatever else the capture holds.
+    case connection
+    /// Needs other connections (verify ↔ result, stream-id and key registries, IQ pairing, what a
+    /// server hosts or which profile it follows): runs in the one correlator, on the facts the
+    /// connections hand over, in capture order.
+    case correlation
+}
+
 /// A rule of RULES.md. Implementations keep their own state only for what the model lacks.
 public protocol Rule: AnyObject {
     var description: RuleDescription { get }
     /// What the rule needs to see; by default everything except stanzas.
     var interests: RuleInterests { get }
+    /// Where the rule runs; by default with its connection.
+    var scope: RuleScope { get }
     func check(_ input: RuleInput, _ ctx: RuleContext)
 }
 
 extension Rule {
     public var interests: RuleInterests { .allButStanzas }
+    public var scope: RuleScope { .connection }
 }
 
 extension Direction {

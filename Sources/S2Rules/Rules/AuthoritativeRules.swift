@@ -4,6 +4,7 @@ import S2XMPP
 
 /// DB-AUTH-1: a db:verify for a domain the AS does not host is refused, never validated.
 final class DBAuth1: Rule {
+    let scope: RuleScope = .correlation
     let description = RuleDescription(
         id: "DB-AUTH-1", title: "db:verify for a domain the authoritative server does not host is not refused", severity: .high,
         source: "RFC3920 §8.3 s8; XEP-0220 §2.2.2", observability: .userKnowledge,
@@ -47,6 +48,7 @@ final class DBAuth1: Rule {
 
 /// DB-AUTH-2: the verify `from` is the hostname the RS presented (RFC 3920 only).
 final class DBAuth2: Rule {
+    let scope: RuleScope = .correlation
     let description = RuleDescription(
         id: "DB-AUTH-2", title: "db:verify 'from' differs from the name the receiving server presented, and is accepted", severity: .low,
         source: "RFC3920 §8.3 s8",

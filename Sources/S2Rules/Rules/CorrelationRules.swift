@@ -4,6 +4,7 @@ import S2XMPP
 
 /// DB-CORR-1: the verify repeats the result's domains, key and the RS's stream id.
 final class DBCorr1: Rule {
+    let scope: RuleScope = .correlation
     let description = RuleDescription(
         id: "DB-CORR-1", title: "db:verify does not match the db:result it verifies (id or key)", severity: .high,
         source: "XEP-0220 §2.1.2; RFC3920 §8.3 s8", observability: .crossConnection,
@@ -66,6 +67,7 @@ final class DBCorr1: Rule {
 
 /// DB-CORR-2: the verify reply goes back on the same connection, swapped, with the same id.
 final class DBCorr2: Rule {
+    let scope: RuleScope = .correlation
     let description = RuleDescription(
         id: "DB-CORR-2", title: "db:verify reply not swapped, with another id, or on another connection", severity: .high,
         source: "XEP-0220 §2.2.2; RFC3920 §8.3 s9",
@@ -104,6 +106,7 @@ final class DBCorr2: Rule {
 
 /// DB-CORR-3: the RS acts only on verify replies that answer its own requests.
 final class DBCorr3: Rule {
+    let scope: RuleScope = .correlation
     let description = RuleDescription(
         id: "DB-CORR-3", title: "Receiving server acts on an unsolicited db:verify reply", severity: .critical,
         source: "XEP-0220 §2.1.2, §3.1; RFC3920 §8.3 s9; XSF 2012-08-21", observability: .crossConnection,
@@ -182,6 +185,7 @@ final class DBCorr4: Rule {
 
 /// DB-CORR-5: the RS reports the verdict on the connection the verify's id names.
 final class DBCorr5: Rule {
+    let scope: RuleScope = .correlation
     let description = RuleDescription(
         id: "DB-CORR-5", title: "Verdict reported on another connection than the one verified", severity: .high,
         source: "XEP-0220 §2.1.2", observability: .crossConnection,
@@ -202,6 +206,7 @@ final class DBCorr5: Rule {
 
 /// DB-CORR-6: the RS's verdict agrees with the AS's.
 final class DBCorr6: Rule {
+    let scope: RuleScope = .correlation
     let description = RuleDescription(
         id: "DB-CORR-6", title: "Receiving server answers valid although the authoritative server said invalid", severity: .critical,
         source: "RFC3920 §8.3 s10; XEP-0220 §2.1.2, §2.2.1", observability: .crossConnection,
@@ -219,6 +224,7 @@ final class DBCorr6: Rule {
 
 /// DB-CORR-7: once the AS answered, the RS tells the OS.
 final class DBCorr7: Rule {
+    let scope: RuleScope = .correlation
     let description = RuleDescription(
         id: "DB-CORR-7", title: "Authoritative verdict never relayed to the originating server", severity: .medium,
         source: "XEP-0220 §2.2.1; RFC3920 §8.3 s10", observability: .crossConnection,
@@ -272,6 +278,7 @@ final class DBCorr8: Rule {
 
 /// DB-CORR-9: `valid` only after verification (or a visible authentication).
 final class DBCorr9: Rule {
+    let scope: RuleScope = .correlation
     let description = RuleDescription(
         id: "DB-CORR-9", title: "Receiving server answers valid without any visible verification", severity: .medium,
         source: "RFC3920 §8.3 s8–s10; XEP-0220 §2.2.1; XSF 2012-08-21", observability: .crossConnection,

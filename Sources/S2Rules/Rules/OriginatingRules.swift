@@ -26,6 +26,7 @@ final class DBRes1: Rule {
 
 /// DB-RES-2: the key depends on the RS's stream id: sent after the header, never reused.
 final class DBRes2: Rule {
+    let scope: RuleScope = .correlation
     let description = RuleDescription(
         id: "DB-RES-2", title: "Dialback key sent before the stream id, or reused across streams", severity: .high,
         source: "RFC3920 §8.1, §8.3 s4; XEP-0185 §2", observability: .crossConnection,

@@ -21,6 +21,7 @@ final class DBRcv1: Rule {
 
 /// DB-RCV-2: a db:result for a domain the RS does not host is refused, never validated.
 final class DBRcv2: Rule {
+    let scope: RuleScope = .correlation
     let description = RuleDescription(
         id: "DB-RCV-2", title: "db:result for a domain the receiving server does not host is not refused", severity: .high,
         source: "RFC3920 §8.3 s4; XEP-0220 §2.2.1, §2.5", observability: .userKnowledge,
@@ -84,6 +85,7 @@ final class DBRcv2: Rule {
 
 /// DB-RCV-3: a dialback error is not a stream error: the sender keeps the stream.
 final class DBRcv3: Rule {
+    let scope: RuleScope = .correlation
     let description = RuleDescription(
         id: "DB-RCV-3", title: "Stream closed right after a dialback error", severity: .medium,
         source: "XEP-0220 §2.2.1, §2.2.2, §2.5",
@@ -209,6 +211,7 @@ final class DBRcv8: Rule {
 
 /// DB-RCV-9: a failed verify leg is reported to the originating server.
 final class DBRcv9: Rule {
+    let scope: RuleScope = .correlation
     let interests: RuleInterests = .allButStanzas
     static let verifyLeg = "@2 10.0.0.2 -> 10.0.0.1\n2C> $HDR to='a.example' from='b.example'>\n2S> $HDR from='a.example' to='b.example' id='s2'>\n2C> <db:verify from='b.example' to='a.example' id='s1'>\(Example.key)</db:verify>"
     let description = RuleDescription(

@@ -220,6 +220,7 @@ final class StanzaIQ1: Rule {
 
 /// STANZA-IQ-2: every get/set gets exactly one result or error (on either connection).
 final class StanzaIQ2: Rule {
+    let scope: RuleScope = .correlation
     let interests: RuleInterests = .all
     let description = RuleDescription(
         id: "STANZA-IQ-2", title: "IQ get/set never answered", severity: .low,

@@ -124,7 +124,7 @@ final class StreamHdr6: Rule {
                 "#!host b.example=10.0.0.2\nC> $HDR to='B.Example.' from='a.example'>\nS> $HDR from='b.example' id='x1'>\nS> <stream:features/>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, h, c) = input.header, e.direction == .clientToServer, let to = h.to, !to.isEmpty,
-              ctx.model.isHostKnown(c.serverAddress), !ctx.model.hosts(c.serverAddress, to) else { return }
+              ctx.model.isHostKnown(c.serverAddress), !ctx.model.isConfiguredHost(c.serverAddress, to) else { return }
         demandStreamError(self, ctx, c, reactor: .serverToClient, actor: .acceptor, trigger: e.firstFrame,
                           conditions: ["host-unknown", "host-gone"], what: "a stream to '\(to)', a domain it does not host",
                           keepSeverity: .medium, otherSeverity: .low)
@@ -146,7 +146,7 @@ final class StreamHdr7: Rule {
         if h.from == nil || h.from == "" {
             ctx.report(self, c, e.direction, actor: .acceptor, frame: e.firstFrame,
                        "The response stream header has no 'from' naming the acceptor's domain.", evidence: h.render())
-        } else if ctx.model.isHostKnown(c.serverAddress), !ctx.model.hosts(c.serverAddress, h.from!) {
+        } else if ctx.model.isHostKnown(c.serverAddress), !ctx.model.isConfiguredHost(c.serverAddress, h.from!) {
             ctx.report(self, c, e.direction, actor: .acceptor, frame: e.firstFrame,
                        "The response header's 'from' (\(h.from!)) is not a domain this server hosts.", evidence: h.render())
         }
@@ -189,6 +189,7 @@ final class StreamHdr8: Rule {
 
 /// STREAM-HDR-9: stream ids are unique per server.
 final class StreamHdr9: Rule {
+    let scope: RuleScope = .correlation
     let description = RuleDescription(
         id: "STREAM-HDR-9", title: "A server issued the same stream id twice", severity: .high,
         source: "RFC3920 §4.4, §8.1; RFC6120 §4.7.3, §4.3.3", observability: .crossConnection,

@@ -29,6 +29,7 @@ final class XML1: Rule {
 
 /// XML-2: RFC 6120 receivers close with `<restricted-xml/>` (or `<bad-format/>`) after restricted XML.
 final class XML2: Rule {
+    let scope: RuleScope = .correlation
     let description = RuleDescription(
         id: "XML-2", title: "Receiver does not reject restricted XML (RFC 6120 profile)", severity: .low,
         source: "RFC3920 §11.1 vs RFC6120 §11.1, §4.9.3.18",

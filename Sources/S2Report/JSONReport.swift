@@ -91,9 +91,16 @@ public enum JSONReport {
         w.beginArray("not_judged")
         for n in r.notJudged { notJudged(&w, n) }
         w.endArray()
+        let table = ServerTable(r)
         w.beginArray("servers")
-        for s in ServerTable(r).rows { server(&w, s) }
+        for s in table.rows { server(&w, s) }
         w.endArray()
+        if table.rowsNotListed > 0 {
+            w.beginObject("servers_not_listed")
+            w.field("servers", table.rowsNotListed)
+            w.field("findings", table.findingsNotListed)
+            w.endObject()
+        }
         w.endObject()
         w.finish()
         sink("\n")

@@ -131,6 +131,14 @@ public struct ServerTable: Sendable {
     public var rules: [String] = []
     /// Findings whose connection the report does not list (none in a consistent report).
     public var unattributed = 0
+    /// Servers past `maxRowsListed` (the least remarkable ones), and their findings: counted, not listed.
+    public var rowsNotListed = 0
+    public var findingsNotListed = 0
+
+    /// A capture from 100,000 addresses would otherwise make 100,000 rows (over 1 KiB each, and
+    /// a matrix nobody reads); the rows kept are those with the worst findings, then the most
+    /// findings, then the most connections, in capture order.
+    public static let maxRowsListed = 1_000
 
     public static let maxDomainsListed = 100
     static let maxEvidenceListed = 3
@@ -146,7 +154,7 @@ public struct ServerTable: Sendable {
         }
     }
 
-    public init(_ r: AnalysisReport) {
+    public init(_ r: AnalysisReport, maxRowsListed: Int = ServerTable.maxRowsListed) {
         // Addresses, each with an index; connections by ID with their two address indexes.
         var addressIndex: [String: Int] = [:]
         var addresses: [String] = []
@@ -320,8 +328,58 @@ public struct ServerTable: Sendable {
         var claimants: [String: Set<Int>] = [:]
         for (i, ds) in claims.enumerated() { for d in ds { claimants[d, default: []].insert(rowOf[i]!) } }
 
+        // Findings: each charged to the address the rule names, grouped by rule and severity.
+        struct Key: Hashable { var row: Int; var rule: String; var severity: Severity }
+        var found: [Key: ServerFinding] = [:]
+        var order: [Key] = []
+        var unattributed = 0
+        func charge(_ rule: String, _ severity: Severity, _ c: ConnectionID, _ d: Direction, _ actor: Actor,
+                    count: Int, first: FrameRef, last: FrameRef) {
+            guard let e = ends[c] else { unattributed += count; return }
+            let a = actor == .initiator ? e.client : actor == .acceptor ? e.server : (d == .clientToServer ? e.client : e.server)
+            guard let row = rowOf[a] else { unattributed += count; return }
+            let key = Key(row: row, rule: rule, severity: severity)
+            if var f = found[key] {
+                f.count += count
+                if Self.before(first, f.first) { f.first = first }
+                if Self.before(f.last, last) { f.last = last }
+                if f.connections.last != c, f.connections.count < ServerFinding.maxConnectionsKept, !f.connections.contains(c) { f.connections.append(c) }
+                found[key] = f
+            } else {
+                found[key] = ServerFinding(rule: rule, severity: severity, count: count, first: first, last: last,
+                                           exampleConnection: c, exampleFrame: first, connections: [c])
+                order.append(key)
+            }
+        }
+        for v in r.violations {
+            charge(v.rule, v.severity, v.connection, v.direction, v.actor, count: 1, first: v.frame, last: v.frame)
+        }
+        for u in r.unlistedViolations {
+            charge(u.rule, u.severity, u.connection, u.direction, u.actor, count: u.count, first: u.first, last: u.last)
+        }
+
+        // Which servers get a row (all of them unless there are more than maxRowsListed).
+        var listed = Array(groups.indices)
+        if groups.count > max(0, maxRowsListed) {
+            var worst: [Int: Int] = [:], total: [Int: Int] = [:]
+            for (key, f) in found {
+                worst[key.row] = max(worst[key.row] ?? 0, key.severity.rawValue + 1)
+                total[key.row, default: 0] += f.count
+            }
+            let connections = groups.map { g in g.reduce(0) { $0 + (seen[$1]?.initiated ?? 0) + (seen[$1]?.accepted ?? 0) } }
+            listed = groups.indices.sorted { a, b in
+                let ka = (worst[a] ?? 0, total[a] ?? 0, connections[a]), kb = (worst[b] ?? 0, total[b] ?? 0, connections[b])
+                return ka != kb ? ka > kb : a < b
+            }
+            listed = Array(listed.prefix(max(0, maxRowsListed))).sorted()
+        }
+        var listedRow: [Int: Int] = [:]
+        for (n, k) in listed.enumerated() { listedRow[k] = n }
+
         var rows: [ServerRow] = []
-        for (k, g) in groups.enumerated() {
+        rows.reserveCapacity(listed.count)
+        for k in listed {
+            let g = groups[k]
             let domains = g.reduce(into: Set<String>()) { $0.formUnion(claims[$1]) }.sorted()
             let auth = g.reduce(into: Set<String>()) { $0.formUnion(authenticated[$1]) }.sorted()
             let first = g.map { firstSeen[$0] }.min { Self.before($0, $1) }!
@@ -430,39 +488,12 @@ public struct ServerTable: Sendable {
             rows.append(row)
         }
 
-        // Findings: each charged to the address the rule names, grouped by rule and severity.
-        struct Key: Hashable { var row: Int; var rule: String; var severity: Severity }
-        var found: [Key: ServerFinding] = [:]
-        var order: [Key] = []
-        var unattributed = 0
-        func charge(_ rule: String, _ severity: Severity, _ c: ConnectionID, _ d: Direction, _ actor: Actor,
-                    count: Int, first: FrameRef, last: FrameRef) {
-            guard let e = ends[c] else { unattributed += count; return }
-            let a = actor == .initiator ? e.client : actor == .acceptor ? e.server : (d == .clientToServer ? e.client : e.server)
-            guard let row = rowOf[a] else { unattributed += count; return }
-            let key = Key(row: row, rule: rule, severity: severity)
-            if var f = found[key] {
-                f.count += count
-                if Self.before(first, f.first) { f.first = first }
-                if Self.before(f.last, last) { f.last = last }
-                if f.connections.last != c, f.connections.count < ServerFinding.maxConnectionsKept, !f.connections.contains(c) { f.connections.append(c) }
-                found[key] = f
-            } else {
-                found[key] = ServerFinding(rule: rule, severity: severity, count: count, first: first, last: last,
-                                           exampleConnection: c, exampleFrame: first, connections: [c])
-                order.append(key)
-            }
-        }
-        for v in r.violations {
-            charge(v.rule, v.severity, v.connection, v.direction, v.actor, count: 1, first: v.frame, last: v.frame)
-        }
-        for u in r.unlistedViolations {
-            charge(u.rule, u.severity, u.connection, u.direction, u.actor, count: u.count, first: u.first, last: u.last)
-        }
         var worstOfRule: [String: Severity] = [:]
+        var findingsNotListed = 0
         for key in order {
             guard let f = found[key] else { continue }
-            rows[key.row].findings.append(f)
+            guard let n = listedRow[key.row] else { findingsNotListed += f.count; continue }
+            rows[n].findings.append(f)
             worstOfRule[key.rule] = max(worstOfRule[key.rule] ?? .info, key.severity)
         }
         for k in rows.indices {
@@ -470,6 +501,8 @@ public struct ServerTable: Sendable {
         }
         self.rows = rows
         self.unattributed = unattributed
+        self.rowsNotListed = groups.count - listed.count
+        self.findingsNotListed = findingsNotListed
         rules = worstOfRule.keys.sorted { (worstOfRule[$0]!, $1) > (worstOfRule[$1]!, $0) }
     }
 

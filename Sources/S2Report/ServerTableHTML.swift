@@ -66,6 +66,9 @@ public struct ServerTableHTML {
         var o = "<section id=\"servers\"><h2>Servers (\(table.rows.count))</h2>\n"
         if table.rows.isEmpty { return o + "<p class=\"none\">No server was seen.</p>\n</section>\n" }
         o += "<p class=\"note\">One row per address, unless the capture links addresses to one server (one dialback key space or stream-id generator). Findings are charged to the server the rule names. Click a server or a cell of the matrix to show only its exchanges, findings and connections.</p>\n"
+        if table.rowsNotListed > 0 {
+            o += "<p class=\"note\">\(table.rowsNotListed) more servers with \(table.findingsNotListed) findings are not listed: only the \(table.rows.count) with the worst findings, then the most findings and connections, have a row.</p>\n"
+        }
         o += "<h3>Conformance matrix</h3><p class=\"note\">Worst severity and number of findings per server and rule.</p>\n"
         if table.rules.isEmpty {
             o += "<p class=\"none\">No server broke a rule.</p>\n"

@@ -128,6 +128,9 @@ extension TextReport {
                 o += "\n"
             }
         }
+        if t.rowsNotListed > 0 {
+            o += "  (\(t.rowsNotListed) more servers with \(t.findingsNotListed) findings not listed: only the \(t.rows.count) with the worst findings, then the most findings and connections, have a row)\n"
+        }
         if t.unattributed > 0 { o += "  (\(t.unattributed) findings on connections the report does not list are not in the matrix)\n" }
         return o
     }

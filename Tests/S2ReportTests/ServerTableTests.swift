@@ -128,6 +128,29 @@ struct ServerTableTests {
         #expect(checked >= 40, "\(checked) expected findings checked")
     }
 
+    /// Past `maxRowsListed` servers, the rows kept are those with the worst findings (capture
+    /// order, IDs unchanged); the others are counted with their findings, and the matrix has only
+    /// the rules of listed rows.
+    @Test func rowsAreBoundedWorstFirst() throws {
+        let engine = Engine()
+        for r in try Engine.open(paths: [repoRoot.appendingPathComponent("fixtures/lab/multi-server.pcap").path], filter: nil) { engine.read(r) }
+        let report = engine.finish()
+        let all = ServerTable(report)
+        #expect(all.rows.count == 6 && all.rowsNotListed == 0 && all.findingsNotListed == 0)
+        let total = all.rows.reduce(0) { $0 + $1.findings.reduce(0) { $0 + $1.count } }
+        let two = ServerTable(report, maxRowsListed: 2)
+        #expect(two.rows.map(\.label) == ["evil.lab", "lazy.lab"])
+        #expect(two.rows.map(\.id) == ["S5", "S6"])
+        #expect(two.rowsNotListed == 4)
+        #expect(two.findingsNotListed + two.rows.reduce(0) { $0 + $1.findings.reduce(0) { $0 + $1.count } } == total)
+        #expect(two.rules == ["STANZA-ADDR-4", "DB-CORR-9", "STREAM-FEAT-2"])
+        // Next: a.lab, the only other server with a LOW besides STREAM-FEAT-2, and the most findings.
+        let three = ServerTable(report, maxRowsListed: 3)
+        #expect(three.rows.map(\.label) == ["a.lab", "evil.lab", "lazy.lab"])
+        let text = TextReport(color: false).servers(two, inputs: 1)
+        #expect(text.contains("(4 more servers with \(two.findingsNotListed) findings not listed"), "\(text)")
+    }
+
     // MARK: grouping
 
     static func table(_ transcript: String) throws -> ServerTable { ServerTable(try Engine.analyze(transcript: transcript)) }

@@ -139,6 +139,10 @@ public struct ServerTable: Sendable {
     /// a matrix nobody reads); the rows kept are those with the worst findings, then the most
     /// findings, then the most connections, in capture order.
     public static let maxRowsListed = 1_000
+    /// Addresses with state of their own while the table is built (claims, profile facts, links):
+    /// past this, the least remarkable addresses (by the same order) share one untracked slot, so
+    /// the table costs memory in proportion to this bound, not to the number of peers.
+    public static let maxAddressesTracked = 10_000
 
     public static let maxDomainsListed = 100
     static let maxEvidenceListed = 3
@@ -154,13 +158,22 @@ public struct ServerTable: Sendable {
         }
     }
 
-    public init(_ r: AnalysisReport, maxRowsListed: Int = ServerTable.maxRowsListed) {
+    public init(_ r: AnalysisReport, maxRowsListed: Int = ServerTable.maxRowsListed,
+                maxAddressesTracked: Int = ServerTable.maxAddressesTracked) {
+        let (tracked, addressCount) = Self.trackedAddresses(r, limit: max(1, maxAddressesTracked))
         // Addresses, each with an index; connections by ID with their two address indexes.
         var addressIndex: [String: Int] = [:]
         var addresses: [String] = []
         var firstSeen: [FrameRef] = []
         var lastSeen: [FrameRef] = []
+        // The slot of every untracked address: no row, no claims, no links; findings charged to it
+        // are counted as not listed.
+        var untrackedSlot: Int?
         func index(_ a: String, _ first: FrameRef, _ last: FrameRef) -> Int {
+            var a = a
+            if let tracked, !tracked.contains(a) {
+                a = Self.untrackedKey
+            }
             if let i = addressIndex[a] {
                 if Self.before(first, firstSeen[i]) { firstSeen[i] = first }
                 if Self.before(lastSeen[i], last) { lastSeen[i] = last }
@@ -170,14 +183,16 @@ public struct ServerTable: Sendable {
             addresses.append(a)
             firstSeen.append(first)
             lastSeen.append(last)
+            if a == Self.untrackedKey { untrackedSlot = addresses.count - 1 }
             return addresses.count - 1
         }
-        struct Ends { var client: Int; var server: Int; var facts: ConnectionFacts; var tls: Bool }
+        // Only what later passes read: a connection's facts (arrays made per call) would be kept per connection.
+        struct Ends { var client: Int; var server: Int; var stanzas: PerDirection<Int> }
         var ends: [ConnectionID: Ends] = [:]
         var claims: [Set<String>] = []
         var authenticated: [Set<String>] = []
         func claim(_ i: Int, _ domain: String?, authenticatedToo: Bool = false) {
-            guard let d = domain.map(normalizedDomain), !d.isEmpty else { return }
+            guard i != untrackedSlot, let d = domain.map(normalizedDomain), !d.isEmpty else { return }
             while claims.count <= i { claims.append([]); authenticated.append([]) }
             claims[i].insert(d)
             if authenticatedToo { authenticated[i].insert(d) }
@@ -200,7 +215,6 @@ public struct ServerTable: Sendable {
             let last = c.closeFrame ?? c.lastFrame
             let ci = index(c.clientAddress, c.firstFrame, last)
             let si = index(c.serverAddress, c.firstFrame, last)
-            ends[c.id] = Ends(client: ci, server: si, facts: c.facts, tls: c.tls)
             for s in c.streams {
                 let sender = s.direction == .clientToServer ? ci : si
                 claim(sender, s.from)
@@ -216,6 +230,7 @@ public struct ServerTable: Sendable {
                 saslRoles[si, default: []].insert("receiving")
             }
             let f = c.facts
+            ends[c.id] = Ends(client: ci, server: si, stanzas: f.stanzas)
             seen[ci, default: Seen()].initiated += 1
             seen[ci, default: Seen()].stanzas += f.stanzas.clientToServer
             seen[si, default: Seen()].accepted += 1
@@ -243,7 +258,7 @@ public struct ServerTable: Sendable {
             if f.sentDialbackError.serverToClient { seen[si, default: Seen()].dialbackErrorsSent = true }
         }
         func address(of c: ConnectionID, _ d: Direction) -> Int? {
-            ends[c].map { d == .clientToServer ? $0.client : $0.server }
+            ends[c].map { d == .clientToServer ? $0.client : $0.server }.flatMap { $0 == untrackedSlot ? nil : $0 }
         }
 
         // Dialback: claims, roles, and the evidence that links addresses.
@@ -316,7 +331,7 @@ public struct ServerTable: Sendable {
 
         // Rows: connected components in order of first appearance.
         var members: [Int: [Int]] = [:]
-        for i in 0..<addresses.count { members[find(i), default: []].append(i) }
+        for i in 0..<addresses.count where i != untrackedSlot { members[find(i), default: []].append(i) }
         let groups = members.values.map { $0.sorted { Self.before(firstSeen[$0], firstSeen[$1]) || (firstSeen[$0] == firstSeen[$1] && $0 < $1) } }
             .sorted { Self.before(firstSeen[$0[0]], firstSeen[$1[0]]) || (firstSeen[$0[0]] == firstSeen[$1[0]] && $0[0] < $1[0]) }
         var rowOf: [Int: Int] = [:]
@@ -326,17 +341,19 @@ public struct ServerTable: Sendable {
         while claims.count < addresses.count { claims.append([]); authenticated.append([]) }
         // Who else claims each domain (to say that a shared claim did not group them).
         var claimants: [String: Set<Int>] = [:]
-        for (i, ds) in claims.enumerated() { for d in ds { claimants[d, default: []].insert(rowOf[i]!) } }
+        for (i, ds) in claims.enumerated() { guard let k = rowOf[i] else { continue }; for d in ds { claimants[d, default: []].insert(k) } }
 
         // Findings: each charged to the address the rule names, grouped by rule and severity.
         struct Key: Hashable { var row: Int; var rule: String; var severity: Severity }
         var found: [Key: ServerFinding] = [:]
         var order: [Key] = []
         var unattributed = 0
+        var chargedUntracked = 0
         func charge(_ rule: String, _ severity: Severity, _ c: ConnectionID, _ d: Direction, _ actor: Actor,
                     count: Int, first: FrameRef, last: FrameRef) {
             guard let e = ends[c] else { unattributed += count; return }
             let a = actor == .initiator ? e.client : actor == .acceptor ? e.server : (d == .clientToServer ? e.client : e.server)
+            if a == untrackedSlot { chargedUntracked += count; return }
             guard let row = rowOf[a] else { unattributed += count; return }
             let key = Key(row: row, rule: rule, severity: severity)
             if var f = found[key] {
@@ -435,7 +452,7 @@ public struct ServerTable: Sendable {
             for i in g {
                 for c in verifySteps[i] ?? [] {
                     let side: Direction = ends[c].map { $0.client == i ? .clientToServer : .serverToClient } ?? .clientToServer
-                    let carriedOwnTraffic = own.contains(c) || (ends[c]?.facts.stanzas[side] ?? 0) > 0
+                    let carriedOwnTraffic = own.contains(c) || (ends[c]?.stanzas[side] ?? 0) > 0
                     if carriedOwnTraffic { p.verifyConnections.reverse += 1 } else { p.verifyConnections.separate += 1 }
                 }
             }
@@ -489,7 +506,7 @@ public struct ServerTable: Sendable {
         }
 
         var worstOfRule: [String: Severity] = [:]
-        var findingsNotListed = 0
+        var findingsNotListed = chargedUntracked
         for key in order {
             guard let f = found[key] else { continue }
             guard let n = listedRow[key.row] else { findingsNotListed += f.count; continue }
@@ -501,9 +518,45 @@ public struct ServerTable: Sendable {
         }
         self.rows = rows
         self.unattributed = unattributed
-        self.rowsNotListed = groups.count - listed.count
+        self.rowsNotListed = groups.count - listed.count + (tracked.map { addressCount - $0.count } ?? 0)
         self.findingsNotListed = findingsNotListed
         rules = worstOfRule.keys.sorted { (worstOfRule[$0]!, $1) > (worstOfRule[$1]!, $0) }
+    }
+
+    static let untrackedKey = "\u{0}untracked"
+
+    /// The addresses that get state of their own (nil: all of them), and how many there are: past `limit`, those with the
+    /// worst findings, then the most findings, then the most connections, then first seen.
+    static func trackedAddresses(_ r: AnalysisReport, limit: Int) -> (tracked: Set<String>?, addresses: Int) {
+        struct Score { var worst = 0, findings = 0, connections = 0, order = 0 }
+        var score: [String: Score] = [:]
+        // The two ends only of connections with findings (few, where the addresses are many).
+        var withFindings = Set(r.violations.map(\.connection))
+        for u in r.unlistedViolations { withFindings.insert(u.connection) }
+        var endsOf: [ConnectionID: (client: String, server: String)] = [:]
+        for c in r.connections where c.clientAddress != "?" {
+            if withFindings.contains(c.id) { endsOf[c.id] = (c.clientAddress, c.serverAddress) }
+            for a in [c.clientAddress, c.serverAddress] {
+                let order = score.count
+                score[a, default: Score(order: order)].connections += 1
+            }
+        }
+        guard score.count > limit else { return (nil, score.count) }
+        func charge(_ c: ConnectionID, _ d: Direction, _ actor: Actor, _ severity: Severity, _ count: Int) {
+            guard let e = endsOf[c] else { return }
+            let a = chargedAddress((actor: actor, direction: d), client: e.client, server: e.server)
+            guard var v = score[a] else { return }
+            v.worst = max(v.worst, severity.rawValue + 1)
+            v.findings += count
+            score[a] = v
+        }
+        for v in r.violations { charge(v.connection, v.direction, v.actor, v.severity, 1) }
+        for u in r.unlistedViolations { charge(u.connection, u.direction, u.actor, u.severity, u.count) }
+        let ranked = score.sorted { a, b in
+            let ka = (a.value.worst, a.value.findings, a.value.connections), kb = (b.value.worst, b.value.findings, b.value.connections)
+            return ka != kb ? ka > kb : a.value.order < b.value.order
+        }
+        return (Set(ranked.prefix(limit).map(\.key)), score.count)
     }
 
     /// Capture order: input, then frame number.

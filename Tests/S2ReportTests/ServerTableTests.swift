@@ -147,6 +147,17 @@ struct ServerTableTests {
         // Next: a.lab, the only other server with a LOW besides STREAM-FEAT-2, and the most findings.
         let three = ServerTable(report, maxRowsListed: 3)
         #expect(three.rows.map(\.label) == ["a.lab", "evil.lab", "lazy.lab"])
+        // Two addresses tracked at all: the same two rows (numbered among the tracked), with the
+        // connections they shared with untracked peers still counted; the rest not listed.
+        let tracked = ServerTable(report, maxRowsListed: 2, maxAddressesTracked: 2)
+        #expect(tracked.rows.map(\.label) == ["evil.lab", "lazy.lab"])
+        #expect(tracked.rows.map(\.id) == ["S1", "S2"])
+        #expect(tracked.rows.map(\.addresses) == [["10.53.0.9"], ["10.53.0.10"]])
+        #expect(tracked.rowsNotListed == 4 && tracked.findingsNotListed == two.findingsNotListed)
+        let evilAll = try #require(all.rows.first { $0.label == "evil.lab" })
+        #expect(tracked.rows[0].connectionsInitiated == evilAll.connectionsInitiated && tracked.rows[0].connectionsAccepted == evilAll.connectionsAccepted)
+        #expect(tracked.rows[0].findings.map(\.rule) == evilAll.findings.map(\.rule))
+        #expect(tracked.rows[0].domains == ["evil.lab"])
         let text = TextReport(color: false).servers(two, inputs: 1)
         #expect(text.contains("(4 more servers with \(two.findingsNotListed) findings not listed"), "\(text)")
     }

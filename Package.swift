@@ -25,6 +25,9 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        // X.509 certificates of TLS handshakes (S2TLS only): subject, issuer, validity, names.
+        .package(url: "https://github.com/apple/swift-certificates", from: "1.21.1"),
+        .package(url: "https://github.com/apple/swift-asn1", from: "1.7.4"),
         // The metrics server of `live`: its own event loop (SwiftNIO) and the Prometheus exposition
         // (swift-prometheus, on swift-metrics' CoreMetrics).
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
@@ -43,7 +46,9 @@ let package = Package(
         .target(name: "S2Rules", dependencies: ["S2Model", "S2XMPP", "S2Dialback"]),
         .target(name: "S2Report", dependencies: ["S2Model", "S2Rules", "S2Dialback"]),
         .target(name: "S2Synth", dependencies: ["S2Model"]),
-        .target(name: "S2TLS", dependencies: ["S2Model", .product(name: "Crypto", package: "swift-crypto")]),
+        .target(name: "S2TLS", dependencies: ["S2Model", .product(name: "Crypto", package: "swift-crypto"),
+                                              .product(name: "X509", package: "swift-certificates"),
+                                              .product(name: "SwiftASN1", package: "swift-asn1")]),
         .target(name: "S2Engine", dependencies: ["S2Model", "S2Capture", "S2Wire", "S2Reassembly",
                                                  "S2XMPP", "S2Dialback", "S2Rules", "S2Report", "S2Synth", "S2TLS"]),
         // Prometheus metrics of a live sensor and the HTTP server that exposes them, off the capture thread.
@@ -60,13 +65,17 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "S2WireTests", dependencies: ["S2Wire", "S2Capture", "S2Model"]),
+        .testTarget(name: "S2CaptureTests", dependencies: ["S2Capture", "S2Model", "S2TestSupport"]),
         .testTarget(name: "S2ReassemblyTests", dependencies: ["S2Reassembly", "S2TLS", "S2Wire", "S2Capture", "S2Model", "S2Synth"]),
         .testTarget(name: "S2XMPPTests", dependencies: ["S2XMPP", "S2Model"]),
         .testTarget(name: "S2RulesTests", dependencies: ["S2Rules", "S2Dialback", "S2XMPP", "S2Model", "S2Engine", "S2Synth", "S2Report"]),
         .target(name: "S2TestSupport", path: "Tests/S2TestSupport"),
         .testTarget(name: "S2EngineTests", dependencies: ["S2TestSupport", "S2Engine", "S2Report", "S2Model", "S2Rules", "S2Synth", "S2Capture", "S2Metrics"]),
         .testTarget(name: "S2ReportTests", dependencies: ["S2TestSupport", "S2Engine", "S2Report", "S2Model", "S2Rules", "S2Synth"]),
-        .testTarget(name: "S2TLSTests", dependencies: ["S2TLS", "S2Engine", "S2Report", "S2Model", "S2Capture"]),
+        .testTarget(name: "S2TLSTests", dependencies: ["S2TLS", "S2Engine", "S2Report", "S2Model", "S2Capture",
+                                                     .product(name: "X509", package: "swift-certificates"),
+                                                     .product(name: "SwiftASN1", package: "swift-asn1"),
+                                                     .product(name: "Crypto", package: "swift-crypto")]),
         .testTarget(name: "S2MetricsTests", dependencies: ["S2Metrics", "S2Model"]),
         .testTarget(name: "HostileInputTests", dependencies: ["S2TestSupport", "S2Engine", "S2Report", "S2Model", "S2XMPP", "S2Synth", "S2Reassembly", "S2Wire"]),
     ],

@@ -57,6 +57,10 @@ public final class PcapFileReader {
     public let snapLength: Int
     /// Size of the file in bytes, or nil for standard input.
     public let fileSize: Int64?
+    /// Whether the file records timestamps finer than microseconds (a nanosecond pcap, or a
+    /// pcapng whose first interface has such an `if_tsresol`). libpcap hands every timestamp over
+    /// in nanoseconds either way; this is what an export keeps.
+    public let nanosecondTimestamps: Bool
     public private(set) var framesRead = 0
     public private(set) var bytesRead: Int64 = 0
 
@@ -83,6 +87,7 @@ public final class PcapFileReader {
             size = Int64(st.st_size)
         }
         fileSize = size
+        nanosecondTimestamps = path == "-" ? false : PcapFileReader.recordsNanoseconds(path: path)
         var errbuf = [CChar](repeating: 0, count: Int(PCAP_ERRBUF_SIZE) + 1)
         guard let h = pcap_open_offline_with_tstamp_precision(path, UInt32(PCAP_TSTAMP_PRECISION_NANO), &errbuf) else {
             let reason = errbuf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
@@ -112,6 +117,43 @@ public final class PcapFileReader {
     private static func explain(_ reason: String) -> String {
         if reason.contains("unknown file format") { return "unknown file format" }
         return reason
+    }
+
+    /// Reads the file's head: the pcap magic, or the first Interface Description Block's
+    /// `if_tsresol` option (draft-ietf-opsawg-pcapng §4.2; absent = microseconds). Every length
+    /// is checked against the bytes read; anything unexpected means microseconds.
+    static func recordsNanoseconds(path: String) -> Bool {
+        guard let f = fopen(path, "r") else { return false }
+        defer { fclose(f) }
+        var head = [UInt8](repeating: 0, count: 65_536)
+        let n = head.withUnsafeMutableBytes { fread($0.baseAddress, 1, $0.count, f) }
+        head.removeSubrange(n...)
+        func u16(_ at: Int, _ big: Bool) -> Int? {
+            guard at >= 0, at + 2 <= head.count else { return nil }
+            return big ? Int(head[at]) << 8 | Int(head[at + 1]) : Int(head[at + 1]) << 8 | Int(head[at])
+        }
+        func u32(_ at: Int, _ big: Bool) -> Int? {
+            guard let hi = u16(big ? at : at + 2, big), let lo = u16(big ? at + 2 : at, big) else { return nil }
+            return hi << 16 | lo
+        }
+        guard let magic = u32(0, false) else { return false }
+        if magic == 0xA1B2_3C4D || magic == 0x4D3C_B2A1 { return true }  // nanosecond pcap, either byte order
+        guard magic == 0x0A0D_0D0A, let bom = u32(8, false) else { return false }
+        let big = bom == 0x4D3C_2B1A
+        guard big || bom == 0x1A2B_3C4D, let shbLength = u32(4, big), shbLength >= 28, shbLength % 4 == 0 else { return false }
+        // The first block after the section header; only an Interface Description Block says.
+        let idb = shbLength
+        guard u32(idb, big) == 1, let length = u32(idb + 4, big), length >= 20 else { return false }
+        let end = idb + length - 4
+        var at = idb + 16
+        while at + 4 <= end, let code = u16(at, big), let size = u16(at + 2, big), code != 0 {
+            if code == 9, size == 1, at + 5 <= head.count {
+                let v = head[at + 4]
+                return v & 0x80 == 0 ? v > 6 : (v & 0x7F) > 19  // finer than 10^-6 (or 2^-19) s
+            }
+            at += 4 + (size + 3) & ~3
+        }
+        return false
     }
 
     /// Bytes of the file consumed so far (for progress), when reading a regular file.

@@ -130,6 +130,7 @@ public final class Engine: ReassemblySink {
             if n & 0x3fff == 0 { progress?(reader) }
             return true
         }
+        snapLengths[reader.inputIndex] = reader.snapLength
         var summary = InputSummary(path: reader.path, format: reader.format.rawValue, linkType: linkTypeName(reader.linkType),
                                    packets: reader.framesRead, bytes: reader.fileSize ?? reader.bytesRead, truncated: false)
         if case .truncated(let why) = end {
@@ -207,6 +208,7 @@ public final class Engine: ReassemblySink {
     private func processNow(_ bytes: UnsafeRawBufferPointer, linkType: Int32, frame: FrameRef, wireLength: Int) {
         report.statistics.packets += 1
         report.statistics.bytes += Int64(bytes.count)
+        if bytes.count < wireLength { longestCutFrame[frame.input] = max(longestCutFrame[frame.input] ?? 0, bytes.count) }
         switch decoder.decode(bytes, linkType: linkType, frame: frame) {
         case .success(var seg):
             guard configuration.ports.contains(seg.source.port) || configuration.ports.contains(seg.destination.port) else { return }
@@ -223,13 +225,14 @@ public final class Engine: ReassemblySink {
             if let budget = configuration.maxMemory, estimatedStateBytes > budget { keepWithin(budget, frame: frame) }
         case .failure(.malformed(let why)):
             report.statistics.malformedPackets += 1
+            // Headers that contradict each other: malformed whether or not the snap length cut the frame.
             anomaly(Anomaly(kind: .malformedPacket, frame: frame, message: "frame \(frame.number) could not be decoded: \(why)"))
         case .failure(.truncated(let why)):
             report.statistics.malformedPackets += 1
-            // Cut by the snap length: a limit of the capture. Whole on the wire: its headers lie.
+            // Cut by the snap length: a limit of the capture, counted with the input's other cut
+            // frames. Whole on the wire: its headers lie.
             if bytes.count < wireLength {
-                anomaly(Anomaly(kind: .truncatedPacket, frame: frame,
-                                message: "frame \(frame.number) could not be decoded: \(why); the capture kept \(bytes.count) of its \(wireLength) bytes"))
+                snapCut(frame, connection: nil) { $0.undecodable += 1 }
             } else {
                 anomaly(Anomaly(kind: .malformedPacket, frame: frame,
                                 message: "frame \(frame.number) could not be decoded: \(why); the frame was captured whole, so its headers announce more than it holds"))
@@ -280,6 +283,7 @@ public final class Engine: ReassemblySink {
         // Connections closed by the end whose sessions still waited close now.
         flushDeferredFrames(why: "the capture ended before they arrived")
         parallel?.finish()
+        reportSnapLengthCuts()
         connectionRules.finish()
         correlator.finish()
         if !configuration.retainHistory {
@@ -329,6 +333,9 @@ public final class Engine: ReassemblySink {
         var summary: ParseSummary?
         /// Whether each direction's first bytes were handed to the parser.
         var begun = PerDirection(repeating: false)
+        /// Holes per direction, and those that lie wholly in bytes the snap length cut off.
+        var gaps = PerDirection(repeating: 0)
+        var snapLengthGaps = PerDirection(repeating: 0)
         let id: ConnectionID
         let worker: Int
         unowned let engine: Engine
@@ -407,6 +414,11 @@ public final class Engine: ReassemblySink {
             if a.kind == .xmlDesync, let d = a.direction {
                 connectionRules.damaged(ctx.model, d)
                 correlator.damaged(ctx.correlated, d)
+                // After holes that only the snap length made, resynchronising is expected: counted with the cut frames.
+                if ctx.gaps[d] > 0, ctx.gaps[d] == ctx.snapLengthGaps[d], !ctx.model.pickedUp[d], let f = a.frame {
+                    snapCut(f, connection: ctx.id) { $0.desyncs += 1 }
+                    return
+                }
             }
             record(a)
         case .closed(let summary):
@@ -432,11 +444,85 @@ public final class Engine: ReassemblySink {
 
     public func streamGap(_ c: TCPConnection, _ d: Direction, at offset: UInt64, length: UInt64, frame: FrameRef) {
         let ctx = context(for: c)
+        ctx.gaps[d] += 1
         if let parallel {
             parallel.gap(ctx, d, at: offset, length: length, frame: frame)
         } else {
             ctx.parser.gap(d, at: offset, length: length, frame: frame)
         }
+    }
+
+    public func snapLengthCut(_ c: TCPConnection, _ d: Direction, frame: FrameRef, missing: UInt64, gap: Bool) {
+        if gap {
+            if let any = c.context { unsafeDowncast(any, to: ConnectionContext.self).snapLengthGaps[d] += 1 }
+            snapCut(frame, connection: c.id) {
+                $0.gaps += 1
+                $0.gapBytes += missing
+            }
+        } else {
+            snapCut(frame, connection: c.id) {
+                $0.frames += 1
+                $0.missingBytes += missing
+            }
+        }
+    }
+
+    // MARK: - Snap length
+
+    /// What the snap length cut in one input: reported as one anomaly (`finish`) instead of one
+    /// per frame, per hole and per resynchronisation.
+    struct SnapLengthCuts {
+        var frames = 0
+        var missingBytes: UInt64 = 0
+        /// Frames whose TCP/IP headers were cut (not decoded at all).
+        var undecodable = 0
+        var gaps = 0
+        var gapBytes: UInt64 = 0
+        var desyncs = 0
+        var first: FrameRef?
+        var connections = Set<ConnectionID>()
+    }
+
+    private var snapLengthCuts: [Int: SnapLengthCuts] = [:]
+    private var snapLengths: [Int: Int] = [:]
+    /// Per input, the most bytes kept of a frame that was cut (the snap length in effect, when
+    /// the file's header does not say).
+    private var longestCutFrame: [Int: Int] = [:]
+
+    private func snapCut(_ frame: FrameRef, connection: ConnectionID?, _ update: (inout SnapLengthCuts) -> Void) {
+        var cuts = snapLengthCuts[frame.input] ?? SnapLengthCuts()
+        if cuts.first.map({ frame.number < $0.number }) ?? true { cuts.first = frame }
+        if let connection, cuts.connections.count < 10_000 { cuts.connections.insert(connection) }
+        update(&cuts)
+        snapLengthCuts[frame.input] = cuts
+    }
+
+    /// One anomaly per input whose frames the snap length cut: the cause, the fix, and what it
+    /// cost. The holes and resynchronisations it explains are counted in it, not listed.
+    private func reportSnapLengthCuts() {
+        var summaries: [Anomaly] = []
+        for (input, cuts) in snapLengthCuts.sorted(by: { $0.key < $1.key }) where cuts.frames + cuts.undecodable > 0 {
+            let cut = cuts.frames + cuts.undecodable
+            let total = input < report.inputs.count ? " of \(report.inputs[input].packets)" : ""
+            let declared = snapLengths[input].flatMap { $0 > 0 && $0 < 262_144 ? $0 : nil }
+            let snap = declared.map { " (\($0) bytes)" } ?? longestCutFrame[input].map { " (frames kept at most \($0) bytes)" } ?? ""
+            var m = "the capture's snap length\(snap) cut \(cut)\(total) frames short: \(cuts.missingBytes) bytes of TCP payload"
+            m += cuts.connections.count == 1 ? " on 1 connection" : " on \(cuts.connections.count) connections"
+            m += " were never captured"
+            if cuts.undecodable > 0 { m += ", and \(cuts.undecodable) frame\(cuts.undecodable == 1 ? "" : "s") lost part of the TCP/IP headers and could not be decoded" }
+            m += ". They are not losses: the \(cuts.gaps) hole\(cuts.gaps == 1 ? "" : "s") this left in the streams (\(cuts.gapBytes) bytes)"
+            m += " and the \(cuts.desyncs) XML resynchronisation\(cuts.desyncs == 1 ? "" : "s") after them are counted here, not listed."
+            m += " What those bytes carried was not analysed, so the rules saw only part of these streams."
+            m += " Capture whole packets: tcpdump -s 0 (or -s 65535; dumpcap and Wireshark capture whole packets unless told otherwise)."
+            summaries.append(Anomaly(kind: .truncatedPacket, connection: cuts.connections.count == 1 ? cuts.connections.first : nil,
+                                     frame: cuts.first, bytes: cuts.missingBytes, message: m))
+        }
+        for a in summaries {
+            report.statistics.anomaliesByKind[a.kind.rawValue, default: 0] += 1
+            onAnomaly?(a)
+        }
+        // First in the list: it explains much of what follows.
+        if configuration.retainHistory { report.anomalies.insert(contentsOf: summaries, at: 0) }
     }
 
     public func connectionClosed(_ c: TCPConnection) {
@@ -475,9 +561,10 @@ public final class Engine: ReassemblySink {
         guard let s = ctx.summary else { preconditionFailure("closing a connection whose parser did not finish") }
         ctx.parser = nil
         let afterProceed = s.bytesAfterTLS
+        let tlsReport = s.tls ? Engine.reportInfo(s.tlsInfo, claimed: ctx.model) : nil
         if s.tls {
             let t = s.tlsInfo
-            if configuration.retainHistory { report.tlsInfo[info.id] = Engine.reportInfo(t) }
+            if configuration.retainHistory { report.tlsInfo[info.id] = tlsReport }
             // No stream header before the TLS records: TLS without STARTTLS (direct TLS on this port).
             let midstream = ctx.model.pickedUp.clientToServer || ctx.model.pickedUp.serverToClient
             let how = midstream ? "TLS picked up mid-stream" : ctx.model.streams.isEmpty ? "direct TLS (no STARTTLS)" : "STARTTLS"
@@ -499,7 +586,7 @@ public final class Engine: ReassemblySink {
         connectionRules.closed(ctx.model, end: info.end, frame: info.lastFrame)
         correlator.closed(ctx.correlated, end: info.end, frame: info.lastFrame)
         connectionsClosed += 1
-        onConnectionClosed?(ctx.correlated, s.tls ? Engine.reportInfo(s.tlsInfo) : nil)
+        onConnectionClosed?(ctx.correlated, tlsReport)
         let foundOn = connectionRules.hasFindings(on: ctx.model) || correlator.hasFindings(on: ctx.correlated)
         // The connection's own stage keeps nothing once it closed: its findings are reported.
         connectionRules.forget(ctx.model)
@@ -527,8 +614,13 @@ public final class Engine: ReassemblySink {
         onDialback?(x)
     }
 
-    static func reportInfo(_ t: TLSInfo) -> TLSReportInfo {
+    /// The report's view of a connection's TLS parameters; certificates are compared with the
+    /// domains its initial stream header claims (`to` for the acceptor's, `from` for the initiator's).
+    static func reportInfo(_ t: TLSInfo, claimed model: ConnectionModel?) -> TLSReportInfo {
         var r = TLSReportInfo()
+        let initial = model?.streams.first { $0.direction == .clientToServer }?.header
+        r.serverCertificate = t.serverCertificateChain.map { certificateReport($0, claimed: initial?.to) }
+        r.clientCertificate = t.clientCertificateChain.map { certificateReport($0, claimed: initial?.from) }
         r.version = t.version
         r.clientVersions = t.clientVersions
         r.cipherSuite = t.cipherSuite
@@ -545,6 +637,37 @@ public final class Engine: ReassemblySink {
         r.decryptedBytes = t.decryptedBytes
         r.undecryptedBytes = t.undecryptedBytes
         return r
+    }
+
+    public static func certificateReport(_ chain: TLSCertificateChain, claimed: String?) -> TLSCertificateReport {
+        var c = TLSCertificateReport(frame: chain.frame, chainLength: chain.count)
+        c.problems = chain.problems
+        if let leaf = chain.leafFacts {
+            c.subject = leaf.subject
+            c.commonName = leaf.commonName
+            c.issuer = leaf.issuer
+            c.dnsNames = leaf.dnsNames
+            c.srvNames = leaf.srvNames
+            c.xmppAddrs = leaf.xmppAddrs
+            c.notBefore = Timestamp(seconds: leaf.notBefore, nanoseconds: 0)
+            c.notAfter = Timestamp(seconds: leaf.notAfter, nanoseconds: 0)
+            c.validAtTime = leaf.isValid(at: chain.frame.time)
+            c.selfIssued = leaf.selfIssued
+        }
+        c.chain = chain.certificates.dropFirst().map { ($0?.subject, $0?.issuer) }
+        if let name = claimed, !name.isEmpty { c.expectedName = name }
+        if chain.count == 0 {
+            c.nameMatch = "no-certificate"  // an empty Certificate message: the side declined to present one
+        } else if let name = c.expectedName {
+            switch chain.nameMatch(for: name) {
+            case .matches(let how):
+                c.nameMatch = "matches"
+                c.matchedBy = how
+            case .mismatch: c.nameMatch = "mismatch"
+            case .unknown: c.nameMatch = "unknown"
+            }
+        }
+        return c
     }
 
     private func count(_ v: Violation) {

@@ -5,14 +5,16 @@ import S2Report
 import S2Rules
 import S2Wire
 
-/// Writes the packets of chosen connections to a new pcap after an analysis (`--write-pcap`).
+/// Writes the packets of chosen connections to a new pcap (`--write-pcap`) or pcapng with the
+/// findings as packet comments (`--write-pcapng`) after an analysis.
 ///
 /// The engine keeps no packets, so the inputs are read a second time: a frame belongs to a
 /// connection when it comes from the connection's input, lies in its frame range
 /// [first packet, last packet] and carries its 4-tuple (either direction). IP fragments held
 /// for reassembly carry no TCP header; they are kept when their IP header holds the
-/// connection's two addresses. The written file keeps the inputs' link type (so every chosen
-/// connection must come from inputs of one link type) and renumbers frames from 1.
+/// connection's two addresses. Frames are renumbered from 1, input after input. A pcap keeps
+/// the inputs' one link type (every chosen connection must come from inputs of one link type);
+/// a pcapng has one interface per input and so takes inputs of any link types.
 public enum PacketExport {
     /// What `--select` asks for: connections with a violation of one of `rules`, or whose
     /// stream headers or dialback exchanges name one of `domains`. Empty = every connection
@@ -84,6 +86,20 @@ public enum PacketExport {
         public var packets: Int
         public var connections: Int
         public var linkType: String
+        /// Comments attached (pcapng only).
+        public var comments = 0
+        /// The input frame of each written frame, in order (only when asked for).
+        public var frames: [FrameKey] = []
+    }
+
+    /// A frame of the analysis: its input and its number there.
+    public struct FrameKey: Hashable, Sendable {
+        public var input: Int
+        public var number: Int
+        public init(input: Int, number: Int) {
+            self.input = input
+            self.number = number
+        }
     }
 
     /// Reads `paths` again (the same inputs, in the same order, as the analysis) and writes the
@@ -91,17 +107,10 @@ public enum PacketExport {
     /// that cannot be reopened, or connections spread over inputs of different link types.
     @discardableResult
     public static func write(_ connections: [ConnectionSummary], paths: [String], filter: String?, to output: String) throws -> Summary {
-        if paths.contains("-") {
-            throw CaptureError("--write-pcap reads the inputs a second time: standard input ('-') is not supported; save the capture to a file first")
-        }
-        let byInput = Dictionary(grouping: connections, by: \.input)
-        var readers: [PcapFileReader] = []
-        for (i, p) in paths.enumerated() where byInput[i] != nil {
-            readers.append(try PcapFileReader(path: p, inputIndex: i, filter: filter))
-        }
+        let readers = try reopen(connections, paths: paths, filter: filter, option: "--write-pcap")
         let linkTypes = Set(readers.map(\.linkType))
         if linkTypes.count > 1 {
-            throw CaptureError("--write-pcap: the chosen connections come from inputs of different link types (\(linkTypes.map(linkTypeName).sorted().joined(separator: ", "))); a pcap holds one — use --select, or one input at a time")
+            throw CaptureError("--write-pcap: the chosen connections come from inputs of different link types (\(linkTypes.map(linkTypeName).sorted().joined(separator: ", "))); a pcap holds one — use --write-pcapng (one interface per input), --select, or one input at a time")
         }
         let linkType: Int32
         if let l = linkTypes.first {
@@ -113,27 +122,90 @@ public enum PacketExport {
         }
         let writer = try PcapDumpWriter(path: output, linkType: linkType, snapLength: max(readers.map(\.snapLength).max() ?? 262_144, 65_535))
         for r in readers {
-            let matcher = Matcher(byInput[r.inputIndex] ?? [])
-            let decoder = FrameDecoder()
-            _ = r.read { packet in
-                let n = packet.frame.number
-                guard matcher.inRange(n) else { return n <= matcher.lastFrame }
-                switch decoder.decode(packet.bytes, linkType: packet.linkType, frame: packet.frame) {
-                case .success(let seg):
-                    if matcher.matches(seg.source.description, seg.destination.description, frame: n) { writer.write(packet) }
-                case .failure(.fragmentHeld):
-                    if matcher.matchesFragment(packet.bytes, frame: n) { writer.write(packet) }
-                default:
-                    break
-                }
-                return true
-            }
+            frames(of: connections, in: r) { packet in writer.write(packet) }
         }
         try writer.close()
         return Summary(packets: writer.packetsWritten, connections: connections.count, linkType: linkTypeName(linkType))
     }
 
-    /// Frame ranges and 4-tuples of the chosen connections of one input.
+    /// Like `write`, as pcapng: one interface per input that contributes frames (its link type,
+    /// snap length and timestamp resolution kept, its path as the interface's description), and
+    /// every finding of `report` whose frame is written attached to that frame as a packet
+    /// comment (`frame.comment` in Wireshark): "RULE-ID severity: message" for a violation,
+    /// "anomaly KIND: message" for an anomaly. `recordFrames`: return the input frame of every
+    /// written frame.
+    @discardableResult
+    public static func writePcapng(_ connections: [ConnectionSummary], report: AnalysisReport, paths: [String], filter: String?,
+                                   to output: String, recordFrames: Bool = false) throws -> Summary {
+        let readers = try reopen(connections, paths: paths, filter: filter, option: "--write-pcapng")
+        let notes = comments(report)
+        let writer = try PcapngWriter(path: output, application: "s2scope \(AnalysisReport.toolVersion)")
+        var summary = Summary(packets: 0, connections: connections.count, linkType: "")
+        for r in readers {
+            let interface = writer.addInterface(.init(linkType: r.linkType, snapLength: r.snapLength, nanosecondTimestamps: r.nanosecondTimestamps,
+                                                      name: "input \(r.inputIndex)", description: r.path))
+            frames(of: connections, in: r) { packet in
+                let key = FrameKey(input: packet.frame.input, number: packet.frame.number)
+                writer.write(interface: interface, bytes: packet.bytes, wireLength: packet.wireLength, time: packet.frame.time,
+                             comments: notes[key] ?? [])
+                if recordFrames { summary.frames.append(key) }
+            }
+        }
+        try writer.close()
+        summary.packets = writer.packetsWritten
+        summary.comments = writer.commentsWritten
+        summary.linkType = Set(readers.map { linkTypeName($0.linkType) }).sorted().joined(separator: ", ")
+        return summary
+    }
+
+    /// The packet comments of each frame: its violations, then its anomalies, in report order.
+    /// Wire text is made terminal-safe (tshark prints comments as they are).
+    public static func comments(_ report: AnalysisReport) -> [FrameKey: [String]] {
+        var out: [FrameKey: [String]] = [:]
+        for v in report.violations {
+            out[FrameKey(input: v.frame.input, number: v.frame.number), default: []].append(terminalSafe("\(v.rule) \(v.severity.name): \(v.message)"))
+        }
+        for a in report.anomalies {
+            guard let f = a.frame else { continue }
+            out[FrameKey(input: f.input, number: f.number), default: []].append(terminalSafe("anomaly \(a.kind.rawValue): \(a.message)"))
+        }
+        return out
+    }
+
+    /// Opens again the inputs that hold chosen connections.
+    static func reopen(_ connections: [ConnectionSummary], paths: [String], filter: String?, option: String) throws -> [PcapFileReader] {
+        if paths.contains("-") {
+            throw CaptureError("\(option) reads the inputs a second time: standard input ('-') is not supported; save the capture to a file first")
+        }
+        // A connection may span inputs (the files of a `tcpdump -C`/`-G` rotation).
+        let inputs = Set(connections.flatMap { Matcher.span(of: $0) })
+        var readers: [PcapFileReader] = []
+        for (i, p) in paths.enumerated() where inputs.contains(i) {
+            readers.append(try PcapFileReader(path: p, inputIndex: i, filter: filter))
+        }
+        return readers
+    }
+
+    /// Hands `body` every frame of `r` that belongs to one of `connections`.
+    static func frames(of connections: [ConnectionSummary], in r: PcapFileReader, _ body: (CapturedPacket) -> Void) {
+        let matcher = Matcher(connections, input: r.inputIndex)
+        let decoder = FrameDecoder()
+        _ = r.read { packet in
+            let n = packet.frame.number
+            guard matcher.inRange(n) else { return n <= matcher.lastFrame }
+            switch decoder.decode(packet.bytes, linkType: packet.linkType, frame: packet.frame) {
+            case .success(let seg):
+                if matcher.matches(seg.source.description, seg.destination.description, frame: n) { body(packet) }
+            case .failure(.fragmentHeld):
+                if matcher.matchesFragment(packet.bytes, frame: n) { body(packet) }
+            default:
+                break
+            }
+            return true
+        }
+    }
+
+    /// Frame ranges and 4-tuples of the chosen connections, in one input.
     struct Matcher {
         struct Entry {
             var client: String, server: String
@@ -144,11 +216,27 @@ public enum PacketExport {
         var firstFrame = Int.max
         var lastFrame = 0
 
-        init(_ connections: [ConnectionSummary]) {
-            entries = connections.map { c in
-                let last = max(c.lastFrame.number, c.closeFrame?.number ?? 0)
+        /// The inputs a connection's frames lie in: from its first frame's to its last frame's.
+        static func span(of c: ConnectionSummary) -> ClosedRange<Int> {
+            let end = last(of: c)
+            return c.firstFrame.input...max(end.input, c.firstFrame.input)
+        }
+
+        static func last(of c: ConnectionSummary) -> FrameRef {
+            guard let close = c.closeFrame else { return c.lastFrame }
+            return (close.input, close.number) > (c.lastFrame.input, c.lastFrame.number) ? close : c.lastFrame
+        }
+
+        /// The part of each connection in `input`: its frame range there (from its first frame, or
+        /// the file's start, to its last frame, or the file's end).
+        init(_ connections: [ConnectionSummary], input: Int) {
+            entries = connections.compactMap { c in
+                guard Matcher.span(of: c).contains(input) else { return nil }
+                let end = Matcher.last(of: c)
+                let lower = c.firstFrame.input == input ? c.firstFrame.number : 1
+                let upper = end.input == input ? max(end.number, lower) : Int.max
                 let a = PacketExport.bytes(of: c.clientAddress), b = PacketExport.bytes(of: c.serverAddress)
-                return Entry(client: c.client, server: c.server, range: c.firstFrame.number...max(last, c.firstFrame.number),
+                return Entry(client: c.client, server: c.server, range: lower...upper,
                              addressBytes: a.isEmpty || b.isEmpty ? [] : [a + b, b + a])
             }
             for e in entries {

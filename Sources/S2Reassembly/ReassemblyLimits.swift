@@ -36,6 +36,8 @@ public struct ReassemblyStatistics: Sendable {
     public var connectionsEvicted = 0
     public var gaps = 0
     public var gapBytes: UInt64 = 0
+    /// Of the gaps, those that lie wholly in bytes the snap length cut off.
+    public var snapLengthGaps = 0
     public var overlapConflicts = 0
     public var retransmittedSegments = 0
     public var ignoredSegments = 0

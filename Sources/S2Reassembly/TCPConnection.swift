@@ -78,6 +78,35 @@ struct HeldSegment {
 
 /// Reassembly state of one direction.
 struct HalfStream {
+    /// Stream ranges the snap length cut off and no gap has covered yet, sorted and merged
+    /// (at most `maxSnapCuts`: beyond, the oldest are forgotten and their holes report as gaps).
+    var snapCuts: [Range<UInt64>] = []
+    static let maxSnapCuts = 64
+
+    mutating func noteSnapCut(_ r: Range<UInt64>) {
+        guard !r.isEmpty, r.lowerBound >= next else { return }
+        var i = snapCuts.count
+        while i > 0 && snapCuts[i - 1].lowerBound > r.lowerBound { i -= 1 }
+        snapCuts.insert(r, at: i)
+        // Merge neighbours that touch or overlap.
+        var merged: [Range<UInt64>] = []
+        for x in snapCuts {
+            if let last = merged.last, x.lowerBound <= last.upperBound {
+                merged[merged.count - 1] = last.lowerBound..<max(last.upperBound, x.upperBound)
+            } else {
+                merged.append(x)
+            }
+        }
+        snapCuts = merged.count > HalfStream.maxSnapCuts ? Array(merged.suffix(HalfStream.maxSnapCuts)) : merged
+    }
+
+    /// Whether the hole `r` lies wholly in cut-off bytes; ranges up to its end are dropped.
+    mutating func snapCutCovers(_ r: Range<UInt64>) -> Bool {
+        let covered = snapCuts.contains { $0.lowerBound <= r.lowerBound && r.upperBound <= $0.upperBound }
+        snapCuts.removeAll { $0.upperBound <= r.upperBound }
+        return covered
+    }
+
     var started = false
     /// The direction's first byte is known to be its stream's first byte (its SYN was seen).
     var startSeen = false

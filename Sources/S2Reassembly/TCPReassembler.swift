@@ -11,6 +11,19 @@ public protocol ReassemblySink: AnyObject {
                    frame: FrameRef)
     func connectionClosed(_ connection: TCPConnection)
     func anomaly(_ anomaly: Anomaly)
+    /// The capture's snap length cut bytes of a direction: a segment whose payload was cut
+    /// (`missing` bytes not captured; `gap` false), or a hole that lies wholly in such cut-off
+    /// bytes (`gap` true; `streamGap` was called for it as for any hole). A sink that does not
+    /// implement it gets one `truncated-packet` or `gap` anomaly each.
+    func snapLengthCut(_ connection: TCPConnection, _ direction: Direction, frame: FrameRef, missing: UInt64, gap: Bool)
+}
+
+extension ReassemblySink {
+    public func snapLengthCut(_ connection: TCPConnection, _ direction: Direction, frame: FrameRef, missing: UInt64, gap: Bool) {
+        anomaly(Anomaly(kind: gap ? .gap : .truncatedPacket, connection: connection.id, direction: direction, frame: frame, bytes: missing,
+                        message: gap ? "\(missing) bytes missing (cut by the snap length); analysis resumes after the hole"
+                                     : "frame cut by the snap length: \(missing) payload bytes missing"))
+    }
 }
 
 /// TCP stream reassembly for a passive observer.
@@ -205,9 +218,12 @@ public final class TCPReassembler {
         }
         if hasData {
             if seg.isSnapTruncated {
-                sink.anomaly(Anomaly(kind: .truncatedPacket, connection: c.id, direction: dir, frame: seg.frame,
-                                     bytes: UInt64(seg.payloadLength - seg.payload.count),
-                                     message: "frame cut by the snap length: \(seg.payloadLength - seg.payload.count) of \(seg.payloadLength) payload bytes missing"))
+                let missing = UInt64(seg.payloadLength - seg.payload.count)
+                if offset >= 0 {
+                    let from = UInt64(offset) + UInt64(seg.payload.count)
+                    c.withHalf(dir) { $0.noteSnapCut(from..<(from + missing)) }
+                }
+                sink.snapLengthCut(c, dir, frame: seg.frame, missing: missing, gap: false)
             }
             if !seg.payload.isEmpty { insert(seg.payload, at: offset, on: c, dir, frame: seg.frame) }
         }
@@ -401,16 +417,23 @@ public final class TCPReassembler {
     }
 
     private func gap(_ c: TCPConnection, _ dir: Direction, at offset: UInt64, length: UInt64, frame: FrameRef) {
-        c.withHalf(dir) { h in
+        let cutBySnapLength = c.withHalf(dir) { h in
             h.next = offset + length
             h.missing += length
             h.retainedValid = false
+            return h.snapCutCovers(offset..<(offset + length))
         }
         statistics.gaps += 1
         statistics.gapBytes = statistics.gapBytes.saturatingAdd(length)  // run-wide: no bound per connection helps
         sink.streamGap(c, dir, at: offset, length: length, frame: frame)
-        sink.anomaly(Anomaly(kind: .gap, connection: c.id, direction: dir, frame: frame, bytes: length,
-                             message: "\(length) bytes missing at stream offset \(offset) (never captured); analysis resumes after the hole"))
+        if cutBySnapLength {
+            // Not a loss: the capture kept only the start of those frames (counted with them).
+            statistics.snapLengthGaps += 1
+            sink.snapLengthCut(c, dir, frame: frame, missing: length, gap: true)
+        } else {
+            sink.anomaly(Anomaly(kind: .gap, connection: c.id, direction: dir, frame: frame, bytes: length,
+                                 message: "\(length) bytes missing at stream offset \(offset) (never captured); analysis resumes after the hole"))
+        }
     }
 
     private func enforceLimits(_ c: TCPConnection, _ dir: Direction, frame: FrameRef) {

@@ -2,44 +2,15 @@ import S2Dialback
 import S2Model
 import S2Rules
 
-/// Escapes text for HTML element content and quoted attribute values (also inside inline SVG):
-/// `&`, `<`, `>`, `"` and `'` become character references, and control characters (ESC, BEL,
-/// CR, C1 controls, bidi overrides, line/paragraph separators) become visible `\x1b`-style
-/// text, as `terminalSafe` shows them. Tab and line feed are kept. Every string that came off
-/// the wire passes through here before it reaches the page.
-public func htmlEscape(_ s: String) -> String {
-    var out = ""
-    out.reserveCapacity(s.utf8.count + 16)
-    for u in s.unicodeScalars {
-        switch u {
-        case "&": out += "&amp;"
-        case "<": out += "&lt;"
-        case ">": out += "&gt;"
-        case "\"": out += "&quot;"
-        case "'": out += "&#39;"
-        case "\n", "\t": out.unicodeScalars.append(u)
-        default:
-            let v = u.value
-            if v < 0x20 || v == 0x7f || (v >= 0x80 && v < 0xa0) || v == 0x2028 || v == 0x2029
-                || (v >= 0x202a && v <= 0x202e) || (v >= 0x2066 && v <= 0x2069) || v == 0xfeff {
-                let hex = String(v, radix: 16)
-                out += v > 0xff ? "\\u{\(hex)}" : "\\x" + (hex.count == 1 ? "0" : "") + hex
-            } else {
-                out.unicodeScalars.append(u)
-            }
-        }
-    }
-    return out
-}
-
-/// The report as one self-contained HTML page: summary, filters (severity, rule, domain), a
-/// sequence diagram per dialback exchange, the violations, connections and anomalies.
+/// The report as one self-contained HTML page: summary, the servers and their conformance matrix
+/// (`ServerTableHTML`), filters (severity, rule, domain), a sequence diagram per dialback
+/// exchange, the violations, connections and anomalies.
 /// Filters can be preset from the address: `report.html#rule=DB-SYN-1&severity=high,critical&domain=a.example`.
 ///
-/// No network fetches: CSS and JavaScript are inline, fonts are the system's. The script is a
-/// constant (it reads only `data-` attributes holding escaped values or report-made tokens) and
-/// a Content-Security-Policy allows only that script, by its hash — so even markup that slipped
-/// through could not run. Without JavaScript everything is simply shown.
+/// No network fetches: CSS and JavaScript are inline, fonts are the system's. The two scripts
+/// (the filters, the server table's clicks) are constants (they read only `data-` attributes
+/// holding escaped values or report-made tokens) and a Content-Security-Policy allows only
+/// those scripts, by their hashes — so even markup that slipped through could not run. Without JavaScript everything is simply shown.
 public struct HTMLReport {
     /// Anomalies listed in the page (all are counted).
     public var maxAnomalies: Int
@@ -47,151 +18,336 @@ public struct HTMLReport {
     public init(maxAnomalies: Int = 2000) { self.maxAnomalies = maxAnomalies }
 
     public func render(_ r: AnalysisReport) -> String {
-        let e = htmlEscape
+        var h = HTMLBuilder()
+        render(r, into: &h)
+        return h.output
+    }
+
+    public func render(_ r: AnalysisReport, into h: inout HTMLBuilder) {
         let multi = r.inputs.count > 1
         let domains = DomainIndex(r)
         let servers = ServerTableHTML(r)
 
-        var o = "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
-        o += "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src '\(HTMLReport.scriptHash)' '\(ServerTableHTML.scriptHash)'\">\n"
-        o += "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n"
-        o += "<meta name=\"generator\" content=\"s2scope \(e(AnalysisReport.toolVersion))\">\n"
-        o += "<title>S2Scope report</title>\n<style>\(HTMLReport.css)\n\(ServerTableHTML.css)</style>\n</head>\n<body>\n"
-        o += "<header><h1>S2Scope report</h1><p class=\"sub\">XMPP server-to-server traffic and Server Dialback · s2scope \(e(AnalysisReport.toolVersion)) · schema \(e(AnalysisReport.schema))</p></header>\n<main>\n"
+        h.constant("<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n")
+        h.constant("<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:; script-src '")
+        h.constant(HTMLReport.scriptHashLiteral)
+        h.constant("' '")
+        h.constant(ServerTableHTML.scriptHashLiteral)
+        h.constant("'\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n")
+        h.void("meta", ["name": "generator", "content": "s2scope \(AnalysisReport.toolVersion)"])
+        h.constant("\n<title>S2Scope report</title>\n<style>")
+        h.constant(HTMLReport.cssLiteral)
+        h.constant("\n")
+        h.constant(ServerTableHTML.cssLiteral)
+        h.constant("</style>\n</head>\n<body>\n")
+        h.constant("<header><h1>S2Scope report</h1>")
+        h.element("p", ["class": "sub"], text: "XMPP server-to-server traffic and Server Dialback · s2scope \(AnalysisReport.toolVersion) · schema \(AnalysisReport.schema)")
+        h.constant("</header>\n<main>\n")
 
-        // Summary.
-        o += "<section id=\"summary\"><h2>Summary</h2>\n<div class=\"cards\">"
-        o += card("connections", "\(r.statistics.tcpConnections)", "TCP connections", extra: "\(r.xmppStreamCount) XMPP streams")
-        let outcomes = ["valid", "invalid", "error", "pending"]
-        o += card("exchanges", "\(r.exchanges.count)", "dialback exchanges",
-                  extra: outcomes.map { k in "<span class=\"oc oc-\(k)\">\(r.exchanges.filter { $0.outcomeName == k }.count) \(k)</span>" }.joined(separator: " "),
-                  extraIsHTML: true)
-        o += card("violations", "\(r.violations.count)", "violations",
-                  extra: Severity.allCases.reversed().map { s in "<span class=\"sev sev-\(s.name)\">\(r.violations.filter { $0.severity == s }.count) \(s.name)</span>" }.joined(separator: " "),
-                  extraIsHTML: true)
-        o += card("anomalies", "\(r.anomalies.count)", "anomalies", extra: "\(r.statistics.packets) packets")
-        o += "</div>\n"
-        o += "<table class=\"inputs\"><thead><tr><th>#</th><th>input</th><th>format</th><th>link type</th><th>frames</th><th>bytes</th><th>state</th></tr></thead><tbody>\n"
-        for (i, inp) in r.inputs.enumerated() {
-            o += "<tr><td>\(i)</td><td class=\"path\">\(e(inp.path))</td><td>\(e(inp.format))</td><td>\(e(inp.linkType))</td><td>\(inp.packets)</td><td>\(inp.bytes)</td>"
-            o += "<td>" + (inp.truncated ? "<span class=\"warn\">truncated: \(e(inp.note ?? ""))</span>" : "complete") + "</td></tr>\n"
+        summary(r, &h)
+        servers.section(&h)
+        filters(r, domains, &h)
+        exchanges(r, domains, servers, multi: multi, &h)
+        violations(r, domains, servers, multi: multi, &h)
+        connections(r, domains, servers, &h)
+        anomalies(r, &h)
+
+        h.constant("</main>\n")
+        h.element("footer", text: "Generated by s2scope \(AnalysisReport.toolVersion). Frame numbers are per input file, as Wireshark counts them.")
+        h.constant("\n<script>")
+        h.constant(HTMLReport.scriptLiteral)
+        h.constant("</script>\n<script>")
+        h.constant(ServerTableHTML.scriptLiteral)
+        h.constant("</script>\n</body>\n</html>\n")
+    }
+
+    private func summary(_ r: AnalysisReport, _ h: inout HTMLBuilder) {
+        h.constant("<section id=\"summary\"><h2>Summary</h2>\n<div class=\"cards\">")
+        card(&h, "card-connections", "\(r.statistics.tcpConnections)", "TCP connections") { $0.text("\(r.xmppStreamCount) XMPP streams") }
+        card(&h, "card-exchanges", "\(r.exchanges.count)", "dialback exchanges") { h in
+            for (i, k) in ["valid", "invalid", "error", "pending"].enumerated() {
+                if i > 0 { h.constant(" ") }
+                h.element("span", ["class": "oc oc-\(k)"], text: "\(r.exchanges.filter { $0.outcomeName == k }.count) \(k)")
+            }
         }
-        o += "</tbody></table>\n"
+        card(&h, "card-violations", "\(r.violations.count)", "violations") { h in
+            for (i, s) in Severity.allCases.reversed().enumerated() {
+                if i > 0 { h.constant(" ") }
+                h.element("span", ["class": "sev sev-\(s.name)"], text: "\(r.violations.filter { $0.severity == s }.count) \(s.name)")
+            }
+        }
+        card(&h, "card-anomalies", "\(r.anomalies.count)", "anomalies") { $0.text("\(r.statistics.packets) packets") }
+        h.constant("</div>\n")
+        h.constant("<table class=\"inputs\"><thead><tr><th>#</th><th>input</th><th>format</th><th>link type</th><th>frames</th><th>bytes</th><th>state</th></tr></thead><tbody>\n")
+        for (i, inp) in r.inputs.enumerated() {
+            h.element("tr") { h in
+                h.element("td", text: "\(i)")
+                h.element("td", ["class": "path"], text: inp.path)
+                h.element("td", text: inp.format)
+                h.element("td", text: inp.linkType)
+                h.element("td", text: "\(inp.packets)")
+                h.element("td", text: "\(inp.bytes)")
+                h.element("td") { h in
+                    if inp.truncated {
+                        h.element("span", ["class": "warn"], text: "truncated: \(inp.note ?? "")")
+                    } else {
+                        h.text("complete")
+                    }
+                }
+            }
+            h.constant("\n")
+        }
+        h.constant("</tbody></table>\n")
         if r.statistics.encryptedBytes > 0 {
-            o += "<p class=\"note\">\(r.statistics.encryptedBytes) bytes were inside TLS and not checked (rules there are unknown, not passed).</p>\n"
+            note(&h, "\(r.statistics.encryptedBytes) bytes were inside TLS and not checked (rules there are unknown, not passed).")
         }
         if !r.statistics.suppressedViolations.isEmpty {
-            let s = r.statistics.suppressedViolations.sorted { $0.key < $1.key }.map { "\(e($0.key)) ×\($0.value)" }
-            o += "<p class=\"note\">Repeats not listed: \(s.joined(separator: ", ")).</p>\n"
+            let s = r.statistics.suppressedViolations.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }
+            note(&h, "Repeats not listed: \(s.joined(separator: ", ")).")
         }
         if !r.statistics.notJudgedByReason.isEmpty {
-            let s = r.statistics.notJudgedByReason.sorted { $0.key < $1.key }.map { "\(e($0.key)) ×\($0.value)" }
-            o += "<p class=\"note\">Not judged (the evidence was not in the capture, or a bound was reached): \(s.joined(separator: ", ")).</p>\n"
+            let s = r.statistics.notJudgedByReason.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }
+            note(&h, "Not judged (the evidence was not in the capture, or a bound was reached): \(s.joined(separator: ", ")).")
         }
-        o += "</section>\n"
+        h.constant("</section>\n")
+    }
 
-        // Servers and the conformance matrix (issue #18).
-        o += servers.section()
-
-        // Filters.
+    private func filters(_ r: AnalysisReport, _ domains: DomainIndex, _ h: inout HTMLBuilder) {
         let rules = Array(Set(r.violations.map(\.rule))).sorted()
-        o += "<section id=\"filters\" class=\"filters\"><h2>Filters</h2><form id=\"filter-form\" autocomplete=\"off\">\n<fieldset><legend>severity</legend>"
+        h.constant("<section id=\"filters\" class=\"filters\"><h2>Filters</h2><form id=\"filter-form\" autocomplete=\"off\">\n<fieldset><legend>severity</legend>")
         for s in Severity.allCases.reversed() {
-            o += "<label class=\"sev sev-\(s.name)\"><input type=\"checkbox\" name=\"sev\" value=\"\(s.name)\" checked> \(s.name)</label> "
+            h.element("label", ["class": "sev sev-\(s.name)"]) { h in
+                h.void("input", ["type": "checkbox", "name": "sev", "value": s.name], flags: ["checked"])
+                h.text(" \(s.name)")
+            }
+            h.constant(" ")
         }
-        o += "</fieldset>\n<label>rule <select id=\"f-rule\" name=\"rule\"><option value=\"\">all rules</option>"
-        for id in rules { o += "<option value=\"\(e(id))\">\(e(id))</option>" }
-        o += "</select></label>\n<label>domain <select id=\"f-domain\" name=\"domain\"><option value=\"\">all domains</option>"
-        for (i, d) in domains.all.enumerated() { o += "<option value=\"d\(i)\">\(e(clip(d, 80)))</option>" }
-        o += "</select></label>\n<button type=\"reset\">reset</button> <output id=\"f-count\" aria-live=\"polite\"></output></form></section>\n"
+        h.constant("</fieldset>\n<label>rule <select id=\"f-rule\" name=\"rule\"><option value=\"\">all rules</option>")
+        for id in rules { h.element("option", ["value": id], text: id) }
+        h.constant("</select></label>\n<label>domain <select id=\"f-domain\" name=\"domain\"><option value=\"\">all domains</option>")
+        for (i, d) in domains.all.enumerated() { h.element("option", ["value": "d\(i)"], text: clip(d, 80)) }
+        h.constant("</select></label>\n<button type=\"reset\">reset</button> <output id=\"f-count\" aria-live=\"polite\"></output></form></section>\n")
+    }
 
-        // Dialback exchanges.
-        o += "<section id=\"exchanges\"><h2>Dialback exchanges (\(r.exchanges.count))</h2>\n"
-        if r.exchanges.isEmpty { o += "<p class=\"none\">No dialback exchange was seen.</p>\n" }
+    private func exchanges(_ r: AnalysisReport, _ domains: DomainIndex, _ servers: ServerTableHTML, multi: Bool, _ h: inout HTMLBuilder) {
+        h.constant("<section id=\"exchanges\">")
+        h.element("h2", text: "Dialback exchanges (\(r.exchanges.count))")
+        h.constant("\n")
+        if r.exchanges.isEmpty { none(&h, "No dialback exchange was seen.") }
         let byConnection = Dictionary(grouping: r.violations, by: \.connection)
         for x in r.exchanges {
             let conns = Set(x.steps.map(\.connection))
             let related = conns.sorted().flatMap { byConnection[$0] ?? [] }
             let diagram = SequenceDiagram(exchange: x, violations: related, showInput: multi)
             let onSteps = x.steps.flatMap { diagram.violations(on: $0) }
-            let tokens = domains.tokens([x.originating, x.receiving])
-            o += "<article class=\"exchange\" id=\"\(e(x.id))\" data-domains=\"\(tokens)\" data-rules=\"\(e(Set(onSteps.map(\.rule)).sorted().joined(separator: " ")))\"\(servers.attribute(exchange: x.number))>\n"
-            o += "<h3>\(e(x.id)) <span class=\"dom\">\(e(x.originating))</span> → <span class=\"dom\">\(e(x.receiving))</span> "
-            o += "<span class=\"oc oc-\(e(x.outcomeName))\">\(e(x.outcomeName))</span></h3>\n"
-            o += "<p class=\"meta\">stream id <code>\(e(x.streamID ?? "(none)"))</code> · db:result on \(e(x.resultConnection.description)) frame \(x.resultFrame.number)"
-            if let v = x.verifyConnection {
-                o += " · db:verify on \(e(v.description)) frame \(x.verifyFrame?.number ?? 0) → \(e(x.verifyType ?? "no answer"))"
-            } else {
-                o += " · no db:verify seen"
-            }
-            if let f = x.resultReplyFrame { o += " · answer frame \(f.number) after \(fixed(f.time.secondsSince(x.resultFrame.time), 3)) s" }
-            if let worst = onSteps.map(\.severity).max() {
-                o += " · <span class=\"vcount sev-\(worst.name)\">\(onSteps.count) violation\(onSteps.count == 1 ? "" : "s") on its steps (worst \(worst.name))</span>"
-            }
-            o += "</p>\n<div class=\"diagram\">" + diagram.render() + "</div>\n</article>\n"
-        }
-        o += "</section>\n"
-
-        // Violations.
-        o += "<section id=\"violations\"><h2>Violations (\(r.violations.count))</h2>\n"
-        if r.violations.isEmpty {
-            o += "<p class=\"none\">No violation.</p>\n"
-        } else {
-            o += "<table class=\"violations\"><thead><tr><th>rule</th><th>severity</th><th>connection</th><th>direction</th><th>actor</th><th>frame</th><th>time</th><th>message</th><th>evidence</th></tr></thead><tbody>\n"
-            for (i, v) in r.violations.enumerated() {
-                let frame = "\(v.frame.number)" + (multi ? " <span class=\"in\">input \(v.frame.input)</span>" : "")
-                o += "<tr class=\"vrow sev-\(e(v.severity.name))\" data-severity=\"\(e(v.severity.name))\" data-rule=\"\(e(v.rule))\" data-domains=\"\(domains.tokens(of: v.connection))\"\(servers.attribute(violation: i))>"
-                o += "<td class=\"rule\">\(e(v.rule))</td><td><span class=\"sev sev-\(e(v.severity.name))\">\(e(v.severity.name))</span></td>"
-                o += "<td>\(e(v.connection.description))</td><td>\(e(v.direction.reportName))</td><td>\(e(v.actor.rawValue))</td>"
-                o += "<td class=\"num\">\(frame)</td><td class=\"time\">\(e(v.frame.time.rfc3339))</td>"
-                o += "<td class=\"msg\">\(e(v.message))</td><td class=\"ev\"><pre>\(e(v.evidence))</pre></td></tr>\n"
-            }
-            o += "</tbody></table>\n"
-        }
-        o += "</section>\n"
-
-        // Connections.
-        o += "<section id=\"connections\"><h2>Connections (\(r.connections.count))</h2>\n"
-        if r.connections.isEmpty {
-            o += "<p class=\"none\">No TCP connection on the s2s ports.</p>\n"
-        } else {
-            o += "<table class=\"connections\"><thead><tr><th>id</th><th>input</th><th>client</th><th>server</th><th>frames</th><th>start</th><th>end</th><th>close</th><th>TLS</th><th>streams</th></tr></thead><tbody>\n"
-            for c in r.connections {
-                let last = c.closeFrame ?? c.lastFrame
-                o += "<tr class=\"crow\" data-domains=\"\(domains.tokens(of: c.id))\"\(servers.attribute(connection: c.id))><td>\(e(c.id.description))</td><td class=\"num\">\(c.input)</td>"
-                o += "<td class=\"addr\">\(e(c.client))</td><td class=\"addr\">\(e(c.server))</td><td class=\"num\">\(c.firstFrame.number)–\(last.number)</td>"
-                o += "<td class=\"time\">\(e(c.firstFrame.time.rfc3339))</td><td class=\"time\">\(e(last.time.rfc3339))</td><td>\(e(c.close ?? "open"))</td><td>\(c.tls ? "yes" : "no")</td><td class=\"streams\">"
-                for s in c.streams {
-                    o += "<div><span class=\"dir\">\(e(s.direction.reportName))</span> to=<q>\(e(s.to ?? ""))</q> from=<q>\(e(s.from ?? ""))</q> id=<q>\(e(s.id ?? ""))</q> version=<q>\(e(s.version ?? ""))</q>\(s.closed ? " closed" : "")</div>"
+            h.element("article", ["class": "exchange", "id": x.id, "data-domains": domains.tokens([x.originating, x.receiving]),
+                                  "data-rules": Set(onSteps.map(\.rule)).sorted().joined(separator: " "),
+                                  "data-cells": servers.cells(exchange: x.number)]) { h in
+                h.constant("\n")
+                h.element("h3") { h in
+                    h.text("\(x.id) ")
+                    h.element("span", ["class": "dom"], text: x.originating)
+                    h.constant(" → ")
+                    h.element("span", ["class": "dom"], text: x.receiving)
+                    h.constant(" ")
+                    h.element("span", ["class": "oc oc-\(x.outcomeName)"], text: x.outcomeName)
                 }
-                o += "</td></tr>\n"
+                h.constant("\n")
+                h.element("p", ["class": "meta"]) { h in
+                    h.text("stream id ")
+                    h.element("code", text: x.streamID ?? "(none)")
+                    h.text(" · db:result on \(x.resultConnection) frame \(x.resultFrame.number)")
+                    if let v = x.verifyConnection {
+                        h.text(" · db:verify on \(v) frame \(x.verifyFrame?.number ?? 0) → \(x.verifyType ?? "no answer")")
+                    } else {
+                        h.text(" · no db:verify seen")
+                    }
+                    if let f = x.resultReplyFrame { h.text(" · answer frame \(f.number) after \(fixed(f.time.secondsSince(x.resultFrame.time), 3)) s") }
+                    if let worst = onSteps.map(\.severity).max() {
+                        h.text(" · ")
+                        h.element("span", ["class": "vcount tx-\(worst.name)"], text: "\(onSteps.count) violation\(onSteps.count == 1 ? "" : "s") on its steps")
+                    }
+                }
+                h.constant("\n")
+                h.element("div", ["class": "diagram"]) { diagram.render(into: &$0) }
+                h.constant("\n")
             }
-            o += "</tbody></table>\n"
+            h.constant("\n")
         }
-        o += "</section>\n"
-
-        // Anomalies.
-        o += "<section id=\"anomalies\"><h2>Anomalies (\(r.anomalies.count))</h2><p class=\"note\">Capture and transport problems, not protocol violations.</p>\n"
-        if !r.anomalies.isEmpty {
-            o += "<table class=\"anomalies\"><thead><tr><th>kind</th><th>connection</th><th>frame</th><th>message</th></tr></thead><tbody>\n"
-            for a in r.anomalies.prefix(maxAnomalies) {
-                o += "<tr><td>\(e(a.kind.rawValue))</td><td>\(e(a.connection?.description ?? "-"))</td><td class=\"num\">\(a.frame.map { String($0.number) } ?? "-")</td><td class=\"msg\">\(e(a.message))</td></tr>\n"
-            }
-            o += "</tbody></table>\n"
-            if r.anomalies.count > maxAnomalies { o += "<p class=\"note\">… \(r.anomalies.count - maxAnomalies) more in the JSON report.</p>\n" }
-        }
-        o += "</section>\n</main>\n<footer>Generated by s2scope \(e(AnalysisReport.toolVersion)). Frame numbers are per input file, as Wireshark counts them.</footer>\n"
-        o += "<script>\(HTMLReport.script)</script>\n<script>\(ServerTableHTML.script)</script>\n</body>\n</html>\n"
-        return o
+        h.constant("</section>\n")
     }
 
-    private func card(_ id: String, _ value: String, _ label: String, extra: String, extraIsHTML: Bool = false) -> String {
-        "<div class=\"card\" id=\"card-\(id)\"><div class=\"big\">\(htmlEscape(value))</div><div class=\"label\">\(htmlEscape(label))</div><div class=\"extra\">\(extraIsHTML ? extra : htmlEscape(extra))</div></div>"
+    private func violations(_ r: AnalysisReport, _ domains: DomainIndex, _ servers: ServerTableHTML, multi: Bool, _ h: inout HTMLBuilder) {
+        h.constant("<section id=\"violations\">")
+        h.element("h2", text: "Violations (\(r.violations.count))")
+        h.constant("\n")
+        if r.violations.isEmpty {
+            none(&h, "No violation.")
+        } else {
+            h.constant("<table class=\"violations\"><thead><tr><th>rule</th><th>severity</th><th>connection</th><th>direction</th><th>actor</th><th>frame</th><th>time</th><th>message</th><th>evidence</th></tr></thead><tbody>\n")
+            for (i, v) in r.violations.enumerated() {
+                let severity = v.severity.name
+                h.element("tr", ["class": "vrow sev-\(severity)", "data-severity": severity, "data-rule": v.rule,
+                                 "data-domains": domains.tokens(of: v.connection), "data-cells": servers.cells(violation: i)]) { h in
+                    h.element("td", ["class": "rule"], text: v.rule)
+                    h.element("td") { $0.element("span", ["class": "sev sev-\(severity)"], text: severity) }
+                    h.element("td", text: v.connection.description)
+                    h.element("td", text: v.direction.reportName)
+                    h.element("td", text: v.actor.rawValue)
+                    h.element("td", ["class": "num"]) { h in
+                        h.text(v.frame.number)
+                        if multi {
+                            h.constant(" ")
+                            h.element("span", ["class": "in"], text: "input \(v.frame.input)")
+                        }
+                    }
+                    h.element("td", ["class": "time"], text: v.frame.time.rfc3339)
+                    h.element("td", ["class": "msg"], text: v.message)
+                    h.element("td", ["class": "ev"]) { $0.element("pre", text: v.evidence) }
+                }
+                h.constant("\n")
+            }
+            h.constant("</tbody></table>\n")
+        }
+        h.constant("</section>\n")
+    }
+
+    private func connections(_ r: AnalysisReport, _ domains: DomainIndex, _ servers: ServerTableHTML, _ h: inout HTMLBuilder) {
+        h.constant("<section id=\"connections\">")
+        h.element("h2", text: "Connections (\(r.connections.count))")
+        h.constant("\n")
+        if r.connections.isEmpty {
+            none(&h, "No TCP connection on the s2s ports.")
+        } else {
+            h.constant("<table class=\"connections\"><thead><tr><th>id</th><th>input</th><th>client</th><th>server</th><th>frames</th><th>start</th><th>end</th><th>close</th><th>TLS</th><th>streams</th></tr></thead><tbody>\n")
+            for c in r.connections {
+                let last = c.closeFrame ?? c.lastFrame
+                h.element("tr", ["class": "crow", "data-domains": domains.tokens(of: c.id), "data-cells": servers.cells(connection: c.id)]) { h in
+                    h.element("td", text: c.id.description)
+                    h.element("td", ["class": "num"], text: "\(c.input)")
+                    h.element("td", ["class": "addr"], text: c.client)
+                    h.element("td", ["class": "addr"], text: c.server)
+                    h.element("td", ["class": "num"], text: "\(c.firstFrame.number)–\(last.number)")
+                    h.element("td", ["class": "time"], text: c.firstFrame.time.rfc3339)
+                    h.element("td", ["class": "time"], text: last.time.rfc3339)
+                    h.element("td", text: c.close ?? "open")
+                    h.element("td", ["class": "tls"]) { h in
+                        guard let t = r.tlsInfo[c.id] else { return h.text(c.tls ? "yes" : "no") }
+                        tlsCell(t, &h)
+                    }
+                    h.element("td", ["class": "streams"]) { h in
+                        for s in c.streams {
+                            h.element("div") { h in
+                                h.element("span", ["class": "dir"], text: s.direction.reportName)
+                                h.constant(" to=")
+                                h.element("q", text: s.to ?? "")
+                                h.constant(" from=")
+                                h.element("q", text: s.from ?? "")
+                                h.constant(" id=")
+                                h.element("q", text: s.id ?? "")
+                                h.constant(" version=")
+                                h.element("q", text: s.version ?? "")
+                                if s.closed { h.constant(" closed") }
+                            }
+                        }
+                    }
+                }
+                h.constant("\n")
+            }
+            h.constant("</tbody></table>\n")
+        }
+        h.constant("</section>\n")
+    }
+
+    private func anomalies(_ r: AnalysisReport, _ h: inout HTMLBuilder) {
+        h.constant("<section id=\"anomalies\">")
+        h.element("h2", text: "Anomalies (\(r.anomalies.count))")
+        h.constant("<p class=\"note\">Capture and transport problems, not protocol violations.</p>\n")
+        if !r.anomalies.isEmpty {
+            h.constant("<table class=\"anomalies\"><thead><tr><th>kind</th><th>connection</th><th>frame</th><th>message</th></tr></thead><tbody>\n")
+            for a in r.anomalies.prefix(maxAnomalies) {
+                h.element("tr") { h in
+                    h.element("td", text: a.kind.rawValue)
+                    h.element("td", text: a.connection?.description ?? "-")
+                    h.element("td", ["class": "num"], text: a.frame.map { String($0.number) } ?? "-")
+                    h.element("td", ["class": "msg"], text: a.message)
+                }
+                h.constant("\n")
+            }
+            h.constant("</tbody></table>\n")
+            if r.anomalies.count > maxAnomalies { note(&h, "… \(r.anomalies.count - maxAnomalies) more in the JSON report.") }
+        }
+        h.constant("</section>\n")
+    }
+
+    /// A connection's TLS facts: version, suite, SNI, decryption, and each side's certificate —
+    /// subject, issuer, validity, whether it names the domain the stream claims.
+    private func tlsCell(_ t: TLSReportInfo, _ h: inout HTMLBuilder) {
+        h.text([t.version ?? "TLS", t.cipherSuite].compactMap { $0 }.joined(separator: " "))
+        if let sni = t.sni {
+            h.text(" · sni ")
+            h.element("q", text: sni)
+        }
+        h.text(" · \(t.decryption)")
+        for (side, certificate) in [("server", t.serverCertificate), ("client", t.clientCertificate)] {
+            guard let c = certificate else { continue }
+            h.element("div", ["class": "cert", "data-side": side, "data-name-match": c.nameMatch]) { h in
+                h.element("span", ["class": "dir"], text: "\(side) certificate")
+                h.text(" (frame \(c.frame.number)) ")
+                guard c.chainLength > 0 else { return h.text("none (an empty Certificate message)") }
+                guard let subject = c.subject else {
+                    h.element("span", ["class": "warn"], text: "not parsed: \(c.problems.first ?? "?")")
+                    return
+                }
+                h.element("q", text: subject)
+                h.text(" issued by ")
+                h.element("q", text: c.issuer ?? "?")
+                if c.selfIssued == true { h.text(" (self-issued)") }
+                if let b = c.notBefore, let a = c.notAfter {
+                    h.text(" · valid \(b.rfc3339.prefix(10))…\(a.rfc3339.prefix(10))")
+                    if c.validAtTime == false { h.element("span", ["class": "warn"], text: " — not at the connection's time") }
+                }
+                let names = c.dnsNames.map { "DNS:\($0)" } + c.srvNames.map { "SRV:\($0)" } + c.xmppAddrs.map { "XmppAddr:\($0)" }
+                if !names.isEmpty { h.text(" · SAN \(names.joined(separator: ", "))") }
+                if let expected = c.expectedName {
+                    h.text(" · names ")
+                    h.element("q", text: expected)
+                    h.text(": ")
+                    switch c.nameMatch {
+                    case "matches": h.element("span", ["class": "ok"], text: "yes (\(c.matchedBy ?? "?"))")
+                    case "mismatch": h.element("span", ["class": "warn"], text: "no")
+                    default: h.text("unknown")
+                    }
+                }
+                if !c.chain.isEmpty {
+                    h.text(" · then " + c.chain.map { "'\($0.subject ?? "not parsed")'" }.joined(separator: ", "))
+                }
+            }
+        }
+    }
+
+    /// A summary card: the big number, its label, and a line `extra` fills.
+    private func card(_ h: inout HTMLBuilder, _ id: String, _ value: String, _ label: String, extra: (inout HTMLBuilder) -> Void) {
+        h.element("div", ["class": "card", "id": id]) { h in
+            h.element("div", ["class": "big"], text: value)
+            h.element("div", ["class": "label"], text: label)
+            h.element("div", ["class": "extra"], extra)
+        }
+    }
+
+    private func note(_ h: inout HTMLBuilder, _ text: String) {
+        h.element("p", ["class": "note"], text: text)
+        h.constant("\n")
+    }
+
+    private func none(_ h: inout HTMLBuilder, _ text: String) {
+        h.element("p", ["class": "none"], text: text)
+        h.constant("\n")
     }
 
     /// The inline script: filters rows, exchanges and markers by `data-` attributes. It is a
     /// constant so that the page's Content-Security-Policy can allow it by hash.
-    public static let script = """
+    static let scriptLiteral: StaticString = """
         (function () {
           'use strict';
           var form = document.getElementById('filter-form');
@@ -250,10 +406,13 @@ public struct HTMLReport {
         })();
         """
 
-    /// `sha256-…` of `script`, for the Content-Security-Policy (a test recomputes it).
-    public static let scriptHash = "sha256-Z4fC47YAWnIZiV6WI1Z95qGrKvifRgd53FvfoYVG0+k="
+    public static var script: String { scriptLiteral.description }
 
-    static let css = """
+    /// `sha256-…` of `script`, for the Content-Security-Policy (a test recomputes it).
+    static let scriptHashLiteral: StaticString = "sha256-Z4fC47YAWnIZiV6WI1Z95qGrKvifRgd53FvfoYVG0+k="
+    public static var scriptHash: String { scriptHashLiteral.description }
+
+    static let cssLiteral: StaticString = """
         :root{--fg:#1d232b;--muted:#5b6673;--line:#d5dbe2;--bg:#f6f8fa;--card:#fff;--crit:#7a0010;--high:#c62828;--med:#d97a00;--low:#1f78b4;--info:#6b7785;--ok:#2e7d32}
         *{box-sizing:border-box}
         body{margin:0;font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;font-size:14px;color:var(--fg);background:var(--bg)}
@@ -273,7 +432,7 @@ public struct HTMLReport {
         .oc{display:inline-block;padding:0 6px;border-radius:9px;font-size:12px;color:#fff;background:var(--info)}.oc-valid{background:var(--ok)}.oc-invalid,.oc-error{background:var(--high)}
         .filters form{display:flex;flex-wrap:wrap;gap:14px;align-items:center;background:var(--card);border:1px solid var(--line);border-radius:8px;padding:8px 12px}
         fieldset{border:0;margin:0;padding:0}legend{float:left;margin-right:8px;color:var(--muted)}label.sev{cursor:pointer}
-        select{max-width:22em}.warn{color:var(--high)}.note,.none,.meta{color:var(--muted)}.dom{font-family:ui-monospace,monospace}
+        select{max-width:22em}.warn{color:var(--high)}.ok{color:var(--ok)}td.tls .cert{margin-top:3px;font-size:12px}.note,.none,.meta{color:var(--muted)}.dom{font-family:ui-monospace,monospace}
         .exchange{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:4px 12px 8px;margin:12px 0}
         .diagram{overflow-x:auto}
         svg.seq{font-family:system-ui,-apple-system,"Segoe UI",Roboto,Arial,sans-serif;display:block}
@@ -281,8 +440,13 @@ public struct HTMLReport {
         svg .role{font-size:11px;fill:var(--muted);text-transform:uppercase;letter-spacing:.04em}svg .domain{font-size:13px;font-weight:600;fill:var(--fg)}svg .addr{font-size:11px;fill:var(--muted)}
         svg .lifeline{stroke:#9aa8b6;stroke-dasharray:5 4}svg .arrow{stroke:#24425f;stroke-width:1.6}svg .head{fill:#24425f}
         svg .el{font-size:12px;font-family:ui-monospace,Menlo,Consolas,"DejaVu Sans Mono",monospace;fill:var(--fg)}svg .meta{font-size:11px;fill:var(--muted)}
-        svg .vdot{fill:#d32f2f;stroke:#fff;stroke-width:1.5}svg .vrule{font-size:12px;fill:#b71c1c;font-weight:600}
-        svg .flagged .arrow{stroke:#d32f2f}svg .flagged .head{fill:#d32f2f}svg .vmark.dim{opacity:.2}
+        svg .vdot{stroke:#fff;stroke-width:1.5}svg .vrule{font-size:12px;font-weight:600}svg .vmark.dim{opacity:.2}
+        svg .vdot.sx-critical,svg .vrule.sx-critical,svg .sx-critical .head{fill:var(--crit)}svg .sx-critical .arrow{stroke:var(--crit)}
+        svg .vdot.sx-high,svg .vrule.sx-high,svg .sx-high .head{fill:var(--high)}svg .sx-high .arrow{stroke:var(--high)}
+        svg .vdot.sx-medium,svg .vrule.sx-medium,svg .sx-medium .head{fill:var(--med)}svg .sx-medium .arrow{stroke:var(--med)}
+        svg .vdot.sx-low,svg .vrule.sx-low,svg .sx-low .head{fill:var(--low)}svg .sx-low .arrow{stroke:var(--low)}
+        svg .vdot.sx-info,svg .vrule.sx-info,svg .sx-info .head{fill:var(--info)}svg .sx-info .arrow{stroke:var(--info)}
+        .tx-critical{color:var(--crit)}.tx-high{color:var(--high)}.tx-medium{color:var(--med)}.tx-low{color:var(--low)}.tx-info{color:var(--info)}
         footer{color:var(--muted);padding:12px 24px;font-size:12px}[hidden]{display:none!important}
         """
 }

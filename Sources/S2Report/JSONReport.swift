@@ -14,6 +14,9 @@ public struct TLSReportInfo: Sendable {
     public var helloRetryRequest = false
     public var clientCertificates: Int?
     public var serverCertificates: Int?
+    /// The initiator's (TLS client's) and the acceptor's (TLS server's) certificate, when seen.
+    public var clientCertificate: TLSCertificateReport?
+    public var serverCertificate: TLSCertificateReport?
     /// "client-to-server fatal handshake_failure (frame 12)"…
     public var alerts: [String] = []
     public var records = [0, 0]
@@ -23,6 +26,62 @@ public struct TLSReportInfo: Sendable {
     public var decryptedBytes: UInt64 = 0
     public var undecryptedBytes: UInt64 = 0
     public init() {}
+}
+
+/// One side's certificate as the reports show it: the leaf's names and validity, whether it names
+/// the domain the stream claims, and the rest of the chain. All text is wire text.
+public struct TLSCertificateReport: Sendable {
+    /// The frame that completed the Certificate message.
+    public var frame: FrameRef
+    /// Certificates in the message.
+    public var chainLength: Int
+    /// Nil when the leaf could not be parsed (see `problems`).
+    public var subject: String?
+    public var commonName: String?
+    public var issuer: String?
+    public var dnsNames: [String] = []
+    public var srvNames: [String] = []
+    public var xmppAddrs: [String] = []
+    public var notBefore: Timestamp?
+    public var notAfter: Timestamp?
+    /// Within its validity period at the frame's time.
+    public var validAtTime: Bool?
+    public var selfIssued: Bool?
+    /// The domain the certificate should name: the initial stream header's `to` (server
+    /// certificate) or `from` (client certificate); nil when the stream did not say.
+    public var expectedName: String?
+    /// matches | mismatch | unknown (leaf not parsed) | no-certificate (an empty Certificate
+    /// message) | no-name (no domain to compare with)
+    public var nameMatch: String = "no-name"
+    /// The identifier that matched ("DNS-ID *.a.example", "CN-ID a.example", "SRV-ID …", "XmppAddr …").
+    public var matchedBy: String?
+    /// The certificates after the leaf: subject and issuer (nil where not parsed).
+    public var chain: [(subject: String?, issuer: String?)] = []
+    public var problems: [String] = []
+
+    public init(frame: FrameRef, chainLength: Int) {
+        self.frame = frame
+        self.chainLength = chainLength
+    }
+
+    /// "CN=a.lab issued by CN=a.lab, valid 2026-11-25…2036-11-22 (at the connection's time), names a.lab: matches (DNS-ID a.lab)".
+    public var summary: String {
+        guard chainLength > 0 else { return "no certificate (an empty Certificate message)" }
+        guard let subject else { return "\(chainLength) certificate\(chainLength == 1 ? "" : "s"), not parsed: \(problems.first ?? "?")" }
+        var s = "'\(subject)' issued by '\(issuer ?? "?")'"
+        if selfIssued == true { s += " (self-issued)" }
+        if let b = notBefore, let a = notAfter {
+            s += ", valid \(b.rfc3339.prefix(10))…\(a.rfc3339.prefix(10))"
+            s += validAtTime == true ? "" : " (NOT at the connection's time)"
+        }
+        switch nameMatch {
+        case "matches": s += ", names '\(expectedName ?? "")': yes (\(matchedBy ?? "?"))"
+        case "mismatch": s += ", names '\(expectedName ?? "")': NO"
+        default: break
+        }
+        if chainLength > 1 { s += ", chain of \(chainLength)" }
+        return s
+    }
 }
 
 /// Renders the report contract `s2scope/1` (../shared/spec/REPORT.md): one JSON document, or
@@ -121,6 +180,8 @@ public enum JSONReport {
         w.field("hello_retry_request", t.helloRetryRequest)
         if let n = t.clientCertificates { w.field("client_certificates", n) } else { w.fieldNull("client_certificates") }
         if let n = t.serverCertificates { w.field("server_certificates", n) } else { w.fieldNull("server_certificates") }
+        certificate(&w, "client_certificate", t.clientCertificate)
+        certificate(&w, "server_certificate", t.serverCertificate)
         w.beginArray("alerts")
         for a in t.alerts { w.value(a) }
         w.endArray()
@@ -132,6 +193,44 @@ public enum JSONReport {
         if let n = t.decryptionNote { w.field("decryption_note", n) }
         w.field("decrypted_bytes", t.decryptedBytes)
         w.field("undecrypted_bytes", t.undecryptedBytes)
+        w.endObject()
+    }
+
+    static func certificate(_ w: inout JSONWriter, _ name: String, _ c: TLSCertificateReport?) {
+        guard let c else {
+            w.fieldNull(name)
+            return
+        }
+        w.beginObject(name)
+        w.field("input", c.frame.input)
+        w.field("packet", c.frame.number)
+        w.field("chain_length", c.chainLength)
+        w.field("subject", c.subject)
+        w.field("common_name", c.commonName)
+        w.field("issuer", c.issuer)
+        for (key, names) in [("dns_names", c.dnsNames), ("srv_names", c.srvNames), ("xmpp_addrs", c.xmppAddrs)] {
+            w.beginArray(key)
+            for n in names { w.value(n) }
+            w.endArray()
+        }
+        w.field("not_before", c.notBefore?.rfc3339)
+        w.field("not_after", c.notAfter?.rfc3339)
+        if let v = c.validAtTime { w.field("valid_at_time", v) } else { w.fieldNull("valid_at_time") }
+        if let v = c.selfIssued { w.field("self_issued", v) } else { w.fieldNull("self_issued") }
+        w.field("expected_name", c.expectedName)
+        w.field("name_match", c.nameMatch)
+        w.field("matched_by", c.matchedBy)
+        w.beginArray("chain")
+        for link in c.chain {
+            w.beginObject()
+            w.field("subject", link.subject)
+            w.field("issuer", link.issuer)
+            w.endObject()
+        }
+        w.endArray()
+        w.beginArray("problems")
+        for p in c.problems { w.value(p) }
+        w.endArray()
         w.endObject()
     }
 

@@ -6,9 +6,10 @@ import S2Rules
 /// authoritative server, each labelled with its domain and the address seen on the wire) and one
 /// arrow per step (db:result, db:verify, db:verify reply, db:result reply) labelled with the
 /// element, the time since the first step, the frame and the connection. Violations found on a
-/// step's frame and connection are marked on its arrow (red dot, rule ID, tooltip).
+/// step's frame and connection are marked on its arrow (a dot, rule ID and tooltip), coloured
+/// by severity as everywhere in the page: an arrow with only an info note is grey, never red.
 ///
-/// Every string that came off the wire goes through `htmlEscape`, in text and attributes alike.
+/// Built with `HTMLBuilder`: every string that came off the wire is escaped, in text and attributes alike.
 public struct SequenceDiagram {
     public var exchange: DialbackExchange
     public var violations: [Violation]
@@ -48,6 +49,12 @@ public struct SequenceDiagram {
     }
 
     public func render() -> String {
+        var h = HTMLBuilder()
+        render(into: &h)
+        return h.output
+    }
+
+    public func render(into h: inout HTMLBuilder) {
         let x = exchange
         let steps = orderedSteps
         let base = steps.map(\.frame.time).min() ?? x.resultFrame.time
@@ -55,74 +62,73 @@ public struct SequenceDiagram {
         let top = 96
         let height = top + rowHeights.reduce(0, +) + 24
         let W = SequenceDiagram.width
-        var o = "<svg class=\"seq\" xmlns=\"http://www.w3.org/2000/svg\" width=\"\(W)\" height=\"\(height)\" viewBox=\"0 0 \(W) \(height)\" role=\"img\""
-        o += " aria-label=\"" + htmlEscape("dialback exchange \(x.id): \(x.originating) to \(x.receiving), outcome \(x.outcomeName)") + "\""
-        o += " data-exchange=\"" + htmlEscape(x.id) + "\">"
-        o += "<title>" + htmlEscape("\(x.id): \(x.originating) → \(x.receiving) (\(x.outcomeName))") + "</title>"
+        h.element("svg", ["class": "seq", "xmlns": "http://www.w3.org/2000/svg", "width": "\(W)", "height": "\(height)",
+                          "viewBox": "0 0 \(W) \(height)", "role": "img",
+                          "aria-label": "dialback exchange \(x.id): \(x.originating) to \(x.receiving), outcome \(x.outcomeName)",
+                          "data-exchange": x.id]) { h in
+            h.element("title", text: "\(x.id): \(x.originating) → \(x.receiving) (\(x.outcomeName))")
 
-        // Lanes: header boxes and lifelines.
-        let lanes: [(String, String, String?)] = [
-            ("originating server", x.originating, x.originatingAddress),
-            ("receiving server", x.receiving, x.receivingAddress),
-            ("authoritative server", x.originating, x.authoritativeAddress),
-        ]
-        for (i, lane) in lanes.enumerated() {
-            let cx = SequenceDiagram.laneX[i]
-            let seen = lane.2 != nil
-            o += "<g class=\"lane\(seen ? "" : " unseen")\" data-lane=\"\(i)\">"
-            o += "<title>" + htmlEscape("\(lane.0): \(lane.1) at \(lane.2 ?? "not seen (no db:verify observed)")") + "</title>"
-            o += "<rect x=\"\(cx - 135)\" y=\"8\" width=\"270\" height=\"62\" rx=\"6\" class=\"lanebox\"/>"
-            o += "<text x=\"\(cx)\" y=\"26\" class=\"role\" text-anchor=\"middle\">" + htmlEscape(lane.0) + "</text>"
-            o += "<text x=\"\(cx)\" y=\"44\" class=\"domain\" text-anchor=\"middle\">" + htmlEscape(clip(lane.1, 36)) + "</text>"
-            o += "<text x=\"\(cx)\" y=\"61\" class=\"addr\" text-anchor=\"middle\">" + htmlEscape(clip(lane.2 ?? "not seen", 40)) + "</text>"
-            o += "<line x1=\"\(cx)\" y1=\"70\" x2=\"\(cx)\" y2=\"\(height - 8)\" class=\"lifeline\"/>"
-            o += "</g>"
-        }
-        o += "<text x=\"\(SequenceDiagram.markColumn)\" y=\"26\" class=\"role\">violations on this step</text>"
-
-        var y = top
-        for (i, step) in steps.enumerated() {
-            let (from, to) = SequenceDiagram.lanes(step.kind)
-            let x1 = SequenceDiagram.laneX[from], x2 = SequenceDiagram.laneX[to]
-            let dir = x2 > x1 ? 1 : -1
-            let ay = y + 20
-            let found = violations(on: step)
-            let offset = step.frame.time.secondsSince(base)
-            let frameText = "frame \(step.frame.number)" + (showInput ? " of input \(step.frame.input)" : "")
-            let reply = step.type.map { " type=\($0)" } ?? ""
-            // Marks take the colour of their severity (an INFO note is not an alarm).
-            let worst = found.map(\.severity).max()
-            o += "<g class=\"step\(worst.map { " flagged sev-\($0.name)" } ?? "")\" data-kind=\"" + htmlEscape(step.kind.rawValue) + "\" data-frame=\"\(step.frame.number)\""
-            o += " data-connection=\"" + htmlEscape(step.connection.description) + "\">"
-            o += "<title>" + htmlEscape("step \(i + 1): \(step.kind.rawValue)\(reply) on \(step.connection) \(step.direction.reportName), \(frameText), \(step.frame.time.rfc3339)\n\(step.summary)") + "</title>"
-            o += "<line x1=\"\(x1)\" y1=\"\(ay)\" x2=\"\(x2 - dir * 9)\" y2=\"\(ay)\" class=\"arrow\"/>"
-            o += "<polygon points=\"\(x2),\(ay) \(x2 - dir * 11),\(ay - 5) \(x2 - dir * 11),\(ay + 5)\" class=\"head\"/>"
-            let mid = (x1 + x2) / 2
-            o += "<text x=\"\(mid)\" y=\"\(ay - 7)\" class=\"el\" text-anchor=\"middle\">" + htmlEscape(clip(step.summary, 52)) + "</text>"
-            o += "<text x=\"\(mid)\" y=\"\(ay + 16)\" class=\"meta\" text-anchor=\"middle\">"
-            o += htmlEscape("+\(fixed(offset, 3)) s · \(frameText) · \(step.connection)") + "</text>"
-            if !found.isEmpty {
-                o += "<g class=\"vmarks\">"
-                let tip = found.map { "\($0.rule) (\($0.severity.name)): \($0.message)" }.joined(separator: "\n")
-                o += "<circle cx=\"\(mid)\" cy=\"\(ay)\" r=\"7\" class=\"vdot sev-\(worst?.name ?? "info")\"><title>" + htmlEscape(tip) + "</title></circle>"
-                for (k, v) in found.enumerated() {
-                    let ty = ay + 4 + k * 15
-                    o += "<g class=\"vmark\" data-severity=\"" + htmlEscape(v.severity.name) + "\" data-rule=\"" + htmlEscape(v.rule) + "\">"
-                    o += "<title>" + htmlEscape("\(v.rule) (\(v.severity.name), \(v.actor.rawValue)): \(v.message)\n\(clip(v.evidence, 400))") + "</title>"
-                    o += "<circle cx=\"\(SequenceDiagram.markColumn + 5)\" cy=\"\(ty - 4)\" r=\"5\" class=\"vdot sev-\(v.severity.name)\"/>"
-                    o += "<text x=\"\(SequenceDiagram.markColumn + 15)\" y=\"\(ty)\" class=\"vrule sev-\(v.severity.name)\">" + htmlEscape("\(v.rule) · \(v.severity.name)") + "</text>"
-                    o += "</g>"
+            // Lanes: header boxes and lifelines.
+            let lanes: [(String, String, String?)] = [
+                ("originating server", x.originating, x.originatingAddress),
+                ("receiving server", x.receiving, x.receivingAddress),
+                ("authoritative server", x.originating, x.authoritativeAddress),
+            ]
+            for (i, lane) in lanes.enumerated() {
+                let cx = SequenceDiagram.laneX[i]
+                h.element("g", ["class": lane.2 != nil ? "lane" : "lane unseen", "data-lane": "\(i)"]) { h in
+                    h.element("title", text: "\(lane.0): \(lane.1) at \(lane.2 ?? "not seen (no db:verify observed)")")
+                    h.empty("rect", ["x": "\(cx - 135)", "y": "8", "width": "270", "height": "62", "rx": "6", "class": "lanebox"])
+                    h.element("text", ["x": "\(cx)", "y": "26", "class": "role", "text-anchor": "middle"], text: lane.0)
+                    h.element("text", ["x": "\(cx)", "y": "44", "class": "domain", "text-anchor": "middle"], text: clip(lane.1, 36))
+                    h.element("text", ["x": "\(cx)", "y": "61", "class": "addr", "text-anchor": "middle"], text: clip(lane.2 ?? "not seen", 40))
+                    h.empty("line", ["x1": "\(cx)", "y1": "70", "x2": "\(cx)", "y2": "\(height - 8)", "class": "lifeline"])
                 }
-                o += "</g>"
             }
-            o += "</g>"
-            y += rowHeights[i]
+            h.element("text", ["x": "\(SequenceDiagram.markColumn)", "y": "26", "class": "role"], text: "violations on this step")
+
+            var y = top
+            for (i, step) in steps.enumerated() {
+                let (from, to) = SequenceDiagram.lanes(step.kind)
+                let x1 = SequenceDiagram.laneX[from], x2 = SequenceDiagram.laneX[to]
+                let dir = x2 > x1 ? 1 : -1
+                let ay = y + 20
+                let found = violations(on: step)
+                let offset = step.frame.time.secondsSince(base)
+                let frameText = "frame \(step.frame.number)" + (showInput ? " of input \(step.frame.input)" : "")
+                let reply = step.type.map { " type=\($0)" } ?? ""
+                // A flagged arrow takes the colour of its most severe finding (an info note is not red).
+                let worst = found.map(\.severity).max()
+                h.element("g", ["class": worst.map { "step flagged sx-\($0.name)" } ?? "step", "data-kind": step.kind.rawValue,
+                                "data-frame": "\(step.frame.number)", "data-connection": step.connection.description]) { h in
+                    h.element("title", text: "step \(i + 1): \(step.kind.rawValue)\(reply) on \(step.connection) \(step.direction.reportName), \(frameText), \(step.frame.time.rfc3339)\n\(step.summary)")
+                    h.empty("line", ["x1": "\(x1)", "y1": "\(ay)", "x2": "\(x2 - dir * 9)", "y2": "\(ay)", "class": "arrow"])
+                    h.empty("polygon", ["points": "\(x2),\(ay) \(x2 - dir * 11),\(ay - 5) \(x2 - dir * 11),\(ay + 5)", "class": "head"])
+                    let mid = (x1 + x2) / 2
+                    h.element("text", ["x": "\(mid)", "y": "\(ay - 7)", "class": "el", "text-anchor": "middle"], text: clip(step.summary, 52))
+                    h.element("text", ["x": "\(mid)", "y": "\(ay + 16)", "class": "meta", "text-anchor": "middle"],
+                              text: "+\(fixed(offset, 3)) s · \(frameText) · \(step.connection)")
+                    if !found.isEmpty {
+                        h.element("g", ["class": "vmarks"]) { h in
+                            let tip = found.map { "\($0.rule) (\($0.severity.name)): \($0.message)" }.joined(separator: "\n")
+                            h.element("circle", ["cx": "\(mid)", "cy": "\(ay)", "r": "7", "class": "vdot sx-\(worst?.name ?? "info")"]) { $0.element("title", text: tip) }
+                            for (k, v) in found.enumerated() {
+                                let ty = ay + 4 + k * 15
+                                h.element("g", ["class": "vmark", "data-severity": v.severity.name, "data-rule": v.rule]) { h in
+                                    h.element("title", text: "\(v.rule) (\(v.severity.name), \(v.actor.rawValue)): \(v.message)\n\(clip(v.evidence, 400))")
+                                    h.empty("circle", ["cx": "\(SequenceDiagram.markColumn + 5)", "cy": "\(ty - 4)", "r": "5", "class": "vdot sx-\(v.severity.name)"])
+                                    h.element("text", ["x": "\(SequenceDiagram.markColumn + 15)", "y": "\(ty)", "class": "vrule sx-\(v.severity.name)"], text: "\(v.rule) · \(v.severity.name)")
+                                }
+                            }
+                        }
+                    }
+                }
+                y += rowHeights[i]
+            }
+            if steps.isEmpty {
+                h.element("text", ["x": "\(SequenceDiagram.laneX[1])", "y": "\(top + 10)", "class": "meta", "text-anchor": "middle"], text: "no steps recorded")
+            }
         }
-        if steps.isEmpty {
-            o += "<text x=\"\(SequenceDiagram.laneX[1])\" y=\"\(top + 10)\" class=\"meta\" text-anchor=\"middle\">no steps recorded</text>"
-        }
-        o += "</svg>"
-        return o
     }
 }
 

@@ -53,74 +53,120 @@ public struct ServerTableHTML {
 
     func sorted(_ s: Set<String>?) -> String { (s ?? []).sorted().joined(separator: " ") }
 
-    /// ` data-cells="…"` for an exchange, a violation (by its index in the report) or a connection.
-    public func attribute(exchange number: Int) -> String { " data-cells=\"\(sorted(exchangeTokens[number]))\"" }
-    public func attribute(violation index: Int) -> String { " data-cells=\"\(violationTokens[index] ?? "")\"" }
-    public func attribute(connection id: ConnectionID) -> String { " data-cells=\"\(sorted(connectionTokens[id]))\"" }
+    /// The `data-cells` tokens of an exchange, a violation (by its index in the report) or a connection.
+    public func cells(exchange number: Int) -> String { sorted(exchangeTokens[number]) }
+    public func cells(violation index: Int) -> String { violationTokens[index] ?? "" }
+    public func cells(connection id: ConnectionID) -> String { sorted(connectionTokens[id]) }
 
     static func shortName(_ s: Severity) -> String { TextReport.shortName(s) }
 
-    /// The section: the matrix, then the servers.
+    /// The section as a string (tests, and pages built elsewhere).
     public func section() -> String {
-        let e = htmlEscape
-        var o = "<section id=\"servers\"><h2>Servers (\(table.rows.count))</h2>\n"
-        if table.rows.isEmpty { return o + "<p class=\"none\">No server was seen.</p>\n</section>\n" }
-        o += "<p class=\"note\">One row per address, unless the capture links addresses to one server (one dialback key space or stream-id generator). Findings are charged to the server the rule names. Click a server or a cell of the matrix to show only its exchanges, findings and connections.</p>\n"
-        if table.rowsNotListed > 0 {
-            o += "<p class=\"note\">\(table.rowsNotListed) more servers with \(table.findingsNotListed) findings are not listed: only the \(table.rows.count) with the worst findings, then the most findings and connections, have a row.</p>\n"
-        }
-        o += "<h3>Conformance matrix</h3><p class=\"note\">Worst severity and number of findings per server and rule.</p>\n"
-        if table.rules.isEmpty {
-            o += "<p class=\"none\">No server broke a rule.</p>\n"
-        } else {
-            o += "<table class=\"matrix\"><thead><tr><th>server</th>"
-            for rule in table.rules { o += "<th class=\"rule\">\(e(rule))</th>" }
-            o += "</tr></thead><tbody>\n"
-            for (k, s) in table.rows.enumerated() {
-                o += "<tr><th><button type=\"button\" class=\"pick\" data-cell=\"s\(k)\" aria-pressed=\"false\">\(e(s.id)) \(e(clip(s.label, 40)))</button></th>"
-                for (j, rule) in table.rules.enumerated() {
-                    guard let w = s.worst(rule) else { o += "<td class=\"cell\">–</td>"; continue }
-                    let label = "\(s.id) \(s.label): \(rule), \(s.count(rule)) finding\(s.count(rule) == 1 ? "" : "s"), worst \(w.severity.name)"
-                    o += "<td class=\"cell sev-\(w.severity.name)\"><button type=\"button\" class=\"pick\" data-cell=\"c\(k)-\(j)\" aria-pressed=\"false\" title=\"\(e(label))\">"
-                    o += "\(Self.shortName(w.severity)) \(s.count(rule))</button></td>"
-                }
-                o += "</tr>\n"
-            }
-            o += "</tbody></table>\n"
-        }
-        o += "<p class=\"pickbar\"><output id=\"cell-status\" aria-live=\"polite\">Showing everything.</output> <button type=\"button\" id=\"cell-clear\" hidden>show all</button></p>\n"
-        o += "<h3>Servers</h3>\n"
-        o += "<table class=\"servers\"><thead><tr><th>server</th><th>domains</th><th>addresses</th><th>roles</th><th>dialbacks</th><th>behaviour</th><th>findings</th></tr></thead><tbody>\n"
-        for (k, s) in table.rows.enumerated() {
-            let worst = s.findings.map(\.severity).max()
-            o += "<tr class=\"srow\(worst.map { " sev-\($0.name)" } ?? "")\" id=\"server-\(e(s.id))\">"
-            o += "<td><button type=\"button\" class=\"pick\" data-cell=\"s\(k)\" aria-pressed=\"false\" title=\"\(e(s.grouping))\">\(e(s.id))</button></td>"
-            o += "<td class=\"dom\">" + (s.domains.isEmpty ? (s.stanzaDomains.isEmpty ? "<span class=\"none\">none claimed</span>" : "<span class=\"none\">stanzas from</span> " + e(s.stanzaDomains.joined(separator: ", "))) : e(s.domains.joined(separator: ", ")))
-            if s.domainsNotListed > 0 { o += " <span class=\"none\">(+\(s.domainsNotListed))</span>" }
-            o += "</td><td class=\"addr\">\(e(s.addresses.joined(separator: ", ")))</td><td>\(e(s.roles.joined(separator: ", ")))</td>"
-            o += "<td>" + ["valid", "invalid", "error", "pending"].compactMap { k -> String? in
-                let n = k == "valid" ? s.dialbacks.valid : k == "invalid" ? s.dialbacks.invalid : k == "error" ? s.dialbacks.error : s.dialbacks.pending
-                return n == 0 ? nil : "<span class=\"oc oc-\(k)\">\(n) \(k)</span>"
-            }.joined(separator: " ") + "</td>"
-            o += "<td class=\"msg\">\(e(TextReport.profileWords(s.profile).joined(separator: "; ")))"
-            if s.addresses.count > 1 || s.grouping.contains(";") { o += "<div class=\"meta\">\(e(s.grouping))</div>" }
-            o += "</td><td>"
-            for f in s.findings {
-                o += "<div><span class=\"sev sev-\(f.severity.name)\">\(f.severity.name)</span> <span class=\"rule\">\(e(f.rule))</span> ×\(f.count)"
-                o += " <span class=\"meta\">\(e(f.first.time.rfc3339))\(f.count > 1 ? " – " + e(f.last.time.rfc3339) : ""), e.g. \(e(f.exampleConnection.description)) frame \(f.exampleFrame.number)</span></div>"
-            }
-            if s.findings.isEmpty { o += "<span class=\"none\">none</span>" }
-            o += "</td></tr>\n"
-        }
-        o += "</tbody></table>\n"
-        o += "</section>\n"
-        return o
+        var h = HTMLBuilder()
+        section(&h)
+        return h.output
     }
 
-    /// Severity colours (INFO grey, LOW blue, MEDIUM amber, HIGH red, CRITICAL dark red) for the
-    /// matrix and for the marks in the sequence diagrams, and the class that hides what a click
-    /// deselected.
-    public static let css = """
+    /// The section: the matrix, then the servers.
+    public func section(_ h: inout HTMLBuilder) {
+        h.constant("<section id=\"servers\">")
+        h.element("h2", text: "Servers (\(table.rows.count))")
+        h.constant("\n")
+        defer { h.constant("</section>\n") }
+        if table.rows.isEmpty { return note(&h, "none", "No server was seen.") }
+        note(&h, "note", "One row per address, unless the capture links addresses to one server (one dialback key space or stream-id generator). Findings are charged to the server the rule names. Click a server or a cell of the matrix to show only its exchanges, findings and connections.")
+        if table.rowsNotListed > 0 {
+            note(&h, "note", "\(table.rowsNotListed) more servers with \(table.findingsNotListed) findings are not listed: only the \(table.rows.count) with the worst findings, then the most findings and connections, have a row.")
+        }
+        h.constant("<h3>Conformance matrix</h3><p class=\"note\">Worst severity and number of findings per server and rule.</p>\n")
+        if table.rules.isEmpty {
+            note(&h, "none", "No server broke a rule.")
+        } else {
+            h.constant("<table class=\"matrix\"><thead><tr><th>server</th>")
+            for rule in table.rules { h.element("th", ["class": "rule"], text: rule) }
+            h.constant("</tr></thead><tbody>\n")
+            for (k, s) in table.rows.enumerated() {
+                h.element("tr") { h in
+                    h.element("th") { $0.element("button", ["type": "button", "class": "pick", "data-cell": "s\(k)", "aria-pressed": "false"], text: "\(s.id) \(clip(s.label, 40))") }
+                    for (j, rule) in table.rules.enumerated() {
+                        guard let w = s.worst(rule) else {
+                            h.element("td", ["class": "cell"], text: "–")
+                            continue
+                        }
+                        let n = s.count(rule)
+                        let label = "\(s.id) \(s.label): \(rule), \(n) finding\(n == 1 ? "" : "s"), worst \(w.severity.name)"
+                        h.element("td", ["class": "cell sev-\(w.severity.name)"]) { h in
+                            h.element("button", ["type": "button", "class": "pick", "data-cell": "c\(k)-\(j)", "aria-pressed": "false", "title": label],
+                                      text: "\(Self.shortName(w.severity)) \(n)")
+                        }
+                    }
+                }
+                h.constant("\n")
+            }
+            h.constant("</tbody></table>\n")
+        }
+        h.constant("<p class=\"pickbar\"><output id=\"cell-status\" aria-live=\"polite\">Showing everything.</output> <button type=\"button\" id=\"cell-clear\" hidden>show all</button></p>\n")
+        h.constant("<h3>Servers</h3>\n")
+        h.constant("<table class=\"servers\"><thead><tr><th>server</th><th>domains</th><th>addresses</th><th>roles</th><th>dialbacks</th><th>behaviour</th><th>findings</th></tr></thead><tbody>\n")
+        for (k, s) in table.rows.enumerated() {
+            let worst = s.findings.map(\.severity).max()
+            h.element("tr", ["class": worst.map { "srow sev-\($0.name)" } ?? "srow", "id": "server-\(s.id)"]) { h in
+                h.element("td") { $0.element("button", ["type": "button", "class": "pick", "data-cell": "s\(k)", "aria-pressed": "false", "title": s.grouping], text: s.id) }
+                h.element("td", ["class": "dom"]) { h in
+                    if !s.domains.isEmpty {
+                        h.text(s.domains.joined(separator: ", "))
+                    } else if s.stanzaDomains.isEmpty {
+                        h.element("span", ["class": "none"], text: "none claimed")
+                    } else {
+                        h.element("span", ["class": "none"], text: "stanzas from")
+                        h.text(" " + s.stanzaDomains.joined(separator: ", "))
+                    }
+                    if s.domainsNotListed > 0 {
+                        h.constant(" ")
+                        h.element("span", ["class": "none"], text: "(+\(s.domainsNotListed))")
+                    }
+                }
+                h.element("td", ["class": "addr"], text: s.addresses.joined(separator: ", "))
+                h.element("td", text: s.roles.joined(separator: ", "))
+                h.element("td") { h in
+                    let counts = [("valid", s.dialbacks.valid), ("invalid", s.dialbacks.invalid), ("error", s.dialbacks.error), ("pending", s.dialbacks.pending)]
+                    for (i, (k, n)) in counts.filter({ $0.1 > 0 }).enumerated() {
+                        if i > 0 { h.constant(" ") }
+                        h.element("span", ["class": "oc oc-\(k)"], text: "\(n) \(k)")
+                    }
+                }
+                h.element("td", ["class": "msg"]) { h in
+                    h.text(TextReport.profileWords(s.profile).joined(separator: "; "))
+                    if s.addresses.count > 1 || s.grouping.contains(";") { h.element("div", ["class": "meta"], text: s.grouping) }
+                }
+                h.element("td") { h in
+                    for f in s.findings {
+                        h.element("div") { h in
+                            h.element("span", ["class": "sev sev-\(f.severity.name)"], text: f.severity.name)
+                            h.constant(" ")
+                            h.element("span", ["class": "rule"], text: f.rule)
+                            h.text(" ×\(f.count) ")
+                            h.element("span", ["class": "meta"],
+                                      text: "\(f.first.time.rfc3339)\(f.count > 1 ? " – " + f.last.time.rfc3339 : ""), e.g. \(f.exampleConnection) frame \(f.exampleFrame.number)")
+                        }
+                    }
+                    if s.findings.isEmpty { h.element("span", ["class": "none"], text: "none") }
+                }
+            }
+            h.constant("\n")
+        }
+        h.constant("</tbody></table>\n")
+    }
+
+    private func note(_ h: inout HTMLBuilder, _ kind: StaticString, _ text: String) {
+        h.element("p", ["class": kind.description], text: text)
+        h.constant("\n")
+    }
+
+    /// The matrix cells and server rows in main's severity colours (the page's `--crit` … `--info`;
+    /// the diagrams' marks use the page's own `sx-`/`tx-` classes), the pressed buttons, and the
+    /// class that hides what a click deselected.
+    static let cssLiteral: StaticString = """
         .cell-off{display:none!important}
         table.matrix{width:auto}table.matrix td.cell{text-align:center;min-width:5.5em;color:var(--muted)}
         table.matrix td.cell button{font:inherit;font-size:12px;border:0;border-radius:9px;padding:1px 8px;color:#fff;cursor:pointer}
@@ -128,17 +174,13 @@ public struct ServerTableHTML {
         button.pick[aria-pressed=true]{outline:3px solid #18222f;outline-offset:1px}
         th button.pick,td button.pick:not(td.cell button){font:inherit;font-weight:600;background:none;border:1px solid var(--line);border-radius:6px;cursor:pointer;padding:1px 6px}
         tr.srow.sev-critical td:first-child{border-left:4px solid var(--crit)}tr.srow.sev-high td:first-child{border-left:4px solid var(--high)}tr.srow.sev-medium td:first-child{border-left:4px solid var(--med)}tr.srow.sev-low td:first-child{border-left:4px solid var(--low)}tr.srow.sev-info td:first-child{border-left:4px solid var(--info)}
-        .pickbar{margin:6px 0}
-        .vcount.sev-critical{color:var(--crit);font-weight:600}.vcount.sev-high{color:var(--high);font-weight:600}.vcount.sev-medium{color:#a35b00}.vcount.sev-low{color:var(--low)}.vcount.sev-info{color:var(--info)}
-        svg .vdot.sev-critical{fill:var(--crit)}svg .vdot.sev-high{fill:var(--high)}svg .vdot.sev-medium{fill:var(--med)}svg .vdot.sev-low{fill:var(--low)}svg .vdot.sev-info{fill:var(--info)}
-        svg .vrule.sev-critical{fill:var(--crit)}svg .vrule.sev-high{fill:var(--high)}svg .vrule.sev-medium{fill:#a35b00}svg .vrule.sev-low{fill:var(--low)}svg .vrule.sev-info{fill:var(--info)}
-        svg .flagged.sev-critical .arrow{stroke:var(--crit)}svg .flagged.sev-critical .head{fill:var(--crit)}svg .flagged.sev-high .arrow{stroke:var(--high)}svg .flagged.sev-high .head{fill:var(--high)}
-        svg .flagged.sev-medium .arrow{stroke:var(--med)}svg .flagged.sev-medium .head{fill:var(--med)}svg .flagged.sev-low .arrow{stroke:var(--low)}svg .flagged.sev-low .head{fill:var(--low)}
-        svg .flagged.sev-info .arrow{stroke:#24425f}svg .flagged.sev-info .head{fill:#24425f}
+        .pickbar{margin:6px 0}.vcount{font-weight:600}
         """
 
+    public static var css: String { cssLiteral.description }
+
     /// The click handling: a constant, allowed by the page's Content-Security-Policy by its hash.
-    public static let script = """
+    static let scriptLiteral: StaticString = """
         (function () {
           'use strict';
           var picks = document.querySelectorAll('button.pick');
@@ -176,6 +218,9 @@ public struct ServerTableHTML {
         })();
         """
 
+    public static var script: String { scriptLiteral.description }
+
     /// `sha256-…` of `script` (a test recomputes it).
-    public static let scriptHash = "sha256-BBt15X6K4MdAQ5qYWVr3hq4pyWGwN5/TmMKNEH+bAsQ="
+    static let scriptHashLiteral: StaticString = "sha256-BBt15X6K4MdAQ5qYWVr3hq4pyWGwN5/TmMKNEH+bAsQ="
+    public static var scriptHash: String { scriptHashLiteral.description }
 }

@@ -71,6 +71,42 @@ public struct TextReport {
         return parts.joined(separator: ", ")
     }
 
+    /// One side's certificate in a few words: subject, issuer, validity period, whether it names
+    /// the claimed domain, whether it was valid then.
+    public func certificatePhrase(_ side: String, _ c: TLSCertificateReport?) -> String? {
+        guard let c else { return nil }
+        guard c.chainLength > 0 else { return "\(side) sent no certificate" }
+        guard let subject = c.subject else { return "\(side) certificate not parsed" }
+        var s = "\(side) '\(terminalSafe(subject))'"
+        if c.selfIssued == true {
+            s += " (self-issued)"
+        } else if let issuer = c.issuer {
+            s += " issued by '\(terminalSafe(issuer))'"
+        }
+        if let b = c.notBefore, let a = c.notAfter { s += " valid \(b.rfc3339.prefix(10))…\(a.rfc3339.prefix(10))" }
+        if c.validAtTime == false { s += " " + paint("(outside its validity period)", "33") }
+        switch c.nameMatch {
+        case "matches": s += " names '\(terminalSafe(c.expectedName ?? ""))'"
+        case "mismatch": s += " " + paint("does NOT name '\(terminalSafe(c.expectedName ?? ""))'", "33")
+        default: break
+        }
+        return s
+    }
+
+    /// The compact TLS line of a connection in the normal report.
+    public func tlsSummaryLine(_ t: TLSReportInfo) -> String {
+        var parts = ["\(t.version ?? "TLS") \(t.cipherSuite ?? "")".trimmingSuffixSpaces]
+        if let s = t.sni { parts.append("sni '\(terminalSafe(s))'") }
+        let certificates = [certificatePhrase("server", t.serverCertificate), certificatePhrase("client", t.clientCertificate)].compactMap { $0 }
+        if !certificates.isEmpty {
+            parts += certificates
+        } else if t.version == "TLS 1.3" && t.decryptedBytes == 0 {
+            parts.append("certificates encrypted (TLS 1.3)")
+        }
+        parts.append(t.decryption)
+        return parts.joined(separator: ", ")
+    }
+
     public func render(_ r: AnalysisReport) -> String {
         var o = ""
         o += paint("S2Scope \(AnalysisReport.toolVersion)", "1") + " — XMPP server-to-server / Server Dialback analysis\n\n"
@@ -133,6 +169,14 @@ public struct TextReport {
             }
         }
 
+        if !verbose && !r.tlsInfo.isEmpty {
+            o += "\n" + paint("TLS", "1") + "\n"
+            for c in r.connections {
+                guard let t = r.tlsInfo[c.id] else { continue }
+                o += "  \(c.id)  " + tlsSummaryLine(t) + "\n"
+            }
+        }
+
         if !r.violations.isEmpty {
             // INFO and LOW findings are in the matrix; listed one by one only with --verbose.
             let listed = verbose ? r.violations : r.violations.filter { $0.severity >= .medium }
@@ -189,12 +233,33 @@ public struct TextReport {
             o += "\n" + paint("Connections", "1") + "\n"
             for c in r.connections {
                 o += "  \(c.id)  \(c.client) → \(c.server)  frames \(c.firstFrame.number)–\((c.closeFrame ?? c.lastFrame).number)  close \(c.close ?? "open")\(c.tls ? "  TLS" : "")\n"
-                if let t = r.tlsInfo[c.id] { o += "      " + tlsLine(t) + "\n" }
+                if let t = r.tlsInfo[c.id] {
+                    o += "      " + tlsLine(t) + "\n"
+                    for (side, cert) in [("server", t.serverCertificate), ("client", t.clientCertificate)] {
+                        guard let cert else { continue }
+                        o += "      \(side) certificate (frame \(cert.frame.number)): " + terminalSafe(cert.summary) + "\n"
+                        if !cert.dnsNames.isEmpty || !cert.srvNames.isEmpty || !cert.xmppAddrs.isEmpty {
+                            let names = cert.dnsNames.map { "DNS:\($0)" } + cert.srvNames.map { "SRV:\($0)" } + cert.xmppAddrs.map { "XmppAddr:\($0)" }
+                            o += "        subjectAltName " + terminalSafe(names.joined(separator: ", ")) + "\n"
+                        }
+                        for link in cert.chain {
+                            o += "        then '" + terminalSafe(link.subject ?? "not parsed") + "' issued by '" + terminalSafe(link.issuer ?? "?") + "'\n"
+                        }
+                    }
+                }
                 for s in c.streams {
                     o += "      \(s.direction.reportName): to='\(terminalSafe(s.to ?? ""))' from='\(terminalSafe(s.from ?? ""))' id='\(terminalSafe(s.id ?? ""))' version='\(terminalSafe(s.version ?? ""))'\n"
                 }
             }
         }
         return o
+    }
+}
+
+extension String {
+    fileprivate var trimmingSuffixSpaces: String {
+        var s = self
+        while s.hasSuffix(" ") { s.removeLast() }
+        return s
     }
 }

@@ -59,6 +59,9 @@ public struct TLSInfo: Sendable {
     /// not seen (TLS 1.3 certificates are encrypted: seen only when decrypted).
     public var clientCertificates: Int?
     public var serverCertificates: Int?
+    /// The chains themselves, parsed (same visibility as the counts).
+    public var clientCertificateChain: TLSCertificateChain?
+    public var serverCertificateChain: TLSCertificateChain?
     public var alerts: [TLSAlert] = []
     /// TLS records seen, per direction (client→server, server→client).
     public var records = [0, 0]
@@ -316,7 +319,7 @@ public final class TLSSession {
             let hs = dirs[i].handshake
             hs.withWireBytes { all in
                 while let type = all.u8(pos), let len = all.be24(pos + 1), let body = all.slice(at: pos + 4, length: Int(len)) {
-                    handshake(d, type: type, body: body, protected: protected)
+                    handshake(d, type: type, body: body, protected: protected, frame: frame)
                     pos += 4 + Int(len)
                 }
             }
@@ -355,7 +358,7 @@ public final class TLSSession {
         0xC2, 0xA2, 0x11, 0x16, 0x7A, 0xBB, 0x8C, 0x5E, 0x07, 0x9E, 0x09, 0xE2, 0xC8, 0xA8, 0x33, 0x9C,
     ]
 
-    private func handshake(_ d: Direction, type: UInt8, body: WireBytes, protected: Bool) {
+    private func handshake(_ d: Direction, type: UInt8, body: WireBytes, protected: Bool, frame: FrameRef) {
         var r = Reader(body)
         switch type {
         case 1 where d == .clientToServer:
@@ -368,12 +371,22 @@ public final class TLSSession {
             if isTLS13 { _ = r.vector(1) }
             guard var list = r.vector(3).map({ Reader($0) }) else { return }
             var n = 0
+            var der: [ArraySlice<UInt8>] = []
             while !list.atEnd {
-                guard list.vector(3) != nil else { break }
+                guard let certificate = list.vector(3) else { break }
                 n += 1
+                // Copied out of the handshake buffer: the chain outlives this view of it.
+                if der.count < TLSCertificateChain.maxParsed { der.append(Array(certificate.buffer)[...]) }
                 if isTLS13 { _ = list.vector(2) }
             }
-            if d == .clientToServer { info.clientCertificates = n } else { info.serverCertificates = n }
+            let chain = TLSCertificateChain(direction: d, frame: frame, der: der, count: n)
+            if d == .clientToServer {
+                info.clientCertificates = n
+                info.clientCertificateChain = chain
+            } else {
+                info.serverCertificates = n
+                info.serverCertificateChain = chain
+            }
         case 20:
             if isTLS13 && protected { dirs[d.rawValue].switchToApplication = true }
         case 24:

@@ -174,19 +174,26 @@ struct Analyze: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("After the analysis, write the packets of every connection with a violation (or of those --select picks), with the connections of their dialback exchanges, to a new pcap in the input's link type. Reads the inputs again: not with standard input.", valueName: "file"))
     var writePcap: String?
 
-    @Option(name: .long, help: ArgumentHelp("Which connections --write-pcap writes: rule=ID (those with a violation of rule ID) or domain=NAME (those whose stream headers or dialback exchanges name NAME); repeatable, the union is written.", valueName: "rule=ID|domain=NAME"))
+    @Option(name: .long, help: ArgumentHelp("Like --write-pcap, as pcapng with every finding attached to its frame as a packet comment ('RULE-ID severity: message'; anomalies as 'anomaly KIND: message'): Wireshark and tshark show them as frame.comment. One interface per input, with its link type, snap length and timestamp resolution.", valueName: "file"))
+    var writePcapng: String?
+
+    @Option(name: .long, help: ArgumentHelp("Which connections --write-pcap and --write-pcapng write: rule=ID (those with a violation of rule ID) or domain=NAME (those whose stream headers or dialback exchanges name NAME); repeatable, the union is written.", valueName: "rule=ID|domain=NAME"))
     var select: [String] = []
 
     func validate() throws {
         if files.isEmpty { throw ValidationError("give at least one capture file (or '-' for standard input)") }
         if files.filter({ $0 == "-" }).count > 1 { throw ValidationError("standard input ('-') can be read only once") }
-        if let w = writePcap {
+        for (option, w) in [("--write-pcap", writePcap), ("--write-pcapng", writePcapng)] {
+            guard let w else { continue }
             if files.contains("-") {
-                throw ValidationError("--write-pcap reads the inputs a second time, so standard input ('-') is not supported with it; save the capture to a file first")
+                throw ValidationError("\(option) reads the inputs a second time, so standard input ('-') is not supported with it; save the capture to a file first")
             }
-            if w == "-" || w.isEmpty { throw ValidationError("--write-pcap needs a file name") }
+            if w == "-" || w.isEmpty { throw ValidationError("\(option) needs a file name") }
         }
-        if !select.isEmpty && writePcap == nil { throw ValidationError("--select chooses what --write-pcap writes; give --write-pcap FILE too") }
+        if let a = writePcap, a == writePcapng { throw ValidationError("--write-pcap and --write-pcapng name the same file") }
+        if !select.isEmpty && writePcap == nil && writePcapng == nil {
+            throw ValidationError("--select chooses what --write-pcap or --write-pcapng writes; give one of them too")
+        }
         if case .failure(let e) = PacketExport.Selection.parse(select) { throw ValidationError(e.message) }
         for item in select where item.hasPrefix("rule=") {
             let id = String(item.dropFirst(5))
@@ -260,13 +267,22 @@ struct Analyze: ParsableCommand {
             try write(TextReport(color: useColor, verbose: verbose).render(report), to: output)
         }
         if let html { try write(HTMLReport().render(report), to: html == "-" ? nil : html) }
-        if let writePcap {
+        if writePcap != nil || writePcapng != nil {
             guard case .success(let selection) = PacketExport.Selection.parse(select) else { throw FatalError(message: "bad --select") }
             let chosen = PacketExport.connections(in: report, selection: selection)
+            func plural(_ n: Int, _ word: String) -> String { "\(n) \(word)\(n == 1 ? "" : "s")" }
             do {
-                let done = try PacketExport.write(chosen, paths: files, filter: configuration.filter, to: writePcap)
-                if !quiet {
-                    fputs("s2scope: wrote \(done.packets) packets of \(done.connections) connection\(done.connections == 1 ? "" : "s") (\(done.linkType)) to \(writePcap)\n", stderr)
+                if let writePcap {
+                    let done = try PacketExport.write(chosen, paths: files, filter: configuration.filter, to: writePcap)
+                    if !quiet {
+                        fputs("s2scope: wrote \(plural(done.packets, "packet")) of \(plural(done.connections, "connection")) (\(done.linkType)) to \(writePcap)\n", stderr)
+                    }
+                }
+                if let writePcapng {
+                    let done = try PacketExport.writePcapng(chosen, report: report, paths: files, filter: configuration.filter, to: writePcapng)
+                    if !quiet {
+                        fputs("s2scope: wrote \(plural(done.packets, "packet")) of \(plural(done.connections, "connection")) (\(done.linkType.isEmpty ? "no input" : done.linkType)) with \(plural(done.comments, "comment")) to \(writePcapng)\n", stderr)
+                    }
                 }
             } catch let e as CaptureError {
                 throw FatalError(message: e.message)

@@ -212,14 +212,14 @@ struct Live: ParsableCommand {
 
         var lastStats = start
         var frames = 0
-        var lastDrops: UInt64 = 0
+        var drops = CaptureDropLedger()
         var lastPacketTime: Timestamp?
         var lastPacketWall = start
         var outputFailureReported = false
         var lastPublish = start
         let outputName = output ?? "standard output"
         func now() -> Timestamp { Timestamp(totalNanoseconds: Int64(wallClock() * 1e9)) }
-        func statsLine() -> String {
+        func statsLine(final: Bool = false) -> String {
             let s = capture.statistics()
             var w = JSONWriter(pretty: false)
             w.beginObject()
@@ -248,6 +248,13 @@ struct Live: ParsableCommand {
             w.field("capture_interruptions", capture.interfaces.reduce(0) { $0 + $1.interruptions })
             w.field("interfaces_capturing", capture.interfaces.filter(\.isCapturing).count)
             w.field("output_events_lost", log.linesLost)
+            if final {
+                // The last stats event says what the losses left unjudged (the same counts as the report's not_judged).
+                w.field("final", true)
+                w.beginObject("not_judged")
+                for (k, v) in engine.report.statistics.notJudgedByReason.sorted(by: { $0.key < $1.key }) { w.field(k, v) }
+                w.endObject()
+            }
             w.endObject()
             return w.output + "\n"
         }
@@ -335,10 +342,9 @@ struct Live: ParsableCommand {
             if n == 0, let t = lastPacketTime { engine.advanceIdle(to: t.adding(seconds: wall - lastPacketWall)) }
             reportCaptureEvents()
             let s = capture.statistics()
-            if s.dropped + s.interfaceDropped > lastDrops {
-                let d = s.dropped + s.interfaceDropped - lastDrops
-                lastDrops = s.dropped + s.interfaceDropped
-                engine.anomaly(Anomaly(kind: .captureDrops, bytes: d, time: now(), message: "the kernel or interface dropped \(d) packets: verdicts after this point may miss traffic"))
+            if let first = drops.observe(received: s.received, dropped: s.dropped + s.interfaceDropped, at: now()) {
+                engine.anomaly(first)
+                fputs("s2scope: warning: \(first.message)\n", stderr)
             }
             handleOutput()
             if statsInterval > 0 && wall - lastStats >= statsInterval {
@@ -353,9 +359,14 @@ struct Live: ParsableCommand {
             if let count, frames >= count { break }
         }
         followKeyLogs()
-        _ = engine.finish()
+        let s = capture.statistics()
+        if let first = drops.observe(received: s.received, dropped: s.dropped + s.interfaceDropped, at: now()) { engine.anomaly(first) }
+        let finished = engine.finish()
         handleOutput()
-        if format == .jsonl { emit(statsLine()) } else {
+        let dropSummary = drops.summary(notJudged: finished.statistics.notJudgedByReason)
+        if let dropSummary { fputs("s2scope: \(dropSummary)\n", stderr) }
+        if format == .jsonl { emit(statsLine(final: true)) } else {
+            if let dropSummary { emit("\(dropSummary)\n") }
             let sev = Severity.allCases.reversed().map { "\(engine.violationsBySeverity[$0.name, default: 0]) \($0.name)" }
             emit("summary: \(frames) frames, \(engine.connectionsClosed) connections, \(engine.outcomes.values.reduce(0, +)) dialbacks (\(engine.outcomes.sorted { $0.key < $1.key }.map { "\($0.value) \($0.key)" }.joined(separator: ", "))), violations: \(sev.joined(separator: ", "))\n")
         }

@@ -108,6 +108,44 @@ struct HTMLReportTests {
         #expect(none.contains(">1 of \(violations.count) violations shown</output>"), "an unknown domain leaves the domain filter off")
     }
 
+    /// Colours follow severity: a flagged arrow takes the class of the most severe finding on its
+    /// step, each marker that of its own finding, and an info-only step is grey (never red).
+    @Test func flaggedArrowsAreColouredByTheirMostSevereFinding() throws {
+        let dir = try scratchDirectory("html-colours")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var classesSeen = Set<String>()
+        for input in [Self.prosody, repoRoot.appendingPathComponent("fixtures/lab/wrong-secret.pcap").path,
+                      repoRoot.appendingPathComponent("fixtures/lab/unsolicited-verify.pcap").path] {
+            let (html, json) = try analyze([input], in: dir)
+            let raw = try String(contentsOf: html, encoding: .utf8)
+            let violations = try #require(json["violations"] as? [[String: Any]])
+            let rank = ["info": 0, "low": 1, "medium": 2, "high": 3, "critical": 4]
+            let steps = raw.components(separatedBy: "<g class=\"step").dropFirst()
+            #expect(!steps.isEmpty)
+            for step in steps {
+                let head = String(step.prefix(while: { $0 != ">" }))
+                func attribute(_ name: String) -> String? {
+                    head.components(separatedBy: " \(name)=\"").dropFirst().first.map { String($0.prefix(while: { $0 != "\"" })) }
+                }
+                let frame = try #require(attribute("data-frame").flatMap { Int($0) })
+                let connection = try #require(attribute("data-connection"))
+                let onStep = violations.filter { $0["packet"] as? Int == frame && $0["connection"] as? String == connection }
+                let worst = onStep.compactMap { $0["severity"] as? String }.max { rank[$0]! < rank[$1]! }
+                if let worst {
+                    #expect(head.hasPrefix(" flagged sx-\(worst)\""), "\(input) frame \(frame): \(head)")
+                    classesSeen.insert(worst)
+                } else {
+                    #expect(head.hasPrefix("\""), "unflagged step \(head)")
+                }
+            }
+            #expect(!raw.contains("class=\"warn\">") || raw.contains("truncated"), "violation counts use severity colours")
+        }
+        #expect(classesSeen == ["info", "medium", "high"], "\(classesSeen)")
+        let css = try String(contentsOf: repoRoot.appendingPathComponent("Sources/S2Report/HTMLReport.swift"), encoding: .utf8)
+        #expect(css.contains("--info:#6b7785") && css.contains("svg .sx-info .arrow{stroke:var(--info)}"))
+        #expect(!css.contains("svg .flagged .arrow"), "one colour for every flagged arrow")
+    }
+
     /// A screenshot for people (and the README): `.build-artifacts/report-screenshot.png`
     /// (docs/report-screenshot.png is a copy of one).
     @Test func screenshotIsAnArtifact() throws {
@@ -198,6 +236,28 @@ struct HTMLReportTests {
         #expect(htmlEscape("<a href=\"x\" title='y'>&</a>") == "&lt;a href=&quot;x&quot; title=&#39;y&#39;&gt;&amp;&lt;/a&gt;")
         #expect(htmlEscape("\u{1b}[31m\u{07}\u{9b}\u{202e}\u{0}") == "\\x1b[31m\\x07\\x9b\\u{202e}\\x00")
         #expect(htmlEscape("a\tb\nc é ☃") == "a\tb\nc é ☃")
+    }
+
+    /// The builder escapes every run-time string (text and attribute values); only literals reach
+    /// the page as markup.
+    @Test func builderEscapesTextAndAttributesByConstruction() {
+        let evil = "</td><script>alert(1)</script>\"' \u{1b}[31m"
+        var h = HTMLBuilder()
+        h.element("tr", ["class": "vrow", "data-rule": evil]) { h in
+            h.element("td", text: evil)
+            h.element("td") { h in
+                h.text(42)
+                h.constant(" <b>literal</b> ")
+                h.void("input", ["value": evil], flags: ["checked"])
+                h.empty("rect", ["x": "1"])
+            }
+        }
+        let esc = "&lt;/td&gt;&lt;script&gt;alert(1)&lt;/script&gt;&quot;&#39; \\x1b[31m"
+        #expect(h.output == "<tr class=\"vrow\" data-rule=\"\(esc)\"><td>\(esc)</td><td>42 <b>literal</b> <input value=\"\(esc)\" checked><rect x=\"1\"/></td></tr>")
+        var outer = HTMLBuilder()
+        outer.element("div", text: "a & b")
+        outer.append(h)
+        #expect(outer.output.hasPrefix("<div>a &amp; b</div><tr class=\"vrow\""))
     }
 
     /// The page's Content-Security-Policy allows its one inline script by hash; the hash must

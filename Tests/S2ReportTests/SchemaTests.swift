@@ -43,6 +43,22 @@ struct SchemaTests {
             #expect(r.status == 0 || r.status == 1, "\(name): \(r.stderr)")
             try r.stdout.write(to: dir.appendingPathComponent("lab-\(name).json"), atomically: true, encoding: .utf8)
         }
+        // TLS captures, with and without their key logs: tls_info with certificates, empty
+        // Certificate messages, encrypted ones.
+        let tls = repoRoot.appendingPathComponent("fixtures/tls")
+        let tlsCaptures = try FileManager.default.contentsOfDirectory(atPath: tls.path).filter { $0.hasSuffix(".pcap") }.sorted()
+        #expect(tlsCaptures.count >= 6)
+        for name in tlsCaptures {
+            let stem = String(name.dropLast(5))
+            let keylogs = try FileManager.default.contentsOfDirectory(atPath: tls.path).filter { $0.hasPrefix(stem + ".") && $0.hasSuffix(".keylog") }.sorted()
+            for (i, withKeys) in [false, true].enumerated() {
+                let keys = withKeys ? keylogs.prefix(1).flatMap { ["--keylog", tls.appendingPathComponent($0).path] } : []
+                let r = try runS2Scope(["analyze", "--format", "json"] + keys + [tls.appendingPathComponent(name).path])
+                #expect(r.status == 0 || r.status == 1, "\(name): \(r.stderr)")
+                #expect(r.stdout.contains("\"tls_info\""), "\(name)")
+                try r.stdout.write(to: dir.appendingPathComponent("tls-\(stem)-\(i).json"), atomically: true, encoding: .utf8)
+            }
+        }
         // Two inputs in one report.
         let two = try runS2Scope(["analyze", "--format", "json", lab.appendingPathComponent("prosody-prosody.pcap").path,
                                   lab.appendingPathComponent("bad-db-ns.pcap").path])

@@ -131,20 +131,20 @@ extension HTMLReportTests {
             ["eval": "getComputedStyle(document.querySelector('\(selector)')).\(property)"]
         }
         let r = try Chromium.drive(html, [
-            style("svg .step.flagged.sev-info .arrow", "stroke"),
-            style("svg .vdot.sev-info", "fill"),
+            style("svg .step.flagged.sx-info .arrow", "stroke"),
+            style("svg .vdot.sx-info", "fill"),
             style("td.cell.sev-info button", "backgroundColor"),
             style("td.cell.sev-low button", "backgroundColor"),
             style("td.cell.sev-medium button", "backgroundColor"),
             style("td.cell.sev-critical button", "backgroundColor"),
             ["eval": "document.querySelectorAll('svg .step.flagged').length"],
-            ["eval": "document.querySelectorAll('svg .step.flagged.sev-info').length"],
+            ["eval": "document.querySelectorAll('svg .step.flagged.sx-info').length"],
             ["eval": "Array.from(document.querySelectorAll('.vcount')).map(function (e) { return e.className; }).join(' ')"],
-            style("svg .step.flagged.sev-medium .arrow", "stroke"),
-            ["eval": "document.querySelector('svg .step.flagged.sev-medium').getAttribute('data-frame')"],
+            style("svg .step.flagged.sx-medium .arrow", "stroke"),
+            ["eval": "document.querySelector('svg .step.flagged.sx-medium').getAttribute('data-frame')"],
         ])
         let colours = r.prefix(6).map { $0 as? String ?? "" }
-        #expect(colours[0] == "rgb(36, 66, 95)", "an arrow with only an INFO note keeps the arrow colour: \(colours[0])")
+        #expect(colours[0] == "rgb(107, 119, 133)", "an arrow with only an INFO note is grey: \(colours[0])")
         #expect(colours[1] == "rgb(107, 119, 133)", "INFO dot: \(colours[1])")
         #expect(colours[2] == "rgb(107, 119, 133)" && colours[3] == "rgb(31, 120, 180)" && colours[4] == "rgb(217, 122, 0)"
                 && colours[5] == "rgb(122, 0, 16)", "\(colours)")
@@ -155,7 +155,7 @@ extension HTMLReportTests {
         #expect((r[7] as? Int ?? 0) > 0 && r[6] as? Int == (r[7] as? Int ?? 0) + 1, "\(r[6]) flagged, \(r[7]) INFO")
         #expect(r[9] as? String == "rgb(217, 122, 0)" && r[10] as? String == "335", "\(r[9]) \(r[10])")
         let counts = r[8] as? String ?? ""
-        #expect(!counts.contains("sev-high") && counts.contains("vcount sev-info") && counts.contains("vcount sev-medium"), "\(counts)")
+        #expect(!counts.contains("tx-high") && counts.contains("vcount tx-info") && counts.contains("vcount tx-medium"), "\(counts)")
     }
 
     /// docs/servers-screenshot.png: the page after a click on evil.lab's STANZA-ADDR-4 cell

@@ -171,7 +171,7 @@ public struct ServerTable: Sendable {
         var untrackedSlot: Int?
         func index(_ a: String, _ first: FrameRef, _ last: FrameRef) -> Int {
             var a = a
-            if let tracked, !tracked.contains(a) {
+            if let tracked, !tracked.contains(a.hashValue) {
                 a = Self.untrackedKey
             }
             if let i = addressIndex[a] {
@@ -186,9 +186,12 @@ public struct ServerTable: Sendable {
             if a == Self.untrackedKey { untrackedSlot = addresses.count - 1 }
             return addresses.count - 1
         }
-        // Only what later passes read: a connection's facts (arrays made per call) would be kept per connection.
+        // The two ends (and stanza counts) of the connections later passes look up: those with a
+        // finding to charge and those a dialback step was on. Kept for every connection, they
+        // were the table's largest state on a capture of many quiet connections.
         struct Ends { var client: Int; var server: Int; var stanzas: PerDirection<Int> }
         var ends: [ConnectionID: Ends] = [:]
+        let referenced = Self.referencedConnections(r)
         var claims: [Set<String>] = []
         var authenticated: [Set<String>] = []
         func claim(_ i: Int, _ domain: String?, authenticatedToo: Bool = false) {
@@ -230,7 +233,7 @@ public struct ServerTable: Sendable {
                 saslRoles[si, default: []].insert("receiving")
             }
             let f = c.facts
-            ends[c.id] = Ends(client: ci, server: si, stanzas: f.stanzas)
+            if referenced.contains(c.id) { ends[c.id] = Ends(client: ci, server: si, stanzas: f.stanzas) }
             seen[ci, default: Seen()].initiated += 1
             seen[ci, default: Seen()].stanzas += f.stanzas.clientToServer
             seen[si, default: Seen()].accepted += 1
@@ -525,38 +528,85 @@ public struct ServerTable: Sendable {
 
     static let untrackedKey = "\u{0}untracked"
 
-    /// The addresses that get state of their own (nil: all of them), and how many there are: past `limit`, those with the
-    /// worst findings, then the most findings, then the most connections, then first seen.
-    static func trackedAddresses(_ r: AnalysisReport, limit: Int) -> (tracked: Set<String>?, addresses: Int) {
-        struct Score { var worst = 0, findings = 0, connections = 0, order = 0 }
-        var score: [String: Score] = [:]
+    /// The connections a finding or a dialback step names.
+    static func referencedConnections(_ r: AnalysisReport) -> Set<ConnectionID> {
+        var ids = Set(r.violations.map(\.connection))
+        for u in r.unlistedViolations { ids.insert(u.connection) }
+        for x in r.exchanges {
+            ids.insert(x.resultConnection)
+            for step in x.steps { ids.insert(step.connection) }
+        }
+        return ids
+    }
+
+    /// The addresses that get state of their own (nil: all of them), by their `hashValue`, and how
+    /// many addresses there are: past `limit`, those with the worst findings, then the most
+    /// findings, then the most connections, then first seen.
+    ///
+    /// Per address only a connection count is kept, under the address's 64-bit hash (12 bytes a
+    /// slot, where a string key and its score took 48 and a sorted copy as much again: 9 MB of
+    /// resident memory at 100,000 addresses); two addresses whose hashes collide (about 1 in 10⁹
+    /// at 100,000 addresses) would count as one. Ties are decided by a second pass in capture
+    /// order, and only when there are more addresses than `limit`.
+    static func trackedAddresses(_ r: AnalysisReport, limit: Int) -> (tracked: Set<Int>?, addresses: Int) {
+        var connectionsOf: [Int: UInt32] = [:]
         // The two ends only of connections with findings (few, where the addresses are many).
         var withFindings = Set(r.violations.map(\.connection))
         for u in r.unlistedViolations { withFindings.insert(u.connection) }
         var endsOf: [ConnectionID: (client: String, server: String)] = [:]
         for c in r.connections where c.clientAddress != "?" {
             if withFindings.contains(c.id) { endsOf[c.id] = (c.clientAddress, c.serverAddress) }
-            for a in [c.clientAddress, c.serverAddress] {
-                let order = score.count
-                score[a, default: Score(order: order)].connections += 1
-            }
+            connectionsOf[c.clientAddress.hashValue, default: 0] &+= 1
+            connectionsOf[c.serverAddress.hashValue, default: 0] &+= 1
         }
-        guard score.count > limit else { return (nil, score.count) }
+        guard connectionsOf.count > limit else { return (nil, connectionsOf.count) }
+        struct Rank: Hashable, Comparable {
+            var worst = 0, findings = 0, connections: UInt32 = 0
+            static func < (a: Rank, b: Rank) -> Bool { (a.worst, a.findings, a.connections) < (b.worst, b.findings, b.connections) }
+        }
+        var charged: [Int: Rank] = [:]
         func charge(_ c: ConnectionID, _ d: Direction, _ actor: Actor, _ severity: Severity, _ count: Int) {
             guard let e = endsOf[c] else { return }
-            let a = chargedAddress((actor: actor, direction: d), client: e.client, server: e.server)
-            guard var v = score[a] else { return }
+            let a = chargedAddress((actor: actor, direction: d), client: e.client, server: e.server).hashValue
+            guard let n = connectionsOf[a] else { return }
+            var v = charged[a] ?? Rank(connections: n)
             v.worst = max(v.worst, severity.rawValue + 1)
             v.findings += count
-            score[a] = v
+            charged[a] = v
         }
         for v in r.violations { charge(v.connection, v.direction, v.actor, v.severity, 1) }
         for u in r.unlistedViolations { charge(u.connection, u.direction, u.actor, u.severity, u.count) }
-        let ranked = score.sorted { a, b in
-            let ka = (a.value.worst, a.value.findings, a.value.connections), kb = (b.value.worst, b.value.findings, b.value.connections)
-            return ka != kb ? ka > kb : a.value.order < b.value.order
+        func rank(_ a: Int) -> Rank { charged[a] ?? Rank(connections: connectionsOf[a] ?? 0) }
+
+        // The rank of the last address taken (`threshold`): every address above it is taken, and
+        // of those at it the first `tied` seen.
+        var atRank: [Rank: Int] = [:]
+        for (_, v) in charged { atRank[v, default: 0] += 1 }
+        var quiet: [UInt32: Int] = [:]
+        for (a, n) in connectionsOf where charged[a] == nil { quiet[n, default: 0] += 1 }
+        for (n, k) in quiet { atRank[Rank(connections: n), default: 0] += k }
+        var threshold = Rank()
+        var above = 0
+        for (v, k) in atRank.sorted(by: { $0.key > $1.key }) {
+            threshold = v
+            if above + k >= limit { break }
+            above += k
         }
-        return (Set(ranked.prefix(limit).map(\.key)), score.count)
+        var tied = limit - above
+        var tracked = Set<Int>()
+        tracked.reserveCapacity(limit)
+        for c in r.connections where c.clientAddress != "?" {
+            for a in [c.clientAddress.hashValue, c.serverAddress.hashValue] where !tracked.contains(a) {
+                let v = rank(a)
+                if v > threshold {
+                    tracked.insert(a)
+                } else if v == threshold && tied > 0 {
+                    tracked.insert(a)
+                    tied -= 1
+                }
+            }
+        }
+        return (tracked, connectionsOf.count)
     }
 
     /// Capture order: input, then frame number.

@@ -1,4 +1,5 @@
 import S2TestSupport
+@testable import S2Dialback
 import Foundation
 import S2Engine
 import S2Model
@@ -160,6 +161,36 @@ struct ServerTableTests {
         #expect(tracked.rows[0].domains == ["evil.lab"])
         let text = TextReport(color: false).servers(two, inputs: 1)
         #expect(text.contains("(4 more servers with \(two.findingsNotListed) findings not listed"), "\(text)")
+    }
+
+    /// Past `maxAddressesTracked` addresses, those with findings come first, then those with the
+    /// most connections, then the first seen; the rest are counted as servers not listed.
+    @Test func trackedAddressesAreTheMostRemarkable() throws {
+        let t = Timestamp(seconds: 1_700_000_000, nanoseconds: 0)
+        // Clients in order of first appearance: a ×1, b ×3, c ×1, d ×2, e ×1 (with a finding);
+        // every connection goes to s (×8).
+        let clients = ["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.2", "10.0.0.2", "10.0.0.4", "10.0.0.5"]
+        let summaries = clients.enumerated().map { i, a in
+            let f = FrameRef(input: 0, number: i + 1, time: t)
+            return ConnectionSummary(id: ConnectionID(i + 1), input: 0, client: "\(a):4000\(i)", server: "10.0.0.100:5269",
+                                     clientAddress: a, serverAddress: "10.0.0.100", firstFrame: f, lastFrame: f, closeFrame: nil,
+                                     close: nil, tls: false, streams: [], hidden: false, initiatorDamaged: false, streamID: nil, initialTo: nil)
+        }
+        let report = AnalysisReport()
+        report.connections = ConnectionList(summaries)
+        report.violations = [Violation(rule: "STREAM-HDR-8", severity: .low, connection: ConnectionID(8), direction: .clientToServer,
+                                       actor: .initiator, frame: FrameRef(input: 0, number: 8, time: t), message: "m", evidence: "e")]
+        func rows(_ limit: Int) -> (addresses: Set<String>, notListed: Int, findingsNotListed: Int) {
+            let table = ServerTable(report, maxAddressesTracked: limit)
+            return (Set(table.rows.flatMap(\.addresses)), table.rowsNotListed, table.findingsNotListed)
+        }
+        #expect(rows(6) == (["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.100"], 0, 0))
+        #expect(rows(5) == (["10.0.0.1", "10.0.0.2", "10.0.0.4", "10.0.0.5", "10.0.0.100"], 1, 0), "of the three with one connection, the first seen")
+        #expect(rows(4) == (["10.0.0.2", "10.0.0.4", "10.0.0.5", "10.0.0.100"], 2, 0))
+        #expect(rows(2) == (["10.0.0.5", "10.0.0.100"], 4, 0), "the address with a finding first, whatever its connections")
+        #expect(rows(1) == (["10.0.0.5"], 5, 0))
+        let e = try #require(ServerTable(report, maxAddressesTracked: 1).rows.first)
+        #expect(e.findings.map(\.rule) == ["STREAM-HDR-8"] && e.connectionsInitiated == 1)
     }
 
     // MARK: grouping

@@ -475,7 +475,7 @@ public enum JSONReport {
     }
 
     /// The whole report as JSON Lines (connections, dialbacks, violations, anomalies, what was not
-    /// judged, the per-server table, then stats).
+    /// judged, the per-server table and the servers past its row bound, then stats).
     public static func lines(_ r: AnalysisReport) -> String {
         var out = ""
         writeLines(r) { out += $0 }
@@ -489,7 +489,19 @@ public enum JSONReport {
         for v in r.violations { sink(line { violation(&$0, v, event: true) }) }
         for a in r.anomalies { sink(line { anomaly(&$0, a, event: true) }) }
         for n in r.notJudged { sink(line { notJudged(&$0, n, event: true) }) }
-        for s in ServerTable(r).rows { sink(line { server(&$0, s, event: true) }) }
+        let table = ServerTable(r)
+        for s in table.rows { sink(line { server(&$0, s, event: true) }) }
+        if table.rowsNotListed > 0 {
+            // As the JSON report's `servers_not_listed`: the servers past the row bound, counted.
+            sink(line { w in
+                w.beginObject()
+                w.field("event", "servers_not_listed")
+                w.field("time", r.connections.last.map { ($0.closeFrame ?? $0.lastFrame).time.rfc3339 })
+                w.field("servers", table.rowsNotListed)
+                w.field("findings", table.findingsNotListed)
+                w.endObject()
+            })
+        }
         sink(line { stats(&$0, r) })
     }
 

@@ -193,6 +193,37 @@ struct ServerTableTests {
         #expect(e.findings.map(\.rule) == ["STREAM-HDR-8"] && e.connectionsInitiated == 1)
     }
 
+    /// Past the 1,000-row bound the servers without a row are counted in JSON
+    /// (`servers_not_listed`) and in JSON Lines (a `servers_not_listed` event after the `server` events).
+    @Test func serversNotListedInJSONAndJSONLines() throws {
+        let t = Timestamp(seconds: 1_700_000_000, nanoseconds: 0)
+        let n = ServerTable.maxRowsListed + 1
+        let report = AnalysisReport()
+        report.connections = ConnectionList((0..<n).map { i in
+            let f = FrameRef(input: 0, number: i + 1, time: t)
+            let a = "10.1.\(i / 256).\(i % 256)"
+            return ConnectionSummary(id: ConnectionID(i + 1), input: 0, client: "\(a):40000", server: "10.0.0.100:5269",
+                                     clientAddress: a, serverAddress: "10.0.0.100", firstFrame: f, lastFrame: f, closeFrame: nil,
+                                     close: nil, tls: false, streams: [], hidden: false, initiatorDamaged: false, streamID: nil, initialTo: nil)
+        })
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(JSONReport.document(report).utf8)) as? [String: Any])
+        #expect((json["servers"] as? [Any])?.count == ServerTable.maxRowsListed)
+        let notListed = try #require(json["servers_not_listed"] as? [String: Any])
+        #expect(notListed["servers"] as? Int == 2 && notListed["findings"] as? Int == 0, "\(notListed)")
+        let events = try JSONReport.lines(report).split(separator: "\n").map {
+            try #require(try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any])
+        }
+        let kinds = events.map { $0["event"] as? String ?? "?" }
+        #expect(kinds.filter { $0 == "server" }.count == ServerTable.maxRowsListed)
+        let k = try #require(kinds.firstIndex(of: "servers_not_listed"))
+        #expect(kinds[k - 1] == "server" && kinds[k + 1] == "stats" && kinds.count == k + 2)
+        #expect(events[k]["servers"] as? Int == 2 && events[k]["findings"] as? Int == 0 && events[k]["time"] as? String != nil)
+        // Under the bound: no such event.
+        let small = AnalysisReport()
+        small.connections = ConnectionList(Array(report.connections.prefix(3)))
+        #expect(!JSONReport.lines(small).contains("servers_not_listed"))
+    }
+
     // MARK: grouping
 
     static func table(_ transcript: String) throws -> ServerTable { ServerTable(try Engine.analyze(transcript: transcript)) }

@@ -73,7 +73,7 @@ let package = Package(
         .testTarget(name: "S2XMPPTests", dependencies: ["S2XMPP", "S2Model"]),
         .testTarget(name: "S2RulesTests", dependencies: ["S2Rules", "S2Dialback", "S2XMPP", "S2Model", "S2Engine", "S2Synth", "S2Report"]),
         .target(name: "S2TestSupport", path: "Tests/S2TestSupport"),
-        .testTarget(name: "S2EngineTests", dependencies: ["S2TestSupport", "S2Engine", "S2Report", "S2Model", "S2Rules", "S2Synth", "S2Capture"]),
+        .testTarget(name: "S2EngineTests", dependencies: ["S2TestSupport", "S2Engine", "S2Report", "S2Model", "S2Rules", "S2Synth", "S2Capture", "S2Metrics"]),
         .testTarget(name: "S2FactsTests", dependencies: ["S2TestSupport", "S2Facts", "S2Model", "S2XMPP", "S2Synth"]),
         .testTarget(name: "S2ReportTests", dependencies: ["S2TestSupport", "S2Engine", "S2Report", "S2Model", "S2Rules", "S2Synth"]),
         .testTarget(name: "S2TLSTests", dependencies: ["S2TLS", "S2Engine", "S2Report", "S2Model", "S2Capture",

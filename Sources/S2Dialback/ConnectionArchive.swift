@@ -109,6 +109,18 @@ enum ArchiveCoder {
             opt(n.streamIDBefore, &o)
             opt(n.streamIDAfter, &o)
         }
+        let f = s.facts
+        int((f.featuresBeforeTLS ? 1 : 0) | (f.featuresInTLS ? 2 : 0) | (f.startTLSOffered ? 4 : 0) | (f.startTLSRequired ? 8 : 0)
+            | (f.dialbackOffered ? 16 : 0) | (f.dialbackErrorsOffered ? 32 : 0) | (f.bidiOffered ? 64 : 0) | (f.bidiRequested ? 128 : 0)
+            | (f.sentDialbackError.clientToServer ? 256 : 0) | (f.sentDialbackError.serverToClient ? 512 : 0), &o)
+        int(f.mechanisms.count, &o)
+        for m in f.mechanisms { str(m, &o) }
+        int(f.stanzas.clientToServer, &o)
+        int(f.stanzas.serverToClient, &o)
+        for d in Direction.allCases {
+            int(f.stanzaDomains[d].count, &o)
+            for m in f.stanzaDomains[d] { str(m, &o) }
+        }
     }
 
     static func decode(_ b: [UInt8]) -> ConnectionSummary? {
@@ -156,11 +168,35 @@ enum ArchiveCoder {
             n.outcomeFrame = outcomeFrame
             sasl.append(n)
         }
+        guard let bits = r.int(), let nm = r.int(), nm >= 0, nm < 1 << 16 else { return nil }
+        var facts = ConnectionFacts()
+        facts.featuresBeforeTLS = bits & 1 != 0
+        facts.featuresInTLS = bits & 2 != 0
+        facts.startTLSOffered = bits & 4 != 0
+        facts.startTLSRequired = bits & 8 != 0
+        facts.dialbackOffered = bits & 16 != 0
+        facts.dialbackErrorsOffered = bits & 32 != 0
+        facts.bidiOffered = bits & 64 != 0
+        facts.bidiRequested = bits & 128 != 0
+        facts.sentDialbackError = PerDirection(bits & 256 != 0, bits & 512 != 0)
+        for _ in 0..<nm {
+            guard let m = r.str() else { return nil }
+            facts.mechanisms.append(m)
+        }
+        guard let sc = r.int(), let ss = r.int() else { return nil }
+        facts.stanzas = PerDirection(sc, ss)
+        for d in Direction.allCases {
+            guard let n = r.int(), n >= 0, n <= ConnectionFacts.maxStanzaDomains else { return nil }
+            for _ in 0..<n {
+                guard let m = r.str() else { return nil }
+                facts.stanzaDomains[d].append(m)
+            }
+        }
         return ConnectionSummary(id: ConnectionID(id), input: input, client: client, server: server, clientAddress: clientAddress,
                                  serverAddress: serverAddress, firstFrame: first, lastFrame: last, closeFrame: closeFrame,
                                  close: close, tls: flags & 1 != 0, streams: streams, hidden: flags & 2 != 0,
                                  initiatorDamaged: flags & 4 != 0, streamID: streamID, initialTo: initialTo,
-                                 pickedUp: PerDirection(flags & 8 != 0, flags & 16 != 0), sasl: sasl)
+                                 pickedUp: PerDirection(flags & 8 != 0, flags & 16 != 0), sasl: sasl, facts: facts)
     }
 
     private static func int(_ v: Int, _ o: inout [UInt8]) {

@@ -101,6 +101,15 @@ public final class ConnectionModel {
     public internal(set) var preTLSFeatures: XMLElement?
     /// The pre-TLS features marked STARTTLS `<required/>`.
     public internal(set) var startTLSRequired = false
+    /// Features were seen inside TLS (a decrypted session).
+    public internal(set) var featuresInTLS = false
+    /// Some features of the acceptor offered dialback, dialback errors, bidi (kept for the
+    /// report's profile: `features` holds only the latest).
+    public internal(set) var dialbackFeatureSeen = false
+    public internal(set) var dialbackErrorsFeatureSeen = false
+    public internal(set) var bidiFeatureSeen = false
+    /// See `ConnectionFacts.stanzaDomains`.
+    public internal(set) var stanzaDomains = PerDirection<[String]>(repeating: [])
     public internal(set) var tls = false
     public internal(set) var tlsFrame: FrameRef?
     /// A stream header arrived after the switch to TLS: the session is being decrypted (key log).
@@ -348,6 +357,38 @@ public struct ConnectionSummary: Sendable {
     public var pickedUp = PerDirection(repeating: false)
     /// The SASL negotiations of the connection.
     public var sasl: [SASLNegotiation] = []
+    /// What the acceptor offered and what each side did, for the per-server profile.
+    public var facts = ConnectionFacts()
+}
+
+/// What a connection showed about the behaviour of its two servers: the acceptor's stream
+/// features (before TLS and inside it), bidi, dialback errors sent, and the stanzas each side
+/// sent. Plain observations for the report's per-server profile; none is a verdict.
+public struct ConnectionFacts: Sendable, Equatable {
+    /// The acceptor's `<stream:features/>` were seen before TLS, and inside a decrypted TLS session.
+    public var featuresBeforeTLS = false
+    public var featuresInTLS = false
+    /// The pre-TLS features offered STARTTLS, and marked it `<required/>`.
+    public var startTLSOffered = false
+    public var startTLSRequired = false
+    /// Some features offered XEP-0220 dialback (`urn:xmpp:features:dialback`), with `<errors/>`.
+    public var dialbackOffered = false
+    public var dialbackErrorsOffered = false
+    /// Some features offered XEP-0288 bidi; the initiator asked for it.
+    public var bidiOffered = false
+    public var bidiRequested = false
+    /// The SASL mechanisms of the latest features.
+    public var mechanisms: [String] = []
+    /// Each side sent a `type='error'` dialback element.
+    public var sentDialbackError = PerDirection(repeating: false)
+    /// Stanzas (`message`, `presence`, `iq`) each side sent.
+    public var stanzas = PerDirection(repeating: 0)
+    /// Domains of the `from` of stanzas a side sent while no stream header of its was seen (a
+    /// connection picked up mid-stream), the first `maxStanzaDomains`: the only hint of who it is.
+    public var stanzaDomains = PerDirection<[String]>(repeating: [])
+    public static let maxStanzaDomains = 8
+
+    public init() {}
 }
 
 extension ConnectionModel {
@@ -358,7 +399,26 @@ extension ConnectionModel {
                           streams: streams.map { StreamSummary(direction: $0.direction, to: $0.header.to, from: $0.header.from,
                                                                id: $0.header.id, version: $0.header.version, closed: $0.closed) },
                           hidden: hidden, initiatorDamaged: damaged.clientToServer || pickedUp.clientToServer,
-                          streamID: streamID, initialTo: initialHeader?.to.map(normalizedDomain), pickedUp: pickedUp, sasl: sasl)
+                          streamID: streamID, initialTo: initialHeader?.to.map(normalizedDomain), pickedUp: pickedUp, sasl: sasl,
+                          facts: facts)
+    }
+
+    /// What the connection showed about its servers' behaviour (see `ConnectionFacts`).
+    public var facts: ConnectionFacts {
+        var f = ConnectionFacts()
+        f.featuresBeforeTLS = preTLSFeatures != nil
+        f.featuresInTLS = featuresInTLS
+        f.startTLSOffered = preTLSFeatures?.child("starttls", namespace: Namespace.tls) != nil
+        f.startTLSRequired = startTLSRequired
+        f.dialbackOffered = dialbackFeatureSeen
+        f.dialbackErrorsOffered = dialbackErrorsFeatureSeen
+        f.bidiOffered = bidiFeatureSeen
+        f.bidiRequested = bidi
+        f.mechanisms = offeredMechanisms
+        f.sentDialbackError = sentDialbackError
+        f.stanzas = stanzaCount
+        f.stanzaDomains = stanzaDomains
+        return f
     }
 
     /// Judged by XEP-0220 where the profiles differ: this side advertised or used dialback errors.

@@ -16,6 +16,10 @@ public struct DialbackStep: Sendable {
     /// `type` of a reply.
     public var type: String?
     public var summary: String
+    /// The element carried an `id` attribute, and text (a key): what a typed db:result reply
+    /// need not carry (the report's per-server profile).
+    public var carriesID = false
+    public var carriesKey = false
 }
 
 /// One Server Dialback exchange (XEP-0220 steps 1–4, RFC 3920 §8.3 steps 4–10): the
@@ -39,6 +43,8 @@ public final class DialbackExchange: @unchecked Sendable {
     public internal(set) var verifyConnection: ConnectionID?
     public internal(set) var verifyFrame: FrameRef?
     public internal(set) var verifyKey: String?
+    /// The `id` the db:verify request carried (the stream id it asks about).
+    public internal(set) var verifyStreamID: String?
     public internal(set) var verifyReplyFrame: FrameRef?
     /// The AS's answer: valid, invalid or error.
     public internal(set) var verifyType: String?

@@ -429,6 +429,12 @@ public final class DialbackModel {
             if el.local == "features" && d == .serverToClient {
                 c.features = el
                 c.offeredMechanisms = DialbackModel.mechanisms(in: el)
+                if c.tls { c.featuresInTLS = true }
+                if let db = el.child("dialback", namespace: Namespace.dialbackFeature) {
+                    c.dialbackFeatureSeen = true
+                    if db.child("errors") != nil { c.dialbackErrorsFeatureSeen = true }
+                }
+                if el.child("bidi", namespace: Namespace.bidiFeature) != nil { c.bidiFeatureSeen = true }
                 if !c.tls {
                     c.preTLSFeatures = el
                     c.startTLSRequired = el.child("starttls", namespace: Namespace.tls)?.child("required") != nil
@@ -444,6 +450,10 @@ public final class DialbackModel {
         if el.local == "message" || el.local == "presence" || el.local == "iq" {
             c.stanzaCount[d] += 1
             c.carriedOnlyVerify = false
+            if c.header(d) == nil, c.stanzaDomains[d].count < ConnectionFacts.maxStanzaDomains,
+               let from = el[attribute: "from"], let domain = jidDomain(from), !domain.isEmpty, !c.stanzaDomains[d].contains(domain) {
+                c.stanzaDomains[d].append(domain)
+            }
         }
         guard el.namespace == Namespace.dialback else {
             if el.local != "features" { c.carriedOnlyVerify = c.carriedOnlyVerify && el.namespace == Namespace.streams }
@@ -517,7 +527,8 @@ public final class DialbackModel {
             x.outcome = type
             x.resultReplyFrame = e.firstFrame
             x.steps.append(DialbackStep(kind: .resultReply, connection: c.id, direction: e.direction, frame: e.firstFrame,
-                                        type: type, summary: "<db:result type='\(type ?? "")'/>"))
+                                        type: type, summary: "<db:result type='\(type ?? "")'/>",
+                                        carriesID: el[attribute: "id"] != nil, carriesKey: !el.trimmedText.isEmpty))
             onOutcome?(x)
         }
         // An answer with no request seen validates only when the request may lie where the
@@ -554,6 +565,7 @@ public final class DialbackModel {
             x.verifyConnection = c.id
             x.verifyFrame = e.firstFrame
             x.verifyKey = text
+            x.verifyStreamID = key.id
             x.authoritativeAddress = c.address(of: e.direction.reversed)
             x.steps.append(DialbackStep(kind: .verifyRequest, connection: c.id, direction: e.direction, frame: e.firstFrame,
                                         summary: "<db:verify from='\(key.from)' to='\(key.to)' id='\(key.id)'>"))

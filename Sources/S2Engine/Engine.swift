@@ -42,6 +42,10 @@ public final class Engine: ReassemblySink {
     /// Connections that never carried a byte (part of `silentConnections`).
     private var bytelessConnections = 0
     private var factsClockStarted = false
+    /// Called for every finding, listed or past the per-connection bound of its rule (live counters).
+    public var onFinding: ((_ rule: String, _ severity: Severity, _ connection: ConnectionID, _ direction: Direction, _ actor: Actor) -> Void)?
+    /// Called with the size of every piece of reassembled stream data (live traffic counters).
+    public var onStreamBytes: ((ConnectionID, Direction, Int) -> Void)?
     /// Connections seen and dialback exchanges completed, counted even when history is not kept.
     public private(set) var connectionsClosed = 0
     /// Connections closed without any XMPP stream, counted and not kept in the report.
@@ -89,8 +93,10 @@ public final class Engine: ReassemblySink {
             self.outcomes[x.outcomeName, default: 0] += 1
             self.onDialback?(x)
         }
+        // The per-server hooks (onFinding) see the findings of both stages, listed or not.
         for a in [connectionRules, correlator] {
             a.context.onViolation = { [unowned self] v in self.count(v) }
+            a.context.onUnlisted = { [unowned self] rule, severity, c, d, actor in self.onFinding?(rule, severity, c, d, actor) }
             a.context.keepViolations = configuration.retainHistory
         }
         connectionRules.context.onAnomaly = { [unowned self] a in self.record(a) }
@@ -111,15 +117,16 @@ public final class Engine: ReassemblySink {
 
     /// Opens every input first, so that a bad argument fails before any output (exit 2).
     public static func open(paths: [String], filter: String?) throws -> [PcapFileReader] {
-        var readers: [PcapFileReader] = []
-        for (i, p) in paths.enumerated() {
-            let r = try PcapFileReader(path: p, inputIndex: i, filter: filter)
-            guard LinkType(dlt: r.linkType) != nil else {
-                throw CaptureError("\(p): link type \(linkTypeName(r.linkType)) is not supported (supported: EN10MB, LINUX_SLL, LINUX_SLL2, NULL, LOOP, RAW, IPV4, IPV6)")
-            }
-            readers.append(r)
+        try paths.enumerated().map { try open(path: $0.element, inputIndex: $0.offset, filter: filter) }
+    }
+
+    /// Opens one input, checking that its link type is one the engine decodes.
+    public static func open(path: String, inputIndex: Int, filter: String?) throws -> PcapFileReader {
+        let r = try PcapFileReader(path: path, inputIndex: inputIndex, filter: filter)
+        guard LinkType(dlt: r.linkType) != nil else {
+            throw CaptureError("\(path): link type \(linkTypeName(r.linkType)) is not supported (supported: EN10MB, LINUX_SLL, LINUX_SLL2, NULL, LOOP, RAW, IPV4, IPV6)")
         }
-        return readers
+        return r
     }
 
     /// Reads one opened input to its end (or to the damage).
@@ -305,6 +312,10 @@ public final class Engine: ReassemblySink {
         report.statistics.connectionsEvicted = s.connectionsEvicted
         report.statistics.connectionsEvictedForMemory = connectionsEvictedForMemory
         report.statistics.suppressedViolations = connectionRules.context.suppressed.merging(correlator.context.suppressed, uniquingKeysWith: +)
+        // Each stage lists its unlisted findings in the order it met them; merged by first frame.
+        report.unlistedViolations = (connectionRules.context.unlisted + correlator.context.unlisted).sorted {
+            ($0.first.input, $0.first.number, $0.connection, $0.rule) < ($1.first.input, $1.first.number, $1.connection, $1.rule)
+        }
         report.notJudged = (connectionRules.context.notJudged + correlator.context.notJudged).sorted {
             ($0.frame.input, $0.frame.number, $0.connection, $0.rule, $0.why) < ($1.frame.input, $1.frame.number, $1.connection, $1.rule, $1.why)
         }
@@ -434,6 +445,7 @@ public final class Engine: ReassemblySink {
 
     public func streamData(_ c: TCPConnection, _ d: Direction, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, frame: FrameRef) {
         let ctx = context(for: c)
+        onStreamBytes?(c.id, d, bytes.count)
         if !ctx.begun[d] {
             ctx.begun[d] = true
             if !c.streamStartSeen(d) {
@@ -705,6 +717,7 @@ public final class Engine: ReassemblySink {
     private func count(_ v: Violation) {
         violationsByRule[v.rule, default: 0] += 1
         violationsBySeverity[v.severity.name, default: 0] += 1
+        onFinding?(v.rule, v.severity, v.connection, v.direction, v.actor)
         onViolation?(v)
     }
 

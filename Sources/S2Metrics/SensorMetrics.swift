@@ -42,7 +42,7 @@ public final class SensorMetrics: Sendable {
     let serverOversized: Counter
 
     static let violations = (name: "s2scope_violations_total",
-                             help: "Violations reported, by rule ID (s2scope rules) and severity.")
+                             help: "Violations, by server (the top N by traffic have their own label, the others count as other), rule ID (s2scope rules) and severity.")
     static let violationsBySeverity = (name: "s2scope_violations_by_severity_total",
                                        help: "Violations reported, by severity.")
     static let anomalies = (name: "s2scope_anomalies_total",
@@ -195,29 +195,79 @@ public struct MetricsPublisher {
     private var severities = BoundedLabel(values: Severity.allCases.map(\.name))
     private var kinds = BoundedLabel(values: AnomalyKind.allCases.map(\.rawValue))
     private var outcomes = BoundedLabel(values: SensorMetrics.outcomes)
-    private var violationCounters: [String: Counter] = [:]
+    /// Per server label, its violation counters by rule and severity (dropped when it loses the label).
+    private var violationCounters: [String: [String: Counter]] = [:]
+    /// Which servers have a label of their own (top N by traffic).
+    public let servers: ServerLabels
+    /// Labels are reassigned at most this often (seconds).
+    public var rankInterval: Double = 10
+    private var lastRank: Double?
     private var severityCounters: [String: Counter] = [:]
     private var anomalyCounters: [String: Counter] = [:]
     private var outcomeCounters: [String: Counter] = [:]
     private var interfaceCounters: [String: (interruptions: Counter, up: Gauge)] = [:]
 
-    /// - Parameter rules: every rule ID that may fire (the catalog).
-    public init(metrics: SensorMetrics, rules: some Sequence<String>) {
+    /// - Parameters:
+    ///   - rules: every rule ID that may fire (the catalog).
+    ///   - maxServers: servers with a `server` label of their own (`ServerLabels`).
+    public init(metrics: SensorMetrics, rules: some Sequence<String>, maxServers: Int = 50) {
         self.metrics = metrics
         self.rules = BoundedLabel(values: rules)
+        servers = ServerLabels(maxServers: maxServers)
     }
 
-    /// One violation, as it is reported.
+    /// One violation of a server not known by name (counted as `other`).
     public mutating func violation(rule: String, severity: Severity) {
+        violation(server: ServerLabels.other, rule: rule, severity: severity)
+    }
+
+    /// One violation by `server` (a domain or an address: see `ServerLabels`).
+    public mutating func violation(server: String, rule: String, severity: Severity) {
+        let who = server == ServerLabels.other ? server : servers.labelForFinding(Self.visible(server))
         let r = rules.value(for: rule), s = severities.value(for: severity.name)
         let key = r + "\u{0}" + s
-        if let c = violationCounters[key] { c.increment() } else {
+        if let c = violationCounters[who]?[key] { c.increment() } else {
             let c = metrics.registry.makeCounter(descriptor: SensorMetrics.descriptor(SensorMetrics.violations.name, SensorMetrics.violations.help),
-                                                 labels: [("rule", r), ("severity", s)])
-            violationCounters[key] = c
+                                                 labels: [("server", who), ("rule", r), ("severity", s)])
+            violationCounters[who, default: [:]][key] = c
             c.increment()
         }
         Self.counter(&severityCounters, metrics.registry, SensorMetrics.violationsBySeverity, "severity", s).increment()
+    }
+
+    /// `bytes` more traffic sent by `server` (what decides who has a label).
+    public mutating func traffic(server: String, bytes: Int) {
+        servers.addTraffic(Self.visible(server), bytes)
+    }
+
+    /// Reassigns the server labels (at most every `rankInterval` seconds of `now`): a server that
+    /// loses its label loses its series (its later violations count under `other`); one that gets
+    /// a label has its series from then on. Every series is a monotone counter while it exists.
+    public mutating func rankServers(now: Double) {
+        if let last = lastRank, now - last < rankInterval { return }
+        lastRank = now
+        for gone in servers.rerank(now: now).demoted {
+            for c in (violationCounters.removeValue(forKey: gone) ?? [:]).values { metrics.registry.unregisterCounter(c) }
+        }
+    }
+
+    /// A server name as a label value: control characters (never in a domain, possible in hostile
+    /// bytes) shown as `\xNN`; the text format escapes backslash, quote and line feed itself.
+    /// At most 253 characters (a domain's longest).
+    public static func visible(_ name: String) -> String {
+        var clean = name.utf8.count <= 253
+        if clean { for b in name.utf8 where b < 0x20 || b == 0x7f { clean = false; break } }
+        if clean { return name }
+        var out = ""
+        for u in name.unicodeScalars.prefix(253) {
+            if u.value < 0x20 || u.value == 0x7f {
+                let hex = String(u.value, radix: 16)
+                out += "\\x" + (hex.count == 1 ? "0" : "") + hex
+            } else {
+                out.unicodeScalars.append(u)
+            }
+        }
+        return out
     }
 
     /// One anomaly, as it is reported.

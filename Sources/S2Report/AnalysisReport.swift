@@ -58,6 +58,9 @@ public final class AnalysisReport {
     public var connections = ConnectionList()
     public var exchanges: [DialbackExchange] = []
     public var violations: [Violation] = []
+    /// Findings past the per-connection bound of each rule: counted, not listed (the server table
+    /// counts them with the listed ones).
+    public var unlistedViolations: [UnlistedViolations] = []
     public var anomalies: [Anomaly] = []
     /// Rules that had occasion to judge but lacked the evidence (REPORT.md `not_judged`).
     public var notJudged: [NotJudged] = []

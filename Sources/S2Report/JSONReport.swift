@@ -150,6 +150,16 @@ public enum JSONReport {
         w.beginArray("not_judged")
         for n in r.notJudged { notJudged(&w, n) }
         w.endArray()
+        let table = ServerTable(r)
+        w.beginArray("servers")
+        for s in table.rows { server(&w, s) }
+        w.endArray()
+        if table.rowsNotListed > 0 {
+            w.beginObject("servers_not_listed")
+            w.field("servers", table.rowsNotListed)
+            w.field("findings", table.findingsNotListed)
+            w.endObject()
+        }
         w.endObject()
         w.finish()
         sink("\n")
@@ -372,6 +382,91 @@ public enum JSONReport {
         w.endObject()
     }
 
+    static func outcomes(_ w: inout JSONWriter, _ key: String, _ o: OutcomeCounts) {
+        w.beginObject(key)
+        w.field("valid", o.valid)
+        w.field("invalid", o.invalid)
+        w.field("error", o.error)
+        w.field("pending", o.pending)
+        w.endObject()
+    }
+
+    static func field(_ w: inout JSONWriter, _ key: String, _ v: Bool?) {
+        if let v { w.field(key, v) } else { w.fieldNull(key) }
+    }
+
+    /// One row of the per-server table (REPORT.md `servers`).
+    public static func server(_ w: inout JSONWriter, _ s: ServerRow, event: Bool = false) {
+        w.beginObject()
+        if event { w.field("event", "server"); w.field("time", s.lastSeen.time.rfc3339) }
+        w.field("id", s.id)
+        w.beginArray("domains")
+        for d in s.domains { w.value(d) }
+        w.endArray()
+        if s.domainsNotListed > 0 { w.field("domains_not_listed", s.domainsNotListed) }
+        w.beginArray("authenticated_domains")
+        for d in s.authenticatedDomains { w.value(d) }
+        w.endArray()
+        w.beginArray("stanza_domains")
+        for d in s.stanzaDomains { w.value(d) }
+        w.endArray()
+        w.beginArray("addresses")
+        for a in s.addresses { w.value(a) }
+        w.endArray()
+        w.field("grouping", s.grouping)
+        w.beginArray("roles")
+        for role in s.roles { w.value(role) }
+        w.endArray()
+        outcomes(&w, "dialbacks", s.dialbacks)
+        w.beginObject("dialbacks_by_role")
+        for (role, o) in s.dialbacksByRole { outcomes(&w, role, o) }
+        w.endObject()
+        w.beginObject("connections")
+        w.field("initiated", s.connectionsInitiated)
+        w.field("accepted", s.connectionsAccepted)
+        w.endObject()
+        w.field("stanzas_sent", s.stanzasSent)
+        w.field("first_seen", s.firstSeen.time.rfc3339)
+        w.field("last_seen", s.lastSeen.time.rfc3339)
+        let p = s.profile
+        w.beginObject("profile")
+        w.field("verify_connection", p.verifyConnection)
+        w.beginObject("verify_connections")
+        w.field("separate", p.verifyConnections.separate)
+        w.field("reverse", p.verifyConnections.reverse)
+        w.endObject()
+        field(&w, "dialback_errors", p.dialbackErrors)
+        field(&w, "dialback_errors_advertised", p.dialbackErrorsAdvertised)
+        w.field("dialback_errors_sent", p.dialbackErrorsSent)
+        w.field("starttls", p.startTLS)
+        field(&w, "bidi", p.bidi)
+        field(&w, "sasl_external", p.saslExternal)
+        field(&w, "initial_header_empty_id", p.initialHeaderEmptyID)
+        field(&w, "typed_result_id", p.typedResultID)
+        field(&w, "typed_result_key", p.typedResultKey)
+        w.beginArray("stream_versions")
+        for v in p.streamVersions { w.value(v) }
+        w.endArray()
+        w.endObject()
+        w.beginArray("findings")
+        for f in s.findings {
+            w.beginObject()
+            w.field("rule", f.rule)
+            w.field("severity", f.severity.name)
+            w.field("count", f.count)
+            w.field("first", f.first.time.rfc3339)
+            w.field("last", f.last.time.rfc3339)
+            w.beginObject("example")
+            w.field("connection", f.exampleConnection.description)
+            w.field("input", f.exampleFrame.input)
+            w.field("packet", f.exampleFrame.number)
+            w.endObject()
+            w.endObject()
+        }
+        w.endArray()
+        w.endObject()
+    }
+
     /// One JSON Lines event.
     public static func line(_ body: (inout JSONWriter) -> Void) -> String {
         var w = JSONWriter(pretty: false)
@@ -379,7 +474,8 @@ public enum JSONReport {
         return w.output + "\n"
     }
 
-    /// The whole report as JSON Lines (connections, dialbacks, violations, anomalies, then stats).
+    /// The whole report as JSON Lines (connections, dialbacks, violations, anomalies, what was not
+    /// judged, the per-server table and the servers past its row bound, then stats).
     public static func lines(_ r: AnalysisReport) -> String {
         var out = ""
         writeLines(r) { out += $0 }
@@ -393,6 +489,19 @@ public enum JSONReport {
         for v in r.violations { sink(line { violation(&$0, v, event: true) }) }
         for a in r.anomalies { sink(line { anomaly(&$0, a, event: true) }) }
         for n in r.notJudged { sink(line { notJudged(&$0, n, event: true) }) }
+        let table = ServerTable(r)
+        for s in table.rows { sink(line { server(&$0, s, event: true) }) }
+        if table.rowsNotListed > 0 {
+            // As the JSON report's `servers_not_listed`: the servers past the row bound, counted.
+            sink(line { w in
+                w.beginObject()
+                w.field("event", "servers_not_listed")
+                w.field("time", r.connections.last.map { ($0.closeFrame ?? $0.lastFrame).time.rfc3339 })
+                w.field("servers", table.rowsNotListed)
+                w.field("findings", table.findingsNotListed)
+                w.endObject()
+            })
+        }
         sink(line { stats(&$0, r) })
     }
 

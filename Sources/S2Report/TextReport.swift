@@ -29,7 +29,7 @@ public struct TextReport {
         self.verbose = verbose
     }
 
-    private func paint(_ s: String, _ code: String) -> String { color ? "\u{1b}[\(code)m\(s)\u{1b}[0m" : s }
+    func paint(_ s: String, _ code: String) -> String { color ? "\u{1b}[\(code)m\(s)\u{1b}[0m" : s }
 
     private func severityLabel(_ s: Severity) -> String {
         let name = s.name.uppercased()
@@ -134,6 +134,8 @@ public struct TextReport {
             o += "         \(sasl.count) SASL authentication\(sasl.count == 1 ? "" : "s") (\(kinds.joined(separator: ", ")))\n"
         }
 
+        o += servers(ServerTable(r), inputs: r.inputs.count)
+
         if !r.exchanges.isEmpty {
             o += "\n" + paint("Dialback exchanges", "1") + "\n"
             for x in r.exchanges {
@@ -176,11 +178,17 @@ public struct TextReport {
         }
 
         if !r.violations.isEmpty {
-            o += "\n" + paint("Violations", "1") + "\n"
-            for v in r.violations {
+            // INFO and LOW findings are in the matrix; listed one by one only with --verbose.
+            let listed = verbose ? r.violations : r.violations.filter { $0.severity >= .medium }
+            o += "\n" + paint("Violations", "1") + (verbose ? "" : " at MEDIUM and above") + (listed.isEmpty ? ": none" : "") + "\n"
+            for v in listed {
                 o += "  \(severityLabel(v.severity)) \(paint(v.rule, "1"))  \(v.connection) \(v.direction.reportName) (\(v.actor.rawValue))  frame \(v.frame.number)\(r.inputs.count > 1 ? " of input \(v.frame.input)" : "")  \(v.frame.time.rfc3339)\n"
                 o += "      \(terminalSafe(v.message))\n"
                 o += "      " + paint(terminalSafe(v.evidence), "2") + "\n"
+            }
+            if listed.count < r.violations.count {
+                let n = r.violations.count - listed.count
+                o += "  (\(n) finding\(n == 1 ? "" : "s") at LOW and INFO not listed: see the matrix above, --verbose or --format json)\n"
             }
             if !r.statistics.suppressedViolations.isEmpty {
                 let s = r.statistics.suppressedViolations.sorted { $0.key < $1.key }.map { "\($0.key) ×\($0.value)" }

@@ -45,6 +45,20 @@ public struct NotJudged: Sendable {
     }
 }
 
+/// Findings past `RuleConfiguration.maxPerRuleAndConnection`: not listed, but counted per
+/// connection, direction, actor, rule and severity, with the first and last frame, so that the
+/// per-server table counts every occasion and charges it to the right party.
+public struct UnlistedViolations: Sendable {
+    public var rule: String
+    public var severity: Severity
+    public var connection: ConnectionID
+    public var direction: Direction
+    public var actor: Actor
+    public var count: Int
+    public var first: FrameRef
+    public var last: FrameRef
+}
+
 /// What a later event means for a demanded reaction.
 public enum ReactionVerdict {
     case pending
@@ -95,6 +109,19 @@ public final class RuleContext {
     public private(set) var violations: [Violation] = []
     /// Findings not kept because of `maxPerRuleAndConnection`, by rule.
     public private(set) var suppressed: [String: Int] = [:]
+    /// The same findings by connection, direction, actor, rule and severity (offline runs only),
+    /// in the order first met.
+    public private(set) var unlisted: [UnlistedViolations] = []
+    private struct UnlistedKey: Hashable {
+        var connection: ConnectionID
+        var direction: Direction
+        var actor: String
+        var rule: String
+        var severity: Severity
+    }
+    private var unlistedIndex: [UnlistedKey: Int] = [:]
+    /// Called for each finding not listed (live counters still count it).
+    public var onUnlisted: ((_ rule: String, _ severity: Severity, _ connection: ConnectionID, _ direction: Direction, _ actor: Actor) -> Void)?
     /// Called when a rule's bound is reached (one `limit-reached` anomaly; the engine records it).
     public var onAnomaly: ((Anomaly) -> Void)?
     /// Called for each violation as it is judged (live output).
@@ -176,6 +203,19 @@ public final class RuleContext {
         perKey[c, default: [:]][desc.id] = n + 1
         if n >= configuration.maxPerRuleAndConnection {
             suppressed[desc.id, default: 0] += 1
+            let sev = severity ?? desc.severity
+            if keepViolations {
+                let key = UnlistedKey(connection: c, direction: d, actor: actor.rawValue, rule: desc.id, severity: sev)
+                if let i = unlistedIndex[key] {
+                    unlisted[i].count += 1
+                    unlisted[i].last = frame
+                } else {
+                    unlistedIndex[key] = unlisted.count
+                    unlisted.append(UnlistedViolations(rule: desc.id, severity: sev, connection: c, direction: d, actor: actor,
+                                                       count: 1, first: frame, last: frame))
+                }
+            }
+            onUnlisted?(desc.id, sev, c, d, actor)
             return
         }
         let v = Violation(rule: desc.id, severity: severity ?? desc.severity, connection: c, direction: d, actor: actor,

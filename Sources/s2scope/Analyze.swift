@@ -143,8 +143,11 @@ struct Analyze: ParsableCommand {
             checked', never 'passed'.
             """)
 
-    @Argument(help: ArgumentHelp("Capture files (pcap or pcapng), or '-' for standard input.", valueName: "file"))
+    @Argument(help: ArgumentHelp("Capture files (pcap or pcapng), directories of them (with --recursive), or '-' for standard input.", valueName: "file"))
     var files: [String]
+
+    @Flag(name: [.short, .long], help: "Analyse the pcap/pcapng files in the directories given, and below, in the order of their first packet (files are recognised by their content, not their names; hidden directories and links to directories are not entered).")
+    var recursive = false
 
     @OptionGroup var analysis: AnalysisOptions
 
@@ -213,11 +216,36 @@ struct Analyze: ParsableCommand {
     func run() throws {
         var configuration = try analysis.makeConfiguration()
         configuration.threads = threads == 0 ? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) : threads
+        // Directories become the captures in them, in the order of their first packet.
+        let files: [String]
+        do {
+            let expansion = try CaptureFiles.expand(self.files, recursive: recursive)
+            files = expansion.files
+            if !quiet && expansion.skipped > 0 {
+                fputs("s2scope: \(expansion.skipped) file\(expansion.skipped == 1 ? "" : "s") in the directories given \(expansion.skipped == 1 ? "is" : "are") not a pcap/pcapng capture and \(expansion.skipped == 1 ? "was" : "were") skipped\n", stderr)
+            }
+            if !quiet && expansion.directoriesNotEntered > 0 {
+                fputs("s2scope: \(expansion.directoriesNotEntered) hidden or linked director\(expansion.directoriesNotEntered == 1 ? "y was" : "ies were") not entered\n", stderr)
+            }
+        } catch let e as CaptureError {
+            throw FatalError(message: e.message)
+        }
+        if files.isEmpty { throw FatalError(message: "no pcap/pcapng capture in \(self.files.joined(separator: ", "))") }
         // pcapng files may carry their TLS key log (editcap --inject-secrets); libpcap skips it.
         for note in configuration.loadEmbeddedSecrets(paths: files) where !quiet { fputs("s2scope: \(note)\n", stderr) }
-        let readers: [PcapFileReader]
+        // Every input is checked before any output (exit 2 for a bad one). Regular files are opened
+        // again when their turn comes, so that a directory of thousands of captures does not hold
+        // thousands of descriptors; standard input and pipes stay open (they cannot be read twice).
+        var readers: [PcapFileReader?] = []
+        var inputs: [FactInput] = []
+        var total: Int64 = 0
         do {
-            readers = try Engine.open(paths: files, filter: configuration.filter)
+            for (i, path) in files.enumerated() {
+                let r = try Engine.open(path: path, inputIndex: i, filter: configuration.filter)
+                total += r.fileSize ?? 0
+                inputs.append(FactInput(path: r.path, format: r.format.rawValue, link_type: linkTypeName(r.linkType)))
+                readers.append(path != "-" && isRegularFile(path) && files.count > 64 ? nil : r)
+            }
         } catch let e as CaptureError {
             throw FatalError(message: e.message)
         }
@@ -232,17 +260,27 @@ struct Analyze: ParsableCommand {
             }
             let out = factsFile!
             let writer = FactWriter { fputs($0, out) }
-            writer.header(sensor: sensor ?? hostName(),
-                          inputs: readers.map { FactInput(path: $0.path, format: $0.format.rawValue, link_type: linkTypeName($0.linkType)) })
+            writer.header(sensor: sensor ?? hostName(), inputs: inputs)
             engine.facts = writer
         }
         if configuration.threads > 1 && engine.parsingThreads < configuration.threads - 1 && !quiet {
             fputs("s2scope: could start only \(engine.parsingThreads) of \(configuration.threads - 1) parsing threads; going on with \(engine.parsingThreads + 1)\n", stderr)
         }
-        let progress = Progress(enabled: !quiet && isatty(2) == 1, total: readers.compactMap(\.fileSize).reduce(0, +))
-        for r in readers {
+        let progress = Progress(enabled: !quiet && isatty(2) == 1, total: total)
+        for i in readers.indices {
+            let r: PcapFileReader
+            if let open = readers[i] {
+                r = open
+            } else {
+                do {
+                    r = try Engine.open(path: files[i], inputIndex: i, filter: configuration.filter)
+                } catch let e as CaptureError {
+                    throw FatalError(message: "\(e.message) (it could be read a moment ago)")
+                }
+            }
             engine.read(r) { progress.update($0) }
             progress.finishInput(r)
+            readers[i] = nil
         }
         progress.clear()
         let report = engine.finish()
@@ -291,6 +329,11 @@ func hostName() -> String {
     guard gethostname(&buf, buf.count - 1) == 0 else { return "sensor" }
     let name = String(cString: buf)
     return name.isEmpty ? "sensor" : name
+}
+
+func isRegularFile(_ path: String) -> Bool {
+    var st = stat()
+    return stat(path, &st) == 0 && (st.st_mode & S_IFMT) == S_IFREG
 }
 
 /// Writes to the file (or standard output) as `body` produces the text.

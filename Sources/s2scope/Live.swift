@@ -103,6 +103,9 @@ struct Live: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Serve Prometheus metrics at http://ADDR:PORT/metrics; repeatable. ADDR is an IPv4 address, a bracketed IPv6 address ([::1], [::] = IPv6 and IPv4), 'localhost', or empty (:9269 = every address of both families).", valueName: "addr:port"))
     var metrics: [String] = []
 
+    @Option(name: .long, help: ArgumentHelp("Servers with a label of their own in s2scope_violations_total{server,rule,severity}: the top N by traffic (bytes sent, decaying with a 5-minute half-life); every other server counts as server=\"other\". Bounds that metric to (N+1) × the rule/severity pairs seen.", valueName: "n"))
+    var metricsServers: Int = 50
+
     func validate() throws {
         if interfaces.isEmpty { throw ValidationError("give at least one interface with -i (e.g. -i eth0, or -i any)") }
         if format == .json { throw ValidationError("live output is a stream: use --format jsonl or --format text") }
@@ -110,6 +113,7 @@ struct Live: ParsableCommand {
         for m in metrics {
             if case .failure(let e) = ListenAddress.parse(m) { throw ValidationError("--metrics \(e)") }
         }
+        if !(0...10_000).contains(metricsServers) { throw ValidationError("--metrics-servers takes 0 to 10000") }
     }
 
     func run() throws {
@@ -169,7 +173,7 @@ struct Live: ParsableCommand {
         } catch {
             throw FatalError(message: error.message)
         }
-        var publisher = sensorMetrics.map { MetricsPublisher(metrics: $0, rules: RuleCatalog.all.map(\.id)) }
+        var publisher = sensorMetrics.map { MetricsPublisher(metrics: $0, rules: RuleCatalog.all.map(\.id), maxServers: metricsServers) }
         let text = TextReport(color: false)
         let engine = Engine(configuration: configuration)
         if configuration.threads > 1 && engine.parsingThreads < configuration.threads - 1 {
@@ -196,7 +200,6 @@ struct Live: ParsableCommand {
             format == .jsonl ? JSONReport.line { JSONReport.anomaly(&$0, a, event: true) } : text.line(for: a)
         }
         engine.onViolation = { v in
-            publisher?.violation(rule: v.rule, severity: v.severity)
             emit(format == .jsonl ? JSONReport.line { JSONReport.violation(&$0, v, event: true) } : text.line(for: v))
         }
         engine.onDialback = { x in
@@ -209,6 +212,11 @@ struct Live: ParsableCommand {
         engine.onConnectionClosed = { c, tls in
             if format == .jsonl { emit(JSONReport.line { JSONReport.connection(&$0, c.summary, event: true, tls: tls) }) }
         }
+        // Every finding (also those past a rule's listing bound) under the name of the server that
+        // broke the rule, and every server's traffic, which decides who has a label (issue #18).
+        let attribution = publisher == nil ? nil : ServerAttribution(engine: engine)
+        attribution?.onFinding = { server, rule, severity in publisher?.violation(server: server, rule: rule, severity: severity) }
+        attribution?.onTraffic = { server, bytes in publisher?.traffic(server: server, bytes: bytes) }
 
         var lastStats = start
         var frames = 0
@@ -260,6 +268,8 @@ struct Live: ParsableCommand {
         }
         func publish() {
             guard publisher != nil else { return }
+            attribution?.flush()
+            publisher?.rankServers(now: wallClock())
             let s = capture.statistics()
             var t = SensorTotals()
             t.packets = engine.report.statistics.packets

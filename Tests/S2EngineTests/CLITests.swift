@@ -89,14 +89,86 @@ struct CLITests {
         #expect(Set(conns.map { $0["input"] as! Int }) == [0, 1])
     }
 
+    /// `analyze -r DIR`: the captures in a directory tree, recognised by content and read in the
+    /// order of their first packet (a rotation's names need not sort that way), form one report
+    /// with one server table — the same as the files given in time order.
+    @Test func recursiveDirectoryIsReadInTimeOrder() throws {
+        let lab = repoRoot.appendingPathComponent("fixtures/lab")
+        let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("s2scope-recursive-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let fm = FileManager.default
+        try fm.createDirectory(at: dir.appendingPathComponent("sub"), withIntermediateDirectories: true)
+        try fm.createDirectory(at: dir.appendingPathComponent(".hidden"), withIntermediateDirectories: true)
+        // Name order (cap10 < cap2 < sub/cap9) is not time order (rotated-1, -2, -3).
+        try fm.copyItem(at: lab.appendingPathComponent("rotated-1.pcap"), to: dir.appendingPathComponent("cap10"))
+        try fm.copyItem(at: lab.appendingPathComponent("rotated-3.pcap"), to: dir.appendingPathComponent("cap2"))
+        try fm.copyItem(at: lab.appendingPathComponent("rotated-2.pcap"), to: dir.appendingPathComponent("sub/cap9"))
+        try fm.copyItem(at: lab.appendingPathComponent("bad-no-to.pcap"), to: dir.appendingPathComponent(".hidden/other.pcap"))
+        try Data("not a capture\n".utf8).write(to: dir.appendingPathComponent("notes.txt"))
+
+        let r = try runS2Scope(["analyze", "--format", "json", "--recursive", dir.path])
+        #expect(r.status == 0, "\(r.stderr)")
+        #expect(r.stderr.contains("1 file in the directories given is not a pcap/pcapng capture and was skipped"), "\(r.stderr)")
+        #expect(r.stderr.contains("1 hidden or linked directory was not entered"), "\(r.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        let paths = (json["inputs"] as! [[String: Any]]).map { ($0["path"] as! String).replacingOccurrences(of: dir.path + "/", with: "") }
+        #expect(paths == ["cap10", "sub/cap9", "cap2"])
+
+        let inOrder = try runS2Scope(["analyze", "--format", "json"] + ["rotated-1.pcap", "rotated-2.pcap", "rotated-3.pcap"].map { lab.appendingPathComponent($0).path })
+        let expected = try JSONSerialization.jsonObject(with: Data(inOrder.stdout.utf8)) as! [String: Any]
+        func digest(_ j: [String: Any]) -> String {
+            let keep = ["dialbacks", "violations", "servers", "summary"].map { k -> String in
+                let d = try! JSONSerialization.data(withJSONObject: j[k]!, options: [.sortedKeys])
+                return k + String(decoding: d, as: UTF8.self)
+            }
+            return keep.joined(separator: "\n")
+        }
+        #expect(digest(json) == digest(expected), "a directory read in time order gives the report of the files in time order")
+        #expect((json["servers"] as! [[String: Any]]).count == 2)
+        #expect((json["summary"] as! [String: Any])["midstream_connections"] as? Int == 0, "one session across the files")
+
+        let plain = try runS2Scope(["analyze", dir.path])
+        #expect(plain.status == 2)
+        #expect(plain.stderr.contains("is a directory; give --recursive"), "\(plain.stderr)")
+        let empty = dir.appendingPathComponent("sub/empty")
+        try fm.createDirectory(at: empty, withIntermediateDirectories: true)
+        let none = try runS2Scope(["analyze", "-r", empty.path])
+        #expect(none.status == 2 && none.stderr.contains("no pcap/pcapng capture"), "\(none.stderr)")
+    }
+
+    /// Many files: each is checked before any output and opened again when its turn comes (the
+    /// same capture 70 times: equal first packets are ordered by path).
+    @Test func manyFilesFromADirectory() throws {
+        let dir = URL(fileURLWithPath: NSTemporaryDirectory()).appendingPathComponent("s2scope-many-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        for i in 0..<70 {
+            try FileManager.default.copyItem(atPath: fixture, toPath: dir.appendingPathComponent(String(format: "p%02d.pcap", i)).path)
+        }
+        let r = try runS2Scope(["analyze", "--format", "json", "-r", dir.path])
+        #expect(r.status == 0, "\(r.stderr)")
+        let json = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as! [String: Any]
+        let inputs = (json["inputs"] as! [[String: Any]]).map { ($0["path"] as! String).components(separatedBy: "/").last! }
+        #expect(inputs == (0..<70).map { String(format: "p%02d.pcap", $0) })
+        #expect((json["dialbacks"] as! [Any]).count == 140)
+        let servers = json["servers"] as! [[String: Any]]
+        #expect(servers.count == 2 && servers.allSatisfy { ($0["dialbacks"] as! [String: Int])["valid"] == 140 })
+    }
+
     @Test func jsonLinesAreOneObjectPerLine() throws {
         let r = try runS2Scope(["analyze", "--format", "jsonl", fixture])
         let lines = r.stdout.split(separator: "\n")
         #expect(lines.count > 3)
+        var servers = 0
         for l in lines {
             let o = try JSONSerialization.jsonObject(with: Data(l.utf8)) as! [String: Any]
-            #expect(["connection", "dialback", "violation", "anomaly", "stats"].contains(o["event"] as! String))
+            #expect(["connection", "dialback", "violation", "anomaly", "not_judged", "server", "stats"].contains(o["event"] as! String))
+            if o["event"] as? String == "server" {
+                servers += 1
+                #expect(o["id"] as? String == "S\(servers)" && (o["findings"] as? [Any]) != nil)
+            }
         }
+        #expect(servers == 2, "one server event per row of the server table (a.lab, b.lab)")
         #expect(lines.last?.contains("\"stats\"") == true)
     }
 

@@ -70,6 +70,27 @@ struct VerdictTests {
 
     /// XEP-0288's own dialback example (bidi), with the verifications it implies made visible:
     /// nothing at medium or above.
+    /// The receiving server's db:verify and its answer are lost, and the loss shows only at a
+    /// later packet of that connection, after the `valid`: the connection the receiving server
+    /// opened toward the sender domain could not be read, so verification was attempted where
+    /// the capture cannot follow it and DB-CORR-9 stays silent (before: MEDIUM, seen on a damaged
+    /// copy of multi-server).
+    @Test func verifyLostInAHoleDeclaredLateIsNotJudged() throws {
+        let t = [Example.openA, Example.resultA,
+                 "@2 10.0.0.2 -> 10.0.0.1",
+                 "2C> $HDR to='a.example' from='b.example'>",
+                 "2S> $HDR from='a.example' to='b.example' id='s2'>",
+                 "2C~ <db:verify from='b.example' to='a.example' id='s1'>\(Example.key)</db:verify>",
+                 "2S~ <db:verify from='a.example' to='b.example' id='s1' type='valid'/>",
+                 Example.validA, "+2", "2C> <presence from='v@b.example/r' to='u@a.example'/>"].joined(separator: "\n")
+        let r = try Engine.analyze(transcript: t)
+        let hits = r.violations.filter { $0.rule == "DB-CORR-9" }
+        #expect(hits.isEmpty, "\(hits.map { "\($0.severity) \($0.message)" })")
+        // With nothing lost the same answer is MEDIUM.
+        let plain = try Engine.analyze(transcript: [Example.openA, Example.resultA, Example.validA].joined(separator: "\n"))
+        #expect(plain.violations.filter { $0.rule == "DB-CORR-9" }.map(\.severity) == [.medium])
+    }
+
     @Test func xep0288ExampleIsClean() throws {
         let t = """
             C> $HDR to='montague.lit' from='capulet.lit'>

@@ -100,6 +100,20 @@ enum Chromium {
         try run(["--dump-dom"], page: page).stdout
     }
 
+    /// Runs `steps` on `page` through the DevTools protocol (scripts/html-drive.py: real mouse
+    /// clicks, evaluations, screenshots) and returns each step's result.
+    static func drive(_ page: URL, _ steps: [[String: Any]]) throws -> [Any] {
+        let bin = try binary.get()
+        let json = String(decoding: try JSONSerialization.data(withJSONObject: steps), as: UTF8.self)
+        let r = try runTool("/usr/bin/python3", [repoRoot.appendingPathComponent("scripts/html-drive.py").path, bin, page.absoluteString, json],
+                            timeout: 180)
+        guard let out = try? JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [[String: Any]] else {
+            throw ToolError(description: "html-drive.py exited \(r.status): \(r.stdout.suffix(500)) \(r.stderr.suffix(1000))")
+        }
+        if let failed = out.first(where: { $0["error"] != nil }) { throw ToolError(description: "html-drive.py: \(failed)") }
+        return out.map { $0["result"] ?? NSNull() }
+    }
+
     static func screenshot(_ page: URL, to png: URL, width: Int = 1400, height: Int = 2000) throws {
         try? FileManager.default.removeItem(at: png)
         _ = try run(["--hide-scrollbars", "--screenshot=\(png.path)", "--window-size=\(width),\(height)"], page: page)

@@ -98,6 +98,10 @@ struct SchemaTests {
             "schema": { $0.replacingOccurrences(of: "\"s2scope/1\"", with: "\"s2scope/2\"") },
             "time": { $0.replacingOccurrences(of: "\"start\": \"2", with: "\"start\": \"yesterday 2") },
             "missing": { $0.replacingOccurrences(of: "\"evidence\":", with: "\"proof\":") },
+            "server-id": { $0.replacingOccurrences(of: "\"id\": \"S1\"", with: "\"id\": \"server-1\"") },
+            "server-verify": { $0.replacingOccurrences(of: "\"verify_connection\": \"reverse\"", with: "\"verify_connection\": \"sideways\"") },
+            "server-role": { $0.replacingOccurrences(of: "\"roles\": [\n        \"originating\"", with: "\"roles\": [\n        \"bystander\"") },
+            "server-finding": { $0.replacingOccurrences(of: "\"count\": 1,", with: "\"count\": 0,") },
         ]
         for (name, f) in broken {
             let text = f(good)

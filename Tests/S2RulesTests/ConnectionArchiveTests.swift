@@ -28,7 +28,25 @@ struct ConnectionArchiveTests {
                 n.condition = k == 0 ? nil : "not-authorized"
                 n.outcomeFrame = k == 0 ? FrameRef(input: 0, number: id + k + 1, time: t) : nil
                 return n
-            })
+            },
+            facts: facts(id))
+    }
+
+    static func facts(_ id: Int) -> ConnectionFacts {
+        var f = ConnectionFacts()
+        f.featuresBeforeTLS = id % 2 == 0
+        f.featuresInTLS = id % 3 == 0
+        f.startTLSOffered = id % 4 < 2
+        f.startTLSRequired = id % 4 == 0
+        f.dialbackOffered = id % 5 != 0
+        f.dialbackErrorsOffered = id % 6 == 0
+        f.bidiOffered = id % 7 < 3
+        f.bidiRequested = id % 7 == 1
+        f.mechanisms = Array(["EXTERNAL", "X-\u{1b}ä"].prefix(id % 3))
+        f.sentDialbackError = PerDirection(id % 2 == 1, id % 9 == 0)
+        f.stanzas = PerDirection(id * 1000, id)
+        f.stanzaDomains = PerDirection(Array(["a.example", "\u{202e}b.example"].prefix(id % 3)), id % 2 == 0 ? ["c\(id).example"] : [])
+        return f
     }
 
     static func same(_ a: ConnectionSummary, _ b: ConnectionSummary) -> Bool {
@@ -37,7 +55,7 @@ struct ConnectionArchiveTests {
             && a.lastFrame == b.lastFrame && a.closeFrame == b.closeFrame && a.close == b.close && a.tls == b.tls
             && a.hidden == b.hidden && a.initiatorDamaged == b.initiatorDamaged && a.streamID == b.streamID
             && a.initialTo == b.initialTo && a.streams.count == b.streams.count
-            && a.sasl == b.sasl
+            && a.sasl == b.sasl && a.facts == b.facts
             && zip(a.streams, b.streams).allSatisfy {
                 $0.direction == $1.direction && $0.to == $1.to && $0.from == $1.from && $0.id == $1.id
                     && $0.version == $1.version && $0.closed == $1.closed

@@ -149,10 +149,10 @@ part_b() {
   $CHECK valid "$WORK/full-snapshot.jsonl" || fail "(b) the full file is not valid JSON Lines"
   [ "$(metric 9270 s2scope_output_up)" = 0 ] || fail "(b) s2scope_output_up is not 0 after the failure"
   # The analysis goes on: the next replay is counted while nothing is written.
-  p1=$(metric 9270 s2scope_packets_total); v1=$(metric 9270 's2scope_violations_total{rule="STANZA-ADDR-1",severity="high"}')
+  p1=$(metric 9270 s2scope_packets_total); v1=$(metric 9270 's2scope_violations_total{server="evil.lab",rule="STANZA-ADDR-1",severity="high"}')
   replay bad-no-to
   sleep 1
-  p2=$(metric 9270 s2scope_packets_total); v2=$(metric 9270 's2scope_violations_total{rule="STANZA-ADDR-1",severity="high"}')
+  p2=$(metric 9270 s2scope_packets_total); v2=$(metric 9270 's2scope_violations_total{server="evil.lab",rule="STANZA-ADDR-1",severity="high"}')
   log "while the output is failed: packets $p1 -> $p2, STANZA-ADDR-1 ${v1:-absent} -> ${v2:-absent}, events lost $(metric 9270 s2scope_output_events_lost_total)"
   if [ -z "$p2" ] || [ "${p2%.*}" -le "${p1%.*}" ]; then fail "(b) packets did not grow while the output was failed ($p1 -> $p2)"; fi
   [ "$v2" = 1 ] || fail "(b) the STANZA-ADDR-1 of the replay during the failure is not counted ($v2)"

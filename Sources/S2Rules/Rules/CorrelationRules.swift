@@ -298,6 +298,15 @@ final class DBCorr9: Rule {
               !c.tls, !c.saslSucceeded else { return }
         let rs = c.address(of: e.direction)
         let since = x.resultFrame.time
+        let rendered = el.render()
+        // Losses are declared late (by a later acknowledgment): a verify lost on another connection
+        // shows as a hole only then, so the other connections are looked at a moment later.
+        ctx.later(ctx.configuration.timers.react, after: e.firstFrame.time) { [self] in
+            judge(ctx, c, e, x, rs: rs, since: since, evidence: rendered)
+        }
+    }
+
+    private func judge(_ ctx: RuleContext, _ c: ConnectionModel, _ e: XMPPEvent, _ x: DialbackExchange, rs: String, since: Timestamp, evidence: String) {
         // A connection from the RS toward the sender domain opened meanwhile, unreadable, means
         // verification was attempted where the capture cannot follow it.
         if ctx.model.unreadableConnection(from: rs, to: x.originating, openedSince: since) { return }
@@ -310,6 +319,6 @@ final class DBCorr9: Rule {
                    unseenPath
                        ? "The receiving server answered valid for \(x.pair) with no db:verify for this key in the capture; it has connections the capture cannot read (encrypted, picked up mid-stream, lossy, or other addresses), or the capture lost packets meanwhile, so the verify may have travelled where it was not seen."
                        : "The receiving server answered valid for \(x.pair) with no db:verify for this key anywhere in the capture and no TLS or SASL on the stream (the verification may have travelled outside the capture).",
-                   evidence: el.render())
+                   evidence: evidence)
     }
 }

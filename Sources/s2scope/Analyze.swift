@@ -290,13 +290,7 @@ struct Analyze: ParsableCommand {
         }
         // With the facts on standard output the report is written only to a file (-o).
         if facts != "-" || output != nil {
-            switch format {
-            case .json: try stream(to: output) { f in JSONReport.write(report) { fputs($0, f) } }
-            case .jsonl: try stream(to: output) { f in JSONReport.writeLines(report) { fputs($0, f) } }
-            case .text:
-                let useColor = color ?? (output == nil && isatty(1) == 1 && getenv("NO_COLOR") == nil)
-                try write(TextReport(color: useColor, verbose: verbose).render(report), to: output)
-            }
+            try writeReport(report, format: format, to: output, color: color, verbose: verbose)
         }
         if let html { try write(HTMLReport().render(report), to: html == "-" ? nil : html) }
         if writePcap != nil || writePcapng != nil {
@@ -337,6 +331,17 @@ func isRegularFile(_ path: String) -> Bool {
 }
 
 /// Writes to the file (or standard output) as `body` produces the text.
+/// The report in the chosen format, to the file or standard output (`analyze` and `correlate`).
+func writeReport(_ report: AnalysisReport, format: OutputFormat, to output: String?, color: Bool?, verbose: Bool) throws {
+    switch format {
+    case .json: try stream(to: output) { f in JSONReport.write(report) { fputs($0, f) } }
+    case .jsonl: try stream(to: output) { f in JSONReport.writeLines(report) { fputs($0, f) } }
+    case .text:
+        let useColor = color ?? (output == nil && isatty(1) == 1 && getenv("NO_COLOR") == nil)
+        try write(TextReport(color: useColor, verbose: verbose).render(report), to: output)
+    }
+}
+
 func stream(to path: String?, _ body: (UnsafeMutablePointer<FILE>) -> Void) throws {
     if let path {
         guard let f = fopen(path, "w") else { throw FatalError(message: "\(path): cannot write (\(String(cString: strerror(errno))))") }

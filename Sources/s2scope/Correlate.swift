@@ -80,13 +80,7 @@ struct Correlate: ParsableCommand {
         } catch let e as FactError {
             throw FatalError(message: e.description)
         }
-        switch format {
-        case .json: try stream(to: output) { f in JSONReport.write(report) { fputs($0, f) } }
-        case .jsonl: try stream(to: output) { f in JSONReport.writeLines(report) { fputs($0, f) } }
-        case .text:
-            let useColor = color ?? (output == nil && isatty(1) == 1 && getenv("NO_COLOR") == nil)
-            try write(TextReport(color: useColor, verbose: verbose).render(report), to: output)
-        }
+        try writeReport(report, format: format, to: output, color: color, verbose: verbose)
         if let html { try write(HTMLReport().render(report), to: html == "-" ? nil : html) }
         if report.count(atLeast: analysis.failOn.severity) > 0 { throw ExitCode(1) }
     }

@@ -423,6 +423,21 @@ md=$(python3 "$RENDER" "$RESULTS" \
   --machine "$(nproc) cores, $cpu, $ram RAM, Linux $(uname -r); $swiftv; $gccv; $tsharkv; libpcap $pcapv; expat $expatv" \
   --load "$LOAD" --code "$code" --seed "$SEED" --threads "$THREADS" --runs "$RUNS" \
   --ceiling "$ceiling_note" --profile "$PROFILE_MD")
+# Issue #19: the Spark job (local[2]) on the largest capture cut into flow-hashed shards, next to one
+# s2scope process on the same file in the same run (spark/bench.sh; BENCH_SPARK=0 skips it). pyspark
+# goes into the venv `make spark-test` uses; Java comes from install-deps.sh test.
+if [ "${BENCH_SPARK:-1}" != 0 ]; then
+  big=${SIZES##* }
+  venv="$ROOT/.build-spark-venv"
+  if [ ! -x "$venv/bin/python" ] || ! "$venv/bin/python" -c 'import pyspark' 2>/dev/null; then
+    log "spark: setting up $venv (pyspark from PyPI)"
+    python3 -m venv "$venv" && "$venv/bin/pip" install -q -r "$ROOT/spark/requirements.txt" >&2
+  fi
+  log "spark: the Spark job on $big in 4 shards (spark/bench.sh)"
+  spark_out=$(S2SCOPE="$S2SCOPE" SPARK_PYTHON="$venv/bin/python" BENCH_WORK="$DATA/spark-$big" \
+    bash "$ROOT/spark/bench.sh" "$(capture_of "$big")" 4 2>&2) || { spark_out+=$'\n\n**the Spark job failed or its verdicts differ (see above)**'; REPORTS_OK=0; }
+  md+=$'\n\n## Many sensors on Spark (issue #19, `spark/bench.sh`, same run)\n\n'"$spark_out"
+fi
 echo "$md"
 if [ -n "$MD" ]; then
   mkdir -p "$(dirname "$MD")"

@@ -623,6 +623,11 @@ public final class DialbackModel {
     /// (no db:verify anywhere) may lie in what the sensor dropped, on a connection it never saw.
     public func lossObserved(since time: Timestamp) -> Bool { lastLoss >= time }
 
+    /// Packets the capture itself lost at `time` (kernel or interface drops in a live run): no
+    /// connection may show a hole for them, since a connection whose last packets were dropped
+    /// simply goes silent.
+    public func noteLoss(at time: Timestamp) { if time > lastLoss { lastLoss = time } }
+
     /// Whether some connection with `address` at either end, alive at some point in `window`,
     /// could not be fully read (TLS without keys, a mid-stream pickup, lost bytes).
     public func unreadableConnection(involving address: String, during window: ClosedRange<Timestamp>) -> Bool {

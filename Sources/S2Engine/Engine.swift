@@ -772,6 +772,13 @@ public final class Engine: ReassemblySink {
         }
     }
 
+    /// The capture lost packets (kernel or interface drops) by capture time `t`: rules that would
+    /// judge an absence since then hold back (`DialbackModel.noteLoss`).
+    public func noteCaptureLoss(at t: Timestamp) {
+        connectionRules.model.noteLoss(at: t)
+        correlator.model.noteLoss(at: t)
+    }
+
     /// With parsing threads: everything read so far is judged now. A live sensor calls it after
     /// each batch of packets, so findings do not wait for a parse round to fill.
     public func flushParsing() { parallel?.flush() }

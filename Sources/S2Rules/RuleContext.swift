@@ -349,12 +349,19 @@ public final class RuleContext {
     /// alone, so that the verdict does not depend on what other connections (or threads) saw first.
     private func deadlinePassed(_ x: Expectation) {
         let c = model.connection(x.connection)
-        if c.map({ $0.damaged.clientToServer || $0.damaged.serverToClient }) ?? false {
+        // A connection silent since the trigger, in a capture that lost packets since then, may
+        // have reacted in what was lost (its close dropped by a loaded sensor): as after a hole
+        // of its own, the reaction is judged only when the connection's end shows it.
+        if silentInLoss(x, c) || (c.map({ $0.damaged.clientToServer || $0.damaged.serverToClient }) ?? false) {
             x.due = true
         } else {
             x.done = true
             missed(x)
         }
+    }
+
+    private func silentInLoss(_ x: Expectation, _ c: ConnectionModel?) -> Bool {
+        (c.map { $0.lastFrame.time <= x.trigger.time } ?? false) && model.lossObserved(since: x.trigger.time)
     }
 
     func hasFindings(on c: ConnectionID) -> Bool { perKey[c] != nil || expectations[c] != nil }
@@ -379,7 +386,7 @@ public final class RuleContext {
             x.done = true
             if decided > x.deadline {
                 // A wire close by the reactor comes after any hole in its stream was declared.
-                if x.due && !(c.end?.closedOnWire(by: x.direction) ?? false) {
+                if (x.due || silentInLoss(x, c)) && !(c.end?.closedOnWire(by: x.direction) ?? false) {
                     skip(x.rule, x.connection, x.trigger, .gap)
                 } else {
                     missed(x)

@@ -353,10 +353,12 @@ struct Live: ParsableCommand {
             if n == 0, let t = lastPacketTime { engine.advanceIdle(to: t.adding(seconds: wall - lastPacketWall)) }
             reportCaptureEvents()
             let s = capture.statistics()
+            let droppedBefore = drops.dropped
             if let first = drops.observe(received: s.received, dropped: s.dropped + s.interfaceDropped, at: now()) {
                 engine.anomaly(first)
                 fputs("s2scope: warning: \(first.message)\n", stderr)
             }
+            if drops.dropped > droppedBefore, let t = lastPacketTime { engine.noteCaptureLoss(at: t) }
             handleOutput()
             if statsInterval > 0 && wall - lastStats >= statsInterval {
                 lastStats = wall

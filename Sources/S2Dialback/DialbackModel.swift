@@ -181,7 +181,7 @@ public final class DialbackModel {
 
     /// Bytes of direction `d` were lost or skipped: what they carried is unknown.
     public func markDamaged(_ c: ConnectionModel, _ d: Direction) {
-        if c.lastFrame.time > lastLoss { lastLoss = c.lastFrame.time }
+        noteLoss(at: c.lastFrame.time)
         c.damaged[d] = true
         c.complete[d] = false
         if c.missing[d] == nil { c.missing[d] = .gap }

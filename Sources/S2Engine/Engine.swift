@@ -250,10 +250,7 @@ public final class Engine: ReassemblySink {
             break
         }
         if let parallel {
-            if frame.time > lastAdvance {
-                lastAdvance = frame.time
-                parallel.step(.advance(frame.time))
-            }
+            logAdvance(to: frame.time, parallel)
             parallel.packetDone()
         } else {
             if let tlsKeys, tlsKeys.hasWaitingSessions { tlsKeys.expire(now: frame.time) }
@@ -762,10 +759,7 @@ public final class Engine: ReassemblySink {
         reassembler.expire(now: t)
         if let parallel {
             // The closes the expiry logged are applied before the timers move on, as in capture order.
-            if t > lastAdvance {
-                lastAdvance = t
-                parallel.step(.advance(t))
-            }
+            logAdvance(to: t, parallel)
             parallel.flush()
         } else {
             advanceRules(to: t)
@@ -782,6 +776,13 @@ public final class Engine: ReassemblySink {
     /// With parsing threads: everything read so far is judged now. A live sensor calls it after
     /// each batch of packets, so findings do not wait for a parse round to fill.
     public func flushParsing() { parallel?.flush() }
+
+    /// With parsing threads, time moves on as a step of the round, in its place among the packets.
+    private func logAdvance(to t: Timestamp, _ parallel: ParallelParsing) {
+        guard t > lastAdvance else { return }
+        lastAdvance = t
+        parallel.step(.advance(t))
+    }
 
     /// Capture time reached `t`: both stages' reaction timers fire.
     func advanceRules(to t: Timestamp) {

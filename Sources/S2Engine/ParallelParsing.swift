@@ -163,10 +163,7 @@ final class ParallelParsing {
 
     /// Applies everything still logged or in flight, then stops the workers.
     func finish() {
-        guard !stopped else { return }
-        submit()
-        if let last = inFlight { apply(last) }
-        inFlight = nil
+        flush()
         stopWorkers()
     }
 

@@ -137,3 +137,23 @@ extension ParallelStressTests {
         }
     }
 }
+
+extension ParallelStressTests {
+    /// Engines given up in the middle of every capture, with rounds in flight on 15 workers: each
+    /// stops its workers without judging what they hold (under the sanitizers: no race with the
+    /// workers, nothing used after it was freed), and a full run afterwards is unaffected.
+    @Test func enginesDroppedMidCaptureStopTheirWorkers() throws {
+        for path in Self.liveCaptures {
+            let engine = Engine(configuration: Self.configuration(threads: 16, round: (1, 1), secretsFor: [path]))
+            #expect(engine.parsingThreads == 15)
+            let reader = try Engine.open(path: path, inputIndex: 0, filter: nil)
+            var n = 0
+            _ = reader.read { p in
+                engine.process(p.bytes, linkType: p.linkType, frame: p.frame, wireLength: p.wireLength)
+                n += 1
+                return n < 12
+            }
+        }
+        #expect(try Self.report(Self.tls, threads: 16, round: (1, 1)) == (try Self.tlsReport.get()))
+    }
+}

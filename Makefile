@@ -98,12 +98,16 @@ fuzz:
 	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh $(FUZZ_TARGETS)
 
 # The whole test suite under AddressSanitizer, then under ThreadSanitizer, each in its own build
-# folder. Suppressed leaks are not S2Scope's: objects kept until exit by libXCTest, Foundation's
-# Process and FileManager, and ArgumentParser's error path in the (sanitized) s2scope children.
+# folder. Suppressed leaks are not S2Scope's: objects kept until exit by libXCTest and Foundation's
+# Process, ArgumentParser's error path in the (sanitized) s2scope children, and the 4 KiB blocks that
+# FoundationEssentials' readBytesFromFile allocates and never frees when the tests read a child's
+# output with FileManager.contents(atPath:) (135 reports, 5.4 MB in the whole suite; nothing of ours
+# on the stack but that call). Named by that function, not by the library, so that a leak of ours
+# which passes through Foundation still fails the run.
 sanitize:
 	@scripts/install-deps.sh test
 	mkdir -p .build-asan
-	printf 'leak:libXCTest.so\nleak:libFoundation.so\nleak:libFoundationEssentials.so\nleak:ArgumentParser\n' > .build-asan/lsan-suppressions.txt
+	printf 'leak:libXCTest.so\nleak:libFoundation.so\nleak:FoundationEssentials17readBytesFromFile\nleak:ArgumentParser\n' > .build-asan/lsan-suppressions.txt
 	SWIFT_BACKTRACE=enable=no LSAN_OPTIONS=suppressions=$(CURDIR)/.build-asan/lsan-suppressions.txt \
 		$(SWIFT) test --sanitize=address --scratch-path .build-asan
 	SWIFT_BACKTRACE=enable=no $(SWIFT) test --sanitize=thread --scratch-path .build-tsan

@@ -51,7 +51,7 @@ public final class XMPPStreamDecoder {
     public var connection: ConnectionID?
     public private(set) var mode: Mode = .xml
     /// The latest stream header of this direction.
-    public private(set) var header: StreamHeader?
+    public private(set) var header: StreamHeader? { didSet { syntheticCache = nil } }
     /// Bytes seen after the switch to TLS.
     public private(set) var encryptedBytes: UInt64 = 0
     /// Bytes skipped while resynchronising.
@@ -112,7 +112,7 @@ public final class XMPPStreamDecoder {
     /// No header of this direction was seen: elements are parsed in an assumed s2s context
     /// (`jabber:server`, `stream`, `db`) plus the prefixes learned from what followed.
     private var assumedContext = false
-    private var learnedDeclarations: [NamespaceDeclaration] = []
+    private var learnedDeclarations: [NamespaceDeclaration] = [] { didSet { syntheticCache = nil } }
     /// Set while resynchronising at the start of a mid-stream pickup: the cut element is
     /// expected, not a loss worth an `xml-desync` anomaly.
     private var pickupSkip = false
@@ -646,7 +646,18 @@ public final class XMPPStreamDecoder {
         }
     }
 
+    /// The synthetic header of `primeParser`, rebuilt only when the header or the learned prefixes
+    /// change (both clear it): a parser is primed every time a parked stream resumes.
+    private var syntheticCache: [UInt8]?
+
     private func syntheticHeader() -> [UInt8] {
+        if let c = syntheticCache { return c }
+        let bytes = buildSyntheticHeader()
+        syntheticCache = bytes
+        return bytes
+    }
+
+    private func buildSyntheticHeader() -> [UInt8] {
         let h = header
         let sp = h?.prefix ?? "stream"
         var decls = h?.declarations ?? [NamespaceDeclaration(prefix: nil, uri: Namespace.server),

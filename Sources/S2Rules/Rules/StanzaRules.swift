@@ -300,7 +300,7 @@ final class StanzaIQ2: Rule {
                 index[key] = serials
                 waiting[c.id] = onConnection + 1
                 waitingRequests[serials] = Pending(key: key, frame: e.firstFrame, connection: c.id,
-                                                   evidence: String(el.render().prefix(Self.evidenceLength)), losses: ctx.lossEvents)
+                                                   evidence: el.renderPrefix(Self.evidenceLength), losses: ctx.lossEvents)
                 deadlines.append((serials, e.firstFrame.time))
             case "result", "error":
                 if let serial = index.removeValue(forKey: Key(id: id, from: to, to: from)),

@@ -128,13 +128,15 @@ public struct JSONWriter {
     /// JSON string escaping (RFC 8259): quotes, backslash and every control character.
     public static func appendString(_ s: String, to out: inout [UInt8]) {
         out.append(0x22)
-        var plain = true
-        for u in s.utf8 where u < 0x20 || u == 0x22 || u == 0x5c || u == 0x7f || u >= 0xc2 {
-            plain = false
-            break
+        // On the contiguous UTF-8 of a native string: iterating `String.UTF8View` costs ~10
+        // instructions a byte.
+        var s = s
+        let plain = s.withUTF8 { u -> Bool in
+            for b in u where b < 0x20 || b == 0x22 || b == 0x5c || b == 0x7f || b >= 0xc2 { return false }
+            out.append(contentsOf: u)
+            return true
         }
         if plain {
-            out.append(contentsOf: s.utf8)
             out.append(0x22)
             return
         }

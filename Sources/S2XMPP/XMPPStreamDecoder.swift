@@ -359,6 +359,7 @@ public final class XMPPStreamDecoder {
         _ = XML_SetBillionLaughsAttackProtectionMaximumAmplification(p, 100)
         _ = XML_SetBillionLaughsAttackProtectionActivationThreshold(p, 1 << 20)
         parser = p
+        trimmedHandlers = false
         parserBase = base
         elementsInParser = 0
         depth = 0
@@ -785,8 +786,21 @@ public final class XMPPStreamDecoder {
             // content; keeping no text is faster and keeps message bodies out of reports.
             keptDepth = 1
             keepText = false
+            // Nothing inside a stanza needs its namespace declarations: expat need not call back
+            // for them (its own checks, unbound prefixes included, still run). Text still calls
+            // back: its progress is what tells a long body from one huge token (`maxTokenBytes`).
+            XML_SetNamespaceDeclHandler(parser!, nil, nil)
+            trimmedHandlers = true
         }
         stack.append(XMLElement(local: local, namespace: ns, prefix: prefix, attributes: attributes, declarations: decls))
+    }
+
+    /// Declarations matter again once a stanza ended (those of the next element).
+    private var trimmedHandlers = false
+
+    private func restoreHandlers() {
+        XML_SetNamespaceDeclHandler(parser!, onNamespaceStart, nil)
+        trimmedHandlers = false
     }
 
     /// Whether an element starting now (one level below the current depth) enters the kept tree.
@@ -813,6 +827,7 @@ public final class XMPPStreamDecoder {
             let done = stack.removeLast()
             if stack.isEmpty {
                 depth -= 1
+                if trimmedHandlers { restoreHandlers() }
                 let el = done
                 if end - elementStart > UInt64(limits.maxElementBytes) {
                     el.truncated = true
@@ -832,6 +847,7 @@ public final class XMPPStreamDecoder {
             stack[stack.count - 1].children.append(done)
         }
         depth -= 1
+        if depth == 1 && trimmedHandlers { restoreHandlers() }
     }
 
     fileprivate func characters(_ s: UnsafePointer<CChar>, _ len: Int32) {

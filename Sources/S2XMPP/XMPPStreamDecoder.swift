@@ -80,16 +80,10 @@ public final class XMPPStreamDecoder {
     private var parserBase: Int64 = 0
     private var suppressHeader = false
     private var depth = 0
-    private var pendingDeclarations: [NamespaceDeclaration] = []
     private var hadXMLDeclaration = false
     private var declaredEncoding: String?
-    private var stack: [XMLElement] = []
-    private var nodeCount = 0
-    /// Depth below the top-level element kept for the current element (stanzas: 1).
-    private var keptDepth = 8
-    /// Whether text is kept for the current element (not for stanzas).
-    private var keepText = true
-    private var elementStart: UInt64 = 0
+    /// The tree of the current top-level element, within the limits.
+    private var builder: ElementBuilder
     private var headerStart: UInt64 = 0
     private var lastStartTagEnd: UInt64 = 0
     private var lastEventEnd: UInt64 = 0
@@ -125,6 +119,7 @@ public final class XMPPStreamDecoder {
         self.direction = direction
         self.limits = limits
         self.sink = sink
+        builder = ElementBuilder(limits: limits)
     }
 
     deinit { destroyParser() }
@@ -238,7 +233,7 @@ public final class XMPPStreamDecoder {
             lastEventEnd = 0
             lastTextEnd = 0
             lastStartTagEnd = 0
-            elementStart = 0
+            builder.resetOffsets()
             resyncFrom = 0
             resyncCarry = []
         }
@@ -266,7 +261,7 @@ public final class XMPPStreamDecoder {
             data = rest.buffer
             off += UInt64(consumed)
         }
-        index.trim(before: depth >= 2 ? min(elementStart, lastEventEnd) : lastEventEnd)
+        index.trim(before: depth >= 2 ? min(builder.elementStart, lastEventEnd) : lastEventEnd)
         if mode == .xml, let p = parser, depth == 1, elementsInParser == 0, max(lastEventEnd, lastTextEnd) >= fedEnd, pendingStop == nil,
            !suppressHeader, header != nil {
             XML_ParserFree(p)
@@ -363,8 +358,7 @@ public final class XMPPStreamDecoder {
         parserBase = base
         elementsInParser = 0
         depth = 0
-        stack = []
-        pendingDeclarations = []
+        builder.reset()
         hadXMLDeclaration = false
         declaredEncoding = nil
         pendingStop = nil
@@ -376,7 +370,7 @@ public final class XMPPStreamDecoder {
             parser = nil
         }
         parked = false
-        stack = []
+        builder.dropTree()
     }
 
     /// Absolute stream offset of expat's current event.
@@ -725,10 +719,9 @@ public final class XMPPStreamDecoder {
         lastStartTagEnd = end
         if depth == 0 {
             let (ns, local, prefix) = splitName(name)
-            let decls = pendingDeclarations
-            pendingDeclarations = []
+            let decls = builder.takeDeclarations()
             var attributes: [XMLAttribute] = []
-            readAttributes(atts, into: &attributes)
+            ElementBuilder.readAttributes(atts, into: &attributes)
             var h = StreamHeader(local: local, namespace: ns, prefix: prefix, attributes: attributes, declarations: decls)
             h.hadXMLDeclaration = hadXMLDeclaration
             h.declaredEncoding = declaredEncoding
@@ -745,54 +738,23 @@ public final class XMPPStreamDecoder {
             }
             return
         }
-        let kept = nextStartIsKept(end: end)
-        depth += 1
-        if depth > limits.maxNestingDepth {
+        if depth + 1 > limits.maxNestingDepth {
+            depth += 1
             sink.xmppAnomaly(Anomaly(kind: .limitReached, connection: connection, direction: direction, frame: index.frame(at: start),
                                      message: "XML nesting deeper than \(limits.maxNestingDepth) levels; parsing resumes at the next top-level element"))
             pendingStop = (.resync, end)
             XML_StopParser(parser!, XML_FALSE)
             return
         }
-        if depth == 2 {
-            if sync == .firstElementDone { sync = .synced }
-            elementStart = start
-            nodeCount = 0
-            keptDepth = limits.maxTreeDepth
-            keepText = true
-            stack.removeAll(keepingCapacity: true)
-        }
-        guard kept else {
-            pendingDeclarations.removeAll(keepingCapacity: true)
-            if !stack.isEmpty && keepText { stack[stack.count - 1].truncated = true }
-            return
-        }
-        // Names, attributes and text become Strings only for the nodes the tree keeps; a stanza's
-        // children keep only their names (the IQ rules count them and look for <error/>).
-        let (ns, local, prefix) = splitName(name)
-        nodeCount += 1
-        if depth == 3 && !keepText {
-            pendingDeclarations.removeAll(keepingCapacity: true)
-            stack.append(XMLElement(local: local, namespace: ns, prefix: prefix))
-            return
-        }
-        let decls = pendingDeclarations
-        pendingDeclarations = []
-        var attributes: [XMLAttribute] = []
-        readAttributes(atts, into: &attributes)
-        if depth == 2 && (local == "message" || local == "presence" || local == "iq")
-            && (ns == Namespace.server || ns == Namespace.client) {
-            // Stanzas: rules need their addresses and the names of their children, never their
-            // content; keeping no text is faster and keeps message bodies out of reports.
-            keptDepth = 1
-            keepText = false
+        depth += 1
+        if depth == 2 && sync == .firstElementDone { sync = .synced }
+        if builder.start(depth: depth, at: start, end: end, name: name, attributes: atts) == .keptStanza {
             // Nothing inside a stanza needs its namespace declarations: expat need not call back
             // for them (its own checks, unbound prefixes included, still run). Text still calls
             // back: its progress is what tells a long body from one huge token (`maxTokenBytes`).
             XML_SetNamespaceDeclHandler(parser!, nil, nil)
             trimmedHandlers = true
         }
-        stack.append(XMLElement(local: local, namespace: ns, prefix: prefix, attributes: attributes, declarations: decls))
     }
 
     /// Declarations matter again once a stanza ended (those of the next element).
@@ -801,15 +763,6 @@ public final class XMPPStreamDecoder {
     private func restoreHandlers() {
         XML_SetNamespaceDeclHandler(parser!, onNamespaceStart, nil)
         trimmedHandlers = false
-    }
-
-    /// Whether an element starting now (one level below the current depth) enters the kept tree.
-    @inline(__always)
-    private func nextStartIsKept(end: UInt64) -> Bool {
-        let d = depth + 1
-        if d == 2 { return true }
-        return stack.count == d - 2 && d - 2 <= keptDepth && nodeCount < limits.maxNodes
-            && end - elementStart <= UInt64(limits.maxElementBytes)
     }
 
     fileprivate func endElement() {
@@ -823,28 +776,24 @@ public final class XMPPStreamDecoder {
             XML_StopParser(parser!, XML_FALSE)
             return
         }
-        if stack.count == depth - 1 {
-            let done = stack.removeLast()
-            if stack.isEmpty {
-                depth -= 1
-                if trimmedHandlers { restoreHandlers() }
-                let el = done
-                if end - elementStart > UInt64(limits.maxElementBytes) {
-                    el.truncated = true
-                    sink.xmppAnomaly(Anomaly(kind: .limitReached, connection: connection, direction: direction,
-                                             frame: index.frame(at: elementStart), bytes: end - elementStart,
-                                             message: "top-level <\(el.qualifiedName)> spans \(end - elementStart) bytes, over the \(limits.maxElementBytes)-byte element cap; its content was not kept"))
-                }
-                _ = el.fromDomain
-                _ = el.toDomain
-                _ = el.isStanza
-                elementsInParser += 1
-                let tentative = sync == .firstElement
-                if tentative { sync = .firstElementDone }
-                emit(.element(el), start: elementStart, end: end, tentative: tentative)
-                return
+        if let el = builder.end(depth: depth) {
+            depth -= 1
+            if trimmedHandlers { restoreHandlers() }
+            let elementStart = builder.elementStart
+            if end - elementStart > UInt64(limits.maxElementBytes) {
+                el.truncated = true
+                sink.xmppAnomaly(Anomaly(kind: .limitReached, connection: connection, direction: direction,
+                                         frame: index.frame(at: elementStart), bytes: end - elementStart,
+                                         message: "top-level <\(el.qualifiedName)> spans \(end - elementStart) bytes, over the \(limits.maxElementBytes)-byte element cap; its content was not kept"))
             }
-            stack[stack.count - 1].children.append(done)
+            _ = el.fromDomain
+            _ = el.toDomain
+            _ = el.isStanza
+            elementsInParser += 1
+            let tentative = sync == .firstElement
+            if tentative { sync = .firstElementDone }
+            emit(.element(el), start: elementStart, end: end, tentative: tentative)
+            return
         }
         depth -= 1
         if depth == 1 && trimmedHandlers { restoreHandlers() }
@@ -852,21 +801,14 @@ public final class XMPPStreamDecoder {
 
     fileprivate func characters(_ s: UnsafePointer<CChar>, _ len: Int32) {
         lastTextEnd = max(lastTextEnd, currentEnd())
-        guard keepText, depth >= 2, stack.count == depth - 1, len > 0 else { return }
-        let i = stack.count - 1
-        if stack[i].text.utf8.count + Int(len) > limits.maxTextBytes {
-            stack[i].truncated = true
-            return
-        }
-        let buf = UnsafeRawBufferPointer(start: s, count: Int(len))
-        stack[i].text += String(decoding: buf, as: UTF8.self)
+        // Inside a stanza, or between top-level elements, no text is kept.
+        if depth >= 2 && !trimmedHandlers { builder.text(depth: depth, s, len) }
     }
 
     fileprivate func namespaceStart(_ prefix: UnsafePointer<CChar>?, _ uri: UnsafePointer<CChar>?) {
         // Declarations are kept only for elements the tree keeps (and the stream header).
-        guard depth == 0 || nextStartIsKept(end: lastEventEnd) else { return }
-        pendingDeclarations.append(NamespaceDeclaration(prefix: prefix.map { String(cString: $0) },
-                                                        uri: uri.map { String(cString: $0) } ?? ""))
+        guard depth == 0 || builder.keepsNextStart(below: depth, end: lastEventEnd) else { return }
+        builder.declare(prefix: prefix.map { String(cString: $0) }, uri: uri.map { String(cString: $0) } ?? "")
     }
 
     fileprivate func restricted(_ r: RestrictedXML) {
@@ -892,16 +834,6 @@ public final class XMPPStreamDecoder {
         // A DTD never reaches the entity expander: stop here and resynchronise after it.
         pendingStop = (.resync, currentOffset() + 1)
         XML_StopParser(parser!, XML_FALSE)
-    }
-
-    private func readAttributes(_ atts: UnsafeMutablePointer<UnsafePointer<CChar>?>?, into out: inout [XMLAttribute]) {
-        guard let atts else { return }
-        var i = 0
-        while let n = atts[i], let v = atts[i + 1] {
-            let (ns, local, prefix) = splitName(n)
-            out.append(XMLAttribute(local: local, namespace: ns, prefix: prefix, value: String(cString: v)))
-            i += 2
-        }
     }
 }
 

@@ -130,6 +130,10 @@ struct ElementBuilder {
 
     static func readAttributes(_ atts: UnsafeMutablePointer<UnsafePointer<CChar>?>?, into out: inout [XMLAttribute]) {
         guard let atts else { return }
+        var n = 0
+        while atts[n] != nil { n += 2 }
+        if n == 0 { return }
+        out.reserveCapacity(n / 2)  // grown one by one, the array was reallocated for most elements
         var i = 0
         while let n = atts[i], let v = atts[i + 1] {
             let (ns, local, prefix) = splitName(n)

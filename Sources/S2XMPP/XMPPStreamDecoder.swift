@@ -788,7 +788,11 @@ public final class XMPPStreamDecoder {
             }
             _ = el.fromDomain
             _ = el.toDomain
-            _ = el.isStanza
+            if el.isStanza && el.local == "iq" {
+                _ = el.normalizedFrom
+                _ = el.normalizedTo
+                if let t = el[attribute: "type"], t == "get" || t == "set" { _ = el.shortEvidence }
+            }
             elementsInParser += 1
             let tentative = sync == .firstElement
             if tentative { sync = .firstElementDone }

@@ -78,7 +78,6 @@ public final class XMLElement: @unchecked Sendable {
     /// the stream decoder computes them once, on the parsing thread.
     public private(set) lazy var fromDomain: String? = self[attribute: "from"].flatMap(jidDomain)
     public private(set) lazy var toDomain: String? = self[attribute: "to"].flatMap(jidDomain)
-    /// `<message/>`, `<presence/>` or `<iq/>` in jabber:server or jabber:client.
     /// The `from` and `to` JIDs as compared (`normalizedJID`; empty when absent). IQ pairing asks
     /// for them: the decoder computes them for IQs on the parsing thread.
     public private(set) lazy var normalizedFrom: String = normalizedJID(self[attribute: "from"] ?? "")
@@ -87,6 +86,7 @@ public final class XMLElement: @unchecked Sendable {
     /// while its answer is awaited (IQ get/set; the decoder renders it on the parsing thread).
     public private(set) lazy var shortEvidence: String = renderPrefix(XMLElement.shortEvidenceLength)
     public static let shortEvidenceLength = 200
+    /// `<message/>`, `<presence/>` or `<iq/>` in jabber:server or jabber:client.
     public private(set) lazy var isStanza: Bool = (local == "message" || local == "presence" || local == "iq")
         && (namespace == Namespace.server || namespace == Namespace.client)
 

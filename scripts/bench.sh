@@ -30,7 +30,9 @@
 #                            BENCH_ENGINE_SIZE capture; 0 skips
 #   BENCH_FIXTURES=1         byte-identical reports for every thread count on every capture in fixtures/
 #   BENCH_LIVE=auto          `live --threads 2` replaying the BENCH_LIVE_SIZE=100M capture at
-#                            BENCH_LIVE_RATE=1000 Mbit/s on a veth pair (scripts/lab/live-replay-bench.sh);
+#                            BENCH_LIVE_RATE=1000 Mbit/s on a veth pair (scripts/lab/live-replay-bench.sh)
+#                            with a BENCH_LIVE_BUFFER=134217728-byte kernel ring (--buffer-size: what holds
+#                            the burst while the analysis catches up);
 #                            auto: when root with network namespaces; 0 skips; 1 demands it
 #   BENCH_PROFILE=0          1: also profile s2scope (callgrind on a 10M capture; perf if it can sample)
 #   BENCH_DATA=/var/tmp/s2scope-bench   captures, truth files, reports, the C programs' binaries
@@ -60,6 +62,7 @@ FIXTURES="${BENCH_FIXTURES:-1}"
 LIVE="${BENCH_LIVE:-auto}"
 LIVE_SIZE="${BENCH_LIVE_SIZE:-100M}"
 LIVE_RATE="${BENCH_LIVE_RATE:-1000}"
+LIVE_BUFFER="${BENCH_LIVE_BUFFER:-134217728}"
 PROFILE="${BENCH_PROFILE:-0}"
 MD="${BENCH_MD-$ROOT/docs/BENCH.md}"
 SKIP_BUILD="${BENCH_SKIP_BUILD:-0}"
@@ -350,11 +353,11 @@ if [ "$LIVE" != 0 ]; then
     fi
     log "live: replaying $lf at $LIVE_RATE Mbit/s on a veth pair (s2scope live ${largs:-without --threads: it has no such option})"
     set +e
-    S2SCOPE="$S2SCOPE" LIVE_ARGS="$largs" bash "$ROOT/scripts/lab/live-replay-bench.sh" "$lf" "$LIVE_RATE" > "$DATA/live.log" 2>"$DATA/live.stderr"
+    S2SCOPE="$S2SCOPE" LIVE_ARGS="$largs" BUFFER="$LIVE_BUFFER" bash "$ROOT/scripts/lab/live-replay-bench.sh" "$lf" "$LIVE_RATE" > "$DATA/live.log" 2>"$DATA/live.stderr"
     rc=$?
     set -e
     if [ $rc -eq 0 ]; then
-      emit live ran "$LIVE_SIZE" "$LIVE_RATE" "${largs:-none}" "$DATA/live.log"
+      emit live ran "$LIVE_SIZE" "$LIVE_RATE" "${largs:-none}" "$DATA/live.log" "$LIVE_BUFFER"
     else
       tail -5 "$DATA/live.stderr" >&2
       emit live failed "exit $rc: $(tail -1 "$DATA/live.stderr" | tr '\t' ' ')"

@@ -312,6 +312,7 @@ def render_checks(w, o, threads, t_ref, sizes, times, checks, verdicts, fixtures
     if live:
         if live[0] == "ran":
             lsize, rate, largs, logf = live[1:5]
+            buffer = live[5] if len(live) > 5 else None
             text = open(logf).read()
 
             def field(name):
@@ -321,10 +322,13 @@ def render_checks(w, o, threads, t_ref, sizes, times, checks, verdicts, fixtures
             hwm = re.search(r"peak RSS \(VmHWM\):\s*([0-9.]+) MiB", text)
             rated = re.search(r"Rated: .*?([0-9.]+) Mbps", text)
             received = field("kernel_received")
+            # Packets s2scope's kernel filter lets through: the rest of the capture is not s2s
+            # traffic and is not expected to reach the sensor.
+            admitted = field("packets admitted") or sent
             no_drops = kd == "0" and idrop in ("0", None, "None")
             missing = ""
-            if sent and received and sent.isdigit() and received.isdigit() and int(received) < int(sent):
-                missing = (f"; **{int(sent) - int(received):,} packets sent never reached the capture** "
+            if admitted and received and admitted.isdigit() and received.isdigit() and int(received) < int(admitted):
+                missing = (f"; **{int(admitted) - int(received):,} packets admitted by the filter never reached the capture** "
                            f"(kernel_received {int(received):,}), and no drop counter counts them")
             threads_note = f"`live {largs}`" if largs != "none" else "`live` (it has no `--threads` option yet, so one thread)"
             verdict = met(no_drops and not missing) if largs != "none" else \
@@ -332,7 +336,8 @@ def render_checks(w, o, threads, t_ref, sizes, times, checks, verdicts, fixtures
             def num(v):
                 return f"{int(v):,}" if v and v.isdigit() else str(v)
             w(f"- {threads_note} replaying {lsize} at {rate} Mbit/s on a veth pair (tcpreplay achieved "
-              f"{rated.group(1) if rated else '?'} Mbit/s): {num(sent)} packets sent, {num(analysed)} analysed, "
+              f"{rated.group(1) if rated else '?'} Mbit/s{', --buffer-size ' + str(int(buffer) >> 20) + ' MiB' if buffer and buffer.isdigit() else ''}): "
+              f"{num(sent)} packets sent, {num(admitted)} admitted by the capture filter, {num(analysed)} analysed, "
               f"kernel drops (ps_drop) {num(kd)}, interface drops {num(idrop)}, peak RSS {hwm.group(1) if hwm else '?'} MiB{missing} — {verdict}")
         elif live[0] == "skipped":
             w(f"- `live --threads 2` on a veth pair: skipped ({live[1]})")

@@ -28,7 +28,12 @@ public final class ConnectionArchive {
 
     public var count: Int { offsets.count + inMemory.count }
 
+    /// XMPP streams of every archived connection: counted as they come, so the report's total
+    /// does not read the archive back.
+    public private(set) var streamCount = 0
+
     public func append(_ s: ConnectionSummary) {
+        streamCount += s.streams.count
         if wantsFile {
             wantsFile = false
             file = tmpfile()
@@ -263,6 +268,12 @@ public struct ConnectionList: RandomAccessCollection, Sendable {
         self.archive = ArchiveReference(archive)
         ids = archive.ids
         held = []
+    }
+
+    /// The XMPP streams of all these connections.
+    public var streamCount: Int {
+        guard let archive else { return held.reduce(0) { $0 + $1.streams.count } }
+        return archive.archive.streamCount
     }
 
     public var startIndex: Int { 0 }

@@ -57,6 +57,21 @@ public struct Timestamp: Hashable, Comparable, Sendable {
         let (y, m, d) = Timestamp.civil(fromDays: days)
         var frac = Int64(nanoseconds)
         for _ in 0..<(9 - fractionDigits) { frac /= 10 }
+        if (0...9999).contains(y) && (0..<1_000_000_000).contains(frac) {
+            // Every finding and connection carries a time: digits into a small buffer, not a dozen
+            // interpolated Strings.
+            var b: [UInt8] = []
+            b.reserveCapacity(32)
+            func digits(_ v: Int64, _ width: Int) {
+                var d = v, place = 1 as Int64
+                for _ in 1..<width { place *= 10 }
+                while place > 0 { b.append(0x30 + UInt8(d / place)); d %= place; place /= 10 }
+            }
+            digits(y, 4); b.append(0x2d); digits(m, 2); b.append(0x2d); digits(d, 2); b.append(0x54)
+            digits(secs / 3600, 2); b.append(0x3a); digits(secs % 3600 / 60, 2); b.append(0x3a)
+            digits(secs % 60, 2); b.append(0x2e); digits(frac, fractionDigits); b.append(0x5a)
+            return String(decoding: b, as: UTF8.self)
+        }
         return "\(pad(y, 4))-\(pad(m, 2))-\(pad(d, 2))T\(pad(secs / 3600, 2)):\(pad(secs % 3600 / 60, 2)):"
             + "\(pad(secs % 60, 2)).\(pad(frac, fractionDigits))Z"
     }

@@ -399,8 +399,21 @@ public final class TCPReassembler {
         size = min(size, keep)
         var grown = [UInt8](repeating: 0, count: size)
         if h.ringFilled > 0 && !h.ring.isEmpty {
-            let old = UInt64(h.ring.count)
-            for o in (end - UInt64(h.ringFilled))..<end { grown[Int(o % UInt64(size))] = h.ring[Int(o % old)] }
+            // In runs that wrap in neither ring (at most three): a byte loop with two divisions
+            // per byte cost 2 % of a whole analysis.
+            let old = h.ring.count
+            let filled = min(h.ringFilled, old, size)
+            var o = end - UInt64(filled)
+            h.ring.withUnsafeBytes { src in
+                grown.withUnsafeMutableBytes { dst in
+                    while o < end {
+                        let si = Int(o % UInt64(old)), di = Int(o % UInt64(size))
+                        let run = min(Int(end - o), old - si, size - di)
+                        dst.baseAddress!.advanced(by: di).copyMemory(from: src.baseAddress!.advanced(by: si), byteCount: run)
+                        o += UInt64(run)
+                    }
+                }
+            }
         }
         ringBytes += size - h.ring.count
         h.ring = grown

@@ -73,5 +73,5 @@ public final class AnalysisReport {
     /// Violations at or above `severity`.
     public func count(atLeast severity: Severity) -> Int { violations.filter { $0.severity >= severity }.count }
 
-    public var xmppStreamCount: Int { connections.reduce(0) { $0 + $1.streams.count } }
+    public var xmppStreamCount: Int { connections.streamCount }
 }

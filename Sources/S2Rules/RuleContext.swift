@@ -434,7 +434,20 @@ public final class RuleContext {
     /// context would keep it, its model and every connection alive after the run (a cycle that
     /// AddressSanitizer's leak check reported for every engine).
     func later(_ seconds: Double, after t: Timestamp, _ body: @escaping (RuleContext) -> Void) {
-        deferred.append((t.adding(seconds: seconds), body))
+        let at = t.adding(seconds: seconds)
+        if deferredHead == deferred.count { wake = min(wake, at) }
+        deferred.append((at, body))
+    }
+
+    /// The earliest of the first postponed judgement's time and the first deadline: capture time
+    /// up to it fires nothing, and `advance` (every event, both analyzers) returns at once.
+    private var wake = Timestamp(seconds: .max, nanoseconds: 0)
+
+    private func updateWake() {
+        var w = Timestamp(seconds: .max, nanoseconds: 0)
+        if deferredHead < deferred.count { w = deferred[deferredHead].at }
+        if let d = deadlines.first, d.deadline < w { w = d.deadline }
+        wake = w
     }
 
     /// Runs every postponed judgement whose time came (all of them when `t` is nil: the end).
@@ -453,11 +466,13 @@ public final class RuleContext {
             deferred.removeFirst(deferredHead)
             deferredHead = 0
         }
+        updateWake()
     }
 
     func advance(to t: Timestamp) {
         now = t
         if captureStart == nil { captureStart = t }
+        guard t > wake else { return }
         if deferredHead < deferred.count, t > deferred[deferredHead].at { runDeferred(until: t) }
         while let due = deadlines.first, t > due.deadline {
             popDeadline()
@@ -469,6 +484,7 @@ public final class RuleContext {
             }
             if settled { sweep(due.connection) }
         }
+        updateWake()
     }
 
     // MARK: the deadline heap
@@ -478,6 +494,7 @@ public final class RuleContext {
     }
 
     private func pushDeadline(_ x: Due) {
+        if x.deadline < wake { wake = x.deadline }
         deadlines.append(x)
         var i = deadlines.count - 1
         while i > 0 {

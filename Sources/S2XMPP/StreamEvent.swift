@@ -50,10 +50,10 @@ public struct StreamHeader: Sendable, Hashable {
 
     /// The header's start tag as sent (escaped, at most `limit` characters).
     public func render(limit: Int = 400) -> String {
-        var out = ""
-        XMLElement.renderStartTag(prefix.map { "\($0):\(local)" } ?? local, declarations, attributes, into: &out)
-        out += ">"
-        return out.count > limit ? String(out.prefix(limit)) + "…" : out
+        var out: [UInt8] = []
+        XMLElement.renderStartTag(prefix, local, declarations, attributes, into: &out)
+        out.append(0x3e)
+        return XMLElement.finish(out, limit: limit, ellipsis: true)
     }
 }
 

@@ -51,7 +51,7 @@ public final class XMPPStreamDecoder {
     public var connection: ConnectionID?
     public private(set) var mode: Mode = .xml
     /// The latest stream header of this direction.
-    public private(set) var header: StreamHeader?
+    public private(set) var header: StreamHeader? { didSet { syntheticCache = nil } }
     /// Bytes seen after the switch to TLS.
     public private(set) var encryptedBytes: UInt64 = 0
     /// Bytes skipped while resynchronising.
@@ -80,16 +80,10 @@ public final class XMPPStreamDecoder {
     private var parserBase: Int64 = 0
     private var suppressHeader = false
     private var depth = 0
-    private var pendingDeclarations: [NamespaceDeclaration] = []
     private var hadXMLDeclaration = false
     private var declaredEncoding: String?
-    private var stack: [XMLElement] = []
-    private var nodeCount = 0
-    /// Depth below the top-level element kept for the current element (stanzas: 1).
-    private var keptDepth = 8
-    /// Whether text is kept for the current element (not for stanzas).
-    private var keepText = true
-    private var elementStart: UInt64 = 0
+    /// The tree of the current top-level element, within the limits.
+    private var builder: ElementBuilder
     private var headerStart: UInt64 = 0
     private var lastStartTagEnd: UInt64 = 0
     private var lastEventEnd: UInt64 = 0
@@ -112,7 +106,7 @@ public final class XMPPStreamDecoder {
     /// No header of this direction was seen: elements are parsed in an assumed s2s context
     /// (`jabber:server`, `stream`, `db`) plus the prefixes learned from what followed.
     private var assumedContext = false
-    private var learnedDeclarations: [NamespaceDeclaration] = []
+    private var learnedDeclarations: [NamespaceDeclaration] = [] { didSet { syntheticCache = nil } }
     /// Set while resynchronising at the start of a mid-stream pickup: the cut element is
     /// expected, not a loss worth an `xml-desync` anomaly.
     private var pickupSkip = false
@@ -125,6 +119,7 @@ public final class XMPPStreamDecoder {
         self.direction = direction
         self.limits = limits
         self.sink = sink
+        builder = ElementBuilder(limits: limits)
     }
 
     deinit { destroyParser() }
@@ -238,7 +233,7 @@ public final class XMPPStreamDecoder {
             lastEventEnd = 0
             lastTextEnd = 0
             lastStartTagEnd = 0
-            elementStart = 0
+            builder.resetOffsets()
             resyncFrom = 0
             resyncCarry = []
         }
@@ -266,7 +261,7 @@ public final class XMPPStreamDecoder {
             data = rest.buffer
             off += UInt64(consumed)
         }
-        index.trim(before: depth >= 2 ? min(elementStart, lastEventEnd) : lastEventEnd)
+        index.trim(before: depth >= 2 ? min(builder.elementStart, lastEventEnd) : lastEventEnd)
         if mode == .xml, let p = parser, depth == 1, elementsInParser == 0, max(lastEventEnd, lastTextEnd) >= fedEnd, pendingStop == nil,
            !suppressHeader, header != nil {
             XML_ParserFree(p)
@@ -359,11 +354,11 @@ public final class XMPPStreamDecoder {
         _ = XML_SetBillionLaughsAttackProtectionMaximumAmplification(p, 100)
         _ = XML_SetBillionLaughsAttackProtectionActivationThreshold(p, 1 << 20)
         parser = p
+        trimmedHandlers = false
         parserBase = base
         elementsInParser = 0
         depth = 0
-        stack = []
-        pendingDeclarations = []
+        builder.reset()
         hadXMLDeclaration = false
         declaredEncoding = nil
         pendingStop = nil
@@ -375,7 +370,7 @@ public final class XMPPStreamDecoder {
             parser = nil
         }
         parked = false
-        stack = []
+        builder.dropTree()
     }
 
     /// Absolute stream offset of expat's current event.
@@ -646,7 +641,18 @@ public final class XMPPStreamDecoder {
         }
     }
 
+    /// The synthetic header of `primeParser`, rebuilt only when the header or the learned prefixes
+    /// change (both clear it): a parser is primed every time a parked stream resumes.
+    private var syntheticCache: [UInt8]?
+
     private func syntheticHeader() -> [UInt8] {
+        if let c = syntheticCache { return c }
+        let bytes = buildSyntheticHeader()
+        syntheticCache = bytes
+        return bytes
+    }
+
+    private func buildSyntheticHeader() -> [UInt8] {
         let h = header
         let sp = h?.prefix ?? "stream"
         var decls = h?.declarations ?? [NamespaceDeclaration(prefix: nil, uri: Namespace.server),
@@ -713,10 +719,9 @@ public final class XMPPStreamDecoder {
         lastStartTagEnd = end
         if depth == 0 {
             let (ns, local, prefix) = splitName(name)
-            let decls = pendingDeclarations
-            pendingDeclarations = []
+            let decls = builder.takeDeclarations()
             var attributes: [XMLAttribute] = []
-            readAttributes(atts, into: &attributes)
+            ElementBuilder.readAttributes(atts, into: &attributes)
             var h = StreamHeader(local: local, namespace: ns, prefix: prefix, attributes: attributes, declarations: decls)
             h.hadXMLDeclaration = hadXMLDeclaration
             h.declaredEncoding = declaredEncoding
@@ -733,58 +738,31 @@ public final class XMPPStreamDecoder {
             }
             return
         }
-        let kept = nextStartIsKept(end: end)
-        depth += 1
-        if depth > limits.maxNestingDepth {
+        if depth + 1 > limits.maxNestingDepth {
+            depth += 1
             sink.xmppAnomaly(Anomaly(kind: .limitReached, connection: connection, direction: direction, frame: index.frame(at: start),
                                      message: "XML nesting deeper than \(limits.maxNestingDepth) levels; parsing resumes at the next top-level element"))
             pendingStop = (.resync, end)
             XML_StopParser(parser!, XML_FALSE)
             return
         }
-        if depth == 2 {
-            if sync == .firstElementDone { sync = .synced }
-            elementStart = start
-            nodeCount = 0
-            keptDepth = limits.maxTreeDepth
-            keepText = true
-            stack.removeAll(keepingCapacity: true)
+        depth += 1
+        if depth == 2 && sync == .firstElementDone { sync = .synced }
+        if builder.start(depth: depth, at: start, end: end, name: name, attributes: atts) == .keptStanza {
+            // Nothing inside a stanza needs its namespace declarations: expat need not call back
+            // for them (its own checks, unbound prefixes included, still run). Text still calls
+            // back: its progress is what tells a long body from one huge token (`maxTokenBytes`).
+            XML_SetNamespaceDeclHandler(parser!, nil, nil)
+            trimmedHandlers = true
         }
-        guard kept else {
-            pendingDeclarations.removeAll(keepingCapacity: true)
-            if !stack.isEmpty && keepText { stack[stack.count - 1].truncated = true }
-            return
-        }
-        // Names, attributes and text become Strings only for the nodes the tree keeps; a stanza's
-        // children keep only their names (the IQ rules count them and look for <error/>).
-        let (ns, local, prefix) = splitName(name)
-        nodeCount += 1
-        if depth == 3 && !keepText {
-            pendingDeclarations.removeAll(keepingCapacity: true)
-            stack.append(XMLElement(local: local, namespace: ns, prefix: prefix))
-            return
-        }
-        let decls = pendingDeclarations
-        pendingDeclarations = []
-        var attributes: [XMLAttribute] = []
-        readAttributes(atts, into: &attributes)
-        if depth == 2 && (local == "message" || local == "presence" || local == "iq")
-            && (ns == Namespace.server || ns == Namespace.client) {
-            // Stanzas: rules need their addresses and the names of their children, never their
-            // content; keeping no text is faster and keeps message bodies out of reports.
-            keptDepth = 1
-            keepText = false
-        }
-        stack.append(XMLElement(local: local, namespace: ns, prefix: prefix, attributes: attributes, declarations: decls))
     }
 
-    /// Whether an element starting now (one level below the current depth) enters the kept tree.
-    @inline(__always)
-    private func nextStartIsKept(end: UInt64) -> Bool {
-        let d = depth + 1
-        if d == 2 { return true }
-        return stack.count == d - 2 && d - 2 <= keptDepth && nodeCount < limits.maxNodes
-            && end - elementStart <= UInt64(limits.maxElementBytes)
+    /// Declarations matter again once a stanza ended (those of the next element).
+    private var trimmedHandlers = false
+
+    private func restoreHandlers() {
+        XML_SetNamespaceDeclHandler(parser!, onNamespaceStart, nil)
+        trimmedHandlers = false
     }
 
     fileprivate func endElement() {
@@ -798,48 +776,43 @@ public final class XMPPStreamDecoder {
             XML_StopParser(parser!, XML_FALSE)
             return
         }
-        if stack.count == depth - 1 {
-            let done = stack.removeLast()
-            if stack.isEmpty {
-                depth -= 1
-                let el = done
-                if end - elementStart > UInt64(limits.maxElementBytes) {
-                    el.truncated = true
-                    sink.xmppAnomaly(Anomaly(kind: .limitReached, connection: connection, direction: direction,
-                                             frame: index.frame(at: elementStart), bytes: end - elementStart,
-                                             message: "top-level <\(el.qualifiedName)> spans \(end - elementStart) bytes, over the \(limits.maxElementBytes)-byte element cap; its content was not kept"))
-                }
-                _ = el.fromDomain
-                _ = el.toDomain
-                _ = el.isStanza
-                elementsInParser += 1
-                let tentative = sync == .firstElement
-                if tentative { sync = .firstElementDone }
-                emit(.element(el), start: elementStart, end: end, tentative: tentative)
-                return
+        if let el = builder.end(depth: depth) {
+            depth -= 1
+            if trimmedHandlers { restoreHandlers() }
+            let elementStart = builder.elementStart
+            if end - elementStart > UInt64(limits.maxElementBytes) {
+                el.truncated = true
+                sink.xmppAnomaly(Anomaly(kind: .limitReached, connection: connection, direction: direction,
+                                         frame: index.frame(at: elementStart), bytes: end - elementStart,
+                                         message: "top-level <\(el.qualifiedName)> spans \(end - elementStart) bytes, over the \(limits.maxElementBytes)-byte element cap; its content was not kept"))
             }
-            stack[stack.count - 1].children.append(done)
+            _ = el.fromDomain
+            _ = el.toDomain
+            if el.isStanza && el.local == "iq" {
+                _ = el.normalizedFrom
+                _ = el.normalizedTo
+                if let t = el[attribute: "type"], t == "get" || t == "set" { _ = el.shortEvidence }
+            }
+            elementsInParser += 1
+            let tentative = sync == .firstElement
+            if tentative { sync = .firstElementDone }
+            emit(.element(el), start: elementStart, end: end, tentative: tentative)
+            return
         }
         depth -= 1
+        if depth == 1 && trimmedHandlers { restoreHandlers() }
     }
 
     fileprivate func characters(_ s: UnsafePointer<CChar>, _ len: Int32) {
         lastTextEnd = max(lastTextEnd, currentEnd())
-        guard keepText, depth >= 2, stack.count == depth - 1, len > 0 else { return }
-        let i = stack.count - 1
-        if stack[i].text.utf8.count + Int(len) > limits.maxTextBytes {
-            stack[i].truncated = true
-            return
-        }
-        let buf = UnsafeRawBufferPointer(start: s, count: Int(len))
-        stack[i].text += String(decoding: buf, as: UTF8.self)
+        // Inside a stanza, or between top-level elements, no text is kept.
+        if depth >= 2 && !trimmedHandlers { builder.text(depth: depth, s, len) }
     }
 
     fileprivate func namespaceStart(_ prefix: UnsafePointer<CChar>?, _ uri: UnsafePointer<CChar>?) {
         // Declarations are kept only for elements the tree keeps (and the stream header).
-        guard depth == 0 || nextStartIsKept(end: lastEventEnd) else { return }
-        pendingDeclarations.append(NamespaceDeclaration(prefix: prefix.map { String(cString: $0) },
-                                                        uri: uri.map { String(cString: $0) } ?? ""))
+        guard depth == 0 || builder.keepsNextStart(below: depth, end: lastEventEnd) else { return }
+        builder.declare(prefix: prefix.map { String(cString: $0) }, uri: uri.map { String(cString: $0) } ?? "")
     }
 
     fileprivate func restricted(_ r: RestrictedXML) {
@@ -865,16 +838,6 @@ public final class XMPPStreamDecoder {
         // A DTD never reaches the entity expander: stop here and resynchronise after it.
         pendingStop = (.resync, currentOffset() + 1)
         XML_StopParser(parser!, XML_FALSE)
-    }
-
-    private func readAttributes(_ atts: UnsafeMutablePointer<UnsafePointer<CChar>?>?, into out: inout [XMLAttribute]) {
-        guard let atts else { return }
-        var i = 0
-        while let n = atts[i], let v = atts[i + 1] {
-            let (ns, local, prefix) = splitName(n)
-            out.append(XMLAttribute(local: local, namespace: ns, prefix: prefix, value: String(cString: v)))
-            i += 2
-        }
     }
 }
 

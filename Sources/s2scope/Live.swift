@@ -76,8 +76,11 @@ struct Live: ParsableCommand {
     @Option(name: .long, help: "Snap length in bytes.")
     var snaplen: Int32 = 262_144
 
-    @Option(name: .long, help: "Kernel capture buffer size in bytes.")
+    @Option(name: .long, help: "Kernel capture buffer size in bytes: what absorbs a burst while the analysis catches up (a 100 MB burst at 1 Gbit/s needs 128 MiB with --threads 2 on two cores; docs/BENCH.md). The ring's pages count in the process's RSS.")
     var bufferSize: Int32 = 16 << 20
+
+    @Flag(name: .long, help: "Print the capture filter (BPF, as tcpdump reads it) this run would compile in the kernel, --filter or the default one for --port, and exit: `tcpdump -r FILE \"$(s2scope live --print-filter)\"` shows what a sensor would see of a capture.")
+    var printFilter = false
 
     @Flag(inversion: .prefixedNo, help: "Put the interfaces in promiscuous mode.")
     var promiscuous = true
@@ -107,6 +110,7 @@ struct Live: ParsableCommand {
     var metricsServers: Int = 50
 
     func validate() throws {
+        if printFilter { return }
         if interfaces.isEmpty { throw ValidationError("give at least one interface with -i (e.g. -i eth0, or -i any)") }
         if format == .json { throw ValidationError("live output is a stream: use --format jsonl or --format text") }
         if threads < 0 || threads > 64 { throw ValidationError("--threads takes 0 (one per core) to 64") }
@@ -129,6 +133,10 @@ struct Live: ParsableCommand {
         signal(SIGPIPE, SIG_IGN)
 
         var configuration = try analysis.makeConfiguration(loadKeyLogs: false)
+        if printFilter {
+            print(analysis.filter ?? LiveCapture.defaultFilter(ports: Array(configuration.ports)))
+            return
+        }
         configuration.retainHistory = false
         configuration.threads = threads == 0 ? Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) : threads
         let followers = analysis.keylog.map { KeyLogFollower(path: $0) }

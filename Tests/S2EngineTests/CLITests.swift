@@ -45,6 +45,15 @@ struct CLITests {
         }
     }
 
+    @Test func livePrintsTheFilterItWouldCompile() throws {
+        // No interface and no privileges needed: the filter is what a sensor would see of a capture.
+        let d = try runS2Scope(["live", "--print-filter", "--port", "5270"])
+        #expect(d.status == 0)
+        #expect(d.stdout.hasPrefix("(tcp port 5270) or (ip[6:2] & 0x3fff != 0)") && !d.stdout.contains("5269"), "\(d.stdout)")
+        let own = try runS2Scope(["live", "--print-filter", "--filter", "tcp port 5269 and host 192.0.2.1"])
+        #expect(own.stdout == "tcp port 5269 and host 192.0.2.1\n")
+    }
+
     @Test func liveRefusesMetricsAddressesItCannotUse() throws {
         // Checked before any capture is opened: no root needed.
         let v6 = try runS2Scope(["live", "-i", "lo", "--metrics", "::1:9269"])

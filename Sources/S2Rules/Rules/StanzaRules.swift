@@ -264,7 +264,7 @@ final class StanzaIQ2: Rule {
     static let maxPending = 50_000
     static let maxPendingPerConnection = 10_000
     /// Characters of evidence kept per pending request.
-    static let evidenceLength = 200
+    static let evidenceLength = XMLElement.shortEvidenceLength
 
     /// Approximate bytes one pending request holds (its entry, its index slot, short strings).
     static let bytesPerPending = 96 + 64 + evidenceLength
@@ -272,7 +272,7 @@ final class StanzaIQ2: Rule {
 
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         if let (e, el, c, _) = input.element, el.isStanza, el.local == "iq", let id = el[attribute: "id"] {
-            let from = normalizedJID(el[attribute: "from"] ?? ""), to = normalizedJID(el[attribute: "to"] ?? "")
+            let from = el.normalizedFrom, to = el.normalizedTo
             switch el[attribute: "type"] {
             case "get", "set":
                 let key = Key(id: id, from: from, to: to)
@@ -300,7 +300,7 @@ final class StanzaIQ2: Rule {
                 index[key] = serials
                 waiting[c.id] = onConnection + 1
                 waitingRequests[serials] = Pending(key: key, frame: e.firstFrame, connection: c.id,
-                                                   evidence: String(el.render().prefix(Self.evidenceLength)), losses: ctx.lossEvents)
+                                                   evidence: el.shortEvidence, losses: ctx.lossEvents)
                 deadlines.append((serials, e.firstFrame.time))
             case "result", "error":
                 if let serial = index.removeValue(forKey: Key(id: id, from: to, to: from)),

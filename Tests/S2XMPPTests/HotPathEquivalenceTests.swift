@@ -1,0 +1,74 @@
+import S2Model
+import S2XMPP
+import Testing
+
+/// The byte-level fast paths of the hot path (domain folding, JID normalisation, evidence
+/// rendering) against the plain `String` definitions they replace: same answers, on ASCII, on
+/// other scripts and on the edge cases (trailing dots, empty parts, escaping).
+@Suite struct HotPathEquivalenceTests {
+    /// The definition: Unicode lower-casing, one trailing dot dropped.
+    static func referenceDomain(_ d: String) -> String {
+        var s = d.lowercased()
+        if s.hasSuffix("."), s.count > 1 { s.removeLast() }
+        return s
+    }
+
+    static func referenceJID(_ j: String) -> String {
+        guard let slash = j.utf8.firstIndex(of: 0x2f) else { return referenceDomain(j) }
+        return referenceDomain(String(j[..<slash])) + j[slash...]
+    }
+
+    static let domains = ["example.com", "Example.COM", "example.com.", "EXAMPLE.COM.", ".", "a.", "", "ÉXAMPLE.fr",
+                          "bücher.DE.", "xn--bcher-kva.example", "MiXeD-Case.Example", "ΣΊΣΥΦΟΣ.gr", "1.2.3.4", "[::1]"]
+
+    @Test(arguments: domains)
+    func domainFoldingMatchesLowercasing(_ d: String) {
+        #expect(normalizedDomain(d) == Self.referenceDomain(d))
+    }
+
+    @Test(arguments: ["user@Example.COM/Res/Part", "Heidi@xmpp.lab.example.de/Conversations.DX3xN0", "a.example",
+                      "A.Example./x", "/only-resource", "nobody@/", "ÜSER@bücher.de/ÄÖ", "user@example.com/", ""])
+    func jidNormalisationKeepsTheResourceAsSent(_ j: String) {
+        #expect(normalizedJID(j) == Self.referenceJID(j))
+    }
+
+    static func element(_ xml: String) -> XMLElement? {
+        final class Sink: XMPPEventSink {
+            var elements: [XMLElement] = []
+            func xmppEvent(_ event: XMPPEvent) { if case .element(let e) = event.kind { elements.append(e) } }
+            func xmppAnomaly(_ anomaly: Anomaly) {}
+        }
+        let sink = Sink()
+        let d = XMPPStreamDecoder(direction: .clientToServer, sink: sink)
+        let text = "<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback'>" + xml
+        Array(text.utf8).withUnsafeBytes { d.feed($0, at: 0, frame: FrameRef(input: 0, number: 1, time: Timestamp(seconds: 1, nanoseconds: 0))) }
+        return sink.elements.first
+    }
+
+    /// An IQ (the tree keeps its children's names only) and a stream error (text kept), both
+    /// with characters to escape.
+    static let evidence = [
+        "<iq type='get' id='a&amp;b' from='heidi@xmpp.lab.example.de/Conv' to='peggy@muc.example'>"
+            + "<query xmlns='jabber:iq:roster' ver='&apos;1&quot;'><item jid='ä@b.example' name='&lt;x&gt;'/><item jid='c@d'/></query>"
+            + "<ping xmlns='urn:xmpp:ping'/></iq>",
+        "<stream:error><undefined-condition xmlns='urn:ietf:params:xml:ns:xmpp-streams'/>"
+            + "<text xmlns='urn:ietf:params:xml:ns:xmpp-streams' xml:lang='en'>&lt;x&gt; &amp; ünïcödé 'quoted'</text></stream:error>",
+    ]
+
+    @Test(arguments: [0, 1, 7, 40, 80, 115, 199, 200, 201, 1000], [0, 1])
+    func evidencePrefixIsThePrefixOfTheRendering(_ length: Int, _ which: Int) throws {
+        let el = try #require(Self.element(Self.evidence[which]))
+        let full = el.render(limit: 100_000)
+        #expect(which == 0 ? full.contains("id='a&amp;b'") && full.hasSuffix("'peggy@muc.example'><query/><ping/></iq>")
+                           : full.contains("&lt;x&gt; &amp; ünïcödé &apos;quoted&apos;</stream:error>") == false && full.contains("&lt;x&gt; &amp; ünïcödé &apos;quoted&apos;</text>"))
+        #expect(el.renderPrefix(length) == String(full.prefix(length)))
+        #expect(el.renderPrefix(length) == String(el.render().prefix(length)))
+    }
+
+    @Test func renderingPastTheLimitEndsWithAnEllipsis() throws {
+        let el = try #require(Self.element("<message to='b.example' from='a.example'><body>" + String(repeating: "ü", count: 300) + "</body></message>"))
+        let r = el.render(limit: 50)
+        #expect(r.count == 51 && r.hasSuffix("…"))
+        #expect(String(r.dropLast()) == String(el.render(limit: 100_000).prefix(50)))
+    }
+}

@@ -114,6 +114,11 @@ struct Live: ParsableCommand {
         if interfaces.isEmpty { throw ValidationError("give at least one interface with -i (e.g. -i eth0, or -i any)") }
         if format == .json { throw ValidationError("live output is a stream: use --format jsonl or --format text") }
         if threads < 0 || threads > 64 { throw ValidationError("--threads takes 0 (one per core) to 64") }
+        // Parsing threads read the key store without a lock, which holds only while nothing adds
+        // to it; a followed key log grows during the run.
+        if !analysis.keylog.isEmpty && threads != 1 {
+            throw ValidationError("--keylog is followed as the servers write it, which needs --threads 1 (with more threads, secrets are read only before the run: analyze --keylog)")
+        }
         for m in metrics {
             if case .failure(let e) = ListenAddress.parse(m) { throw ValidationError("--metrics \(e)") }
         }

@@ -64,6 +64,15 @@ struct CLITests {
         #expect(port.status == 2 && port.stderr.contains("port"), "\(port.stderr)")
     }
 
+    @Test func liveRefusesAFollowedKeyLogWithParsingThreads() throws {
+        // A key log that grows during the run cannot be read by parsing threads: refused before
+        // any capture is opened (it used to stop the process on a precondition).
+        for threads in ["2", "0"] {
+            let r = try runS2Scope(["live", "-i", "lo", "--threads", threads, "--keylog", "/nonexistent/sslkeys.log"])
+            #expect(r.status == 2 && r.stderr.contains("--threads 1"), "--threads \(threads): \(r.status) \(r.stderr)")
+        }
+    }
+
     @Test func failOnDecidesTheExitStatus() throws {
         let t = try Transcript("""
             C> $HDR to='b.example' from='a.example'>

@@ -22,7 +22,7 @@ final class DBCorr1: Rule {
         let react = ctx.configuration.timers.react
         switch match {
         case .wrongID(let x):
-            ctx.later(react, after: e.firstFrame.time) { [self] in
+            ctx.later(react, after: e.firstFrame.time) { [self] ctx in
                 // The stream id the key was bound to must have been seen on the db:result's connection.
                 guard x.streamID != nil, let a = ctx.model.summary(of: x.resultConnection), !a.pickedUp.serverToClient else {
                     ctx.skip(description, c.id, e.firstFrame, .gap)
@@ -39,7 +39,7 @@ final class DBCorr1: Rule {
         case .none:
             // A db:result sent shortly before the capture began is not in it: then only a hint.
             let recentStart = ctx.captureStart.map { e.firstFrame.time.secondsSince($0) < ctx.configuration.timers.dialback } ?? true
-            ctx.later(react, after: e.firstFrame.time) { [self] in
+            ctx.later(react, after: e.firstFrame.time) { [self] ctx in
                 // The db:result may have reached the RS where the capture cannot see. The finding is strong
                 // (HIGH) when the capture does see connections toward the RS — or the stream the id names —
                 // and none of them carried such a db:result; otherwise it is only a hint (LOW).
@@ -301,7 +301,7 @@ final class DBCorr9: Rule {
         let rendered = el.render()
         // Losses are declared late (by a later acknowledgment): a verify lost on another connection
         // shows as a hole only then, so the other connections are looked at a moment later.
-        ctx.later(ctx.configuration.timers.react, after: e.firstFrame.time) { [self] in
+        ctx.later(ctx.configuration.timers.react, after: e.firstFrame.time) { [self] ctx in
             judge(ctx, c, e, x, rs: rs, since: since, evidence: rendered)
         }
     }

@@ -128,52 +128,39 @@ public struct JSONWriter {
     /// JSON string escaping (RFC 8259): quotes, backslash and every control character.
     public static func appendString(_ s: String, to out: inout [UInt8]) {
         out.append(0x22)
-        // On the contiguous UTF-8 of a native string: iterating `String.UTF8View` costs ~10
-        // instructions a byte.
+        // Fast path, on the contiguous UTF-8 of a native string (iterating `String.UTF8View` costs
+        // ~10 instructions a byte): nothing to escape, the common case, goes in one piece.
         var s = s
         let plain = s.withUTF8 { u -> Bool in
             for b in u where b < 0x20 || b == 0x22 || b == 0x5c || b == 0x7f || b >= 0xc2 { return false }
             out.append(contentsOf: u)
             return true
         }
-        if plain {
-            out.append(0x22)
-            return
-        }
-        var escaped = ""
-        appendString(s, to: &escaped)
-        out.append(contentsOf: escaped.utf8.dropFirst())
-    }
-
-    public static func appendString(_ s: String, to out: inout String) {
-        out += "\""
-        // Fast path: nothing to escape (the common case) is appended in one piece.
-        var plain = true
-        for u in s.utf8 where u < 0x20 || u == 0x22 || u == 0x5c || u == 0x7f || u >= 0xc2 {
-            plain = false
-            break
-        }
-        if plain {
-            out += s
-            out += "\""
-            return
-        }
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 || u.value == 0x7f || (u.value >= 0x80 && u.value < 0xa0) || u.value == 0x2028 || u.value == 0x2029 {
-                    let hex = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(u)
+        if !plain {
+            for u in s.unicodeScalars {
+                switch u {
+                case "\"": out.append(contentsOf: "\\\"".utf8)
+                case "\\": out.append(contentsOf: "\\\\".utf8)
+                case "\n": out.append(contentsOf: "\\n".utf8)
+                case "\r": out.append(contentsOf: "\\r".utf8)
+                case "\t": out.append(contentsOf: "\\t".utf8)
+                default:
+                    if u.value < 0x20 || u.value == 0x7f || (u.value >= 0x80 && u.value < 0xa0) || u.value == 0x2028 || u.value == 0x2029 {
+                        let hex = String(u.value, radix: 16)
+                        out.append(contentsOf: ("\\u" + String(repeating: "0", count: 4 - hex.count) + hex).utf8)
+                    } else {
+                        out.append(contentsOf: String(u).utf8)
+                    }
                 }
             }
         }
-        out += "\""
+        out.append(0x22)
+    }
+
+    /// The same, onto a String (the facts writer builds its lines as Strings).
+    public static func appendString(_ s: String, to out: inout String) {
+        var bytes: [UInt8] = []
+        appendString(s, to: &bytes)
+        out += String(decoding: bytes, as: UTF8.self)
     }
 }

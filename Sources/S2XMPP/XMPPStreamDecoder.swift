@@ -757,7 +757,9 @@ public final class XMPPStreamDecoder {
         }
     }
 
-    /// Declarations matter again once a stanza ended (those of the next element).
+    /// Declarations matter again once a stanza ended (those of the next element). A stanza always
+    /// enters the tree (`ElementBuilder` keeps every top-level element), so its end is where they
+    /// come back.
     private var trimmedHandlers = false
 
     private func restoreHandlers() {
@@ -800,7 +802,6 @@ public final class XMPPStreamDecoder {
             return
         }
         depth -= 1
-        if depth == 1 && trimmedHandlers { restoreHandlers() }
     }
 
     fileprivate func characters(_ s: UnsafePointer<CChar>, _ len: Int32) {

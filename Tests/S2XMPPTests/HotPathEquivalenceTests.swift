@@ -33,16 +33,9 @@ import Testing
     }
 
     static func element(_ xml: String) -> XMLElement? {
-        final class Sink: XMPPEventSink {
-            var elements: [XMLElement] = []
-            func xmppEvent(_ event: XMPPEvent) { if case .element(let e) = event.kind { elements.append(e) } }
-            func xmppAnomaly(_ anomaly: Anomaly) {}
-        }
-        let sink = Sink()
-        let d = XMPPStreamDecoder(direction: .clientToServer, sink: sink)
         let text = "<stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' xmlns:db='jabber:server:dialback'>" + xml
-        Array(text.utf8).withUnsafeBytes { d.feed($0, at: 0, frame: FrameRef(input: 0, number: 1, time: Timestamp(seconds: 1, nanoseconds: 0))) }
-        return sink.elements.first
+        for e in run(Array(text.utf8), cuts: []).raw { if case .element(let el) = e.kind { return el } }
+        return nil
     }
 
     /// An IQ (the tree keeps its children's names only) and a stream error (text kept), both

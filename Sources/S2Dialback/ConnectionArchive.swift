@@ -204,21 +204,21 @@ enum ArchiveCoder {
                                  pickedUp: PerDirection(flags & 8 != 0, flags & 16 != 0), sasl: sasl, facts: facts)
     }
 
-    private static func int(_ v: Int, _ o: inout [UInt8]) {
+    static func int(_ v: Int, _ o: inout [UInt8]) {
         withUnsafeBytes(of: Int64(v).littleEndian) { o.append(contentsOf: $0) }
     }
 
-    private static func str(_ s: String, _ o: inout [UInt8]) {
+    static func str(_ s: String, _ o: inout [UInt8]) {
         int(s.utf8.count, &o)
         o.append(contentsOf: s.utf8)
     }
 
-    private static func opt(_ s: String?, _ o: inout [UInt8]) {
+    static func opt(_ s: String?, _ o: inout [UInt8]) {
         o.append(s == nil ? 0 : 1)
         if let s { str(s, &o) }
     }
 
-    private static func frame(_ f: FrameRef, _ o: inout [UInt8]) {
+    static func frame(_ f: FrameRef, _ o: inout [UInt8]) {
         int(f.input, &o)
         int(f.number, &o)
         int(Int(f.time.seconds), &o)

@@ -58,6 +58,9 @@ public final class DialbackExchange: @unchecked Sendable {
     public internal(set) var authoritativeAddress: String?
     /// A live run forgot it with its connection.
     var forgotten = false
+    /// An offline run wrote it to the exchange archive; it comes back to memory if a late
+    /// db:verify reaches it (`DialbackModel.pageIn`).
+    var spilled = false
 
     init(number: Int, pair: DomainPair, streamID: String?, key: String,
          connection: ConnectionModel, direction: Direction, frame: FrameRef) {
@@ -71,6 +74,22 @@ public final class DialbackExchange: @unchecked Sendable {
         resultDirection = direction
         originatingAddress = connection.address(of: direction)
         receivingAddress = connection.address(of: direction.reversed)
+    }
+
+    /// An exchange as the archive recorded it.
+    init(number: Int, originating: String, receiving: String, streamID: String?, key: String,
+         resultConnection: ConnectionID, resultFrame: FrameRef, resultDirection: Direction,
+         originatingAddress: String, receivingAddress: String) {
+        self.number = number
+        self.originating = originating
+        self.receiving = receiving
+        self.streamID = streamID
+        self.key = key
+        self.resultConnection = resultConnection
+        self.resultFrame = resultFrame
+        self.resultDirection = resultDirection
+        self.originatingAddress = originatingAddress
+        self.receivingAddress = receivingAddress
     }
 
     public var id: String { "D\(number)" }

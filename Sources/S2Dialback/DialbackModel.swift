@@ -36,11 +36,25 @@ public enum VerifyMatch: Sendable {
 /// server pair (Prosody), or from another cluster node is still found (DIALBACK.md §3–4).
 public final class DialbackModel {
     public private(set) var connections: [ConnectionModel] = []
-    /// Every exchange kept, in order (a live run forgets those of closed connections).
-    public var exchanges: [DialbackExchange] { forgottenExchanges == 0 ? kept : kept.filter { !$0.forgotten } }
+    /// Every exchange kept, in number order (a live run forgets those of closed connections;
+    /// an offline run reads the settled ones back from its archive).
+    public var exchanges: ExchangeList {
+        let held = droppedExchanges == 0 && pagedIn.isEmpty ? kept
+            : kept.filter { !$0.forgotten && !$0.spilled && pagedIn[$0.number] == nil } + pagedIn.values
+        return ExchangeList(held: held, archive: exchangeArchive)
+    }
     private var kept: [DialbackExchange] = []
-    /// Exchanges in `kept` already forgotten (removed in batches: O(1) amortised per connection).
-    private var forgottenExchanges = 0
+    /// Exchanges in `kept` already forgotten or spilled (removed in batches: O(1) amortised per
+    /// connection).
+    private var droppedExchanges = 0
+    /// Settled exchanges of retired connections (offline runs), out of the heap.
+    private let exchangeArchive = ExchangeArchive()
+    /// Spilled exchanges brought back by a late db:verify, by number: they stay in memory.
+    private var pagedIn: [Int: DialbackExchange] = [:]
+    /// Bindings of spilled exchanges, by the binding's hash (confirmed against the archive when
+    /// read), or whole when two share a hash.
+    private var spilledBindings: [Int: Int] = [:]
+    private var spilledBindingsExact: [ResultBinding: Int] = [:]
     /// Exchanges by the connection their db:result travelled on, while it is open.
     private var exchangesOf: [ConnectionID: [DialbackExchange]] = [:]
     private var byID: [ConnectionID: ConnectionModel] = [:]
@@ -223,9 +237,79 @@ public final class DialbackModel {
         if errors.acceptor { retiredDialbackErrorAddresses.insert(c.serverAddress) }
         if errors.initiator { retiredDialbackErrorAddresses.insert(c.clientAddress) }
         if !s.hidden && !s.initiatorDamaged { retiredReadableAcceptors.insert(c.serverAddress) }
+        if correlates, let mine = exchangesOf[c.id] {
+            // Settled and verified: nothing on this connection can change it any more, and a late
+            // db:verify on another one pages it back in.
+            for x in mine where x.outcome != nil && x.verifyConnection != nil && !x.forgotten { spill(x) }
+            compactKept()
+        }
         byID[c.id] = nil
         exchangesOf[c.id] = nil
         removeFromConnections(c)
+    }
+
+    private func spill(_ x: DialbackExchange) {
+        guard exchangeArchive.append(x) else { return }
+        x.spilled = true
+        droppedExchanges += 1
+        if let id = x.streamID {
+            let b = ResultBinding(streamID: id, sender: x.originating, target: x.receiving)
+            if resultsByBinding[b] === x {
+                resultsByBinding[b] = nil
+                let h = b.hashValue
+                if spilledBindings[h] == nil { spilledBindings[h] = x.number } else { spilledBindingsExact[b] = x.number }
+            }
+        }
+        // It is verified, so `latestUnverified` would never return it: only its memory goes.
+        let k = PairKey(pair: x.pair, key: x.key)
+        if var list = unverifiedResults[k] {
+            list.removeAll { $0 === x }
+            unverifiedResults[k] = list.isEmpty ? nil : list
+        }
+    }
+
+    /// The exchange bound to `b`: in memory, or paged back in from the archive.
+    private func boundResult(_ b: ResultBinding) -> DialbackExchange? {
+        if let x = resultsByBinding[b] { return x }
+        if spilledBindings.isEmpty && spilledBindingsExact.isEmpty { return nil }
+        if let n = spilledBindingsExact[b], let x = pageIn(n) {
+            spilledBindingsExact[b] = nil
+            resultsByBinding[b] = x
+            return x
+        }
+        let h = b.hashValue
+        guard let n = spilledBindings[h], let x = pagedIn[n] ?? exchangeArchive.exchange(n),
+              x.streamID == b.streamID, x.originating == b.sender, x.receiving == b.target else { return nil }
+        spilledBindings[h] = nil
+        resultsByBinding[b] = register(x)
+        return x
+    }
+
+    /// Spilled exchange `n`, back in memory for good.
+    private func pageIn(_ n: Int) -> DialbackExchange? {
+        if let x = pagedIn[n] { return x }
+        return exchangeArchive.exchange(n).map(register)
+    }
+
+    @discardableResult
+    private func register(_ x: DialbackExchange) -> DialbackExchange {
+        if let held = pagedIn[x.number] { return held }
+        exchangeArchive.remove(x.number)
+        x.spilled = false
+        pagedIn[x.number] = x
+        return x
+    }
+
+    /// The object that speaks for `x` now: `x` itself, or the copy a late db:verify paged in.
+    private func current(_ x: DialbackExchange) -> DialbackExchange {
+        x.spilled ? register(x) : (pagedIn[x.number] ?? x)
+    }
+
+    private func compactKept() {
+        if droppedExchanges > 1024 && droppedExchanges * 2 > kept.count {
+            kept.removeAll { $0.forgotten || $0.spilled }
+            droppedExchanges = 0
+        }
     }
 
     /// Takes `c` out of `connections` and the indexes of open connections in O(1) (the order of
@@ -277,11 +361,8 @@ public final class DialbackModel {
                 awaitingVerdict[x.pair] = rest.isEmpty ? nil : rest
             }
         }
-        forgottenExchanges += gone.count
-        if forgottenExchanges > 1024 && forgottenExchanges * 2 > kept.count {
-            kept.removeAll { $0.forgotten }
-            forgottenExchanges = 0
-        }
+        droppedExchanges += gone.count
+        compactKept()
     }
 
     /// The exchanges whose db:result travelled on the open connection `c`.
@@ -525,6 +606,12 @@ public final class DialbackModel {
         let request = c.pendingResults[asker].removeValue(forKey: pair)
         if let x = request {
             x.outcome = type
+            // Settled exchanges at the end of the pair's list are what `verifiedAwaitingVerdict`
+            // drops first anyway; dropping them now keeps the list short.
+            if var list = awaitingVerdict[pair], list.last?.outcome != nil {
+                while let last = list.last, last.outcome != nil { list.removeLast() }
+                awaitingVerdict[pair] = list.isEmpty ? nil : list
+            }
             x.resultReplyFrame = e.firstFrame
             x.steps.append(DialbackStep(kind: .resultReply, connection: c.id, direction: e.direction, frame: e.firstFrame,
                                         type: type, summary: "<db:result type='\(type ?? "")'/>",
@@ -552,7 +639,7 @@ public final class DialbackModel {
         var match = VerifyMatch.none
         if !correlates {
             // A shard does not know the other connections the db:result may have come on.
-        } else if let x = resultsByBinding[ResultBinding(streamID: key.id, sender: pair.sender, target: pair.target)] {
+        } else if let x = boundResult(ResultBinding(streamID: key.id, sender: pair.sender, target: pair.target)) {
             match = x.key == text ? .exact(x) : .wrongKey(x)
         } else if let x = latestUnverified(PairKey(pair: pair, key: text)) {
             match = .wrongID(x)
@@ -587,9 +674,11 @@ public final class DialbackModel {
     private func verifyReply(_ el: XMLElement, type: String?, _ e: XMPPEvent, on c: ConnectionModel) -> DialbackEvent {
         // The reply swaps from/to and copies id: from=S to=T.
         let key = VerifyKey(from: el[attribute: "to"] ?? "", to: el[attribute: "from"] ?? "", id: el[attribute: "id"] ?? "")
-        let request = c.pendingVerifies.removeValue(forKey: key)
+        var request = c.pendingVerifies.removeValue(forKey: key)
         if request != nil { forgetPendingVerify(key, on: c) }
-        if let r = request, let x = r.exchange {
+        if let r = request, let asked = r.exchange {
+            let x = current(asked)
+            request?.exchange = x
             if x.verifyType == nil, x.outcome == nil { awaitingVerdict[x.pair, default: []].append(x) }
             x.verifyType = type
             x.verifyReplyFrame = e.firstFrame
@@ -702,7 +791,7 @@ public final class DialbackModel {
 
     /// The exchange a verify with (from=T, to=S, id) belongs to, if any.
     public func exchange(streamID: String, sender: String, target: String) -> DialbackExchange? {
-        resultsByBinding[ResultBinding(streamID: streamID, sender: sender, target: target)]
+        boundResult(ResultBinding(streamID: streamID, sender: sender, target: target))
     }
 
     /// Connections (open or retired) whose acceptor issued `streamID`, in ID order.

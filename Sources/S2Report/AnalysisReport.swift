@@ -56,7 +56,7 @@ public final class AnalysisReport {
 
     public var inputs: [InputSummary] = []
     public var connections = ConnectionList()
-    public var exchanges: [DialbackExchange] = []
+    public var exchanges = ExchangeList()
     public var violations: [Violation] = []
     /// Findings past the per-connection bound of each rule: counted, not listed (the server table
     /// counts them with the listed ones).

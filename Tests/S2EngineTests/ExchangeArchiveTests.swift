@@ -1,0 +1,65 @@
+import S2Dialback
+import S2Engine
+import S2Model
+import S2Report
+import S2Rules
+import Testing
+
+/// Offline runs write settled exchanges to a temporary file (memory flat in the number of
+/// exchanges); what the report and the rules see must not change, including when a late db:verify
+/// reaches an exchange already written.
+struct ExchangeArchiveTests {
+    static let verifyC3 = """
+        @3 10.0.0.2 -> 10.0.0.1
+        3C> $HDR to='a.example' from='b.example'>
+        3S> $HDR from='a.example' to='b.example' id='s3'>
+        3C> <db:verify from='b.example' to='a.example' id='s1'>\(Example.key)</db:verify>
+        """
+    static let closeA = "C> </stream:stream>\nS> </stream:stream>\nclose"
+
+    @Test func settledExchangeReadsBackWhole() throws {
+        let r = try Engine.analyze(transcript: Example.clean)
+        #expect(r.exchanges.archivedCount == 1)
+        let x = try #require(r.exchanges.first)
+        #expect((x.number, x.originating, x.receiving, x.streamID, x.key) == (1, "a.example", "b.example", "s1", Example.key))
+        #expect((x.resultConnection, x.verifyConnection, x.outcome, x.verifyType) == (ConnectionID(1), ConnectionID(2), "valid", "valid"))
+        #expect(x.verifyKey == Example.key && x.verifyStreamID == "s1")
+        #expect((x.originatingAddress, x.receivingAddress, x.authoritativeAddress) == ("10.0.0.1", "10.0.0.2", "10.0.0.1"))
+        #expect(x.steps.map(\.kind) == [.resultRequest, .verifyRequest, .verifyReply, .resultReply])
+        #expect(x.steps.map(\.summary) == ["<db:result from='a.example' to='b.example'>",
+                                            "<db:verify from='b.example' to='a.example' id='s1'>",
+                                            "<db:verify type='valid'/>", "<db:result type='valid'/>"])
+        #expect(x.steps.map(\.connection) == [ConnectionID(1), ConnectionID(2), ConnectionID(2), ConnectionID(1)])
+        #expect(x.steps[3].carriesID == false && x.steps[3].carriesKey == false && x.steps[3].type == "valid")
+        #expect(x.resultReplyFrame != nil && x.verifyReplyFrame != nil && x.verifyFrame != nil)
+    }
+
+    /// The result connection closed (its exchange written away), then the receiving server
+    /// verifies the same key and id again: that db:verify matches the written exchange — no
+    /// "no such db:result" — and its answer joins it.
+    @Test func lateVerifyFindsTheWrittenExchange() throws {
+        let t = [Example.validated, Self.closeA, Self.verifyC3,
+                 "3S> <db:verify from='a.example' to='b.example' id='s1' type='valid'/>"].joined(separator: "\n")
+        let r = try Engine.analyze(transcript: t)
+        #expect(!r.violations.contains { $0.rule == "DB-CORR-1" }, "\(r.violations.map(\.message))")
+        #expect(r.exchanges.count == 1)
+        #expect(r.exchanges.archivedCount == 0)
+        let x = try #require(r.exchanges.first)
+        #expect(x.steps.map(\.kind) == [.resultRequest, .verifyRequest, .verifyReply, .resultReply, .verifyReply])
+        #expect(x.steps.last?.connection == ConnectionID(3))
+    }
+
+    /// A second db:verify was asked while the result connection was open; its answer comes after
+    /// that connection closed and the exchange was written: the answer lands on the exchange the
+    /// report lists, once.
+    @Test func answerAfterTheWriteLandsOnTheListedExchange() throws {
+        let t = [Example.validated, Self.verifyC3, Self.closeA,
+                 "3S> <db:verify from='a.example' to='b.example' id='s1' type='invalid'/>"].joined(separator: "\n")
+        let r = try Engine.analyze(transcript: t)
+        #expect(r.exchanges.count == 1)
+        let x = try #require(r.exchanges.first)
+        #expect(x.verifyType == "invalid")
+        #expect(x.steps.map(\.kind) == [.resultRequest, .verifyRequest, .verifyReply, .resultReply, .verifyReply])
+        #expect(x.steps.last?.connection == ConnectionID(3))
+    }
+}

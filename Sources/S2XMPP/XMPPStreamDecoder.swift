@@ -788,13 +788,6 @@ public final class XMPPStreamDecoder {
                                          frame: index.frame(at: elementStart), bytes: end - elementStart,
                                          message: "top-level <\(el.qualifiedName)> spans \(end - elementStart) bytes, over the \(limits.maxElementBytes)-byte element cap; its content was not kept"))
             }
-            _ = el.fromDomain
-            _ = el.toDomain
-            if el.isStanza && el.local == "iq" {
-                _ = el.normalizedFrom
-                _ = el.normalizedTo
-                if let t = el[attribute: "type"], t == "get" || t == "set" { _ = el.shortEvidence }
-            }
             elementsInParser += 1
             let tentative = sync == .firstElement
             if tentative { sync = .firstElementDone }

@@ -119,7 +119,7 @@ public final class DialbackModel {
     /// Closed connections of an offline run, on disk (see `retire`).
     public let archive = ConnectionArchive()
     /// Retired connections by the hash of their stream ID (confirmed against the archive).
-    private var retiredByStreamID: [Int: [ConnectionID]] = [:]
+    private var retiredByStreamID = ConnectionsByHash()
     /// A retired connection whose content the capture could not fully read (TLS without keys, a
     /// mid-stream pickup, lost bytes): what DB-CORR-9 asks about paths a verify may have taken.
     public struct UnreadableConnection: Sendable {
@@ -137,17 +137,7 @@ public final class DialbackModel {
     /// Acceptor addresses of retired connections whose initiator side was readable.
     public private(set) var retiredReadableAcceptors: Set<String> = []
 
-    /// What retired connections say about one stream id: how many issued it (as their latest), the
-    /// first of them, and how many had an unreadable initiator side. Rules ask this per db:verify;
-    /// it answers without reading the archive however many connections reused the id.
-    public struct StreamIDUse: Sendable {
-        public var count = 0
-        public var first: ConnectionID?
-        public var unreadable = 0
-    }
-    private var retiredStreamIDUse: [String: StreamIDUse] = [:]
-    /// Open connections by their acceptor's latest stream id, acceptor address and initiator address.
-    private var openByStreamID: [String: Set<ConnectionID>] = [:]
+    /// Open connections by their acceptor address and initiator address.
     private var openByServerAddress: [String: Set<ConnectionID>] = [:]
     private var openByClientAddress: [String: Set<ConnectionID>] = [:]
     /// Latest start time of a retired connection with an unreadable initiator side (TLS or damage),
@@ -214,12 +204,7 @@ public final class DialbackModel {
         let s = c.summary
         archive.append(s)
         if let id = s.streamID {
-            retiredByStreamID[id.hashValue, default: []].append(c.id)
-            var use = retiredStreamIDUse[id] ?? StreamIDUse()
-            use.count += 1
-            if use.first.map({ c.id < $0 }) ?? true { use.first = c.id }
-            if s.hidden || s.initiatorDamaged { use.unreadable += 1 }
-            retiredStreamIDUse[id] = use
+            retiredByStreamID.insert(c.id, at: id.hashValue)
         }
         if s.tls || s.initiatorDamaged {
             let k = AddressAndDomain(address: c.clientAddress, domain: s.initialTo)
@@ -317,7 +302,6 @@ public final class DialbackModel {
     private func removeFromConnections(_ c: ConnectionModel) {
         Self.remove(c.id, c.serverAddress, from: &openByServerAddress)
         Self.remove(c.id, c.clientAddress, from: &openByClientAddress)
-        if let id = c.streamID { Self.remove(c.id, id, from: &openByStreamID) }
         let i = c.slot
         guard i >= 0, i < connections.count, connections[i] === c else { return }
         let last = connections.removeLast()
@@ -384,19 +368,6 @@ public final class DialbackModel {
         (openByClientAddress[address] ?? []).compactMap { byID[$0] }
     }
 
-    /// Connections (open or retired) whose acceptor's latest stream id is `id`: how many, the
-    /// first, and whether any had an unreadable initiator side. Costs the open ones with that id only.
-    public func streamIDUse(_ id: String) -> StreamIDUse {
-        var use = retiredStreamIDUse[id] ?? StreamIDUse()
-        for cid in openByStreamID[id] ?? [] {
-            guard let c = byID[cid] else { continue }
-            use.count += 1
-            if use.first.map({ cid < $0 }) ?? true { use.first = cid }
-            if c.hidden || c.damaged.clientToServer || c.pickedUp.clientToServer { use.unreadable += 1 }
-        }
-        return use
-    }
-
     /// Whether a retired connection from `address` with initial `to` = `domain` and an unreadable
     /// initiator side started at or after `time`.
     public func retiredUnreadable(from address: String, to domain: String, since time: Timestamp) -> Bool {
@@ -456,9 +427,7 @@ public final class DialbackModel {
             if d == .clientToServer {
                 c.initialHeader = h
             } else {
-                if correlates, let old = c.streamID { Self.remove(c.id, old, from: &openByStreamID) }
                 c.responseHeader = h
-                if correlates, let id = h.id { openByStreamID[id, default: []].insert(c.id) }
             }
             c.headerFrames[d] = e.firstFrame
             c.elementsSinceHeader[d] = 0
@@ -797,7 +766,7 @@ public final class DialbackModel {
     /// Connections (open or retired) whose acceptor issued `streamID`, in ID order.
     public func connections(withStreamID id: String) -> [ConnectionSummary] {
         let open = connections.filter { $0.streamID == id }.map(\.summary)
-        let closed = (retiredByStreamID[id.hashValue] ?? []).compactMap { archive.summary(of: $0) }.filter { $0.streamID == id }
+        let closed = retiredByStreamID[id.hashValue].compactMap { archive.summary(of: $0) }.filter { $0.streamID == id }
         return (open + closed).sorted { $0.id < $1.id }
     }
 
@@ -805,5 +774,20 @@ public final class DialbackModel {
     public func retireAll() -> ConnectionList {
         for c in connections.sorted(by: { $0.id < $1.id }) { retire(c) }
         return ConnectionList(archive: archive)
+    }
+}
+
+/// Connections by a hash: nearly always one per hash, held without an array of its own.
+struct ConnectionsByHash {
+    private var first: [Int: ConnectionID] = [:]
+    private var more: [Int: [ConnectionID]] = [:]
+
+    mutating func insert(_ c: ConnectionID, at hash: Int) {
+        if first[hash] == nil { first[hash] = c } else { more[hash, default: []].append(c) }
+    }
+
+    subscript(hash: Int) -> [ConnectionID] {
+        guard let c = first[hash] else { return [] }
+        return [c] + (more[hash] ?? [])
     }
 }

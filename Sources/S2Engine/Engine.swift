@@ -76,8 +76,7 @@ public final class Engine: ReassemblySink {
     /// measured with `s2scope analyze` on the header-connections corpus (docs/LIMITS.md).
     public static let bytesPerTCPConnection = 700
     public static let bytesPerXMPPConnection = 4_000
-    /// One live expat parser (a direction inside an element, or past its first element). With
-    /// `--threads` the parsers live on the workers and each connection is charged two.
+    /// One live expat parser (a direction inside an element, or past its first element).
     public static let bytesPerParser = 10_000
     /// Live expat parsers of a single-threaded run.
     private let parsers = ParserCount()
@@ -107,8 +106,8 @@ public final class Engine: ReassemblySink {
         if configuration.threads > 1 {
             // Workers only read the key store: it is complete before the first packet (offline).
             precondition(!configuration.followsKeyLog, "a key log that is still being written needs a single-threaded run")
-            parallel = ParallelParsing(engine: self, workers: configuration.threads - 1, round: configuration.parallelRound) { [configuration, tlsKeys] id, sink in
-                ConnectionParser(connection: id, configuration: configuration, keys: tlsKeys, output: sink, onDecrypted: nil)
+            parallel = ParallelParsing(engine: self, workers: configuration.threads - 1, round: configuration.parallelRound) { [configuration, tlsKeys] id, sink, count in
+                ConnectionParser(connection: id, configuration: configuration, keys: tlsKeys, output: sink, onDecrypted: nil, parserCount: count)
             }
         }
     }
@@ -231,7 +230,7 @@ public final class Engine: ReassemblySink {
                 seg.payloadLength = seg.payload.count
             }
             reassembler.process(seg)
-            if let budget = configuration.maxMemory, estimatedStateBytes > budget { keepWithin(budget, frame: frame) }
+            if let budget = configuration.maxMemory { checkBudget(budget, frame: frame) }
         case .failure(.malformed(let why)):
             report.statistics.malformedPackets += 1
             // Headers that contradict each other: malformed whether or not the snap length cut the frame.
@@ -728,10 +727,39 @@ public final class Engine: ReassemblySink {
     /// The analysis state's size as running counters estimate it (never by walking it): what the
     /// memory budget is checked against. The offline report's history (closed connections' records,
     /// dialback exchanges, findings) is not part of it: it grows with the capture (docs/LIMITS.md).
+    ///
+    /// With parsing threads the parsers and the rules' state are counted as of the last round
+    /// applied; `checkBudget` drains the rounds before it relies on them.
     public var estimatedStateBytes: Int {
+        stateBytes(parsers: parallel?.liveParsers ?? parsers.live, rules: connectionRules.pendingStateBytes + correlator.pendingStateBytes)
+    }
+
+    private func stateBytes(parsers: Int, rules: Int) -> Int {
         reassembler.activeConnections * Engine.bytesPerTCPConnection + reassembler.ringBytes + reassembler.heldBytes
-            + xmppConnections * Engine.bytesPerXMPPConnection + connectionRules.pendingStateBytes + correlator.pendingStateBytes
-            + (parallel == nil ? parsers.live : 2 * xmppConnections) * Engine.bytesPerParser
+            + xmppConnections * Engine.bytesPerXMPPConnection + rules + parsers * Engine.bytesPerParser
+    }
+
+    /// At most this many bytes of rules' state per byte of XML not yet applied (an expectation,
+    /// ~700 B, needs an element of tens of bytes; a pending IQ, ~360 B, one of at least 20).
+    private static let maxRuleBytesPerXMLByte = 64
+
+    /// The memory budget decides at each packet, on the state after that packet, as one thread
+    /// would: which connections are closed early must not depend on `--threads`. With parsing
+    /// threads the exact state is known only once the rounds in flight are applied, so the rounds
+    /// are drained (and the run is sequential for that packet) only when a bound on what they may
+    /// add says the budget may be passed.
+    private func checkBudget(_ budget: Int, frame: FrameRef) {
+        guard let parallel else {
+            if estimatedStateBytes > budget { keepWithin(budget, frame: frame) }
+            return
+        }
+        // Each unapplied step can wake at most one parser of its direction (two counted to be safe).
+        let bound = stateBytes(parsers: parallel.liveParsers + 2 * parallel.unappliedSteps,
+                               rules: connectionRules.pendingStateBytes + correlator.pendingStateBytes
+                                   + parallel.unappliedBytes * Engine.maxRuleBytesPerXMLByte)
+        guard bound > budget else { return }
+        parallel.flush()
+        if estimatedStateBytes > budget { keepWithin(budget, frame: frame) }
     }
 
     /// Over budget: the least recently active connections are closed early (the reassembler's
@@ -745,6 +773,8 @@ public final class Engine: ReassemblySink {
         let target = budget - budget / 10
         while estimatedStateBytes > target, reassembler.evictLeastRecentlyActive(frame: frame) {
             connectionsEvictedForMemory += 1
+            // What the close frees (parsers, rules' state) counts before the next decision.
+            parallel?.flush()
         }
     }
 

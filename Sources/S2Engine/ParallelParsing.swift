@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import S2Model
+import S2XMPP
 
 /// `--threads N`: XML parsing of the connections runs on N−1 worker threads, while the calling
 /// thread reads, decodes and reassembles, and applies the parse results to the dialback model
@@ -27,6 +28,7 @@ final class ParallelParsing {
     struct Round {
         var batches: [ParseBatch]
         var steps: [Step]
+        var bytes: Int
     }
 
     private unowned let engine: Engine
@@ -38,6 +40,8 @@ final class ParallelParsing {
     private var inFlight: Round?
     private var pool: [ParseBatch] = []
     private var stopped = false
+    /// Each worker's live expat parsers at the end of its batch of the last round applied.
+    private var appliedParsers: [Int]
 
     /// A round closes at this many payload bytes or steps (whichever comes first).
     private let maxRoundBytes: Int
@@ -46,7 +50,7 @@ final class ParallelParsing {
     /// Starts up to `n` workers; nil when not even one thread could be started (the engine then
     /// parses on its own thread).
     init?(engine: Engine, workers n: Int, round: (bytes: Int, steps: Int),
-          makeParser: @escaping @Sendable (ConnectionID, ParseOutputSink) -> ConnectionParser) {
+          makeParser: @escaping @Sendable (ConnectionID, ParseOutputSink, ParserCount) -> ConnectionParser) {
         self.engine = engine
         maxRoundBytes = max(1, round.bytes)
         maxRoundSteps = max(1, round.steps)
@@ -70,7 +74,19 @@ final class ParallelParsing {
         guard !started.isEmpty else { return nil }
         workers = started
         batches = started.map { _ in ParseBatch() }
+        appliedParsers = started.map { _ in 0 }
     }
+
+    // MARK: - What the memory estimate may count on
+
+    /// Live expat parsers on the workers as of the last round applied: exact once `flush` has
+    /// drained the rounds, as of `flush` the same count a one-thread run has at that packet.
+    var liveParsers: Int { appliedParsers.reduce(0, +) }
+
+    /// Steps and payload bytes logged or in flight but not applied yet: what may still change the
+    /// parsers and the rules' state that `liveParsers` and the analyzers do not show.
+    var unappliedSteps: Int { steps.count + (inFlight?.steps.count ?? 0) }
+    var unappliedBytes: Int { roundBytes + (inFlight?.bytes ?? 0) }
 
     var workerCount: Int { workers.count }
 
@@ -112,7 +128,7 @@ final class ParallelParsing {
     }
 
     private func submit() {
-        let round = Round(batches: batches, steps: steps)
+        let round = Round(batches: batches, steps: steps, bytes: roundBytes)
         for (i, w) in workers.enumerated() { w.inbox.put(batches[i]) }
         batches = workers.map { _ in
             guard let b = pool.popLast() else { return ParseBatch() }
@@ -130,7 +146,7 @@ final class ParallelParsing {
 
     private func apply(_ round: Round) {
         // Each worker answers its batches in order: this is the round's batch.
-        for w in workers { _ = w.outbox.take() }
+        for (i, w) in workers.enumerated() { appliedParsers[i] = w.outbox.take().liveParsers }
         for s in round.steps {
             switch s {
             case .advance(let t): engine.advanceRules(to: t)
@@ -201,6 +217,8 @@ final class ParseBatch: @unchecked Sendable {
     var consumed = 0
     var cursor = 0
     var stop = false
+    /// The worker's live expat parsers when it finished this batch.
+    var liveParsers = 0
 
     /// Forgets the last round's outputs (ops and bytes are this round's).
     func reset() {
@@ -217,15 +235,16 @@ final class ParseWorker: ParseOutputSink, @unchecked Sendable {
     let outbox = Handoff<ParseBatch>()
     private var current: ParseBatch?
     private var parsers: [ConnectionID: ConnectionParser] = [:]
-    private let makeParser: (ConnectionID, ParseOutputSink) -> ConnectionParser
+    private let parserCount = ParserCount()
+    private let makeParser: (ConnectionID, ParseOutputSink, ParserCount) -> ConnectionParser
 
-    init(makeParser: @escaping (ConnectionID, ParseOutputSink) -> ConnectionParser) {
+    init(makeParser: @escaping (ConnectionID, ParseOutputSink, ParserCount) -> ConnectionParser) {
         self.makeParser = makeParser
     }
 
     private func parser(_ id: ConnectionID) -> ConnectionParser {
         if let p = parsers[id] { return p }
-        let p = makeParser(id, self)
+        let p = makeParser(id, self, parserCount)
         parsers[id] = p
         return p
     }
@@ -258,6 +277,7 @@ final class ParseWorker: ParseOutputSink, @unchecked Sendable {
                 }
             }
             current = nil
+            b.liveParsers = parserCount.live
             outbox.put(b)
         }
     }

@@ -63,3 +63,31 @@ extension ParallelTests {
         #expect(try Self.report([path], threads: 3, round: (64, 3)) == Self.report([path], threads: 1))
     }
 }
+
+extension ParallelTests {
+    /// Under a memory budget that is reached, the connections closed early — and so the report —
+    /// are the same whatever the thread count: the budget is decided on the state after each
+    /// packet, parsers on the workers and rules' state included.
+    @Test(arguments: [(2, 32 << 10, 512), (2, 64, 3), (4, 1, 1)])
+    func sameEvictionsUnderAMemoryBudget(threads: Int, bytes: Int, steps: Int) throws {
+        // Each connection stops inside a stanza (its initiator's parser stays live); every third
+        // also sends a spoofed stanza first, which demands a reaction (rules' state).
+        var t = ""
+        for i in 1...999 {
+            t += "\(i)C> $HDR to='b.example' from='a.example'>\n\(i)S> $HDR from='b.example' to='a.example' id='s\(i)'>\n"
+            if i % 3 == 0 { t += "\(i)C> <message from='m@evil.example' to='v@b.example'/>\n" }
+            t += "\(i)C> <message from='u@a.example' to='v@b.example'><body>unfinished\n"
+        }
+        func report(_ threads: Int, _ round: (Int, Int)) throws -> String {
+            var c = EngineConfiguration()
+            c.threads = threads
+            c.parallelRound = round
+            c.maxMemory = 6 << 20
+            return JSONReport.document(try Engine.analyze(transcript: t, configuration: c))
+        }
+        let one = try report(1, (1 << 20, 16_384))
+        #expect(one.contains("\"connections_evicted_for_memory\": "))
+        #expect(!one.contains("\"connections_evicted_for_memory\": 0,"))
+        #expect(try report(threads, (bytes, steps)) == one, "threads \(threads), rounds of \(bytes) bytes / \(steps) steps")
+    }
+}

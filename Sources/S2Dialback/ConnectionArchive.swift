@@ -11,20 +11,14 @@ import S2Model
 /// per connection instead of a summary's ~1–2 KB. Reading back is random access (`pread`).
 /// When no temporary file can be made, summaries stay in memory: slower to grow, never lost.
 public final class ConnectionArchive {
-    private var file: UnsafeMutablePointer<FILE>?
-    /// The file is made at the first connection (most analyzers, in tests, never retire one).
-    private var wantsFile: Bool
-    private var writable = true
-    private var size: Int64 = 0
-    private var offsets: [ConnectionID: (offset: Int64, length: Int)] = [:]
+    private let file: RecordFile?
+    private var offsets: [ConnectionID: RecordFile.Record] = [:]
     private var inMemory: [ConnectionID: ConnectionSummary] = [:]
     private var scratch: [UInt8] = []
 
     public init(spill: Bool = true) {
-        wantsFile = spill
+        file = spill ? RecordFile() : nil
     }
-
-    deinit { if let file { fclose(file) } }
 
     public var count: Int { offsets.count + inMemory.count }
 
@@ -34,40 +28,62 @@ public final class ConnectionArchive {
 
     public func append(_ s: ConnectionSummary) {
         streamCount += s.streams.count
-        if wantsFile {
-            wantsFile = false
-            file = tmpfile()
-        }
-        guard let file, writable else {
-            inMemory[s.id] = s
-            return
-        }
         scratch.removeAll(keepingCapacity: true)
-        ArchiveCoder.encode(s, into: &scratch)
-        let written = scratch.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
-        guard written == scratch.count else {
-            // Disk full: keep this one and the rest here rather than lose them (a partial record
-            // may sit at the end of the file; the ones before it stay readable).
+        if file != nil { ArchiveCoder.encode(s, into: &scratch) }
+        // No file, or the disk is full: kept here rather than lost.
+        guard let w = file?.append(scratch) else {
             inMemory[s.id] = s
-            writable = false
             return
         }
-        offsets[s.id] = (size, scratch.count)
-        size += Int64(scratch.count)
+        offsets[s.id] = w
     }
 
     public func summary(of id: ConnectionID) -> ConnectionSummary? {
         if let s = inMemory[id] { return s }
-        guard let file, let w = offsets[id] else { return nil }
-        fflush(file)
-        var bytes = [UInt8](repeating: 0, count: w.length)
-        let n = bytes.withUnsafeMutableBytes { pread(fileno(file), $0.baseAddress, w.length, off_t(w.offset)) }
-        guard n == w.length else { return nil }
+        guard let w = offsets[id], let bytes = file?.read(w) else { return nil }
         return ArchiveCoder.decode(bytes)
     }
 
     /// Every archived connection's ID, ascending.
     public var ids: [ConnectionID] { (Array(offsets.keys) + Array(inMemory.keys)).sorted() }
+}
+
+/// An anonymous temporary file of records (`tmpfile`: gone when the process ends), each written
+/// once and read back at random (`pread`): what keeps the offline report's history out of the heap.
+/// It is made at the first record (most analyzers, in tests, never write one).
+final class RecordFile {
+    typealias Record = (offset: Int64, length: Int)
+    private var file: UnsafeMutablePointer<FILE>?
+    private var opened = false
+    private var writable = true
+    private var size: Int64 = 0
+
+    deinit { if let file { fclose(file) } }
+
+    /// Where `bytes` went; nil when no temporary file can be made or the disk is full (then
+    /// nothing more is written; a partial record may sit at the end, the ones before stay readable).
+    func append(_ bytes: [UInt8]) -> Record? {
+        if !opened {
+            opened = true
+            file = tmpfile()
+        }
+        guard let file, writable else { return nil }
+        let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
+        guard written == bytes.count else {
+            writable = false
+            return nil
+        }
+        defer { size += Int64(bytes.count) }
+        return (size, bytes.count)
+    }
+
+    func read(_ r: Record) -> [UInt8]? {
+        guard let file else { return nil }
+        fflush(file)
+        var bytes = [UInt8](repeating: 0, count: r.length)
+        let n = bytes.withUnsafeMutableBytes { pread(fileno(file), $0.baseAddress, r.length, off_t(r.offset)) }
+        return n == r.length ? bytes : nil
+    }
 }
 
 /// The binary form of a summary: integers little-endian, strings length-prefixed UTF-8.

@@ -1,6 +1,3 @@
-#if canImport(Glibc)
-import Glibc
-#endif
 import S2Model
 
 /// Settled dialback exchanges of an offline run, kept for the report outside the heap.
@@ -11,43 +8,24 @@ import S2Model
 /// Like `ConnectionArchive`: an anonymous temporary file, random access; without a file the
 /// exchange stays in memory.
 final class ExchangeArchive {
-    private var file: UnsafeMutablePointer<FILE>?
-    private var wantsFile = true
-    private var writable = true
-    private var size: Int64 = 0
-    private var offsets: [Int: (offset: Int64, length: Int)] = [:]
+    private let file = RecordFile()
+    private var offsets: [Int: RecordFile.Record] = [:]
     private var scratch: [UInt8] = []
-
-    deinit { if let file { fclose(file) } }
 
     var count: Int { offsets.count }
 
     /// Writes `x`; false when it cannot (no temporary file, disk full): the caller keeps it.
     func append(_ x: DialbackExchange) -> Bool {
-        if wantsFile {
-            wantsFile = false
-            file = tmpfile()
-        }
-        guard let file, writable else { return false }
         scratch.removeAll(keepingCapacity: true)
         ExchangeCoder.encode(x, into: &scratch)
-        let written = scratch.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
-        guard written == scratch.count else {
-            writable = false
-            return false
-        }
-        offsets[x.number] = (size, scratch.count)
-        size += Int64(scratch.count)
+        guard let w = file.append(scratch) else { return false }
+        offsets[x.number] = w
         return true
     }
 
     /// A new object with what was written for exchange `number`.
     func exchange(_ number: Int) -> DialbackExchange? {
-        guard let file, let w = offsets[number] else { return nil }
-        fflush(file)
-        var bytes = [UInt8](repeating: 0, count: w.length)
-        let n = bytes.withUnsafeMutableBytes { pread(fileno(file), $0.baseAddress, w.length, off_t(w.offset)) }
-        guard n == w.length else { return nil }
+        guard let w = offsets[number], let bytes = file.read(w) else { return nil }
         return ExchangeCoder.decode(bytes)
     }
 

@@ -114,13 +114,14 @@ sanitize:
 
 # The parsing threads' stress test alone under ThreadSanitizer (issue #17; run by .ci/run): 8 and 16
 # workers on rounds of one byte or one step over every capture of fixtures/, offline and driven as
-# live drives the engine (Tests/S2EngineTests/ParallelStressTests.swift). The first race report stops
+# live drives the engine (Tests/S2EngineTests/ParallelStressTests.swift), and the memory budget decided
+# with rounds in flight (ParallelTests.sameEvictionsUnderAMemoryBudget). The first race report stops
 # it and fails it, even where the reports still came out identical. 4.5 min from cold on 2 cores (234 s build, 36 s tests).
 tsan-stress:
 	@scripts/install-deps.sh test
 	mkdir -p .build-tsan
 	set -o pipefail; SWIFT_BACKTRACE=enable=no TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test --sanitize=thread --scratch-path .build-tsan \
-		--disable-xctest --filter ParallelStress 2>&1 | tee .build-tsan/tsan-stress.log
+		--disable-xctest --filter 'ParallelStress|sameEvictionsUnderAMemoryBudget' 2>&1 | tee .build-tsan/tsan-stress.log
 	! grep -q "WARNING: ThreadSanitizer" .build-tsan/tsan-stress.log
 
 # s2scope (--threads 1, 2, 4) against the C yardstick of issue #17 (../shared/perf/ceiling, every

@@ -753,10 +753,12 @@ public final class Engine: ReassemblySink {
             if estimatedStateBytes > budget { keepWithin(budget, frame: frame) }
             return
         }
-        // Each unapplied step can wake at most one parser of its direction (two counted to be safe).
+        // Each unapplied step can wake at most one parser of its direction (two counted to be safe),
+        // and even a step without bytes (a gap, a close) is allowed one expectation more.
         let bound = stateBytes(parsers: parallel.liveParsers + 2 * parallel.unappliedSteps,
                                rules: connectionRules.pendingStateBytes + correlator.pendingStateBytes
-                                   + parallel.unappliedBytes * Engine.maxRuleBytesPerXMLByte)
+                                   + parallel.unappliedBytes * Engine.maxRuleBytesPerXMLByte
+                                   + parallel.unappliedSteps * (RuleContext.bytesPerExpectation + RuleContext.bytesPerDeadline))
         guard bound > budget else { return }
         parallel.flush()
         if estimatedStateBytes > budget { keepWithin(budget, frame: frame) }

@@ -97,8 +97,7 @@ enum ArchiveCoder {
         str(s.serverAddress, &o)
         frame(s.firstFrame, &o)
         frame(s.lastFrame, &o)
-        o.append(s.closeFrame == nil ? 0 : 1)
-        if let f = s.closeFrame { frame(f, &o) }
+        frame(s.closeFrame, &o)
         opt(s.close, &o)
         o.append((s.tls ? 1 : 0) | (s.hidden ? 2 : 0) | (s.initiatorDamaged ? 4 : 0)
                  | (s.pickedUp.clientToServer ? 8 : 0) | (s.pickedUp.serverToClient ? 16 : 0))
@@ -125,8 +124,7 @@ enum ArchiveCoder {
             frame(n.authFrame, &o)
             str(n.outcome.rawValue, &o)
             opt(n.condition, &o)
-            o.append(n.outcomeFrame == nil ? 0 : 1)
-            if let f = n.outcomeFrame { frame(f, &o) }
+            frame(n.outcomeFrame, &o)
             opt(n.streamIDBefore, &o)
             opt(n.streamIDAfter, &o)
         }
@@ -154,9 +152,7 @@ enum ArchiveCoder {
     private static func decode(_ r: inout Reader) -> ConnectionSummary? {
         guard let id = r.int(), let input = r.int(), let client = r.str(), let server = r.str(),
               let clientAddress = r.str(), let serverAddress = r.str(), let first = r.frame(), let last = r.frame(),
-              let hasClose = r.byte() else { return nil }
-        var closeFrame: FrameRef?
-        if hasClose == 1 { guard let f = r.frame() else { return nil }; closeFrame = f }
+              let closeFrame = r.optFrame() else { return nil }
         guard let close = r.opt(), let flags = r.byte(), let streamID = r.opt(), let initialTo = r.opt(),
               let n = r.int(), n >= 0, n < 1 << 20 else { return nil }
         var streams: [StreamSummary] = []
@@ -177,9 +173,7 @@ enum ArchiveCoder {
                 offered.append(m)
             }
             guard let f = r.byte(), let authFrame = r.frame(), let outcome = r.str().flatMap(SASLNegotiation.Outcome.init(rawValue:)),
-                  let condition = r.opt(), let hasOutcome = r.byte() else { return nil }
-            var outcomeFrame: FrameRef?
-            if hasOutcome == 1 { guard let of = r.frame() else { return nil }; outcomeFrame = of }
+                  let condition = r.opt(), let outcomeFrame = r.optFrame() else { return nil }
             guard let before = r.opt(), let after = r.opt() else { return nil }
             var n = SASLNegotiation(mechanism: mechanism, initialResponse: response, authzid: authzid, malformedResponse: f & 1 != 0,
                                     initiating: initiating, receiving: receiving, offered: offered, overTLS: f & 2 != 0,
@@ -234,6 +228,11 @@ enum ArchiveCoder {
         if let s { str(s, &o) }
     }
 
+    static func frame(_ f: FrameRef?, _ o: inout [UInt8]) {
+        o.append(f == nil ? 0 : 1)
+        if let f { frame(f, &o) }
+    }
+
     static func frame(_ f: FrameRef, _ o: inout [UInt8]) {
         int(f.input, &o)
         int(f.number, &o)
@@ -264,13 +263,20 @@ enum ArchiveCoder {
             guard let input = int(), let number = int(), let s = int(), let ns = int() else { return nil }
             return FrameRef(input: input, number: number, time: Timestamp(seconds: Int64(s), nanoseconds: Int32(truncatingIfNeeded: ns)))
         }
+        /// nil: malformed; .some(nil): absent.
+        mutating func optFrame() -> FrameRef?? {
+            guard let flag = byte() else { return nil }
+            if flag == 0 { return .some(nil) }
+            guard let f = frame() else { return nil }
+            return .some(f)
+        }
     }
 }
 
 /// The connections of a report in ID order: summaries read back from the archive one at a
 /// time, so that writing a report of a huge capture does not hold them all at once.
 public struct ConnectionList: RandomAccessCollection, Sendable {
-    private let archive: ArchiveReference?
+    private let archive: ArchiveReference<ConnectionArchive>?
     private let ids: [ConnectionID]
     private let held: [ConnectionSummary]
 
@@ -306,8 +312,8 @@ public struct ConnectionList: RandomAccessCollection, Sendable {
     }
 }
 
-/// The archive is read only once the analysis is over, from one thread.
-final class ArchiveReference: @unchecked Sendable {
-    let archive: ConnectionArchive
-    init(_ a: ConnectionArchive) { archive = a }
+/// An archive in a report's list: it is read only once the analysis is over, from one thread.
+final class ArchiveReference<Archive>: @unchecked Sendable {
+    let archive: Archive
+    init(_ a: Archive) { archive = a }
 }

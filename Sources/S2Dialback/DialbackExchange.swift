@@ -59,24 +59,19 @@ public final class DialbackExchange: @unchecked Sendable {
     /// A live run forgot it with its connection.
     var forgotten = false
     /// An offline run wrote it to the exchange archive; it comes back to memory if a late
-    /// db:verify reaches it (`DialbackModel.pageIn`).
+    /// db:verify reaches it (`DialbackModel.boundResult`).
     var spilled = false
 
-    init(number: Int, pair: DomainPair, streamID: String?, key: String,
-         connection: ConnectionModel, direction: Direction, frame: FrameRef) {
-        self.number = number
-        originating = pair.sender
-        receiving = pair.target
-        self.streamID = streamID
-        self.key = key
-        resultConnection = connection.id
-        resultFrame = frame
-        resultDirection = direction
-        originatingAddress = connection.address(of: direction)
-        receivingAddress = connection.address(of: direction.reversed)
+    convenience init(number: Int, pair: DomainPair, streamID: String?, key: String,
+                     connection: ConnectionModel, direction: Direction, frame: FrameRef) {
+        self.init(number: number, originating: pair.sender, receiving: pair.target, streamID: streamID, key: key,
+                  resultConnection: connection.id, resultFrame: frame, resultDirection: direction,
+                  originatingAddress: connection.address(of: direction),
+                  receivingAddress: connection.address(of: direction.reversed))
     }
 
-    /// An exchange as the archive recorded it.
+    /// An exchange with its db:result only (as the model makes it, or as the archive recorded it
+    /// before the rest is set).
     init(number: Int, originating: String, receiving: String, streamID: String?, key: String,
          resultConnection: ConnectionID, resultFrame: FrameRef, resultDirection: Direction,
          originatingAddress: String, receivingAddress: String) {

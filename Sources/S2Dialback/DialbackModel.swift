@@ -51,10 +51,8 @@ public final class DialbackModel {
     private let exchangeArchive = ExchangeArchive()
     /// Spilled exchanges brought back by a late db:verify, by number: they stay in memory.
     private var pagedIn: [Int: DialbackExchange] = [:]
-    /// Bindings of spilled exchanges, by the binding's hash (confirmed against the archive when
-    /// read), or whole when two share a hash.
-    private var spilledBindings: [Int: Int] = [:]
-    private var spilledBindingsExact: [ResultBinding: Int] = [:]
+    /// Numbers of spilled exchanges by their binding's hash (confirmed against the archive when read).
+    private var spilledBindings = HashIndex<Int>()
     /// Exchanges by the connection their db:result travelled on, while it is open.
     private var exchangesOf: [ConnectionID: [DialbackExchange]] = [:]
     private var byID: [ConnectionID: ConnectionModel] = [:]
@@ -119,7 +117,7 @@ public final class DialbackModel {
     /// Closed connections of an offline run, on disk (see `retire`).
     public let archive = ConnectionArchive()
     /// Retired connections by the hash of their stream ID (confirmed against the archive).
-    private var retiredByStreamID = ConnectionsByHash()
+    private var retiredByStreamID = HashIndex<ConnectionID>()
     /// A retired connection whose content the capture could not fully read (TLS without keys, a
     /// mid-stream pickup, lost bytes): what DB-CORR-9 asks about paths a verify may have taken.
     public struct UnreadableConnection: Sendable {
@@ -241,8 +239,7 @@ public final class DialbackModel {
             let b = ResultBinding(streamID: id, sender: x.originating, target: x.receiving)
             if resultsByBinding[b] === x {
                 resultsByBinding[b] = nil
-                let h = b.hashValue
-                if spilledBindings[h] == nil { spilledBindings[h] = x.number } else { spilledBindingsExact[b] = x.number }
+                spilledBindings.insert(x.number, at: b.hashValue)
             }
         }
         // It is verified, so `latestUnverified` would never return it: only its memory goes.
@@ -256,27 +253,20 @@ public final class DialbackModel {
     /// The exchange bound to `b`: in memory, or paged back in from the archive.
     private func boundResult(_ b: ResultBinding) -> DialbackExchange? {
         if let x = resultsByBinding[b] { return x }
-        if spilledBindings.isEmpty && spilledBindingsExact.isEmpty { return nil }
-        if let n = spilledBindingsExact[b], let x = pageIn(n) {
-            spilledBindingsExact[b] = nil
-            resultsByBinding[b] = x
+        let h = b.hashValue
+        // The latest written first: a binding written twice answers with its newer exchange, as
+        // `resultsByBinding` would have.
+        for n in spilledBindings[h].sorted(by: >) {
+            guard let x = pagedIn[n] ?? exchangeArchive.exchange(n),
+                  x.streamID == b.streamID, x.originating == b.sender, x.receiving == b.target else { continue }
+            spilledBindings.remove(n, at: h)
+            resultsByBinding[b] = register(x)
             return x
         }
-        let h = b.hashValue
-        guard let n = spilledBindings[h], let x = pagedIn[n] ?? exchangeArchive.exchange(n),
-              x.streamID == b.streamID, x.originating == b.sender, x.receiving == b.target else { return nil }
-        spilledBindings[h] = nil
-        resultsByBinding[b] = register(x)
-        return x
+        return nil
     }
 
-    /// Spilled exchange `n`, back in memory for good.
-    private func pageIn(_ n: Int) -> DialbackExchange? {
-        if let x = pagedIn[n] { return x }
-        return exchangeArchive.exchange(n).map(register)
-    }
-
-    @discardableResult
+    /// Spilled exchange `x`, back in memory for good (or the copy already brought back).
     private func register(_ x: DialbackExchange) -> DialbackExchange {
         if let held = pagedIn[x.number] { return held }
         exchangeArchive.remove(x.number)
@@ -777,17 +767,28 @@ public final class DialbackModel {
     }
 }
 
-/// Connections by a hash: nearly always one per hash, held without an array of its own.
-struct ConnectionsByHash {
-    private var first: [Int: ConnectionID] = [:]
-    private var more: [Int: [ConnectionID]] = [:]
+/// Values by a hash of what they stand for, which the caller confirms on read: nearly always one
+/// per hash, held without an array of its own.
+struct HashIndex<Value: Equatable> {
+    private var first: [Int: Value] = [:]
+    private var more: [Int: [Value]] = [:]
 
-    mutating func insert(_ c: ConnectionID, at hash: Int) {
-        if first[hash] == nil { first[hash] = c } else { more[hash, default: []].append(c) }
+    mutating func insert(_ v: Value, at hash: Int) {
+        if first[hash] == nil { first[hash] = v } else { more[hash, default: []].append(v) }
     }
 
-    subscript(hash: Int) -> [ConnectionID] {
-        guard let c = first[hash] else { return [] }
-        return [c] + (more[hash] ?? [])
+    subscript(hash: Int) -> [Value] {
+        guard let v = first[hash] else { return [] }
+        return [v] + (more[hash] ?? [])
+    }
+
+    mutating func remove(_ v: Value, at hash: Int) {
+        var rest = more.removeValue(forKey: hash) ?? []
+        if first[hash] == v {
+            first[hash] = rest.isEmpty ? nil : rest.removeFirst()
+        } else {
+            rest.removeAll { $0 == v }
+        }
+        if !rest.isEmpty { more[hash] = rest }
     }
 }

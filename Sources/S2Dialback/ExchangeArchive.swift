@@ -48,12 +48,12 @@ enum ExchangeCoder {
         C.frame(x.resultFrame, &o)
         o.append(UInt8(x.resultDirection.rawValue))
         C.int(x.verifyConnection?.value ?? -1, &o)
-        frame(x.verifyFrame, &o)
+        C.frame(x.verifyFrame, &o)
         C.opt(x.verifyKey, &o)
         C.opt(x.verifyStreamID, &o)
-        frame(x.verifyReplyFrame, &o)
+        C.frame(x.verifyReplyFrame, &o)
         C.opt(x.verifyType, &o)
-        frame(x.resultReplyFrame, &o)
+        C.frame(x.resultReplyFrame, &o)
         C.opt(x.outcome, &o)
         C.str(x.originatingAddress, &o)
         C.str(x.receivingAddress, &o)
@@ -69,11 +69,6 @@ enum ExchangeCoder {
         }
     }
 
-    private static func frame(_ f: FrameRef?, _ o: inout [UInt8]) {
-        o.append(f == nil ? 0 : 1)
-        if let f { ArchiveCoder.frame(f, &o) }
-    }
-
     static func decode(_ b: [UInt8]) -> DialbackExchange? {
         b.withWireBytes { w in
             var r = ArchiveCoder.Reader(wire: WireReader(w))
@@ -81,20 +76,13 @@ enum ExchangeCoder {
         }
     }
 
-    private static func frame(_ r: inout ArchiveCoder.Reader) -> FrameRef?? {
-        guard let flag = r.byte() else { return nil }
-        if flag == 0 { return .some(nil) }
-        guard let f = r.frame() else { return nil }
-        return .some(f)
-    }
-
     private static func decode(_ r: inout ArchiveCoder.Reader) -> DialbackExchange? {
         guard let number = r.int(), let originating = r.str(), let receiving = r.str(), let streamID = r.opt(),
               let key = r.str(), let resultConnection = r.int(), let resultFrame = r.frame(),
               let d = r.byte(), let resultDirection = Direction(rawValue: Int(d)),
-              let verifyConnection = r.int(), let verifyFrame = frame(&r), let verifyKey = r.opt(),
-              let verifyStreamID = r.opt(), let verifyReplyFrame = frame(&r), let verifyType = r.opt(),
-              let resultReplyFrame = frame(&r), let outcome = r.opt(), let originatingAddress = r.str(),
+              let verifyConnection = r.int(), let verifyFrame = r.optFrame(), let verifyKey = r.opt(),
+              let verifyStreamID = r.opt(), let verifyReplyFrame = r.optFrame(), let verifyType = r.opt(),
+              let resultReplyFrame = r.optFrame(), let outcome = r.opt(), let originatingAddress = r.str(),
               let receivingAddress = r.str(), let authoritativeAddress = r.opt(), let n = r.int(), n >= 0, n < 1 << 16
         else { return nil }
         let x = DialbackExchange(number: number, originating: originating, receiving: receiving, streamID: streamID,
@@ -137,7 +125,7 @@ public struct ExchangeList: RandomAccessCollection, ExpressibleByArrayLiteral, S
         }
     }
     private let entries: [Entry]
-    private let archive: ExchangeArchiveReference?
+    private let archive: ArchiveReference<ExchangeArchive>?
 
     public init(_ exchanges: [DialbackExchange] = []) {
         entries = exchanges.map { .held($0) }
@@ -149,7 +137,7 @@ public struct ExchangeList: RandomAccessCollection, ExpressibleByArrayLiteral, S
     init(held: [DialbackExchange], archive: ExchangeArchive) {
         let all = held.map { Entry.held($0) } + archive.numbers.map { Entry.archived($0) }
         entries = all.sorted { $0.number < $1.number }
-        self.archive = archive.count == 0 ? nil : ExchangeArchiveReference(archive)
+        self.archive = archive.count == 0 ? nil : ArchiveReference(archive)
     }
 
     public var startIndex: Int { 0 }
@@ -172,10 +160,4 @@ public struct ExchangeList: RandomAccessCollection, ExpressibleByArrayLiteral, S
                                     originatingAddress: "?", receivingAddress: "?")
         }
     }
-}
-
-/// The archive is read only once the analysis is over, from one thread.
-final class ExchangeArchiveReference: @unchecked Sendable {
-    let archive: ExchangeArchive
-    init(_ a: ExchangeArchive) { archive = a }
 }

@@ -49,6 +49,32 @@ struct ExchangeArchiveTests {
         #expect(x.steps.last?.connection == ConnectionID(3))
     }
 
+    /// Two exchanges with the same binding (the server reused stream id s1 on connection 4), both
+    /// written: a late db:verify with the second key finds the second, as the binding in memory
+    /// would have — not the first, whose other key would look like a mismatch (DB-CORR-1).
+    @Test func bindingWrittenTwiceAnswersWithTheNewerExchange() throws {
+        let key2 = String(repeating: "ab", count: 32)
+        let t = [Example.validated, Self.closeA,
+                 "@4 10.0.0.1 -> 10.0.0.2",
+                 "4C> $HDR to='b.example' from='a.example'>",
+                 "4S> $HDR from='b.example' to='a.example' id='s1'>",
+                 "4C> <db:result from='a.example' to='b.example'>\(key2)</db:result>",
+                 "2C> <db:verify from='b.example' to='a.example' id='s1'>\(key2)</db:verify>",
+                 "2S> <db:verify from='a.example' to='b.example' id='s1' type='valid'/>",
+                 "4S> <db:result from='b.example' to='a.example' type='valid'/>",
+                 "4C> </stream:stream>\n4S> </stream:stream>\n4close",
+                 Self.verifyC3.replacingOccurrences(of: Example.key, with: key2),
+                 "3S> <db:verify from='a.example' to='b.example' id='s1' type='valid'/>"].joined(separator: "\n")
+        let r = try Engine.analyze(transcript: t)
+        #expect(r.violations.contains { $0.rule == "STREAM-HDR-9" })
+        #expect(!r.violations.contains { $0.rule == "DB-CORR-1" }, "\(r.violations.map(\.message))")
+        #expect(r.exchanges.map(\.key) == [Example.key, key2])
+        #expect(r.exchanges.map(\.steps.count) == [4, 5])
+        // Report IDs follow first packets: the reused-id connection is C3, the late verify's C4.
+        #expect(r.exchanges.last?.steps.map { "\($0.kind.rawValue)@\($0.connection)" }
+                == ["db:result@C3", "db:verify@C2", "db:verify reply@C2", "db:result reply@C3", "db:verify reply@C4"])
+    }
+
     /// A second db:verify was asked while the result connection was open; its answer comes after
     /// that connection closed and the exchange was written: the answer lands on the exchange the
     /// report lists, once.

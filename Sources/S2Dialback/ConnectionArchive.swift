@@ -12,7 +12,7 @@ import S2Model
 /// When no temporary file can be made, summaries stay in memory: slower to grow, never lost.
 public final class ConnectionArchive {
     private let file: RecordFile?
-    private var offsets: [ConnectionID: RecordFile.Record] = [:]
+    private var offsets = RecordOffsets()
     private var inMemory: [ConnectionID: ConnectionSummary] = [:]
     private var scratch: [UInt8] = []
 
@@ -35,17 +35,17 @@ public final class ConnectionArchive {
             inMemory[s.id] = s
             return
         }
-        offsets[s.id] = w
+        offsets[s.id.value] = w
     }
 
     public func summary(of id: ConnectionID) -> ConnectionSummary? {
         if let s = inMemory[id] { return s }
-        guard let w = offsets[id], let bytes = file?.read(w) else { return nil }
+        guard let w = offsets[id.value], let bytes = file?.read(w) else { return nil }
         return ArchiveCoder.decode(bytes)
     }
 
     /// Every archived connection's ID, ascending.
-    public var ids: [ConnectionID] { (Array(offsets.keys) + Array(inMemory.keys)).sorted() }
+    public var ids: [ConnectionID] { (offsets.numbers.map(ConnectionID.init) + inMemory.keys).sorted() }
 }
 
 /// An anonymous temporary file of records (`tmpfile`: gone when the process ends), each written

@@ -52,7 +52,7 @@ public final class DialbackModel {
     /// Spilled exchanges brought back by a late db:verify, by number: they stay in memory.
     private var pagedIn: [Int: DialbackExchange] = [:]
     /// Numbers of spilled exchanges by their binding's hash (confirmed against the archive when read).
-    private var spilledBindings = HashIndex<Int>()
+    private var spilledBindings = HashIndex()
     /// Exchanges by the connection their db:result travelled on, while it is open.
     private var exchangesOf: [ConnectionID: [DialbackExchange]] = [:]
     private var byID: [ConnectionID: ConnectionModel] = [:]
@@ -97,8 +97,13 @@ public final class DialbackModel {
     /// for replies that come back on another connection). Bounded: beyond it, such replies go unrecognised.
     private var pendingVerifyConnections: [VerifyKey: ConnectionID] = [:]
     private let maxIndexedVerifies = 100_000
-    /// Stream IDs issued, by issuing address, with the first connection that carried each.
-    public private(set) var issuedStreamIDs: [String: [String: ConnectionID]] = [:]
+    /// Whether the registries of the whole capture (issued stream ids, DB-RES-2's keys) are kept
+    /// on disk: offline runs, which keep their history. A live run forgets instead; set before
+    /// the first connection.
+    public var keepsHistoryOnDisk = true
+    private lazy var issuedStreamIDs = IssuedStreamIDs(onDisk: keepsHistoryOnDisk)
+    /// Past it, a live run starts its issued stream ids afresh.
+    private static let maxIssuedStreamIDsLive = 100_000
     /// Domains each address has shown it hosts (response-header `from`, dialback `from` it asserted).
     public private(set) var hostedByAddress: [String: Set<String>] = [:]
     /// Domains given by the user for each address (normalised as they are set).
@@ -117,7 +122,7 @@ public final class DialbackModel {
     /// Closed connections of an offline run, on disk (see `retire`).
     public let archive = ConnectionArchive()
     /// Retired connections by the hash of their stream ID (confirmed against the archive).
-    private var retiredByStreamID = HashIndex<ConnectionID>()
+    private var retiredByStreamID = HashIndex()
     /// A retired connection whose content the capture could not fully read (TLS without keys, a
     /// mid-stream pickup, lost bytes): what DB-CORR-9 asks about paths a verify may have taken.
     public struct UnreadableConnection: Sendable {
@@ -202,7 +207,7 @@ public final class DialbackModel {
         let s = c.summary
         archive.append(s)
         if let id = s.streamID {
-            retiredByStreamID.insert(c.id, at: id.hashValue)
+            retiredByStreamID.insert(c.id.value, at: id.hashValue)
         }
         if s.tls || s.initiatorDamaged {
             let k = AddressAndDomain(address: c.clientAddress, domain: s.initialTo)
@@ -317,7 +322,7 @@ public final class DialbackModel {
         removeFromConnections(c)
         // Only the closing connection's exchanges and indexes are touched: closing costs what the
         // connection carried, not what all open connections carry.
-        if let ids = issuedStreamIDs[c.serverAddress], ids.count > 100_000 { issuedStreamIDs[c.serverAddress] = [:] }
+        if issuedStreamIDs.count > Self.maxIssuedStreamIDsLive { issuedStreamIDs = IssuedStreamIDs(onDisk: false) }
         guard let gone = exchangesOf.removeValue(forKey: c.id) else { return }
         for x in gone {
             x.forgotten = true
@@ -433,9 +438,7 @@ public final class DialbackModel {
             }
             if d == .serverToClient && correlates {
                 if let from = h.from, !from.isEmpty { recordHosted(c.serverAddress, normalizedDomain(from)) }
-                if let id = h.id, !id.isEmpty, issuedStreamIDs[c.serverAddress]?[id] == nil {
-                    issuedStreamIDs[c.serverAddress, default: [:]][id] = c.id
-                }
+                if let id = h.id, !id.isEmpty { issuedStreamIDs.record(id, at: c.serverAddress, on: c.id) }
             }
             return nil
         case .streamClosed:
@@ -753,10 +756,15 @@ public final class DialbackModel {
         boundResult(ResultBinding(streamID: streamID, sender: sender, target: target))
     }
 
+    /// The first connection on which the server at `address` issued stream id `id`.
+    public func firstConnection(issuing id: String, at address: String) -> ConnectionID? {
+        issuedStreamIDs.firstConnection(issuing: id, at: address)
+    }
+
     /// Connections (open or retired) whose acceptor issued `streamID`, in ID order.
     public func connections(withStreamID id: String) -> [ConnectionSummary] {
         let open = connections.filter { $0.streamID == id }.map(\.summary)
-        let closed = retiredByStreamID[id.hashValue].compactMap { archive.summary(of: $0) }.filter { $0.streamID == id }
+        let closed = retiredByStreamID[id.hashValue].compactMap { archive.summary(of: ConnectionID($0)) }.filter { $0.streamID == id }
         return (open + closed).sorted { $0.id < $1.id }
     }
 
@@ -764,31 +772,5 @@ public final class DialbackModel {
     public func retireAll() -> ConnectionList {
         for c in connections.sorted(by: { $0.id < $1.id }) { retire(c) }
         return ConnectionList(archive: archive)
-    }
-}
-
-/// Values by a hash of what they stand for, which the caller confirms on read: nearly always one
-/// per hash, held without an array of its own.
-struct HashIndex<Value: Equatable> {
-    private var first: [Int: Value] = [:]
-    private var more: [Int: [Value]] = [:]
-
-    mutating func insert(_ v: Value, at hash: Int) {
-        if first[hash] == nil { first[hash] = v } else { more[hash, default: []].append(v) }
-    }
-
-    subscript(hash: Int) -> [Value] {
-        guard let v = first[hash] else { return [] }
-        return [v] + (more[hash] ?? [])
-    }
-
-    mutating func remove(_ v: Value, at hash: Int) {
-        var rest = more.removeValue(forKey: hash) ?? []
-        if first[hash] == v {
-            first[hash] = rest.isEmpty ? nil : rest.removeFirst()
-        } else {
-            rest.removeAll { $0 == v }
-        }
-        if !rest.isEmpty { more[hash] = rest }
     }
 }

@@ -9,7 +9,7 @@ import S2Model
 /// exchange stays in memory.
 final class ExchangeArchive {
     private let file = RecordFile()
-    private var offsets: [Int: RecordFile.Record] = [:]
+    private var offsets = RecordOffsets()
     private var scratch: [UInt8] = []
 
     var count: Int { offsets.count }
@@ -32,7 +32,7 @@ final class ExchangeArchive {
     /// The record of `number` no longer speaks for it (the exchange is back in memory).
     func remove(_ number: Int) { offsets[number] = nil }
 
-    var numbers: [Int] { Array(offsets.keys) }
+    var numbers: [Int] { offsets.numbers }
 }
 
 /// The binary form of an exchange, with ConnectionArchive's integers, strings and frames.

@@ -97,6 +97,7 @@ public final class Engine: ReassemblySink {
             a.context.onViolation = { [unowned self] v in self.count(v) }
             a.context.onUnlisted = { [unowned self] rule, severity, c, d, actor in self.onFinding?(rule, severity, c, d, actor) }
             a.context.keepViolations = configuration.retainHistory
+            a.model.keepsHistoryOnDisk = configuration.retainHistory
         }
         connectionRules.context.onAnomaly = { [unowned self] a in self.record(a) }
         // The correlator's anomalies come back when its facts are replayed: not facts themselves.

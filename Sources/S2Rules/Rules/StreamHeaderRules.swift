@@ -199,7 +199,7 @@ final class StreamHdr9: Rule {
                 Example.openA + "\n@2 10.0.0.3 -> 10.0.0.1\n2C> $HDR to='a.example' from='c.example'>\n2S> $HDR from='a.example' to='c.example' id='s9'>\n@3 10.0.0.1 -> 10.0.0.3\n3C> $HDR to='c.example' from='a.example'>\n3S> $HDR from='c.example' to='a.example' id='s1'>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, h, c) = input.header, e.direction == .serverToClient, let id = h.id, !id.isEmpty,
-              let first = ctx.model.issuedStreamIDs[c.serverAddress]?[id] else { return }
+              let first = ctx.model.firstConnection(issuing: id, at: c.serverAddress) else { return }
         let earlier = c.streams.filter { $0.direction == .serverToClient && $0.header.id == id }.count
         guard first != c.id || earlier > 1 else { return }
         // The same connection seen in two inputs (two capture points of one conversation) is not a reuse.

@@ -1,0 +1,258 @@
+import S2Model
+
+/// Values by a hash of what they stand for, which the caller confirms on read.
+///
+/// What the cross-connection rules look up over a whole offline capture grows with its
+/// connections, so each entry costs one 8-byte slot (open addressing, linear probing, at most ¾
+/// full): the top 24 bits of the hash beside a value below 2⁴⁰. A Swift dictionary of the same
+/// entries costs about three times that. Two hashes that share their top bits both answer; the
+/// caller's confirmation (against the archive) sorts them out.
+struct HashIndex {
+    private var slots: [UInt64] = []
+    private(set) var count = 0
+    static let maxValue = (1 << 40) - 1
+    private static let valueMask = UInt64(maxValue)
+
+    private static func tag(_ hash: Int) -> UInt64 {
+        let t = UInt64(UInt(bitPattern: hash) >> (UInt.bitWidth - 24)) & 0xFF_FFFF
+        return t == 0 ? 1 : t
+    }
+
+    private var mask: Int { slots.count - 1 }
+
+    private func home(_ tag: UInt64) -> Int { Int(truncatingIfNeeded: tag &* 0x9E37_79B9_7F4A_7C15 >> 32) & mask }
+
+    /// A value outside 0…`maxValue` is not indexed (no connection or exchange number gets there).
+    mutating func insert(_ v: Int, at hash: Int) {
+        guard v >= 0, v <= Self.maxValue else { return }
+        if (count + 1) * 4 > slots.count * 3 { grow() }
+        place(Self.tag(hash) << 40 | UInt64(v))
+        count += 1
+    }
+
+    private mutating func place(_ slot: UInt64) {
+        var i = home(slot >> 40)
+        while slots[i] != 0 { i = (i + 1) & mask }
+        slots[i] = slot
+    }
+
+    private mutating func grow() {
+        let old = slots
+        slots = [UInt64](repeating: 0, count: max(16, old.count * 2))
+        for s in old where s != 0 { place(s) }
+    }
+
+    /// The values inserted at `hash` (and at hashes sharing its tag), in no particular order.
+    subscript(hash: Int) -> [Int] {
+        guard count > 0 else { return [] }
+        let t = Self.tag(hash)
+        var out: [Int] = []
+        var i = home(t)
+        while slots[i] != 0 {
+            if slots[i] >> 40 == t { out.append(Int(slots[i] & Self.valueMask)) }
+            i = (i + 1) & mask
+        }
+        return out
+    }
+
+    mutating func remove(_ v: Int, at hash: Int) {
+        guard count > 0, v >= 0, v <= Self.maxValue else { return }
+        let wanted = Self.tag(hash) << 40 | UInt64(v)
+        var hole = home(wanted >> 40)
+        while slots[hole] != wanted {
+            if slots[hole] == 0 { return }
+            hole = (hole + 1) & mask
+        }
+        // Backward shift: later slots of the run move into the hole unless that would put them
+        // before their home; no tombstones, so lookups never slow down with removals.
+        var j = (hole + 1) & mask
+        while slots[j] != 0 {
+            let h = home(slots[j] >> 40)
+            if (j - h) & mask >= (j - hole) & mask {
+                slots[hole] = slots[j]
+                hole = j
+            }
+            j = (j + 1) & mask
+        }
+        slots[hole] = 0
+        count -= 1
+    }
+}
+
+/// Where records of a `RecordFile` are, by a small dense number (connection ID, exchange
+/// number, registry entry): 8 bytes per number instead of a dictionary entry.
+struct RecordOffsets {
+    /// offset << 24 | length; 0 = no record.
+    private var packed: [UInt64] = []
+    /// Records that do not pack (a length of 16 MiB or more, an offset past 1 TiB, a number past
+    /// `maxDense`).
+    private var large: [Int: RecordFile.Record] = [:]
+    private(set) var count = 0
+    private static let maxDense = 1 << 26
+
+    subscript(n: Int) -> RecordFile.Record? {
+        get {
+            if n >= 0, n < packed.count, packed[n] != 0 {
+                return (Int64(packed[n] >> 24), Int(packed[n] & 0xFF_FFFF))
+            }
+            return large[n]
+        }
+        set {
+            if self[n] != nil { count -= 1 }
+            if n >= 0, n < packed.count { packed[n] = 0 }
+            large[n] = nil
+            guard let r = newValue else { return }
+            count += 1
+            if n >= 0, n < Self.maxDense, r.length > 0, r.length < 1 << 24, r.offset >= 0, r.offset < 1 << 40 {
+                if n >= packed.count { packed.append(contentsOf: repeatElement(0, count: n + 1 - packed.count)) }
+                packed[n] = UInt64(r.offset) << 24 | UInt64(r.length)
+            } else {
+                large[n] = r
+            }
+        }
+    }
+
+    /// Every number with a record, ascending.
+    var numbers: [Int] {
+        var out = packed.indices.filter { packed[$0] != 0 }
+        if !large.isEmpty { out = (out + large.keys).sorted() }
+        return out
+    }
+}
+
+/// Entries written once and found again by a hash of what they stand for: a registry of the
+/// whole capture (dialback keys, issued stream ids) that an offline run keeps on disk, with only
+/// its `HashIndex` and offsets in memory. Without a file (a live run, or no temporary file) the
+/// entries stay in memory.
+final class RecordIndex<Entry> {
+    private let encode: (Entry, inout [UInt8]) -> Void
+    private let decode: (inout ArchiveCoder.Reader) -> Entry?
+    private let file: RecordFile?
+    private var offsets = RecordOffsets()
+    private var held: [Int: Entry] = [:]
+    private var byHash = HashIndex()
+    private var scratch: [UInt8] = []
+    private(set) var count = 0
+
+    init(onDisk: Bool, encode: @escaping (Entry, inout [UInt8]) -> Void,
+         decode: @escaping (inout ArchiveCoder.Reader) -> Entry?) {
+        self.encode = encode
+        self.decode = decode
+        file = onDisk ? RecordFile() : nil
+    }
+
+    func insert(_ e: Entry, hash: Int) {
+        let n = count
+        count += 1
+        byHash.insert(n, at: hash)
+        if let file {
+            scratch.removeAll(keepingCapacity: true)
+            encode(e, &scratch)
+            if let w = file.append(scratch) {
+                offsets[n] = w
+                return
+            }
+        }
+        held[n] = e
+    }
+
+    /// Entries inserted at `hash` (and, rarely, at hashes sharing its tag), oldest first.
+    func entries(hash: Int) -> [Entry] {
+        byHash[hash].sorted().compactMap { n in
+            if let e = held[n] { return e }
+            guard let w = offsets[n], let bytes = file?.read(w) else { return nil }
+            return bytes.withWireBytes { b in
+                var r = ArchiveCoder.Reader(wire: WireReader(b))
+                return decode(&r)
+            }
+        }
+    }
+}
+
+/// The first use of each dialback key in db:result requests (DB-RES-2's key registry): a key is
+/// bound to one stream id and domain pair, so a later use elsewhere is a reuse. Offline, the uses
+/// are kept on disk (see `RecordIndex`).
+public final class DialbackKeyRegistry {
+    public struct Use: Equatable, Sendable {
+        public var key: String
+        public var streamID: String?
+        public var pair: DomainPair
+        public var connection: ConnectionID
+        public init(key: String, streamID: String?, pair: DomainPair, connection: ConnectionID) {
+            self.key = key
+            self.streamID = streamID
+            self.pair = pair
+            self.connection = connection
+        }
+    }
+
+    private let uses: RecordIndex<Use>
+
+    public init(onDisk: Bool) {
+        uses = RecordIndex(onDisk: onDisk, encode: { u, o in
+            ArchiveCoder.str(u.key, &o)
+            ArchiveCoder.opt(u.streamID, &o)
+            ArchiveCoder.str(u.pair.sender, &o)
+            ArchiveCoder.str(u.pair.target, &o)
+            ArchiveCoder.int(u.connection.value, &o)
+        }, decode: { r in
+            guard let key = r.str(), let streamID = r.opt(), let sender = r.str(), let target = r.str(),
+                  let connection = r.int() else { return nil }
+            return Use(key: key, streamID: streamID, pair: DomainPair(sender: sender, target: target),
+                       connection: ConnectionID(connection))
+        })
+    }
+
+    public var count: Int { uses.count }
+
+    public func firstUse(of key: String) -> Use? {
+        uses.entries(hash: key.hashValue).first { $0.key == key }
+    }
+
+    /// Records `use` unless its key was used before.
+    public func record(_ use: Use) {
+        guard firstUse(of: use.key) == nil else { return }
+        uses.insert(use, hash: use.key.hashValue)
+    }
+}
+
+/// The stream ids each server issued, with the first connection that carried each (STREAM-HDR-9).
+final class IssuedStreamIDs {
+    private struct Issue {
+        var address: String
+        var id: String
+        var connection: ConnectionID
+    }
+
+    private let issues: RecordIndex<Issue>
+
+    init(onDisk: Bool) {
+        issues = RecordIndex(onDisk: onDisk, encode: { i, o in
+            ArchiveCoder.str(i.address, &o)
+            ArchiveCoder.str(i.id, &o)
+            ArchiveCoder.int(i.connection.value, &o)
+        }, decode: { r in
+            guard let address = r.str(), let id = r.str(), let connection = r.int() else { return nil }
+            return Issue(address: address, id: id, connection: ConnectionID(connection))
+        })
+    }
+
+    var count: Int { issues.count }
+
+    private static func hash(_ address: String, _ id: String) -> Int {
+        var h = Hasher()
+        h.combine(address)
+        h.combine(id)
+        return h.finalize()
+    }
+
+    func firstConnection(issuing id: String, at address: String) -> ConnectionID? {
+        issues.entries(hash: Self.hash(address, id)).first { $0.address == address && $0.id == id }?.connection
+    }
+
+    /// Records that `connection` carried `id` from `address`, unless an earlier one did.
+    func record(_ id: String, at address: String, on connection: ConnectionID) {
+        guard firstConnection(issuing: id, at: address) == nil else { return }
+        issues.insert(Issue(address: address, id: id, connection: connection), hash: Self.hash(address, id))
+    }
+}

@@ -1,50 +1,174 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import S2Model
+
+/// Fixed-width slots (0 = empty) of an index that grows with the capture: in the heap, or, for
+/// an offline run's indexes of its whole history, in an anonymous temporary file behind a few
+/// cached pages. On disk the heap holds 32 KiB per index however long the capture; the kernel
+/// keeps the file in its page cache, which it can reclaim. If the file fails (a full disk), the
+/// slots are read back into the heap and nothing is lost.
+final class SlotStore {
+    private(set) var count: Int
+    /// In the heap: every slot. On disk: the cached pages, frame after frame.
+    private var memory: [UInt64]
+    private var file: UnsafeMutablePointer<FILE>?
+    private var fd: Int32 = -1
+    private var cachedPage: [Int] = []
+    private var dirty: [Bool] = []
+    private static let pageSlots = 64
+    private static let pageBytes = pageSlots * MemoryLayout<UInt64>.size
+    private static let frames = 64
+
+    /// The file is made at the first access (most indexes of short runs and tests stay empty).
+    private var fileWanted: Bool
+
+    init(count: Int, onDisk: Bool) {
+        self.count = count
+        fileWanted = onDisk
+        memory = onDisk ? [] : [UInt64](repeating: 0, count: count)
+    }
+
+    private func openFile() {
+        fileWanted = false
+        guard let f = tmpfile() else {
+            memory = [UInt64](repeating: 0, count: count)
+            return
+        }
+        file = f
+        fd = fileno(f)
+        memory = [UInt64](repeating: 0, count: Self.frames * Self.pageSlots)
+        cachedPage = [Int](repeating: -1, count: Self.frames)
+        dirty = [Bool](repeating: false, count: Self.frames)
+    }
+
+    deinit { if let file { fclose(file) } }
+
+    var isOnDisk: Bool { file != nil || fileWanted }
+
+    subscript(i: Int) -> UInt64 {
+        get { memory[index(i)] }
+        set {
+            let at = index(i)
+            memory[at] = newValue
+            if file != nil { dirty[at / Self.pageSlots] = true }
+        }
+    }
+
+    /// More slots, empty (on disk: a longer sparse file, nothing written).
+    func grow(to n: Int) {
+        guard n > count else { return }
+        if file == nil && !fileWanted { memory.append(contentsOf: repeatElement(0, count: n - count)) }
+        count = n
+    }
+
+    /// Where slot `i` is in `memory`, its page brought into the cache first.
+    private func index(_ i: Int) -> Int {
+        if fileWanted { openFile() }
+        guard file != nil else { return i }
+        let page = i / Self.pageSlots
+        let frame = page % Self.frames
+        if cachedPage[frame] != page {
+            guard !dirty[frame] || write(frame), read(page, into: frame) else {
+                moveToMemory()
+                return i
+            }
+            cachedPage[frame] = page
+            dirty[frame] = false
+        }
+        return frame * Self.pageSlots + i % Self.pageSlots
+    }
+
+    private func write(_ frame: Int) -> Bool {
+        let n = memory.withUnsafeBytes { b in
+            pwrite(fd, b.baseAddress! + frame * Self.pageBytes, Self.pageBytes, off_t(cachedPage[frame] * Self.pageBytes))
+        }
+        return n == Self.pageBytes
+    }
+
+    /// A page past the end of the file (never written) reads as empty slots.
+    private func read(_ page: Int, into frame: Int) -> Bool {
+        memory.withUnsafeMutableBytes { b in
+            let base = b.baseAddress! + frame * Self.pageBytes
+            let n = pread(fd, base, Self.pageBytes, off_t(page * Self.pageBytes))
+            guard n >= 0 else { return false }
+            if n < Self.pageBytes { memset(base + n, 0, Self.pageBytes - n) }
+            return true
+        }
+    }
+
+    private func moveToMemory() {
+        var all = [UInt64](repeating: 0, count: count)
+        for page in 0..<((count + Self.pageSlots - 1) / Self.pageSlots) {
+            let frame = page % Self.frames
+            let base = page * Self.pageSlots
+            let n = min(Self.pageSlots, count - base)
+            if cachedPage[frame] == page {
+                for k in 0..<n { all[base + k] = memory[frame * Self.pageSlots + k] }
+            } else {
+                var buffer = [UInt64](repeating: 0, count: Self.pageSlots)
+                _ = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, Self.pageBytes, off_t(page * Self.pageBytes)) }
+                for k in 0..<n { all[base + k] = buffer[k] }
+            }
+        }
+        if let file { fclose(file) }
+        file = nil
+        memory = all
+    }
+}
 
 /// Values by a hash of what they stand for, which the caller confirms on read.
 ///
-/// What the cross-connection rules look up over a whole offline capture grows with its
-/// connections, so each entry costs one 8-byte slot (open addressing, linear probing, at most ¾
-/// full): the top 24 bits of the hash beside a value below 2⁴⁰. A Swift dictionary of the same
-/// entries costs about three times that. Two hashes that share their top bits both answer; the
-/// caller's confirmation (against the archive) sorts them out.
-struct HashIndex {
-    private var slots: [UInt64] = []
+/// What the cross-connection rules look up over a whole capture grows with its connections, so
+/// each entry costs one 8-byte slot (open addressing, linear probing, at most ¾ full): the top
+/// 24 bits of the hash beside a value below 2⁴⁰; offline, the slots are on disk (`SlotStore`).
+/// Two hashes that share their top bits both answer; the caller's confirmation (against the
+/// archive) sorts them out.
+final class HashIndex {
+    private let onDisk: Bool
+    private var slots: SlotStore?
+    private var capacity: Int { slots?.count ?? 0 }
     private(set) var count = 0
     static let maxValue = (1 << 40) - 1
     private static let valueMask = UInt64(maxValue)
+
+    init(onDisk: Bool = false) { self.onDisk = onDisk }
 
     private static func tag(_ hash: Int) -> UInt64 {
         let t = UInt64(UInt(bitPattern: hash) >> (UInt.bitWidth - 24)) & 0xFF_FFFF
         return t == 0 ? 1 : t
     }
 
-    private var mask: Int { slots.count - 1 }
+    private var mask: Int { capacity - 1 }
 
     private func home(_ tag: UInt64) -> Int { Int(truncatingIfNeeded: tag &* 0x9E37_79B9_7F4A_7C15 >> 32) & mask }
 
     /// A value outside 0…`maxValue` is not indexed (no connection or exchange number gets there).
-    mutating func insert(_ v: Int, at hash: Int) {
+    func insert(_ v: Int, at hash: Int) {
         guard v >= 0, v <= Self.maxValue else { return }
-        if (count + 1) * 4 > slots.count * 3 { grow() }
-        place(Self.tag(hash) << 40 | UInt64(v))
+        if (count + 1) * 4 > capacity * 3 { grow() }
+        place(Self.tag(hash) << 40 | UInt64(v), in: slots!)
         count += 1
     }
 
-    private mutating func place(_ slot: UInt64) {
-        var i = home(slot >> 40)
-        while slots[i] != 0 { i = (i + 1) & mask }
-        slots[i] = slot
+    private func place(_ slot: UInt64, in s: SlotStore) {
+        let mask = s.count - 1
+        var i = Int(truncatingIfNeeded: (slot >> 40) &* 0x9E37_79B9_7F4A_7C15 >> 32) & mask
+        while s[i] != 0 { i = (i + 1) & mask }
+        s[i] = slot
     }
 
-    private mutating func grow() {
-        let old = slots
-        slots = [UInt64](repeating: 0, count: max(16, old.count * 2))
-        for s in old where s != 0 { place(s) }
+    private func grow() {
+        let bigger = SlotStore(count: max(64, capacity * 2), onDisk: onDisk)
+        if let old = slots {
+            for i in 0..<old.count where old[i] != 0 { place(old[i], in: bigger) }
+        }
+        slots = bigger
     }
 
     /// The values inserted at `hash` (and at hashes sharing its tag), in no particular order.
     subscript(hash: Int) -> [Int] {
-        guard count > 0 else { return [] }
+        guard count > 0, let slots else { return [] }
         let t = Self.tag(hash)
         var out: [Int] = []
         var i = home(t)
@@ -55,8 +179,8 @@ struct HashIndex {
         return out
     }
 
-    mutating func remove(_ v: Int, at hash: Int) {
-        guard count > 0, v >= 0, v <= Self.maxValue else { return }
+    func remove(_ v: Int, at hash: Int) {
+        guard count > 0, let slots, v >= 0, v <= Self.maxValue else { return }
         let wanted = Self.tag(hash) << 40 | UInt64(v)
         var hole = home(wanted >> 40)
         while slots[hole] != wanted {
@@ -80,20 +204,24 @@ struct HashIndex {
 }
 
 /// Where records of a `RecordFile` are, by a small dense number (connection ID, exchange
-/// number, registry entry): 8 bytes per number instead of a dictionary entry.
-struct RecordOffsets {
+/// number, registry entry): one 8-byte slot per number (on disk offline) instead of a
+/// dictionary entry.
+final class RecordOffsets {
     /// offset << 24 | length; 0 = no record.
-    private var packed: [UInt64] = []
+    private let packed: SlotStore
     /// Records that do not pack (a length of 16 MiB or more, an offset past 1 TiB, a number past
     /// `maxDense`).
     private var large: [Int: RecordFile.Record] = [:]
     private(set) var count = 0
     private static let maxDense = 1 << 26
 
+    init(onDisk: Bool) { packed = SlotStore(count: 0, onDisk: onDisk) }
+
     subscript(n: Int) -> RecordFile.Record? {
         get {
-            if n >= 0, n < packed.count, packed[n] != 0 {
-                return (Int64(packed[n] >> 24), Int(packed[n] & 0xFF_FFFF))
+            if n >= 0, n < packed.count {
+                let p = packed[n]
+                if p != 0 { return (Int64(p >> 24), Int(p & 0xFF_FFFF)) }
             }
             return large[n]
         }
@@ -104,7 +232,7 @@ struct RecordOffsets {
             guard let r = newValue else { return }
             count += 1
             if n >= 0, n < Self.maxDense, r.length > 0, r.length < 1 << 24, r.offset >= 0, r.offset < 1 << 40 {
-                if n >= packed.count { packed.append(contentsOf: repeatElement(0, count: n + 1 - packed.count)) }
+                if n >= packed.count { packed.grow(to: max(n + 1, packed.count * 2, 64)) }
                 packed[n] = UInt64(r.offset) << 24 | UInt64(r.length)
             } else {
                 large[n] = r
@@ -114,7 +242,8 @@ struct RecordOffsets {
 
     /// Every number with a record, ascending.
     var numbers: [Int] {
-        var out = packed.indices.filter { packed[$0] != 0 }
+        var out: [Int] = []
+        for n in 0..<packed.count where packed[n] != 0 { out.append(n) }
         if !large.isEmpty { out = (out + large.keys).sorted() }
         return out
     }
@@ -128,9 +257,9 @@ final class RecordIndex<Entry> {
     private let encode: (Entry, inout [UInt8]) -> Void
     private let decode: (inout ArchiveCoder.Reader) -> Entry?
     private let file: RecordFile?
-    private var offsets = RecordOffsets()
+    private let offsets: RecordOffsets
     private var held: [Int: Entry] = [:]
-    private var byHash = HashIndex()
+    private let byHash: HashIndex
     private var scratch: [UInt8] = []
     private(set) var count = 0
 
@@ -139,6 +268,8 @@ final class RecordIndex<Entry> {
         self.encode = encode
         self.decode = decode
         file = onDisk ? RecordFile() : nil
+        offsets = RecordOffsets(onDisk: onDisk)
+        byHash = HashIndex(onDisk: onDisk)
     }
 
     func insert(_ e: Entry, hash: Int) {

@@ -12,12 +12,13 @@ import S2Model
 /// When no temporary file can be made, summaries stay in memory: slower to grow, never lost.
 public final class ConnectionArchive {
     private let file: RecordFile?
-    private var offsets = RecordOffsets()
+    private let offsets: RecordOffsets
     private var inMemory: [ConnectionID: ConnectionSummary] = [:]
     private var scratch: [UInt8] = []
 
     public init(spill: Bool = true) {
         file = spill ? RecordFile() : nil
+        offsets = RecordOffsets(onDisk: spill)
     }
 
     public var count: Int { offsets.count + inMemory.count }

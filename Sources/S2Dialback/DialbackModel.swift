@@ -52,7 +52,7 @@ public final class DialbackModel {
     /// Spilled exchanges brought back by a late db:verify, by number: they stay in memory.
     private var pagedIn: [Int: DialbackExchange] = [:]
     /// Numbers of spilled exchanges by their binding's hash (confirmed against the archive when read).
-    private var spilledBindings = HashIndex()
+    private let spilledBindings = HashIndex(onDisk: true)
     /// Exchanges by the connection their db:result travelled on, while it is open.
     private var exchangesOf: [ConnectionID: [DialbackExchange]] = [:]
     private var byID: [ConnectionID: ConnectionModel] = [:]
@@ -122,7 +122,7 @@ public final class DialbackModel {
     /// Closed connections of an offline run, on disk (see `retire`).
     public let archive = ConnectionArchive()
     /// Retired connections by the hash of their stream ID (confirmed against the archive).
-    private var retiredByStreamID = HashIndex()
+    private let retiredByStreamID = HashIndex(onDisk: true)
     /// A retired connection whose content the capture could not fully read (TLS without keys, a
     /// mid-stream pickup, lost bytes): what DB-CORR-9 asks about paths a verify may have taken.
     public struct UnreadableConnection: Sendable {

@@ -9,7 +9,7 @@ import S2Model
 /// exchange stays in memory.
 final class ExchangeArchive {
     private let file = RecordFile()
-    private var offsets = RecordOffsets()
+    private let offsets = RecordOffsets(onDisk: true)
     private var scratch: [UInt8] = []
 
     var count: Int { offsets.count }

@@ -24,10 +24,10 @@ struct CompactIndexTests {
     /// Inserts and removes at random, with hashes drawn from a small set (many entries per hash)
     /// and from hashes that share their top bits (the tag): every lookup must hold what a plain
     /// multimap holds, and no more than it plus entries whose hash shares the tag.
-    @Test(arguments: [1, 2, 3])
-    func hashIndexAgreesWithAMultimap(seed: UInt64) {
+    @Test(arguments: [1, 2, 3], [false, true])
+    func hashIndexAgreesWithAMultimap(seed: UInt64, onDisk: Bool) {
         var rng = SplitMix(state: seed)
-        var index = HashIndex()
+        let index = HashIndex(onDisk: onDisk)
         var truth: [Int: [Int]] = [:]
         // Hashes 0…199, and 50 that differ only in their low bits (same tag).
         var hashes: [Int] = []
@@ -69,7 +69,7 @@ struct CompactIndexTests {
     }
 
     @Test func hashIndexRefusesValuesItCannotHold() {
-        var index = HashIndex()
+        let index = HashIndex()
         index.insert(-1, at: 7)
         index.insert(HashIndex.maxValue + 1, at: 7)
         index.insert(HashIndex.maxValue, at: 7)
@@ -77,8 +77,33 @@ struct CompactIndexTests {
         #expect(index.count == 1)
     }
 
-    @Test func recordOffsetsPackAndFallBack() {
-        var o = RecordOffsets()
+    /// On disk, slots live in pages of which 64 are cached: far more pages than that, written and
+    /// read at random while the store grows, must read back as an array would.
+    @Test func slotStoreOnDiskMatchesAnArray() {
+        let store = SlotStore(count: 0, onDisk: true)
+        var truth: [UInt64] = []
+        var rng = SplitMix(state: 42)
+        for round in 1...4 {
+            store.grow(to: round * 10_000)
+            truth.append(contentsOf: repeatElement(0, count: 10_000))
+            for _ in 0..<30_000 {
+                let i = Int(rng.next() % UInt64(truth.count))
+                if rng.next() % 2 == 0 {
+                    let v = rng.next()
+                    store[i] = v
+                    truth[i] = v
+                } else {
+                    #expect(store[i] == truth[i])
+                }
+            }
+        }
+        #expect(store.isOnDisk)
+        #expect((0..<truth.count).allSatisfy { store[$0] == truth[$0] })
+    }
+
+    @Test(arguments: [false, true])
+    func recordOffsetsPackAndFallBack(onDisk: Bool) {
+        let o = RecordOffsets(onDisk: onDisk)
         o[3] = (offset: 100, length: 20)
         o[0] = (offset: 0, length: 1)
         o[9] = (offset: 1 << 41, length: 5)          // offset past what packs

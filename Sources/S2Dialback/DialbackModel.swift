@@ -228,12 +228,27 @@ public final class DialbackModel {
         if correlates, let mine = exchangesOf[c.id] {
             // Settled and verified: nothing on this connection can change it any more, and a late
             // db:verify on another one pages it back in.
-            for x in mine where x.outcome != nil && x.verifyConnection != nil && !x.forgotten { spill(x) }
+            for x in mine where isSettled(x) { spill(x) }
             compactKept()
         }
         byID[c.id] = nil
         exchangesOf[c.id] = nil
         removeFromConnections(c)
+    }
+
+    /// Answered and verified: nothing on its connection can change it any more, and a late
+    /// db:verify pages it back in. A paged-in exchange stays in memory.
+    private func isSettled(_ x: DialbackExchange) -> Bool {
+        x.outcome != nil && x.verifyConnection != nil && !x.forgotten && !x.spilled && pagedIn[x.number] == nil
+    }
+
+    /// An offline run writes a settled exchange out as soon as it is settled, not when its
+    /// db:result's connection closes: a long-lived connection would otherwise hold every exchange
+    /// it ever carried (memory growing with the length of the capture).
+    private func spillIfSettled(_ x: DialbackExchange) {
+        guard correlates, keepsHistoryOnDisk, isSettled(x) else { return }
+        spill(x)
+        compactKept()
     }
 
     private func spill(_ x: DialbackExchange) {
@@ -554,6 +569,8 @@ public final class DialbackModel {
         if correlates {
             kept.append(x)
             exchangesOf[c.id, default: []].append(x)
+            // Exchanges written out early leave the list now and then, not one by one.
+            if let n = exchangesOf[c.id]?.count, n % 16 == 0 { exchangesOf[c.id]?.removeAll { $0.spilled } }
             if let id = c.streamID { resultsByBinding[ResultBinding(streamID: id, sender: pair.sender, target: pair.target)] = x }
             unverifiedResults[PairKey(pair: pair, key: x.key), default: []].append(x)
         }
@@ -579,6 +596,7 @@ public final class DialbackModel {
                                         type: type, summary: "<db:result type='\(type ?? "")'/>",
                                         carriesID: el[attribute: "id"] != nil, carriesKey: !el.trimmedText.isEmpty))
             onOutcome?(x)
+            spillIfSettled(x)
         }
         // An answer with no request seen validates only when the request may lie where the
         // capture could not see it (or a bound kept it untracked); on a fully observed connection
@@ -618,6 +636,7 @@ public final class DialbackModel {
             x.authoritativeAddress = c.address(of: e.direction.reversed)
             x.steps.append(DialbackStep(kind: .verifyRequest, connection: c.id, direction: e.direction, frame: e.firstFrame,
                                         summary: "<db:verify from='\(key.from)' to='\(key.to)' id='\(key.id)'>"))
+            spillIfSettled(x)
         }
         if c.pendingVerifies[key] == nil {
             if c.pendingVerifies.count >= Self.maxPendingVerifiesPerConnection {

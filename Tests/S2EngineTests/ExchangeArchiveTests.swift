@@ -3,6 +3,7 @@ import S2Engine
 import S2Model
 import S2Report
 import S2Rules
+import S2Synth
 import Testing
 
 /// Offline runs write settled exchanges to a temporary file (memory flat in the number of
@@ -87,5 +88,42 @@ struct ExchangeArchiveTests {
         #expect(x.verifyType == "invalid")
         #expect(x.steps.map(\.kind) == [.resultRequest, .verifyRequest, .verifyReply, .resultReply, .verifyReply])
         #expect(x.steps.last?.connection == ConnectionID(3))
+    }
+
+    /// Feeds a transcript to an engine that is not finished: what the model holds mid-capture.
+    static func running(_ transcript: String, retainHistory: Bool = true) throws -> Engine {
+        var configuration = EngineConfiguration()
+        configuration.retainHistory = retainHistory
+        let engine = Engine(configuration: configuration)
+        for (i, f) in try Transcript(transcript).frames.enumerated() {
+            f.bytes.withUnsafeBytes { b in
+                engine.process(b, linkType: 1, frame: FrameRef(input: 0, number: i + 1, time: f.time), wireLength: f.bytes.count)
+            }
+        }
+        return engine
+    }
+
+    /// Offline, an exchange is written out once it is answered and verified, while its db:result's
+    /// connection stays open (a long-lived connection would otherwise hold all it carried); a live
+    /// run writes nothing.
+    @Test func settledExchangeIsWrittenWhileItsConnectionStaysOpen() throws {
+        let offline = try Self.running(Example.validated)
+        #expect(offline.correlator.model.connection(ConnectionID(1)) != nil)
+        #expect(offline.correlator.model.exchanges.archivedCount == 1)
+        let live = try Self.running(Example.validated, retainHistory: false)
+        #expect(live.correlator.model.exchanges.archivedCount == 0)
+        #expect(live.correlator.model.exchanges.count == 1)
+    }
+
+    /// The exchange was written while connection 1 stays open; a late db:verify pages it back in.
+    /// When connection 1 then closes, the paged-in exchange is not written a second time: the
+    /// report lists it once, with the late answer.
+    @Test func exchangePagedInWhileItsConnectionIsOpenIsListedOnce() throws {
+        let t = [Example.validated, Self.verifyC3,
+                 "3S> <db:verify from='a.example' to='b.example' id='s1' type='valid'/>", Self.closeA].joined(separator: "\n")
+        let r = try Engine.analyze(transcript: t)
+        #expect(!r.violations.contains { $0.rule == "DB-CORR-1" }, "\(r.violations.map(\.message))")
+        #expect(r.exchanges.count == 1)
+        #expect(r.exchanges.map(\.steps.count) == [5])
     }
 }

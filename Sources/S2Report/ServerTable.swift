@@ -189,7 +189,13 @@ public struct ServerTable: Sendable {
         // The two ends (and stanza counts) of the connections later passes look up: those with a
         // finding to charge and those a dialback step was on. Kept for every connection, they
         // were the table's largest state on a capture of many quiet connections.
-        struct Ends { var client: Int; var server: Int; var stanzas: PerDirection<Int> }
+        // Address indexes as 32-bit values and stanzas only as "any": 12 bytes a connection.
+        struct Ends {
+            var client32: Int32, server32: Int32, stanzasSent: UInt8
+            var client: Int { Int(client32) }
+            var server: Int { Int(server32) }
+            func sentStanzas(_ d: Direction) -> Bool { stanzasSent & (d == .clientToServer ? 1 : 2) != 0 }
+        }
         var ends: [ConnectionID: Ends] = [:]
         let referenced = Self.referencedConnections(r)
         var claims: [Set<String>] = []
@@ -233,7 +239,10 @@ public struct ServerTable: Sendable {
                 saslRoles[si, default: []].insert("receiving")
             }
             let f = c.facts
-            if referenced.contains(c.id) { ends[c.id] = Ends(client: ci, server: si, stanzas: f.stanzas) }
+            if referenced.contains(c.id) {
+                ends[c.id] = Ends(client32: Int32(ci), server32: Int32(si),
+                                  stanzasSent: (f.stanzas.clientToServer > 0 ? 1 : 0) | (f.stanzas.serverToClient > 0 ? 2 : 0))
+            }
             seen[ci, default: Seen()].initiated += 1
             seen[ci, default: Seen()].stanzas += f.stanzas.clientToServer
             seen[si, default: Seen()].accepted += 1
@@ -271,7 +280,18 @@ public struct ServerTable: Sendable {
             while parent[i] != i { parent[i] = parent[parent[i]]; i = parent[i] }
             return i
         }
-        var evidence: [(a: Int, b: Int, text: String)] = []
+        // Evidence links addresses as it is found (the components do not depend on the order);
+        // only the first texts of each address are kept, which hold the first of any row.
+        var evidenceCount = 0
+        var evidenceShown: [Int: [(seq: Int, text: String)]] = [:]
+        var evidenceTotal: [Int: Int] = [:]
+        func link(_ a: Int, _ b: Int, _ text: @autoclosure () -> String) {
+            let ra = find(a), rb = find(b)
+            if ra != rb { parent[max(ra, rb)] = min(ra, rb) }
+            evidenceTotal[a, default: 0] += 1
+            if evidenceShown[a, default: []].count < Self.maxEvidenceListed { evidenceShown[a, default: []].append((evidenceCount, text())) }
+            evidenceCount += 1
+        }
         var refused: Set<[Int]> = []  // (authoritative, originating) pairs answered invalid
         for x in r.exchanges {
             if x.verifyType == "invalid", let z = addressIndex[x.authoritativeAddress ?? ""], let o = addressIndex[x.originatingAddress] {
@@ -279,7 +299,11 @@ public struct ServerTable: Sendable {
             }
         }
         var roleOf = saslRoles
-        var exchangesOf: [Int: [(number: Int, role: String, outcome: String?)]] = [:]
+        // Per address, each exchange it took part in: number << 4 | role << 2 | outcome (8 bytes).
+        var exchangesOf: [Int: [Int]] = [:]
+        func taken(_ number: Int, _ role: Int, _ outcome: String?) -> Int {
+            number << 4 | role << 2 | (outcome == nil ? 0 : outcome == "valid" ? 1 : outcome == "invalid" ? 2 : 3)
+        }
         var resultConnectionsOf: [Int: Set<ConnectionID>] = [:]
         var verifySteps: [Int: [ConnectionID]] = [:]
         var replies: [Int: (n: Int, id: Bool, key: Bool)] = [:]
@@ -290,17 +314,17 @@ public struct ServerTable: Sendable {
             if let o {
                 claim(o, x.originating, authenticatedToo: x.outcome == "valid")
                 roleOf[o, default: []].insert("originating")
-                exchangesOf[o, default: []].append((x.number, "originating", x.outcome))
+                exchangesOf[o, default: []].append(taken(x.number, 0, x.outcome))
                 resultConnectionsOf[o, default: []].insert(x.resultConnection)
             }
             if let rs {
                 roleOf[rs, default: []].insert("receiving")
-                exchangesOf[rs, default: []].append((x.number, "receiving", x.outcome))
+                exchangesOf[rs, default: []].append(taken(x.number, 1, x.outcome))
                 if x.outcome != nil { claim(rs, x.receiving) }
             }
             if let auth {
                 roleOf[auth, default: []].insert("authoritative")
-                exchangesOf[auth, default: []].append((x.number, "authoritative", x.outcome))
+                exchangesOf[auth, default: []].append(taken(x.number, 2, x.outcome))
                 if x.verifyType != nil { claim(auth, x.originating) }
             }
             for step in x.steps {
@@ -319,17 +343,13 @@ public struct ServerTable: Sendable {
             let keyMatches = !x.key.isEmpty && x.verifyKey == x.key
             // One key space: the authoritative server confirmed the key the originating server sent.
             if let o, let auth, o != auth, keyMatches, x.verifyType == "valid", x.outcome == "valid", !refused.contains([auth, o]) {
-                evidence.append((o, auth, "\(x.id): the authoritative server at \(addresses[auth]) confirmed as valid the key \(x.originating) sent from \(addresses[o]) (one dialback key space)"))
+                link(o, auth, "\(x.id): the authoritative server at \(addresses[auth]) confirmed as valid the key \(x.originating) sent from \(addresses[o]) (one dialback key space)")
             }
             // One stream-id generator: the verify carried the stream id the receiving server issued.
             if let rs, let step = x.steps.first(where: { $0.kind == .verifyRequest }), let w = address(of: step.connection, step.direction),
                w != rs, keyMatches, let sid = x.streamID, !sid.isEmpty, x.verifyStreamID == sid, x.outcome != nil, x.outcome == x.verifyType {
-                evidence.append((rs, w, "\(x.id): the db:verify from \(addresses[w]) carried the stream id \(addresses[rs]) issued on \(x.resultConnection) with the key it received, and \(addresses[rs]) answered as the authoritative server said (one stream-id generator)"))
+                link(rs, w, "\(x.id): the db:verify from \(addresses[w]) carried the stream id \(addresses[rs]) issued on \(x.resultConnection) with the key it received, and \(addresses[rs]) answered as the authoritative server said (one stream-id generator)")
             }
-        }
-        for e in evidence {
-            let a = find(e.a), b = find(e.b)
-            if a != b { parent[max(a, b)] = min(a, b) }
         }
 
         // Rows: connected components in order of first appearance.
@@ -339,8 +359,6 @@ public struct ServerTable: Sendable {
             .sorted { Self.before(firstSeen[$0[0]], firstSeen[$1[0]]) || (firstSeen[$0[0]] == firstSeen[$1[0]] && $0[0] < $1[0]) }
         var rowOf: [Int: Int] = [:]
         for (k, g) in groups.enumerated() { for i in g { rowOf[i] = k } }
-        var evidenceOf: [Int: [String]] = [:]
-        for e in evidence { if let k = rowOf[e.a] { evidenceOf[k, default: []].append(e.text) } }
         while claims.count < addresses.count { claims.append([]); authenticated.append([]) }
         // Who else claims each domain (to say that a shared claim did not group them).
         var claimants: [String: Set<Int>] = [:]
@@ -412,12 +430,15 @@ public struct ServerTable: Sendable {
             row.roles = ["originating", "receiving", "authoritative"].filter { roles.contains($0) }
 
             // Dialback exchanges in any role (each once), and by role.
+            let roleNames = ["originating", "receiving", "authoritative"]
+            let outcomes: [String?] = [nil, "valid", "invalid", "error"]
             var byNumber: [Int: String?] = [:]
             var byRole: [String: [Int: String?]] = [:]
             for i in g {
                 for e in exchangesOf[i] ?? [] {
-                    byNumber[e.number] = e.outcome
-                    byRole[e.role, default: [:]][e.number] = e.outcome
+                    let number = e >> 4, outcome = outcomes[e & 3]
+                    byNumber[number] = outcome
+                    byRole[roleNames[(e >> 2) & 3], default: [:]][number] = outcome
                 }
             }
             for (_, outcome) in byNumber { row.dialbacks.add(outcome) }
@@ -455,7 +476,7 @@ public struct ServerTable: Sendable {
             for i in g {
                 for c in verifySteps[i] ?? [] {
                     let side: Direction = ends[c].map { $0.client == i ? .clientToServer : .serverToClient } ?? .clientToServer
-                    let carriedOwnTraffic = own.contains(c) || (ends[c]?.stanzas[side] ?? 0) > 0
+                    let carriedOwnTraffic = own.contains(c) || ends[c]?.sentStanzas(side) == true
                     if carriedOwnTraffic { p.verifyConnections.reverse += 1 } else { p.verifyConnections.separate += 1 }
                 }
             }
@@ -487,10 +508,10 @@ public struct ServerTable: Sendable {
             if g.count == 1 {
                 why.append("one address (\(addresses[g[0]]))")
             } else {
-                let links = evidenceOf[k] ?? []
-                let shown = links.prefix(Self.maxEvidenceListed)
+                let total = g.reduce(0) { $0 + (evidenceTotal[$1] ?? 0) }
+                let shown = g.flatMap { evidenceShown[$0] ?? [] }.sorted { $0.seq < $1.seq }.prefix(Self.maxEvidenceListed).map(\.text)
                 why.append("addresses \(row.addresses.joined(separator: ", ")) are one server: " + shown.joined(separator: "; ")
-                           + (links.count > shown.count ? "; and \(links.count - shown.count) more" : ""))
+                           + (total > shown.count ? "; and \(total - shown.count) more" : ""))
             }
             if domains.isEmpty {
                 why.append("it claimed no domain (no stream header 'from', no dialback)"

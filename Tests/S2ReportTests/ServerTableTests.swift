@@ -278,6 +278,35 @@ struct ServerTableTests {
         S> <db:result from='b.example' to='a.example' type='valid'/>
         """
 
+    /// Five exchanges link two originating addresses of a.example to its authoritative server,
+    /// alternating between them: the grouping lists the first three pieces of evidence in
+    /// capture order, whichever address each came from, and counts the rest.
+    @Test func groupingListsTheFirstEvidenceInOrder() throws {
+        var lines: [String] = []
+        for i in 1...5 {
+            let key = String(repeating: "\(i)", count: 64)
+            lines.append("@\(i) 10.0.0.\(i % 2 == 1 ? 11 : 12) -> 10.0.0.2")
+            lines.append("\(i)C> $HDR to='b.example' from='a.example'>")
+            lines.append("\(i)S> $HDR from='b.example' to='a.example' id='s\(i)'>")
+            lines.append("\(i)C> <db:result from='a.example' to='b.example'>\(key)</db:result>")
+            if i == 1 {
+                lines.append("@50 10.0.0.2 -> 10.0.0.1")
+                lines.append("50C> $HDR to='a.example' from='b.example'>")
+                lines.append("50S> $HDR from='a.example' to='b.example' id='v1'>")
+            }
+            lines.append("50C> <db:verify from='b.example' to='a.example' id='s\(i)'>\(key)</db:verify>")
+            lines.append("50S> <db:verify from='a.example' to='b.example' id='s\(i)' type='valid'/>")
+            lines.append("\(i)S> <db:result from='b.example' to='a.example' type='valid'/>")
+        }
+        let t = try Self.table(lines.joined(separator: "\n"))
+        let a = try #require(t.rows.first { $0.domains == ["a.example"] })
+        #expect(Set(a.addresses) == ["10.0.0.11", "10.0.0.12", "10.0.0.1"])
+        let cited = a.grouping.matches(of: /D(\d): the authoritative server at 10\.0\.0\.1 confirmed as valid the key a\.example sent from 10\.0\.0\.(\d+)/)
+            .map { "D\($0.1)@\($0.2)" }
+        #expect(cited == ["D1@11", "D2@12", "D3@11"], "\(a.grouping)")
+        #expect(a.grouping.contains("(one dialback key space); and 2 more"), "\(a.grouping)")
+    }
+
     @Test func oneStreamIDGeneratorIsOneServer() throws {
         let t = try Self.table(Self.streamIDs)
         #expect(t.rows.count == 2)

@@ -3,6 +3,29 @@ import Glibc
 #endif
 import S2Model
 
+/// An anonymous temporary file in `$TMPDIR` (default /tmp), gone when it is closed or the process
+/// ends. glibc's `tmpfile` ignores `TMPDIR`; where /tmp is a tmpfs (in memory), the user needs a way
+/// to put an offline run's history on a disk.
+func anonymousTemporaryFile(in directory: String? = nil) -> UnsafeMutablePointer<FILE>? {
+    let dir = directory ?? getenv("TMPDIR").map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } ?? "/tmp"
+    // O_TMPFILE is a C macro Swift does not import: __O_TMPFILE | O_DIRECTORY, as on x86-64 and
+    // arm64 (where it differs, the open fails and the fallback below runs).
+    let tmpFile: Int32 = 0o20_000_000 | O_DIRECTORY
+    var fd = open(dir, O_RDWR | tmpFile | O_EXCL, 0o600)
+    if fd < 0 {
+        // Without O_TMPFILE (an old kernel, some file systems): a named file, unlinked at once.
+        var template = Array((dir + "/s2scope-XXXXXX").utf8CString)
+        fd = template.withUnsafeMutableBufferPointer { mkstemp($0.baseAddress!) }
+        guard fd >= 0 else { return nil }
+        template.withUnsafeBufferPointer { _ = unlink($0.baseAddress!) }
+    }
+    guard let f = fdopen(fd, "w+") else {
+        close(fd)
+        return nil
+    }
+    return f
+}
+
 /// Fixed-width slots (0 = empty) of an index that grows with the capture: in the heap, or, for
 /// an offline run's indexes of its whole history, in an anonymous temporary file behind a few
 /// cached pages. On disk the heap holds 32 KiB per index however long the capture; the kernel
@@ -31,7 +54,7 @@ final class SlotStore {
 
     private func openFile() {
         fileWanted = false
-        guard let f = tmpfile() else {
+        guard let f = anonymousTemporaryFile() else {
             memory = [UInt64](repeating: 0, count: count)
             return
         }

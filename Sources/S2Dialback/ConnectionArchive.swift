@@ -49,7 +49,7 @@ public final class ConnectionArchive {
     public var ids: [ConnectionID] { (offsets.numbers.map(ConnectionID.init) + inMemory.keys).sorted() }
 }
 
-/// An anonymous temporary file of records (`tmpfile`: gone when the process ends), each written
+/// An anonymous temporary file of records (in `$TMPDIR`, gone when the process ends), each written
 /// once and read back at random (`pread`): what keeps the offline report's history out of the heap.
 /// It is made at the first record (most analyzers, in tests, never write one).
 final class RecordFile {
@@ -58,6 +58,10 @@ final class RecordFile {
     private var opened = false
     private var writable = true
     private var size: Int64 = 0
+    /// Where the file goes (nil: `$TMPDIR`).
+    private let directory: String?
+
+    init(directory: String? = nil) { self.directory = directory }
 
     deinit { if let file { fclose(file) } }
 
@@ -66,7 +70,7 @@ final class RecordFile {
     func append(_ bytes: [UInt8]) -> Record? {
         if !opened {
             opened = true
-            file = tmpfile()
+            file = anonymousTemporaryFile(in: directory)
         }
         guard let file, writable else { return nil }
         let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }

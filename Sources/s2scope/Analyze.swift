@@ -141,6 +141,11 @@ struct Analyze: ParsableCommand {
             Frames are numbered per file from 1, as Wireshark numbers them. A capture cut short is analysed up \
             to the cut and reported as truncated. Bytes after STARTTLS are encrypted: rules there are 'not \
             checked', never 'passed'.
+
+            Memory does not grow with the length of the capture: closed connections, settled dialback \
+            exchanges and the indexes the cross-connection rules read are kept in unnamed temporary files \
+            in $TMPDIR (default /tmp), gone when s2scope exits. Where /tmp is held in memory (a tmpfs), \
+            set TMPDIR to a directory on disk.
             """)
 
     @Argument(help: ArgumentHelp("Capture files (pcap or pcapng), directories of them (with --recursive), or '-' for standard input.", valueName: "file"))

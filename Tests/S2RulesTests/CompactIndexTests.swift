@@ -1,3 +1,4 @@
+import Foundation
 @testable import S2Dialback
 import S2Engine
 import S2Model
@@ -184,5 +185,22 @@ struct CompactIndexTests {
         let again = found.filter { $0.rule == "STREAM-HDR-9" }
         #expect(again.map(\.connection) == [ConnectionID(302)])
         #expect(again.first?.message.contains("first on C9") == true)
+    }
+
+    /// The history files go to the directory asked for (`$TMPDIR` by default, which glibc's
+    /// `tmpfile` ignores): where /tmp is in memory, users point it at a disk. A directory that
+    /// cannot hold them leaves the records in memory.
+    @Test func temporaryFilesGoWhereTheyAreAsked() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("s2scope-tmp-\(getpid())")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let f = try #require(anonymousTemporaryFile(in: dir.path))
+        defer { fclose(f) }
+        let target = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/fd/\(fileno(f))")
+        #expect(target.hasPrefix(dir.path + "/"), "\(target)")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty, "the file has no name")
+        #expect(anonymousTemporaryFile(in: dir.path + "/missing") == nil)
+        let file = RecordFile(directory: dir.path + "/missing")
+        #expect(file.append([1, 2, 3]) == nil)
     }
 }

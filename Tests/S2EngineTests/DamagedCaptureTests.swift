@@ -23,18 +23,6 @@ struct DamagedCaptureTests {
         return (reader.linkType, out)
     }
 
-    /// A deterministic generator (SplitMix64), so that a failure names a reproducible copy.
-    struct SplitMix {
-        var state: UInt64
-        mutating func next() -> Double {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return Double((z ^ (z >> 31)) >> 11) / Double(1 << 53)
-        }
-    }
-
     /// The damaged copies of a capture of `n` frames: which frames each keeps.
     static func damages(_ n: Int) -> [(name: String, keep: [Int])] {
         var out: [(String, [Int])] = [
@@ -44,7 +32,7 @@ struct DamagedCaptureTests {
         ]
         for (seed, rate) in [(UInt64(1), 0.1), (2, 0.3), (3, 0.6)] {
             var rng = SplitMix(state: seed)
-            out.append(("drops \(Int(rate * 100)) % (seed \(seed))", (0..<n).filter { _ in rng.next() >= rate }))
+            out.append(("drops \(Int(rate * 100)) % (seed \(seed))", (0..<n).filter { _ in rng.nextUnit() >= rate }))
         }
         return out
     }

@@ -4,6 +4,7 @@ import S2Model
 import S2Reassembly
 import S2Synth
 import S2Wire
+import S2TestSupport
 import Testing
 
 let repoRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -72,18 +73,6 @@ func reassemble(file: String) throws -> Collector {
     }
     r.finish()
     return sink
-}
-
-/// A deterministic PRNG for reproducible property tests.
-struct SplitMix: RandomNumberGenerator {
-    var state: UInt64
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
 }
 
 struct ReassemblyPropertyTests {

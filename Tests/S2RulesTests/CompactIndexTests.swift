@@ -5,23 +5,12 @@ import S2Model
 import S2Report
 import S2Rules
 import S2Synth
+import S2TestSupport
 import Testing
 
 /// The compact indexes that keep an offline run's cross-connection registries small must answer
 /// exactly what the dictionaries they replaced answered.
 struct CompactIndexTests {
-    /// A deterministic generator, so that a failure repeats.
-    struct SplitMix: RandomNumberGenerator {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-    }
-
     /// Inserts and removes at random, with hashes drawn from a small set (many entries per hash)
     /// and from hashes that share their top bits (the tag): every lookup must hold what a plain
     /// multimap holds, and no more than it plus entries whose hash shares the tag.

@@ -62,3 +62,19 @@ public func temporaryFile(_ bytes: [UInt8], suffix: String = ".pcap") -> String 
     FileManager.default.createFile(atPath: path, contents: Data(bytes))
     return path
 }
+
+/// A deterministic generator (SplitMix64) for reproducible property tests: a failing seed names a
+/// copy that fails again.
+public struct SplitMix: RandomNumberGenerator {
+    public var state: UInt64
+    public init(state: UInt64) { self.state = state }
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    public mutating func nextUnit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+}

@@ -317,7 +317,8 @@ public struct ConnectionList: RandomAccessCollection, Sendable {
     }
 }
 
-/// An archive in a report's list: it is read only once the analysis is over, from one thread.
+/// An archive in a report's list: it is read only once the analysis is over, from one thread
+/// (a read is not free of writes: it moves pages through the indexes' caches, `SlotStore`).
 final class ArchiveReference<Archive>: @unchecked Sendable {
     let archive: Archive
     init(_ a: Archive) { archive = a }

@@ -698,9 +698,12 @@ public final class DialbackModel {
     /// simply goes silent.
     public func noteLoss(at time: Timestamp) { if time > lastLoss { lastLoss = time } }
 
-    /// Whether some connection with `address` at either end, alive at some point in `window`,
-    /// could not be fully read (TLS without keys, a mid-stream pickup, lost bytes).
-    public func unreadableConnection(involving address: String, during window: ClosedRange<Timestamp>) -> Bool {
+    /// Whether some connection with `address` at either end, alive at some point between `a` and
+    /// `b`, could not be fully read (TLS without keys, a mid-stream pickup, lost bytes). Either may
+    /// come first: capture clocks step back (merged files, a corrected clock, a forged pcap), and a
+    /// window built as `a...b` from them would trap.
+    public func unreadableConnection(involving address: String, between a: Timestamp, and b: Timestamp) -> Bool {
+        let window = min(a, b)...max(a, b)
         if retiredUnreadableOverflow { return true }
         let open = connections.contains { c in
             (c.clientAddress == address || c.serverAddress == address) && c.lastFrame.time >= window.lowerBound

@@ -142,7 +142,7 @@ final class DBCorr3: Rule {
         guard let u = unsolicited.first(where: { $0.pair == pair && $0.rs == rs && ($0.sameConnection ? $0.connection == c.id : $0.id == c.streamID) })
         else { return }
         // The real verification may have travelled where the capture could not read it.
-        if ctx.model.unreadableConnection(involving: rs, during: u.frame.time...e.firstFrame.time) {
+        if ctx.model.unreadableConnection(involving: rs, between: u.frame.time, and: e.firstFrame.time) {
             ctx.skip(description, c.id, e.firstFrame, .gap)
             return
         }
@@ -312,7 +312,7 @@ final class DBCorr9: Rule {
         if ctx.model.unreadableConnection(from: rs, to: x.originating, openedSince: since) { return }
         // Any unreadable connection of the RS alive meanwhile (TLS, picked up mid-stream, lost
         // bytes), or the RS's domain served from other addresses: the verify may have gone there.
-        let unseenPath = ctx.model.unreadableConnection(involving: rs, during: since...e.firstFrame.time)
+        let unseenPath = ctx.model.unreadableConnection(involving: rs, between: since, and: e.firstFrame.time)
             || ctx.model.addresses(hosting: x.receiving).contains { $0 != rs }
             || ctx.model.lossObserved(since: since)
         ctx.report(self, severity: unseenPath ? .low : nil, c, e.direction, actor: .receiving, frame: e.firstFrame,

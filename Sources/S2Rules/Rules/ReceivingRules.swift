@@ -120,9 +120,13 @@ final class DBRcv3: Rule {
     }
 }
 
+/// Seconds with three decimals. Negative when the capture clock stepped back between the two
+/// frames (the order on the wire still holds): said as it is, never a trap.
 func format3(_ v: Double) -> String {
-    let ms = Int((v * 1000).rounded())
-    return "\(ms / 1000).\(String(repeating: "0", count: 3 - String(ms % 1000).count))\(ms % 1000)"
+    guard v.isFinite else { return "\(v)" }
+    let ms = Int(min(abs(v) * 1000, 1e15).rounded())
+    let frac = String(ms % 1000)
+    return (v < 0 && ms > 0 ? "-" : "") + "\(ms / 1000).\(String(repeating: "0", count: 3 - frac.count))\(frac)"
 }
 
 /// DB-RCV-5: after `invalid` with nothing else validated, the RS closes the stream.

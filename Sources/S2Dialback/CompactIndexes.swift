@@ -341,8 +341,11 @@ public final class DialbackKeyRegistry {
     }
 
     private let uses: RecordIndex<Use>
+    /// Keys remembered at most; past it, new keys are not (their reuse goes unseen).
+    public let limit: Int
 
-    public init(onDisk: Bool) {
+    public init(onDisk: Bool, limit: Int = 100_000) {
+        self.limit = limit
         uses = RecordIndex(onDisk: onDisk, encode: { u, o in
             ArchiveCoder.str(u.key, &o)
             ArchiveCoder.opt(u.streamID, &o)
@@ -363,10 +366,13 @@ public final class DialbackKeyRegistry {
         uses.entries(hash: key.hashValue).first { $0.key == key }
     }
 
-    /// Records `use` unless its key was used before.
-    public func record(_ use: Use) {
-        guard firstUse(of: use.key) == nil else { return }
-        uses.insert(use, hash: use.key.hashValue)
+    /// The earlier use of `use`'s key, if any; otherwise `use` is recorded (within `limit`) and
+    /// the answer is nil. One lookup for both.
+    public func firstUse(recording use: Use) -> Use? {
+        let h = use.key.hashValue
+        if let earlier = uses.entries(hash: h).first(where: { $0.key == use.key }) { return earlier }
+        if uses.count < limit { uses.insert(use, hash: h) }
+        return nil
     }
 }
 
@@ -406,7 +412,8 @@ final class IssuedStreamIDs {
 
     /// Records that `connection` carried `id` from `address`, unless an earlier one did.
     func record(_ id: String, at address: String, on connection: ConnectionID) {
-        guard firstConnection(issuing: id, at: address) == nil else { return }
-        issues.insert(Issue(address: address, id: id, connection: connection), hash: Self.hash(address, id))
+        let h = Self.hash(address, id)
+        guard !issues.entries(hash: h).contains(where: { $0.address == address && $0.id == id }) else { return }
+        issues.insert(Issue(address: address, id: id, connection: connection), hash: h)
     }
 }

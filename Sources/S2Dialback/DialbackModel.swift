@@ -248,6 +248,9 @@ public final class DialbackModel {
     private func spillIfSettled(_ x: DialbackExchange) {
         guard correlates, keepsHistoryOnDisk, isSettled(x) else { return }
         spill(x)
+        guard x.spilled else { return }
+        // Its connection's list holds only what is still unsettled: a few entries.
+        exchangesOf[x.resultConnection]?.removeAll { $0 === x }
         compactKept()
     }
 
@@ -569,8 +572,6 @@ public final class DialbackModel {
         if correlates {
             kept.append(x)
             exchangesOf[c.id, default: []].append(x)
-            // Exchanges written out early leave the list now and then, not one by one.
-            if let n = exchangesOf[c.id]?.count, n % 16 == 0 { exchangesOf[c.id]?.removeAll { $0.spilled } }
             if let id = c.streamID { resultsByBinding[ResultBinding(streamID: id, sender: pair.sender, target: pair.target)] = x }
             unverifiedResults[PairKey(pair: pair, key: x.key), default: []].append(x)
         }

@@ -95,3 +95,17 @@ public struct Timestamp: Hashable, Comparable, Sendable {
         return (m <= 2 ? y + 1 : y, m, d)
     }
 }
+
+/// `v` with `digits` decimals (no Foundation): durations in reports and evidence. Negative when a
+/// capture clock stepped back between two frames (said as it is); never a trap, however large.
+public func fixed(_ v: Double, _ digits: Int) -> String {
+    guard v.isFinite else { return "?" }
+    var scale = 1.0
+    for _ in 0..<digits { scale *= 10 }
+    let n = Int64(min(abs(v) * scale, 9e18).rounded())
+    let s = Int64(scale)
+    let whole = n / s, frac = n % s
+    var f = String(frac)
+    while f.count < digits { f = "0" + f }
+    return (v < 0 && n != 0 ? "-" : "") + String(whole) + (digits > 0 ? "." + f : "")
+}

@@ -137,15 +137,3 @@ func clip(_ s: String, _ n: Int) -> String {
     s.count <= n ? s : String(s.prefix(n - 1)) + "…"
 }
 
-/// `v` with `digits` decimals (no Foundation).
-func fixed(_ v: Double, _ digits: Int) -> String {
-    guard v.isFinite else { return "?" }
-    var scale = 1.0
-    for _ in 0..<digits { scale *= 10 }
-    let n = Int64((abs(v) * scale).rounded())
-    let s = Int64(scale)
-    let whole = n / s, frac = n % s
-    var f = String(frac)
-    while f.count < digits { f = "0" + f }
-    return (v < 0 && n != 0 ? "-" : "") + String(whole) + (digits > 0 ? "." + f : "")
-}

@@ -120,13 +120,18 @@ struct CompactIndexTests {
         let r = DialbackKeyRegistry(onDisk: onDisk)
         let pair = DomainPair(sender: "a.example", target: "b.example")
         for i in 0..<2_000 {
-            r.record(.init(key: "key\(i)", streamID: i % 2 == 0 ? "s\(i)" : nil, pair: pair, connection: ConnectionID(i)))
+            #expect(r.firstUse(recording: .init(key: "key\(i)", streamID: i % 2 == 0 ? "s\(i)" : nil, pair: pair, connection: ConnectionID(i))) == nil)
         }
-        r.record(.init(key: "key7", streamID: "other", pair: pair, connection: ConnectionID(9_999)))
+        #expect(r.firstUse(recording: .init(key: "key7", streamID: "other", pair: pair, connection: ConnectionID(9_999)))?.connection == ConnectionID(7))
         #expect(r.count == 2_000)
         #expect(r.firstUse(of: "key7") == .init(key: "key7", streamID: nil, pair: pair, connection: ConnectionID(7)))
         #expect(r.firstUse(of: "key1234") == .init(key: "key1234", streamID: "s1234", pair: pair, connection: ConnectionID(1234)))
         #expect(r.firstUse(of: "key2000") == nil)
+        // Past the limit a new key is not remembered.
+        let small = DialbackKeyRegistry(onDisk: onDisk, limit: 1)
+        #expect(small.firstUse(recording: .init(key: "a", streamID: nil, pair: pair, connection: ConnectionID(1))) == nil)
+        #expect(small.firstUse(recording: .init(key: "b", streamID: nil, pair: pair, connection: ConnectionID(2))) == nil)
+        #expect(small.firstUse(of: "b") == nil && small.count == 1)
     }
 
     @Test(arguments: [true, false])

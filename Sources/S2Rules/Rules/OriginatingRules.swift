@@ -36,7 +36,6 @@ final class DBRes2: Rule {
                 // The response header (with the stream id) was sent before the capture began.
                 Example.midstream + "\n" + Example.resultA])
     private var keys: DialbackKeyRegistry?
-    private static let maxKeys = 100_000
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         guard let (e, el, c, db) = input.element, case .resultRequest(let x?) = db, !x.key.isEmpty else { return }
         if c.responseHeader == nil, ctx.canJudge(self, c, direction: .serverToClient, at: e.firstFrame) {
@@ -49,15 +48,11 @@ final class DBRes2: Rule {
         }
         let keys = keys ?? DialbackKeyRegistry(onDisk: ctx.model.keepsHistoryOnDisk)
         self.keys = keys
-        if let prev = keys.firstUse(of: x.key) {
-            if prev.streamID != x.streamID || prev.pair != x.pair {
-                ctx.report(self, c, e.direction, actor: .originating, frame: e.firstFrame,
-                           "The same dialback key was already sent on \(prev.connection) for \(prev.pair) with stream id '\(prev.streamID ?? "")'; a key bound to the stream id cannot repeat on stream '\(x.streamID ?? "")'.",
-                           evidence: el.render())
-            }
-        } else if keys.count < Self.maxKeys {
-            keys.record(.init(key: x.key, streamID: x.streamID, pair: x.pair, connection: c.id))
-        }
+        guard let prev = keys.firstUse(recording: .init(key: x.key, streamID: x.streamID, pair: x.pair, connection: c.id)),
+              prev.streamID != x.streamID || prev.pair != x.pair else { return }
+        ctx.report(self, c, e.direction, actor: .originating, frame: e.firstFrame,
+                   "The same dialback key was already sent on \(prev.connection) for \(prev.pair) with stream id '\(prev.streamID ?? "")'; a key bound to the stream id cannot repeat on stream '\(x.streamID ?? "")'.",
+                   evidence: el.render())
     }
 }
 

@@ -116,18 +116,10 @@ final class DBRcv3: Rule {
         lastError[c.id] = nil
         ctx.report(self, c, e.direction, actor: e.direction == .serverToClient ? .receiving : .initiator, frame: e.firstFrame,
                    "The \(e.direction.sideName) closed the stream right after sending a dialback error; XEP-0220 dialback errors are not stream errors and the stream must stay up.",
-                   evidence: "stream closed \(String(format3(e.firstFrame.time.secondsSince(f.time)))) s after the dialback error in frame \(f.number)")
+                   evidence: "stream closed \(fixed(e.firstFrame.time.secondsSince(f.time), 3)) s after the dialback error in frame \(f.number)")
     }
 }
 
-/// Seconds with three decimals. Negative when the capture clock stepped back between the two
-/// frames (the order on the wire still holds): said as it is, never a trap.
-func format3(_ v: Double) -> String {
-    guard v.isFinite else { return "\(v)" }
-    let ms = Int(min(abs(v) * 1000, 1e15).rounded())
-    let frac = String(ms % 1000)
-    return (v < 0 && ms > 0 ? "-" : "") + "\(ms / 1000).\(String(repeating: "0", count: 3 - frac.count))\(frac)"
-}
 
 /// DB-RCV-5: after `invalid` with nothing else validated, the RS closes the stream.
 final class DBRcv5: Rule {

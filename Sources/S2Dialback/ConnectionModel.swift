@@ -11,6 +11,12 @@ public struct DomainPair: Hashable, Sendable, CustomStringConvertible {
         self.sender = normalizedDomain(sender)
         self.target = normalizedDomain(target)
     }
+    /// Domains already normalised (`jidDomain`, `normalizedDomain`): the stanza rules build a pair
+    /// for every stanza from the domains its element has normalised once.
+    public init(normalizedSender sender: String, target: String) {
+        self.sender = sender
+        self.target = target
+    }
     public var description: String { "(\(sender) → \(target))" }
 }
 
@@ -90,8 +96,11 @@ public final class ConnectionModel {
     /// Position in `DialbackModel.connections` (removal in O(1)).
     var slot = -1
     /// The latest header per direction.
-    public internal(set) var initialHeader: StreamHeader?
-    public internal(set) var responseHeader: StreamHeader?
+    public internal(set) var initialHeader: StreamHeader? { didSet { headerSeen[.clientToServer] = initialHeader != nil } }
+    public internal(set) var responseHeader: StreamHeader? { didSet { headerSeen[.serverToClient] = responseHeader != nil } }
+    /// Whether each header is set, asked for every stanza: even a test for nil copied the header
+    /// (its strings and arrays), hundreds of instructions.
+    private var headerSeen = PerDirection(false, false)
     public internal(set) var headerFrames = PerDirection<FrameRef?>(repeating: nil)
     /// Top-level elements each direction sent since its latest header.
     public internal(set) var elementsSinceHeader = PerDirection(repeating: 0)
@@ -245,6 +254,8 @@ public final class ConnectionModel {
     }
 
     public func header(_ d: Direction) -> StreamHeader? { d == .clientToServer ? initialHeader : responseHeader }
+    /// Whether `d`'s stream header was seen.
+    public func hasHeader(_ d: Direction) -> Bool { headerSeen[d] }
 
     /// The acceptor's stream ID — what dialback keys on this connection are bound to.
     public var streamID: String? { responseHeader?.id }
@@ -260,9 +271,10 @@ public final class ConnectionModel {
     /// under `not_judged`.
     public var unobserved: Unobserved? {
         if hidden { return .encrypted }
-        let reasons = [missing.clientToServer, missing.serverToClient].compactMap { $0 }
-        if reasons.contains(.midstream) { return .midstream }
-        return reasons.first
+        // Asked for every stanza: no array of the two reasons.
+        let initiator = missing.clientToServer, acceptor = missing.serverToClient
+        if initiator == .midstream || acceptor == .midstream { return .midstream }
+        return initiator ?? acceptor
     }
 
     /// True when the acceptor advertised `<dialback xmlns='urn:xmpp:features:dialback'><errors/></dialback>`.

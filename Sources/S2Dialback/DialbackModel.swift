@@ -511,7 +511,7 @@ public final class DialbackModel {
         if el.local == "message" || el.local == "presence" || el.local == "iq" {
             c.stanzaCount[d] += 1
             c.carriedOnlyVerify = false
-            if c.header(d) == nil, c.stanzaDomains[d].count < ConnectionFacts.maxStanzaDomains,
+            if !c.hasHeader(d), c.stanzaDomains[d].count < ConnectionFacts.maxStanzaDomains,
                let from = el[attribute: "from"], let domain = jidDomain(from), !domain.isEmpty, !c.stanzaDomains[d].contains(domain) {
                 c.stanzaDomains[d].append(domain)
             }

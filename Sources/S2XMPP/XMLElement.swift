@@ -307,12 +307,20 @@ public func normalizedJID(_ jid: String) -> String {
 public func jidDomain(_ jid: String) -> String? {
     var jid = jid
     return jid.withUTF8 { u -> String? in
-        let w = WireBytes(UnsafeRawBufferPointer(u))
-        let end = w.firstOffset(of: 0x2f) ?? w.count  // the resource starts at the first '/'
-        let bare = w.prefix(end)
-        let start = (bare.lastOffset(where: { $0 == 0x40 }) ?? -1) + 1  // the domain after the last '@'
-        guard let domain = bare.slice(from: start, to: end), !domain.isEmpty, domain.count <= 1023 else { return nil }
-        if domain.contains(where: { $0 == 0x20 || $0 == 0x09 || $0 == 0x40 }) { return nil }
-        return normalizedDomain(String(decoding: domain.buffer, as: UTF8.self))
+        // Plain loops over the bytes: this runs twice for every stanza.
+        var end = 0  // the resource starts at the first '/'
+        while end < u.count && u[end] != 0x2f { end += 1 }
+        var start = end  // the domain after the last '@'
+        while start > 0 && u[start - 1] != 0x40 { start -= 1 }
+        guard start < end, end - start <= 1023 else { return nil }
+        var folded = true
+        for i in start..<end {
+            let b = u[i]
+            if b == 0x20 || b == 0x09 { return nil }
+            if (b >= 0x41 && b <= 0x5a) || b >= 0x80 { folded = false }
+        }
+        if u[end - 1] == 0x2e { folded = false }
+        let domain = String(decoding: UnsafeBufferPointer(rebasing: u[start..<end]), as: UTF8.self)
+        return folded ? domain : normalizedDomain(domain)
     }
 }

@@ -102,7 +102,7 @@ final class TLS1: Rule {
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         // Only after STARTTLS: a direction that starts with TLS (direct TLS) has no <proceed/> to follow.
         guard case .event(let e, let c, _, _) = input, case .tlsStarted(let looks) = e.kind, !looks,
-              c.header(e.direction) != nil || c.header(e.direction.reversed) != nil,
+              c.hasHeader(e.direction) || c.hasHeader(e.direction.reversed),
               // After lost bytes the first bytes seen are not the first bytes sent.
               !c.damaged[e.direction] else { return }
         ctx.report(self, c, e.direction, actor: e.direction.senderActor, frame: e.firstFrame,

@@ -77,13 +77,13 @@ enum StanzaAuthorization {
     private static func compute(_ el: XMLElement, _ c: ConnectionModel, _ d: Direction) -> StanzaAuthorization {
         guard d == .clientToServer, el.isStanza, let f = el.fromDomain, let t = el.toDomain else { return .fine }
         if let why = c.unobserved { return .unknown(why) }
-        let pair = DomainPair(sender: f, target: t)
+        let pair = DomainPair(normalizedSender: f, target: t)
         if c.saslSucceeded {
             return c.hasValidatedSender(f) ? .fine : .notValidated(f)
         }
         if c.validated.clientToServer.contains(pair) { return .fine }
         // On a bidi connection the initiator may also send for the inverse of the acceptor's pairs.
-        if c.bidi && c.validated.serverToClient.contains(DomainPair(sender: t, target: f)) { return .fine }
+        if c.bidi && c.validated.serverToClient.contains(DomainPair(normalizedSender: t, target: f)) { return .fine }
         if c.validated.clientToServer.isEmpty || c.pendingResults.clientToServer[pair] != nil { return .beforeValidation(pair) }
         if !c.hasValidatedSender(f) { return .notValidated(f) }
         return .wrongTarget(pair)

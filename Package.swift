@@ -70,7 +70,7 @@ let package = Package(
         .testTarget(name: "S2WireTests", dependencies: ["S2Wire", "S2Capture", "S2Model"]),
         .testTarget(name: "S2CaptureTests", dependencies: ["S2Capture", "S2Model", "S2TestSupport"]),
         .testTarget(name: "S2ReassemblyTests", dependencies: ["S2Reassembly", "S2TLS", "S2Wire", "S2Capture", "S2Model", "S2Synth", "S2TestSupport"]),
-        .testTarget(name: "S2XMPPTests", dependencies: ["S2XMPP", "S2Model"]),
+        .testTarget(name: "S2XMPPTests", dependencies: ["S2XMPP", "S2Model", "S2TestSupport"]),
         .testTarget(name: "S2RulesTests", dependencies: ["S2Rules", "S2Dialback", "S2XMPP", "S2Model", "S2Engine", "S2Synth", "S2Report", "S2TestSupport"]),
         .target(name: "S2TestSupport", path: "Tests/S2TestSupport"),
         .testTarget(name: "S2EngineTests", dependencies: ["S2TestSupport", "S2Engine", "S2Report", "S2Model", "S2Rules", "S2Synth", "S2Capture", "S2Metrics"]),

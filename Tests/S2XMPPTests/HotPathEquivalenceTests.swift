@@ -1,4 +1,5 @@
 import S2Model
+import S2TestSupport
 import S2XMPP
 import Testing
 
@@ -30,6 +31,32 @@ import Testing
                       "A.Example./x", "/only-resource", "nobody@/", "ÜSER@bücher.de/ÄÖ", "user@example.com/", ""])
     func jidNormalisationKeepsTheResourceAsSent(_ j: String) {
         #expect(normalizedJID(j) == Self.referenceJID(j))
+    }
+
+    /// The definition of a JID's domain: before the first '/', after the last '@'; none when empty,
+    /// over 1023 bytes or holding a space or a tab.
+    static func referenceJIDDomain(_ j: String) -> String? {
+        let bare = j.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        let domain = bare.lastIndex(of: "@").map { String(bare[bare.index(after: $0)...]) } ?? bare
+        if domain.isEmpty || domain.utf8.count > 1023 || domain.contains(" ") || domain.contains("\t") { return nil }
+        return referenceDomain(domain)
+    }
+
+    @Test(arguments: ["user@Example.COM/Res/Part", "a@b@C.example/r@s", "Example.COM.", "@", "@/", "u@/r", "/x", "",
+                      "u@ex ample", "u@ex\tample", "ÜSER@Bücher.DE./Ä", "x@" + String(repeating: "a", count: 1023),
+                      "x@" + String(repeating: "a", count: 1024), String(repeating: "É", count: 512)])
+    func jidDomainMatchesItsDefinition(_ j: String) {
+        #expect(jidDomain(j) == Self.referenceJIDDomain(j))
+    }
+
+    /// Random JIDs from the characters that matter (separators, case, dots, blanks, other scripts).
+    @Test func jidDomainMatchesItsDefinitionOnRandomJIDs() {
+        let alphabet: [String] = ["a", "B", "z", "@", "/", ".", " ", "\t", "é", "Σ", "-", "Z"]
+        var rng = SplitMix(state: 0x6a69_6464)
+        for _ in 0..<20_000 {
+            let j = (0..<Int.random(in: 0...12, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! }.joined()
+            #expect(jidDomain(j) == Self.referenceJIDDomain(j), "jid \(j.debugDescription)" as Comment)
+        }
     }
 
     static func element(_ xml: String) -> XMLElement? {

@@ -1,6 +1,6 @@
 import S2Model
 import S2TestSupport
-import S2XMPP
+@testable import S2XMPP
 import Testing
 
 /// The byte-level fast paths of the hot path (domain folding, JID normalisation, evidence
@@ -57,6 +57,21 @@ import Testing
             let j = (0..<Int.random(in: 0...12, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! }.joined()
             #expect(jidDomain(j) == Self.referenceJIDDomain(j), "jid \(j.debugDescription)" as Comment)
         }
+    }
+
+    /// Expat's `uri\u{1}local\u{1}prefix` split as the definition says, for the names answered
+    /// with literals and their near misses (a prefix, one byte more or less, another namespace).
+    @Test(arguments: ["to", "id", "from", "type", "tox", "t", "fro", "types", "jabber:server\u{1}message",
+                      "jabber:server\u{1}presence", "jabber:server\u{1}iq", "jabber:server\u{1}body",
+                      "jabber:server\u{1}message\u{1}s", "jabber:server\u{1}iq\u{1}x", "jabber:server\u{1}bodies",
+                      "jabber:server\u{1}", "jabber:client\u{1}message", "jabber:serverx\u{1}iq", "urn:xmpp:ping\u{1}ping",
+                      "http://www.w3.org/XML/1998/namespace\u{1}lang\u{1}xml", "version"])
+    func namesSplitAsDefined(_ name: String) {
+        let parts = name.split(separator: "\u{1}", omittingEmptySubsequences: false).map(String.init)
+        let expected: (String, String, String?) = parts.count == 1 ? ("", parts[0], nil)
+            : (parts[0], parts[1], parts.count > 2 ? parts[2] : nil)
+        let got = name.withCString { splitName($0) }
+        #expect(got.0 == expected.0 && got.1 == expected.1 && got.2 == expected.2, "\(name.debugDescription) → \(got)" as Comment)
     }
 
     static func element(_ xml: String) -> XMLElement? {

@@ -82,7 +82,32 @@ public final class ConnectionModel {
     public let serverAddress: String
     public let input: Int
     public let firstFrame: FrameRef
-    public internal(set) var lastFrame: FrameRef
+    public internal(set) var lastFrame: FrameRef {
+        get { tally.lastFrame }
+        set { tally.lastFrame = newValue }
+    }
+    /// What every element updates, kept together: an element is then one exclusive access to the
+    /// connection (each is checked at run time, about 150 instructions) instead of one per field.
+    struct ElementTally {
+        var lastFrame: FrameRef
+        var elementsSeen = false
+        var elementsSinceHeader = PerDirection(repeating: 0)
+        var stanzaCount = PerDirection(repeating: 0)
+        var carriedOnlyVerify = true
+
+        /// A top-level element of `d` ended at `frame`; `stanza`: a message, presence or iq in
+        /// jabber:server or jabber:client (neither dialback nor stream features).
+        mutating func element(_ d: Direction, at frame: FrameRef, stanza: Bool) {
+            lastFrame = frame
+            elementsSeen = true
+            elementsSinceHeader[d] += 1
+            if stanza {
+                stanzaCount[d] += 1
+                carriedOnlyVerify = false
+            }
+        }
+    }
+    var tally: ElementTally
     /// How the connection ended (nil while open).
     public internal(set) var end: ConnectionEnd?
     /// `fin`, `rst`, `timeout` or `open` once the connection ended.
@@ -103,7 +128,10 @@ public final class ConnectionModel {
     private var headerSeen = PerDirection(false, false)
     public internal(set) var headerFrames = PerDirection<FrameRef?>(repeating: nil)
     /// Top-level elements each direction sent since its latest header.
-    public internal(set) var elementsSinceHeader = PerDirection(repeating: 0)
+    public internal(set) var elementsSinceHeader: PerDirection<Int> {
+        get { tally.elementsSinceHeader }
+        set { tally.elementsSinceHeader = newValue }
+    }
     /// The acceptor's latest `<stream:features/>`.
     public internal(set) var features: XMLElement?
     /// Features offered before TLS (for STREAM-FEAT-2 / TLS-3).
@@ -208,12 +236,21 @@ public final class ConnectionModel {
         return p.head < p.ids.count ? p.ids[p.head] : nil
     }
     /// The kinds of top-level elements seen, for DB-RCV-10 (verify-only connections).
-    public internal(set) var carriedOnlyVerify = true
+    public internal(set) var carriedOnlyVerify: Bool {
+        get { tally.carriedOnlyVerify }
+        set { tally.carriedOnlyVerify = newValue }
+    }
     /// Whether the connection carried XMPP at all (a header, an element, a stream picked up
     /// mid-stream, TLS after STARTTLS or from the first byte): what the report lists.
     public var carriedXMPP: Bool { !streams.isEmpty || tls || pickedUp.clientToServer || pickedUp.serverToClient || elementsSeen }
-    public internal(set) var elementsSeen = false
-    public internal(set) var stanzaCount = PerDirection(repeating: 0)
+    public internal(set) var elementsSeen: Bool {
+        get { tally.elementsSeen }
+        set { tally.elementsSeen = newValue }
+    }
+    public internal(set) var stanzaCount: PerDirection<Int> {
+        get { tally.stanzaCount }
+        set { tally.stanzaCount = newValue }
+    }
     /// Whether a direction lost bytes or parsing skipped some (gap, desync) at any point.
     public internal(set) var damaged = PerDirection(repeating: false)
     /// Whether the capture holds the TCP handshake: then nothing either side sent before the
@@ -250,7 +287,7 @@ public final class ConnectionModel {
         self.serverAddress = serverAddress
         self.input = input
         firstFrame = frame
-        lastFrame = frame
+        tally = ElementTally(lastFrame: frame)
     }
 
     public func header(_ d: Direction) -> StreamHeader? { d == .clientToServer ? initialHeader : responseHeader }

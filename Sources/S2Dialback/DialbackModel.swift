@@ -424,12 +424,14 @@ public final class DialbackModel {
     /// Applies one XMPP event to the model; returns what it meant for dialback (if anything).
     @discardableResult
     public func apply(_ e: XMPPEvent, on c: ConnectionModel) -> DialbackEvent? {
-        c.lastFrame = e.lastFrame
         let d = e.direction
-        if c.saslSucceeded {
-            c.firstAfterSASLSuccess = c.saslRestart[d]
-            c.saslRestart[d] = false
+        if case .element(let el) = e.kind {
+            c.tally.element(d, at: e.lastFrame, stanza: el.isStanza)
+            afterSASLSuccess(c, d)
+            return element(el, e, on: c)
         }
+        c.lastFrame = e.lastFrame
+        afterSASLSuccess(c, d)
         switch e.kind {
         case .streamOpened(let h):
             if c.tls { c.decrypted = true }
@@ -475,17 +477,29 @@ public final class DialbackModel {
         case .bytesLost:
             markDamaged(c, d)
             return nil
-        case .element(let el):
-            c.elementsSeen = true
-            c.elementsSinceHeader[d] += 1
-            return element(el, e, on: c)
         default:
             return nil
         }
     }
 
+    /// The first event of each direction after SASL `<success/>` is its restarted stream's.
+    private func afterSASLSuccess(_ c: ConnectionModel, _ d: Direction) {
+        if c.saslSucceeded {
+            c.firstAfterSASLSuccess = c.saslRestart[d]
+            c.saslRestart[d] = false
+        }
+    }
+
     private func element(_ el: XMLElement, _ e: XMPPEvent, on c: ConnectionModel) -> DialbackEvent? {
         let d = e.direction
+        if el.isStanza {
+            // Counted with the element (`ElementTally`); nothing else of the model changes.
+            if !c.hasHeader(d), c.stanzaDomains[d].count < ConnectionFacts.maxStanzaDomains,
+               let from = el[attribute: "from"], let domain = jidDomain(from), !domain.isEmpty, !c.stanzaDomains[d].contains(domain) {
+                c.stanzaDomains[d].append(domain)
+            }
+            return nil
+        }
         if el.namespace == Namespace.streams {
             if el.local == "features" && d == .serverToClient {
                 c.features = el

@@ -885,18 +885,23 @@ private func commonName(_ p: UnsafeRawPointer, _ n: Int) -> (String, String, Str
     return nil
 }
 
+/// Calls `body` with the decoder a callback's user data points to. The decoder is alive: expat
+/// calls back only from inside `XML_Parse`, which only the decoder's own methods call, and the
+/// caller of such a method holds a reference to it for the whole call. Borrowing it instead of
+/// taking a reference saves a retain and a release per callback (a dozen callbacks per stanza).
 @inline(__always)
-private func decoder(_ ud: UnsafeMutableRawPointer?) -> XMPPStreamDecoder {
-    Unmanaged<XMPPStreamDecoder>.fromOpaque(ud!).takeUnretainedValue()
+private func withDecoder(_ ud: UnsafeMutableRawPointer?, _ body: (XMPPStreamDecoder) -> Void) {
+    Unmanaged<XMPPStreamDecoder>.fromOpaque(ud!)._withUnsafeGuaranteedRef(body)
 }
 
-private let onStart: XML_StartElementHandler = { ud, name, atts in decoder(ud).startElement(name!, atts) }
-private let onEnd: XML_EndElementHandler = { ud, _ in decoder(ud).endElement() }
-private let onText: XML_CharacterDataHandler = { ud, s, len in decoder(ud).characters(s!, len) }
-private let onNamespaceStart: XML_StartNamespaceDeclHandler = { ud, prefix, uri in decoder(ud).namespaceStart(prefix, uri) }
-private let onComment: XML_CommentHandler = { ud, _ in decoder(ud).restricted(.comment) }
+private let onStart: XML_StartElementHandler = { ud, name, atts in withDecoder(ud) { $0.startElement(name!, atts) } }
+private let onEnd: XML_EndElementHandler = { ud, _ in withDecoder(ud) { $0.endElement() } }
+private let onText: XML_CharacterDataHandler = { ud, s, len in withDecoder(ud) { $0.characters(s!, len) } }
+private let onNamespaceStart: XML_StartNamespaceDeclHandler = { ud, prefix, uri in withDecoder(ud) { $0.namespaceStart(prefix, uri) } }
+private let onComment: XML_CommentHandler = { ud, _ in withDecoder(ud) { $0.restricted(.comment) } }
 private let onProcessingInstruction: XML_ProcessingInstructionHandler = { ud, target, _ in
-    decoder(ud).restricted(.processingInstruction(target: target.map { String(cString: $0) } ?? ""))
+    let target = target.map { String(cString: $0) } ?? ""
+    withDecoder(ud) { $0.restricted(.processingInstruction(target: target)) }
 }
-private let onXMLDeclaration: XML_XmlDeclHandler = { ud, _, encoding, _ in decoder(ud).xmlDeclaration(encoding) }
-private let onDoctype: XML_StartDoctypeDeclHandler = { ud, name, _, _, _ in decoder(ud).doctype(name) }
+private let onXMLDeclaration: XML_XmlDeclHandler = { ud, _, encoding, _ in withDecoder(ud) { $0.xmlDeclaration(encoding) } }
+private let onDoctype: XML_StartDoctypeDeclHandler = { ud, name, _, _, _ in withDecoder(ud) { $0.doctype(name) } }

@@ -20,6 +20,8 @@
 #                            project's shared folder, ../shared/perf/ceiling next to the clone (or
 #                            next to the folder holding a worktree). Built with gcc into BENCH_DATA;
 #                            without it the table says so and the "x C" column stays empty.
+#                            A second C row, the same program with expat set up as S2Scope sets it
+#                            up (scripts/yardstick-s2-expat.py), shows the parse S2Scope cannot avoid.
 #   BENCH_ENGINE=1           package-benchmark suite (Benchmarks/Benchmarks/EngineBenchmarks): mallocs,
 #                            bytes allocated, wall time (and instructions where the CPU counter is
 #                            readable) per MB, on a capture of BENCH_ENGINE_SIZE=8M, with
@@ -72,6 +74,7 @@ GEN="$ROOT/Benchmarks/.build/release/s2scope-gen"
 S2SCOPE="$ROOT/.build-bench/release/s2scope"
 READLOOP="$DATA/readloop"
 YARDSTICK="$DATA/pcap_xml"
+YARDSTICK_S2EXPAT="$DATA/pcap_xml_s2expat"
 CHECK="$ROOT/Benchmarks/Scripts/check_truth.py"
 RENDER="$ROOT/Benchmarks/Scripts/render_bench.py"
 
@@ -141,6 +144,11 @@ if [ -n "$CEILING" ]; then
   chmod u+w "$DATA/ceiling"/*
   make -s -C "$DATA/ceiling" CC=gcc pcap_xml >&2
   cp "$DATA/ceiling/pcap_xml" "$YARDSTICK"
+  # The same program with expat set up as S2Scope sets it up: the parse S2Scope cannot avoid.
+  rm -f "$YARDSTICK_S2EXPAT"
+  if python3 "$ROOT/scripts/yardstick-s2-expat.py" "$DATA/ceiling/pcap_xml.c" "$DATA/ceiling/pcap_xml_s2expat.c"; then
+    gcc -O2 -Wall -Wextra -I"$ROOT/Sources/CExpat" -o "$YARDSTICK_S2EXPAT" "$DATA/ceiling/pcap_xml_s2expat.c" -lpcap -lexpat
+  fi
 fi
 for b in "$GEN" "$S2SCOPE" "$READLOOP"; do [ -x "$b" ] || { log "missing $b"; exit 2; }; done
 "$GEN" --selftest >&2
@@ -196,6 +204,7 @@ for size in $SIZES; do
   # The tools of one round; each round starts one further along, so none always runs first.
   tools=()
   [ -n "$CEILING" ] && tools+=(c)
+  [ -x "$YARDSTICK_S2EXPAT" ] && tools+=(cx)
   tools+=(readloop)
   for n in $THREADS; do tools+=("t$n"); done
   declare -A walls=() rss=()
@@ -204,6 +213,7 @@ for size in $SIZES; do
       t=${tools[$(((j + k) % ${#tools[@]}))]}
       case $t in
         c) run_once yardstick "$YARDSTICK" "$f" ;;
+        cx) run_once yardstick-s2expat "$YARDSTICK_S2EXPAT" "$f" ;;
         readloop) run_once readloop "$READLOOP" "$f" ;;
         t*) run_once "s2scope-$t" "$S2SCOPE" analyze --threads "${t#t}" --format json -o "$DATA/s2s-$size-seed$SEED.report.$t.json" "$f" ;;
       esac

@@ -362,15 +362,17 @@ public final class DialbackKeyRegistry {
 
     public var count: Int { uses.count }
 
-    public func firstUse(of key: String) -> Use? {
-        uses.entries(hash: key.hashValue).first { $0.key == key }
+    public func firstUse(of key: String) -> Use? { firstUse(of: key, hash: key.hashValue) }
+
+    private func firstUse(of key: String, hash: Int) -> Use? {
+        uses.entries(hash: hash).first { $0.key == key }
     }
 
     /// The earlier use of `use`'s key, if any; otherwise `use` is recorded (within `limit`) and
     /// the answer is nil. One lookup for both.
     public func firstUse(recording use: Use) -> Use? {
         let h = use.key.hashValue
-        if let earlier = uses.entries(hash: h).first(where: { $0.key == use.key }) { return earlier }
+        if let earlier = firstUse(of: use.key, hash: h) { return earlier }
         if uses.count < limit { uses.insert(use, hash: h) }
         return nil
     }
@@ -407,13 +409,17 @@ final class IssuedStreamIDs {
     }
 
     func firstConnection(issuing id: String, at address: String) -> ConnectionID? {
-        issues.entries(hash: Self.hash(address, id)).first { $0.address == address && $0.id == id }?.connection
+        firstConnection(issuing: id, at: address, hash: Self.hash(address, id))
+    }
+
+    private func firstConnection(issuing id: String, at address: String, hash: Int) -> ConnectionID? {
+        issues.entries(hash: hash).first { $0.address == address && $0.id == id }?.connection
     }
 
     /// Records that `connection` carried `id` from `address`, unless an earlier one did.
     func record(_ id: String, at address: String, on connection: ConnectionID) {
         let h = Self.hash(address, id)
-        guard !issues.entries(hash: h).contains(where: { $0.address == address && $0.id == id }) else { return }
+        guard firstConnection(issuing: id, at: address, hash: h) == nil else { return }
         issues.insert(Issue(address: address, id: id, connection: connection), hash: h)
     }
 }

@@ -482,6 +482,15 @@ public final class DialbackModel {
         }
     }
 
+    /// A direction without a stream header: the domains its stanzas come from say which servers
+    /// it joins (the first `ConnectionFacts.maxStanzaDomains`).
+    private func noteStanzaDomain(_ el: XMLElement, _ d: Direction, on c: ConnectionModel) {
+        guard !c.hasHeader(d), c.stanzaDomains[d].count < ConnectionFacts.maxStanzaDomains,
+              let from = el[attribute: "from"], let domain = jidDomain(from), !domain.isEmpty,
+              !c.stanzaDomains[d].contains(domain) else { return }
+        c.stanzaDomains[d].append(domain)
+    }
+
     /// The first event of each direction after SASL `<success/>` is its restarted stream's.
     private func afterSASLSuccess(_ c: ConnectionModel, _ d: Direction) {
         if c.saslSucceeded {
@@ -494,10 +503,7 @@ public final class DialbackModel {
         let d = e.direction
         if el.isStanza {
             // Counted with the element (`ElementTally`); nothing else of the model changes.
-            if !c.hasHeader(d), c.stanzaDomains[d].count < ConnectionFacts.maxStanzaDomains,
-               let from = el[attribute: "from"], let domain = jidDomain(from), !domain.isEmpty, !c.stanzaDomains[d].contains(domain) {
-                c.stanzaDomains[d].append(domain)
-            }
+            noteStanzaDomain(el, d, on: c)
             return nil
         }
         if el.namespace == Namespace.streams {
@@ -525,10 +531,7 @@ public final class DialbackModel {
         if el.local == "message" || el.local == "presence" || el.local == "iq" {
             c.stanzaCount[d] += 1
             c.carriedOnlyVerify = false
-            if !c.hasHeader(d), c.stanzaDomains[d].count < ConnectionFacts.maxStanzaDomains,
-               let from = el[attribute: "from"], let domain = jidDomain(from), !domain.isEmpty, !c.stanzaDomains[d].contains(domain) {
-                c.stanzaDomains[d].append(domain)
-            }
+            noteStanzaDomain(el, d, on: c)
         }
         guard el.namespace == Namespace.dialback else {
             if el.local != "features" { c.carriedOnlyVerify = c.carriedOnlyVerify && el.namespace == Namespace.streams }

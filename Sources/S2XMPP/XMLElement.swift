@@ -317,14 +317,9 @@ public func jidDomain(_ jid: String) -> String? {
         var start = end  // the domain after the last '@'
         while start > 0 && u[start - 1] != 0x40 { start -= 1 }
         guard start < end, end - start <= 1023 else { return nil }
-        var folded = true
-        for i in start..<end {
-            let b = u[i]
-            if b == 0x20 || b == 0x09 { return nil }
-            if (b >= 0x41 && b <= 0x5a) || b >= 0x80 { folded = false }
-        }
-        if u[end - 1] == 0x2e { folded = false }
-        let domain = String(decoding: UnsafeBufferPointer(rebasing: u[start..<end]), as: UTF8.self)
-        return folded ? domain : normalizedDomain(domain)
+        let bytes = UnsafeBufferPointer(rebasing: u[start..<end])
+        if bytes.contains(where: { $0 == 0x20 || $0 == 0x09 }) { return nil }
+        let domain = String(decoding: bytes, as: UTF8.self)
+        return isFolded(UnsafeRawBufferPointer(bytes)) ? domain : normalizedDomain(domain)
     }
 }

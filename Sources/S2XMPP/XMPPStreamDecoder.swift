@@ -87,9 +87,11 @@ public final class XMPPStreamDecoder {
     private var headerStart: UInt64 = 0
     private var lastStartTagEnd: UInt64 = 0
     private var lastEventEnd: UInt64 = 0
-    /// End of the latest character data expat reported: text is no pending token, so it counts
-    /// as progress for the `maxTokenBytes` check (a long body is not "a single XML token").
-    private var lastTextEnd: UInt64 = 0
+    /// Just past the last token expat consumed, asked after each `XML_Parse` (outside callbacks
+    /// expat reports that position whether or not a handler saw the token). Text is no pending
+    /// token, so a long body counts as progress for the `maxTokenBytes` check without expat
+    /// calling back for every piece of it.
+    private var parsedEnd: UInt64 = 0
     private var fedEnd: UInt64 = 0
     private var index = OffsetIndex()
     private var pendingStop: (Stop, UInt64)?
@@ -231,7 +233,7 @@ public final class XMPPStreamDecoder {
             index = OffsetIndex()
             fedEnd = 0
             lastEventEnd = 0
-            lastTextEnd = 0
+            parsedEnd = 0
             lastStartTagEnd = 0
             builder.resetOffsets()
             resyncFrom = 0
@@ -262,7 +264,7 @@ public final class XMPPStreamDecoder {
             off += UInt64(consumed)
         }
         index.trim(before: depth >= 2 ? min(builder.elementStart, lastEventEnd) : lastEventEnd)
-        if mode == .xml, let p = parser, depth == 1, elementsInParser == 0, max(lastEventEnd, lastTextEnd) >= fedEnd, pendingStop == nil,
+        if mode == .xml, let p = parser, depth == 1, elementsInParser == 0, max(lastEventEnd, parsedEnd) >= fedEnd, pendingStop == nil,
            !suppressHeader, header != nil {
             XML_ParserFree(p)
             parser = nil
@@ -340,7 +342,6 @@ public final class XMPPStreamDecoder {
         XML_SetReturnNSTriplet(p, 1)
         XML_SetUserData(p, Unmanaged.passUnretained(self).toOpaque())
         XML_SetElementHandler(p, onStart, onEnd)
-        XML_SetCharacterDataHandler(p, onText)
         XML_SetNamespaceDeclHandler(p, onNamespaceStart, nil)
         XML_SetCommentHandler(p, onComment)
         XML_SetProcessingInstructionHandler(p, onProcessingInstruction)
@@ -355,6 +356,7 @@ public final class XMPPStreamDecoder {
         _ = XML_SetBillionLaughsAttackProtectionActivationThreshold(p, 1 << 20)
         parser = p
         trimmedHandlers = false
+        keepingText = false
         parserBase = base
         elementsInParser = 0
         depth = 0
@@ -402,6 +404,11 @@ public final class XMPPStreamDecoder {
         currentChunkOffset = offset
         defer { currentChunk = nil }
         let status = XML_Parse(parser!, base.assumingMemoryBound(to: CChar.self), Int32(data.count), 0)
+        if status != XML_STATUS_ERROR, let p = parser {
+            // Outside its callbacks expat reports the position just past the last token it consumed.
+            let i = XML_GetCurrentByteIndex(p)
+            if i >= 0 { parsedEnd = max(parsedEnd, UInt64(max(0, parserBase + Int64(i)))) }
+        }
         if status == XML_STATUS_ERROR {
             let code = XML_GetErrorCode(parser!)
             if code == XML_ERROR_ABORTED, let (stop, at) = pendingStop {
@@ -442,7 +449,7 @@ public final class XMPPStreamDecoder {
             // Rescan from just after the error position.
             return consumedUpTo(errorAt + 1, chunkStart: offset, count: data.count)
         }
-        if fedEnd > max(lastEventEnd, lastTextEnd) + UInt64(limits.maxTokenBytes) {
+        if fedEnd > max(lastEventEnd, parsedEnd) + UInt64(limits.maxTokenBytes) {
             sink.xmppAnomaly(Anomaly(kind: .limitReached, connection: connection, direction: direction, frame: lastFrame,
                                      bytes: fedEnd - lastEventEnd,
                                      message: "a single XML token (tag, comment or attribute) exceeds \(limits.maxTokenBytes) bytes; parsing resumes at the next top-level element"))
@@ -748,12 +755,19 @@ public final class XMPPStreamDecoder {
         }
         depth += 1
         if depth == 2 && sync == .firstElementDone { sync = .synced }
-        if builder.start(depth: depth, at: start, end: end, name: name, attributes: atts) == .keptStanza {
+        switch builder.start(depth: depth, at: start, end: end, name: name, attributes: atts) {
+        case .keptStanza:
             // Nothing inside a stanza needs its namespace declarations: expat need not call back
-            // for them (its own checks, unbound prefixes included, still run). Text still calls
-            // back: its progress is what tells a long body from one huge token (`maxTokenBytes`).
+            // for them (its own checks, unbound prefixes included, still run).
             XML_SetNamespaceDeclHandler(parser!, nil, nil)
             trimmedHandlers = true
+        case .kept where depth == 2:
+            // Text is kept only inside top-level elements other than stanzas (dialback keys,
+            // stream errors): only there does expat call back for it.
+            XML_SetCharacterDataHandler(parser!, onText)
+            keepingText = true
+        default:
+            break
         }
     }
 
@@ -761,6 +775,8 @@ public final class XMPPStreamDecoder {
     /// enters the tree (`ElementBuilder` keeps every top-level element), so its end is where they
     /// come back.
     private var trimmedHandlers = false
+    /// Whether expat reports text: inside a kept top-level element that is not a stanza.
+    private var keepingText = false
 
     private func restoreHandlers() {
         XML_SetNamespaceDeclHandler(parser!, onNamespaceStart, nil)
@@ -777,6 +793,10 @@ public final class XMPPStreamDecoder {
             pendingStop = (.closed, end)
             XML_StopParser(parser!, XML_FALSE)
             return
+        }
+        if depth == 2 && keepingText {
+            XML_SetCharacterDataHandler(parser!, nil)
+            keepingText = false
         }
         if let el = builder.end(depth: depth) {
             depth -= 1
@@ -798,9 +818,7 @@ public final class XMPPStreamDecoder {
     }
 
     fileprivate func characters(_ s: UnsafePointer<CChar>, _ len: Int32) {
-        lastTextEnd = max(lastTextEnd, currentEnd())
-        // Inside a stanza, or between top-level elements, no text is kept.
-        if depth >= 2 && !trimmedHandlers { builder.text(depth: depth, s, len) }
+        builder.text(depth: depth, s, len)
     }
 
     fileprivate func namespaceStart(_ prefix: UnsafePointer<CChar>?, _ uri: UnsafePointer<CChar>?) {

@@ -177,6 +177,34 @@ struct RestrictedXMLTests {
         #expect(r.events.contains { $0.contains("element <presence") })
     }
 
+    /// Segment-sized cuts of `bytes` (the way reassembly hands a stream over).
+    func segments(_ bytes: [UInt8], _ size: Int = 1448) -> [Int] { Array(stride(from: size, to: bytes.count, by: size)) }
+
+    @Test func longTextIsProgressNotOneHugeToken() {
+        // 600 KB of body and 600 KB of whitespace between stanzas, arriving segment by segment:
+        // more than `maxTokenBytes` (256 KB) pass without an event, yet no token is pending.
+        let body = String(repeating: "x", count: 600 << 10)
+        let gap = String(repeating: " ", count: 600 << 10)
+        let s = Array((head + "<message to='v@b' from='u@a'><body>" + body + "</body></message>" + gap
+                       + "<db:result from='a' to='b'>k3y</db:result><presence/>").utf8)
+        let r = run(s, cuts: segments(s))
+        #expect(!r.anomalies.contains { $0.message.contains("single XML token") }, "\(r.anomalies.map(\.message))")
+        #expect(r.events.contains { $0.contains("element <message") })
+        #expect(r.events.contains { $0.contains("element <presence") })
+        // Text is still kept where the tree keeps it.
+        let db = r.raw.compactMap { if case .element(let el) = $0.kind, el.local == "result" { return el } else { return nil } }.first
+        #expect(db?.trimmedText == "k3y")
+    }
+
+    @Test func oneHugeTagIsCutAndParsingResumes() {
+        let value = String(repeating: "v", count: 300 << 10)
+        let s = Array((head + "<message to='" + value + "' from='u@a'/><presence/>").utf8)
+        let r = run(s, cuts: segments(s))
+        #expect(r.anomalies.contains { $0.kind == .limitReached && $0.message.contains("single XML token") })
+        #expect(!r.events.contains { $0.contains("element <message") })
+        #expect(r.events.contains { $0.contains("element <presence") })
+    }
+
     @Test func whitespaceKeepalivesAreNotEvents() {
         let r = events(head + "   \n\n \t <presence/> \n")
         #expect(r.raw.count == 2)

@@ -147,6 +147,8 @@ public final class ConnectionModel {
     public internal(set) var bidiFeatureSeen = false
     /// See `ConnectionFacts.stanzaDomains`.
     public internal(set) var stanzaDomains = PerDirection<[String]>(repeating: [])
+    /// The domains of the stanzas' JIDs, per stream direction (`JIDDomainCache`).
+    var jidDomains = PerDirection(repeating: JIDDomainCache())
     public internal(set) var tls = false
     public internal(set) var tlsFrame: FrameRef?
     /// A stream header arrived after the switch to TLS: the session is being decrypted (key log).

@@ -486,7 +486,7 @@ public final class DialbackModel {
     /// it joins (the first `ConnectionFacts.maxStanzaDomains`).
     private func noteStanzaDomain(_ el: XMLElement, _ d: Direction, on c: ConnectionModel) {
         guard !c.hasHeader(d), c.stanzaDomains[d].count < ConnectionFacts.maxStanzaDomains,
-              let from = el[attribute: "from"], let domain = jidDomain(from), !domain.isEmpty,
+              let domain = el.fromDomain, !domain.isEmpty,
               !c.stanzaDomains[d].contains(domain) else { return }
         c.stanzaDomains[d].append(domain)
     }
@@ -502,7 +502,9 @@ public final class DialbackModel {
     private func element(_ el: XMLElement, _ e: XMPPEvent, on c: ConnectionModel) -> DialbackEvent? {
         let d = e.direction
         if el.isStanza {
-            // Counted with the element (`ElementTally`); nothing else of the model changes.
+            // Counted with the element (`ElementTally`); nothing else of the model changes. The
+            // stanza's domains, which the rules ask for, come from the stream's cache.
+            el.resolveDomains(&c.jidDomains[d])
             noteStanzaDomain(el, d, on: c)
             return nil
         }

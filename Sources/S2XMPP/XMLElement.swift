@@ -86,6 +86,16 @@ public final class XMLElement: @unchecked Sendable {
     /// was measured slower: that thread, not the reading one, is the longer of the two.)
     public private(set) lazy var fromDomain: String? = self[attribute: "from"].flatMap(jidDomain)
     public private(set) lazy var toDomain: String? = self[attribute: "to"].flatMap(jidDomain)
+    private var domainsResolved = false
+
+    /// Sets `fromDomain` and `toDomain` through the cache of the stream that carried the element
+    /// (the values are those computed without it); once per element, whoever asks first.
+    public func resolveDomains(_ cache: inout JIDDomainCache) {
+        guard !domainsResolved else { return }
+        domainsResolved = true
+        fromDomain = self[attribute: "from"].flatMap { cache.domain(ofJID: $0) }
+        toDomain = self[attribute: "to"].flatMap { cache.domain(ofJID: $0) }
+    }
     /// The `from` and `to` JIDs as compared (`normalizedJID`; empty when absent). IQ pairing asks.
     public private(set) lazy var normalizedFrom: String = normalizedJID(self[attribute: "from"] ?? "")
     public private(set) lazy var normalizedTo: String = normalizedJID(self[attribute: "to"] ?? "")
@@ -311,15 +321,27 @@ public func normalizedJID(_ jid: String) -> String {
 public func jidDomain(_ jid: String) -> String? {
     var jid = jid
     return jid.withUTF8 { u -> String? in
-        // Plain loops over the bytes: this runs twice for every stanza.
-        var end = 0  // the resource starts at the first '/'
-        while end < u.count && u[end] != 0x2f { end += 1 }
-        var start = end  // the domain after the last '@'
-        while start > 0 && u[start - 1] != 0x40 { start -= 1 }
-        guard start < end, end - start <= 1023 else { return nil }
-        let bytes = UnsafeBufferPointer(rebasing: u[start..<end])
-        if bytes.contains(where: { $0 == 0x20 || $0 == 0x09 }) { return nil }
-        let domain = String(decoding: bytes, as: UTF8.self)
-        return isFolded(UnsafeRawBufferPointer(bytes)) ? domain : normalizedDomain(domain)
+        let (start, end) = jidDomainBounds(u)
+        return jidDomain(UnsafeBufferPointer(rebasing: u[start..<end]))
     }
+}
+
+/// Where the domain part of a JID's UTF-8 lies: after the last '@' before the first '/' (the
+/// resource starts there). Plain loops over the bytes: this runs for every stanza.
+@inline(__always)
+func jidDomainBounds(_ u: UnsafeBufferPointer<UInt8>) -> (start: Int, end: Int) {
+    var end = 0
+    while end < u.count && u[end] != 0x2f { end += 1 }
+    var start = end
+    while start > 0 && u[start - 1] != 0x40 { start -= 1 }
+    return (start, end)
+}
+
+/// `jidDomain` of a JID whose domain part is `bytes`: the answer depends on nothing else (which
+/// is what lets `JIDDomainCache` keep it per distinct part).
+func jidDomain(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
+    guard !bytes.isEmpty, bytes.count <= 1023 else { return nil }
+    if bytes.contains(where: { $0 == 0x20 || $0 == 0x09 }) { return nil }
+    let domain = String(decoding: bytes, as: UTF8.self)
+    return isFolded(UnsafeRawBufferPointer(bytes)) ? domain : normalizedDomain(domain)
 }

@@ -59,6 +59,32 @@ import Testing
         }
     }
 
+    /// One stream's cache answers what `jidDomain` answers, hit or miss: random JIDs over a few
+    /// domain parts (so most lookups are hits, among parts of equal length that differ in a byte
+    /// or in case), and more distinct parts than the cache holds (so entries are replaced).
+    @Test func domainCacheAnswersAsJIDDomain() {
+        var rng = SplitMix(state: 0x646f_6d73)
+        let parts = ["ab.example", "ac.example", "AB.example", "ab.example.", "", "a b", "bücher.de", "x", "muc-24.example",
+                     "im.lab-43.example.net"]
+        let locals = ["", "u@", "Heidi@", "a@b@", "@"]
+        let resources = ["", "/", "/r", "/Conversations.DX3xN0", "/a@b/c"]
+        var cache = JIDDomainCache()
+        for _ in 0..<20_000 {
+            let j = locals.randomElement(using: &rng)! + parts.randomElement(using: &rng)! + resources.randomElement(using: &rng)!
+            #expect(cache.domain(ofJID: j) == Self.referenceJIDDomain(j), "jid \(j.debugDescription)" as Comment)
+        }
+    }
+
+    @Test func elementDomainsThroughTheCacheAreTheElementsOwn() throws {
+        var cache = JIDDomainCache()
+        for xml in ["<message from='U@A.Example/Home' to='v@B.EXAMPLE'/>", "<message from='x@a.example/r' to='b.example'/>",
+                    "<iq to='' type='get' id='1'/>", "<presence from='a b@c'/>"] {
+            let resolved = try #require(Self.element(xml)), plain = try #require(Self.element(xml))
+            resolved.resolveDomains(&cache)
+            #expect(resolved.fromDomain == plain.fromDomain && resolved.toDomain == plain.toDomain, "\(xml)" as Comment)
+        }
+    }
+
     /// Expat's `uri\u{1}local\u{1}prefix` split as the definition says, for the names answered
     /// with literals and their near misses (a prefix, one byte more or less, another namespace).
     @Test(arguments: ["to", "id", "from", "type", "tox", "t", "fro", "types", "jabber:server\u{1}message",

@@ -1,0 +1,53 @@
+/// The domains of the JIDs one stream's stanzas carry, normalised once per distinct raw domain
+/// (#17: domains normalised once per distinct value). A server sends from its own few domains to
+/// its peer's few, so nearly every stanza finds both of its domains here and costs a byte
+/// comparison instead of a new `String` and its folding.
+///
+/// A handful of entries replaced in turn and compared byte for byte: nothing is hashed, so a peer
+/// that sends ever new domains costs one miss per JID, never a longer search.
+public struct JIDDomainCache {
+    public static let capacity = 4
+
+    private struct Entry {
+        /// The domain part as sent (the bytes `jidDomain` reads).
+        var raw: [UInt8]
+        var domain: String?
+    }
+
+    private var entries: [Entry] = []
+    private var next = 0
+
+    public init() {}
+
+    /// `jidDomain(jid)`, from the cache when this domain part was seen before.
+    public mutating func domain(ofJID jid: String) -> String? {
+        var jid = jid
+        return jid.withUTF8 { u -> String? in
+            let (start, end) = jidDomainBounds(u)
+            let part = UnsafeBufferPointer(rebasing: u[start..<end])
+            for e in entries where e.raw.count == part.count {
+                if e.raw.withUnsafeBufferPointer({ sameBytes($0, part) }) { return e.domain }
+            }
+            // `jidDomain` reads nothing but this part: its answer is the part's.
+            let domain = jidDomain(part)
+            let entry = Entry(raw: Array(part), domain: domain)
+            if entries.count < Self.capacity {
+                entries.append(entry)
+            } else {
+                entries[next] = entry
+                next = (next + 1) % Self.capacity
+            }
+            return domain
+        }
+    }
+}
+
+@inline(__always)
+private func sameBytes(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
+    var i = 0
+    while i < a.count {
+        if a[i] != b[i] { return false }
+        i += 1
+    }
+    return true
+}

@@ -185,7 +185,12 @@ public final class ConnectionModel {
     /// VP(c) per direction: the pairs the sender of that direction may send stanzas for — the
     /// initiator's pairs validated by the acceptor's `valid`, and on a bidi connection the
     /// acceptor's pairs validated by the initiator.
-    public internal(set) var validated = PerDirection<Set<DomainPair>>(repeating: [])
+    public internal(set) var validated = PerDirection<Set<DomainPair>>(repeating: []) { didSet { validatedVersion &+= 1 } }
+    private var validatedVersion = 0
+    /// The pair `isValidated` last found, with the direction and the version of `validated` it was
+    /// found in: a stream's stanzas repeat a few pairs, and comparing two domains (often the same
+    /// strings, from `JIDDomainCache`) costs less than hashing them.
+    private var lastValidated: (pair: DomainPair, direction: Direction, version: Int)?
     /// Pairs answered `invalid`, per direction of their requests.
     public internal(set) var invalidated = PerDirection<Set<DomainPair>>(repeating: [])
     /// Targets the initiator asked for with db:result on this stream (for DB-RES-5), at most
@@ -325,6 +330,14 @@ public final class ConnectionModel {
     public var acceptorAdvertisedDialback: Bool {
         (responseHeader?.prefixes(for: Namespace.dialback).isEmpty == false)
             || (features ?? preTLSFeatures)?.child("dialback", namespace: Namespace.dialbackFeature) != nil
+    }
+
+    /// Whether `pair` is in VP(c) for direction `d`: `validated[d].contains(pair)`.
+    public func isValidated(_ pair: DomainPair, _ d: Direction = .clientToServer) -> Bool {
+        if let l = lastValidated, l.version == validatedVersion, l.direction == d, l.pair == pair { return true }
+        guard validated[d].contains(pair) else { return false }
+        lastValidated = (pair, d, validatedVersion)
+        return true
     }
 
     /// Whether the sender of direction `d` authenticated `domain` on this connection: by dialback,

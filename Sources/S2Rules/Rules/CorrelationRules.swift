@@ -173,7 +173,7 @@ final class DBCorr4: Rule {
         if case .closed(let c) = input { unsolicited[c.id] = nil; return }
         guard let (e, el, c, db) = input.element else { return }
         if case .resultReply(let pair, "valid", nil) = db, e.direction == .serverToClient, !c.bidi, !c.dialbackOverflow {
-            if c.validated.clientToServer.contains(pair) || !ctx.canJudge(self, c, at: e.firstFrame) { return }
+            if c.isValidated(pair) || !ctx.canJudge(self, c, at: e.firstFrame) { return }
             unsolicited[c.id, default: []].insert(pair)
             return
         }

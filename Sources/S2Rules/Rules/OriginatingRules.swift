@@ -95,7 +95,7 @@ final class DBRes4: Rule {
             ctx.report(self, c, e.direction, actor: .originating, frame: e.firstFrame,
                        "The originating server sent a <\(el.local)/> for \(pair) after the receiving server declared that pair invalid.",
                        evidence: el.render())
-        } else if c.validated.clientToServer.contains(pair) {
+        } else if c.isValidated(pair) {
             ctx.report(self, severity: .low, c, e.direction, actor: .originating, frame: e.firstFrame,
                        "The originating server kept sending on a connection where another pair was declared invalid (the receiving server is expected to close it).",
                        evidence: el.render())

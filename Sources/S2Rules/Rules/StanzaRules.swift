@@ -81,7 +81,7 @@ enum StanzaAuthorization {
         if c.saslSucceeded {
             return c.hasValidatedSender(f) ? .fine : .notValidated(f)
         }
-        if c.validated.clientToServer.contains(pair) { return .fine }
+        if c.isValidated(pair) { return .fine }
         // On a bidi connection the initiator may also send for the inverse of the acceptor's pairs.
         if c.bidi && c.validated.serverToClient.contains(DomainPair(normalizedSender: t, target: f)) { return .fine }
         if c.validated.clientToServer.isEmpty || c.pendingResults.clientToServer[pair] != nil { return .beforeValidation(pair) }

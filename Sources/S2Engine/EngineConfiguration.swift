@@ -35,6 +35,10 @@ public struct EngineConfiguration: Sendable {
     /// until they are judged and freed: on the 100 MB benchmark capture 32 KiB rounds beat 1 MiB
     /// rounds in 7 of 7 alternating runs (by 0.2–1.0 s of ~2 s), on 1 GB by 8 s in the pair measured.
     public var parallelRound = (bytes: 32 << 10, steps: 512)
+    /// With `threads` > 1, the share of new connections (of 64) that the reading thread parses
+    /// itself. Nil: as much as keeps it from waiting for the workers, adjusted after every round.
+    /// A fixed share is for tests (the report does not depend on it).
+    public var parallelInlineShare: Int?
     /// Budget in bytes for the analysis state (`--max-memory`): the estimate of `Engine.estimatedStateBytes`.
     /// Beyond it the least recently active connections are evicted; nil: no budget.
     public var maxMemory: Int? = EngineConfiguration.defaultMaxMemoryMiB << 20

@@ -15,6 +15,11 @@ import S2XMPP
 /// applied by walking its log and taking each data step's output from its worker, which
 /// reproduces exactly the order of the single-threaded run, so the verdicts are identical.
 /// Two rounds at most are in flight: memory stays bounded by the round size.
+///
+/// The calling thread also parses a share of the connections itself (`inline`, a worker that it
+/// runs between rounds), as much as keeps it from waiting for the workers: when it has to wait
+/// for a worker's batch, new connections go to it more often, and less often when the batch was
+/// ready. Which thread parses a connection changes nothing in what is applied, nor when.
 final class ParallelParsing {
     enum Step {
         case advance(Timestamp)
@@ -33,6 +38,22 @@ final class ParallelParsing {
 
     private unowned let engine: Engine
     private let workers: [ParseWorker]
+    /// The calling thread's own share: a worker that no thread runs, its batch parsed in `submit`.
+    private let inline: ParseWorker
+    /// Of every `shareUnits` new connections, this many are parsed inline (feedback in `apply`
+    /// unless `fixedShare`).
+    private var inlineShare = 0
+    private let fixedShare: Bool
+    private var shareCredit = 0
+    static let shareUnits = 64
+    /// At most half of the connections: the calling thread also reads, decodes and applies.
+    private static let maxInlineShare = 32
+
+    /// The share after a round: one step up when the calling thread had to wait for a worker,
+    /// one step down when the workers' batches were ready.
+    static func nextShare(_ share: Int, waited: Bool) -> Int {
+        waited ? min(share + 1, maxInlineShare) : max(share - 1, 0)
+    }
     private var threads: [pthread_t] = []
     private var batches: [ParseBatch]
     private var steps: [Step] = []
@@ -49,9 +70,11 @@ final class ParallelParsing {
 
     /// Starts up to `n` workers; nil when not even one thread could be started (the engine then
     /// parses on its own thread).
-    init?(engine: Engine, workers n: Int, round: (bytes: Int, steps: Int),
+    init?(engine: Engine, workers n: Int, round: (bytes: Int, steps: Int), inlineShare fixed: Int? = nil,
           makeParser: @escaping @Sendable (ConnectionID, ParseOutputSink, ParserCount) -> ConnectionParser) {
         self.engine = engine
+        fixedShare = fixed != nil
+        inlineShare = min(max(fixed ?? 0, 0), Self.shareUnits)
         maxRoundBytes = max(1, round.bytes)
         maxRoundSteps = max(1, round.steps)
         var started: [ParseWorker] = []
@@ -73,8 +96,9 @@ final class ParallelParsing {
         }
         guard !started.isEmpty else { return nil }
         workers = started
-        batches = started.map { _ in ParseBatch() }
-        appliedParsers = started.map { _ in 0 }
+        inline = ParseWorker(makeParser: makeParser)
+        batches = (0...started.count).map { _ in ParseBatch() }
+        appliedParsers = (0...started.count).map { _ in 0 }
     }
 
     // MARK: - What the memory estimate may count on
@@ -90,7 +114,15 @@ final class ParallelParsing {
 
     var workerCount: Int { workers.count }
 
-    func worker(for id: ConnectionID) -> Int { id.value % workers.count }
+    /// The parsing worker of a new connection: `workers.count` is the calling thread's own.
+    func worker(for id: ConnectionID) -> Int {
+        shareCredit += inlineShare
+        if shareCredit >= Self.shareUnits {
+            shareCredit -= Self.shareUnits
+            return workers.count
+        }
+        return id.value % workers.count
+    }
 
     // MARK: - Logging a round (main thread)
 
@@ -130,7 +162,8 @@ final class ParallelParsing {
     private func submit() {
         let round = Round(batches: batches, steps: steps, bytes: roundBytes)
         for (i, w) in workers.enumerated() { w.inbox.put(batches[i]) }
-        batches = workers.map { _ in
+        inline.parse(batches[workers.count])
+        batches = batches.map { _ in
             guard let b = pool.popLast() else { return ParseBatch() }
             b.bytes.removeAll(keepingCapacity: true)
             b.ops.removeAll(keepingCapacity: true)
@@ -145,8 +178,15 @@ final class ParallelParsing {
     }
 
     private func apply(_ round: Round) {
-        // Each worker answers its batches in order: this is the round's batch.
-        for (i, w) in workers.enumerated() { appliedParsers[i] = w.outbox.take().liveParsers }
+        // Each worker answers its batches in order: this is the round's batch. Having to wait for
+        // it says the workers are the longer side: parse more here.
+        var waited = false
+        for (i, w) in workers.enumerated() {
+            waited = waited || !w.outbox.hasItem
+            appliedParsers[i] = w.outbox.take().liveParsers
+        }
+        appliedParsers[workers.count] = round.batches[workers.count].liveParsers
+        if !fixedShare { inlineShare = Self.nextShare(inlineShare, waited: waited) }
         for s in round.steps {
             switch s {
             case .advance(let t): engine.advanceRules(to: t)
@@ -255,31 +295,36 @@ final class ParseWorker: ParseOutputSink, @unchecked Sendable {
         while true {
             let b = inbox.take()
             if b.stop { return }
-            b.reset()
-            current = b
-            b.bytes.withUnsafeBytes { all in
-                for op in b.ops {
-                    switch op {
-                    case .data(let id, let d, let start, let count, let offset, let frame):
-                        // The batch's own layout: always inside `all`, checked all the same.
-                        if let chunk = WireBytes(all).slice(at: start, length: count) {
-                            parser(id).feed(d, chunk.buffer, at: offset, frame: frame)
-                        }
-                    case .gap(let id, let d, let offset, let length, let frame):
-                        parser(id).gap(d, at: offset, length: length, frame: frame)
-                    case .midstream(let id, let d):
-                        parser(id).startsMidstream(d)
-                    case .finish(let id):
-                        parser(id).finish()
-                        parsers[id] = nil
-                    }
-                    b.ends.append(b.outputs.count)
-                }
-            }
-            current = nil
-            b.liveParsers = parserCount.live
+            parse(b)
             outbox.put(b)
         }
+    }
+
+    /// Parses a batch's steps, in order, into its outputs.
+    func parse(_ b: ParseBatch) {
+        b.reset()
+        current = b
+        b.bytes.withUnsafeBytes { all in
+            for op in b.ops {
+                switch op {
+                case .data(let id, let d, let start, let count, let offset, let frame):
+                    // The batch's own layout: always inside `all`, checked all the same.
+                    if let chunk = WireBytes(all).slice(at: start, length: count) {
+                        parser(id).feed(d, chunk.buffer, at: offset, frame: frame)
+                    }
+                case .gap(let id, let d, let offset, let length, let frame):
+                    parser(id).gap(d, at: offset, length: length, frame: frame)
+                case .midstream(let id, let d):
+                    parser(id).startsMidstream(d)
+                case .finish(let id):
+                    parser(id).finish()
+                    parsers[id] = nil
+                }
+                b.ends.append(b.outputs.count)
+            }
+        }
+        current = nil
+        b.liveParsers = parserCount.live
     }
 }
 
@@ -307,6 +352,13 @@ final class Handoff<T>: @unchecked Sendable {
         items.append(x)
         pthread_cond_signal(cond)
         pthread_mutex_unlock(mutex)
+    }
+
+    /// Whether `take` would return at once.
+    var hasItem: Bool {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return head < items.count
     }
 
     func take() -> T {

@@ -33,18 +33,21 @@ struct ParallelStressTests {
         return names.filter { $0.hasSuffix(".keylog") }.sorted().map { dir.appendingPathComponent($0).path }
     }()
 
-    static func configuration(threads: Int, round: (bytes: Int, steps: Int), secretsFor paths: [String]) -> EngineConfiguration {
+    static func configuration(threads: Int, round: (bytes: Int, steps: Int), secretsFor paths: [String],
+                              inlineShare: Int? = nil) -> EngineConfiguration {
         var c = EngineConfiguration()
         c.threads = threads
         c.parallelRound = round
+        c.parallelInlineShare = inlineShare
         for k in keyLogs { #expect(c.loadKeyLog(path: k) == nil) }
         _ = c.loadEmbeddedSecrets(paths: paths)
         return c
     }
 
     /// One offline run over `paths` as `analyze` does it: the JSON report.
-    static func report(_ paths: [String], threads: Int, round: (bytes: Int, steps: Int) = (1 << 20, 16_384)) throws -> String {
-        let engine = Engine(configuration: configuration(threads: threads, round: round, secretsFor: paths))
+    static func report(_ paths: [String], threads: Int, round: (bytes: Int, steps: Int) = (1 << 20, 16_384),
+                       inlineShare: Int? = nil) throws -> String {
+        let engine = Engine(configuration: configuration(threads: threads, round: round, secretsFor: paths, inlineShare: inlineShare))
         #expect(threads == 1 || engine.parsingThreads == threads - 1, "\(engine.parsingThreads) parsing threads started")
         for r in try Engine.open(paths: paths, filter: nil) { engine.read(r) }
         return JSONReport.document(engine.finish())
@@ -75,6 +78,18 @@ struct ParallelStressTests {
         let tls = try Self.report(Self.tls, threads: threads, round: round)
         #expect(tls == (try Self.tlsReport.get()), "threads \(threads), rounds of \(round.bytes) bytes / \(round.steps) steps changed the decrypted report")
     }
+
+    /// The reading thread parses a share of the connections itself (all of them at 64 of 64, half
+    /// at 32): which thread parses a connection must not change the report.
+    @Test(arguments: [2, 8], [64, 32, 5])
+    func readingThreadsShareOfParsingChangesNothing(threads: Int, share: Int) throws {
+        for round in [Self.rounds[0], Self.rounds[3]] {
+            let plain = try Self.report(Self.plain, threads: threads, round: round, inlineShare: share)
+            #expect(plain == (try Self.plainReport.get()), "threads \(threads), \(share)/64 parsed by the reading thread, rounds of \(round.bytes) bytes / \(round.steps) steps")
+            let tls = try Self.report(Self.tls, threads: threads, round: round, inlineShare: share)
+            #expect(tls == (try Self.tlsReport.get()), "threads \(threads), \(share)/64 parsed by the reading thread, decrypted")
+        }
+    }
 }
 
 extension ParallelStressTests {
@@ -84,8 +99,9 @@ extension ParallelStressTests {
     /// Returns every event line `live --format jsonl` would write, with a mark where each flush
     /// and each idle advance returned (a finding is due when its packets were read, not when a
     /// round fills), then the final report.
-    static func liveEvents(_ path: String, threads: Int, round: (bytes: Int, steps: Int) = (1 << 20, 16_384), flushEvery: Int = 1) throws -> [String] {
-        var c = configuration(threads: threads, round: round, secretsFor: [path])
+    static func liveEvents(_ path: String, threads: Int, round: (bytes: Int, steps: Int) = (1 << 20, 16_384), flushEvery: Int = 1,
+                           inlineShare: Int? = nil) throws -> [String] {
+        var c = configuration(threads: threads, round: round, secretsFor: [path], inlineShare: inlineShare)
         c.retainHistory = false
         // Short enough that the silences of the lab captures and the final idle period expire flows.
         c.reassembly.idleTimeoutSeconds = 2
@@ -140,11 +156,11 @@ extension ParallelStressTests {
         #expect(events.contains { $0.contains("\"event\":\"connection\"") && $0.contains("\"decryption\":\"decrypted\"") })
     }
 
-    @Test(arguments: [(8, 1, 1, 1), (16, 1, 1, 3), (16, 64, 5, 2)])
-    func liveStyleEventsAreIdentical(threads: Int, bytes: Int, steps: Int, flushEvery: Int) throws {
+    @Test(arguments: [(8, 1, 1, 1, nil), (16, 1, 1, 3, nil), (16, 64, 5, 2, nil), (2, 1, 1, 1, 32), (4, 64, 5, 2, 64)])
+    func liveStyleEventsAreIdentical(threads: Int, bytes: Int, steps: Int, flushEvery: Int, inlineShare: Int?) throws {
         let baseline = try #require(Self.liveBaselines[flushEvery]).get()
         for (i, path) in Self.liveCaptures.enumerated() {
-            let events = try Self.liveEvents(path, threads: threads, round: (bytes, steps), flushEvery: flushEvery)
+            let events = try Self.liveEvents(path, threads: threads, round: (bytes, steps), flushEvery: flushEvery, inlineShare: inlineShare)
             #expect(events == baseline[i], "\(path): threads \(threads), rounds of \(bytes) bytes / \(steps) steps, flush every \(flushEvery) packets changed the events")
         }
     }

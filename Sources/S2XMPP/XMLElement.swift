@@ -149,9 +149,30 @@ public final class XMLElement: @unchecked Sendable {
     /// The rendering cut to `limit` characters. UTF-8 bytes are at least as many as characters
     /// and cost nothing to count: characters are counted only past that.
     static func finish(_ out: [UInt8], limit: Int, ellipsis: Bool) -> String {
+        guard out.count > limit else { return String(decoding: out, as: UTF8.self) }
+        if isOneCharacterPerByte(out) {
+            // Counting Characters costs tens of instructions each; here each byte is one.
+            let s = String(decoding: out[..<max(limit, 0)], as: UTF8.self)
+            return ellipsis ? s + "…" : s
+        }
         let s = String(decoding: out, as: UTF8.self)
-        guard out.count > limit, s.count > limit else { return s }
+        guard s.count > limit else { return s }
         return ellipsis ? String(s.prefix(limit)) + "…" : String(s.prefix(limit))
+    }
+
+    /// Whether the text holds more than `limit` Characters.
+    static func exceeds(_ out: [UInt8], _ limit: Int) -> Bool {
+        guard out.count > limit else { return false }
+        return isOneCharacterPerByte(out) || String(decoding: out, as: UTF8.self).count > limit
+    }
+
+    /// ASCII without a carriage return: every byte is a Character of its own (the one grapheme
+    /// cluster ASCII can form is CR LF).
+    static func isOneCharacterPerByte(_ out: [UInt8]) -> Bool {
+        out.withUnsafeBufferPointer { u in
+            for b in u where b >= 0x80 || b == 0x0d { return false }
+            return true
+        }
     }
 
     /// `<name xmlns…='…' attr='…'` without the closing `>` (shared with `StreamHeader.render`).
@@ -198,7 +219,7 @@ public final class XMLElement: @unchecked Sendable {
     /// remaining children are skipped without counting the characters again.
     private func render(into out: inout [UInt8], limit: Int, past: inout Bool) {
         if past { return }
-        if out.count > limit && String(decoding: out, as: UTF8.self).count > limit {
+        if XMLElement.exceeds(out, limit) {
             past = true
             return
         }

@@ -126,6 +126,23 @@ import Testing
         #expect(el.renderPrefix(length) == String(el.render().prefix(length)))
     }
 
+    /// ASCII renderings are cut by bytes, except where a CR LF pair is one Character: texts of
+    /// each kind, cut everywhere around where the pairs fall.
+    @Test(arguments: ["<stream:error><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>"
+                        + String(repeating: "ab&#13;\n", count: 60) + "</text></stream:error>",
+                      "<stream:error><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>"
+                        + String(repeating: "plain ascii ", count: 40) + "</text></stream:error>",
+                      "<iq type='get' id='x' to='a.example'><query xmlns='jabber:iq:version'/><ping xmlns='urn:xmpp:ping'/></iq>"])
+    func asciiEvidenceIsCutAtCharacters(_ xml: String) throws {
+        let el = try #require(Self.element(xml))
+        let full = el.render(limit: 100_000)
+        for length in [0, 1, 2, 3, 50, 97, 98, 99, 100, 101, 199, 200, 201, 250, full.count - 1, full.count, full.count + 1] {
+            #expect(el.renderPrefix(length) == String(full.prefix(length)), "prefix \(length)" as Comment)
+            let cut = el.render(limit: length)
+            #expect(cut == (full.count > length ? String(full.prefix(length)) + "…" : full), "limit \(length)" as Comment)
+        }
+    }
+
     @Test func renderingPastTheLimitEndsWithAnEllipsis() throws {
         let el = try #require(Self.element("<message to='b.example' from='a.example'><body>" + String(repeating: "ü", count: 300) + "</body></message>"))
         let r = el.render(limit: 50)

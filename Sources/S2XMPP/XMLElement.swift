@@ -1,4 +1,5 @@
 import S2Model
+import Synchronization
 
 /// Namespace names S2Scope cares about.
 public enum Namespace {
@@ -305,10 +306,25 @@ public func normalizedDomain(_ domain: String) -> String {
     }) {
         return folded
     }
+    if let known = foldedDomains.withLock({ $0[domain] }) { return known }
     var s = domain.lowercased()
     if s.hasSuffix("."), s.count > 1 { s.removeLast() }
+    if domain.utf8.count <= maxFoldedDomainBytes {
+        foldedDomains.withLock { known in
+            if known.count >= maxFoldedDomains { known.removeAll() }
+            known[domain] = s
+        }
+    }
     return s
 }
+
+/// Domains beyond ASCII, folded once per distinct value: Unicode lower-casing costs ~17,000
+/// instructions, and a server's few internationalised domains come back in stanza after stanza.
+/// `Dictionary` hashes with a per-process seed, so crafted names cannot pile up in one bucket;
+/// the table is emptied when full, and only names of DNS length are kept.
+private let foldedDomains = Mutex<[String: String]>([:])
+private let maxFoldedDomains = 1024
+private let maxFoldedDomainBytes = 255
 
 /// Whether `normalizedDomain` leaves these bytes as they are: no upper-case ASCII, nothing
 /// beyond ASCII, no trailing dot.

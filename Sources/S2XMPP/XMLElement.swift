@@ -107,7 +107,10 @@ public final class XMLElement: @unchecked Sendable {
 
     /// The value of an unprefixed attribute.
     public subscript(attribute local: String) -> String? {
-        for a in attributes where a.local == local && a.namespace.isEmpty { return a.value }
+        // Lengths first: they are stored in the strings, while comparing two different names costs
+        // a call (equal short names compare by their bits, which `==` tries first).
+        let n = local.utf8.count
+        for a in attributes where a.local.utf8.count == n && a.local == local && a.namespace.isEmpty { return a.value }
         return nil
     }
 

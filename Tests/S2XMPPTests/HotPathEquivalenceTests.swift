@@ -45,6 +45,24 @@ import Testing
         #expect(normalizedDomain("Ü7.Example.") == "ü7.example")
     }
 
+    /// An unprefixed attribute's value is the first whose name is the one asked and that has no
+    /// namespace: random lists of names of equal and different lengths, some namespaced.
+    @Test func attributeLookupMatchesItsDefinition() {
+        var rng = SplitMix(state: 0x6174_7472)
+        let names = ["to", "id", "from", "type", "lang", "ty", "tox", "fr", "version", "é", "xé"]
+        for _ in 0..<5_000 {
+            let attributes = (0..<Int.random(in: 0...6, using: &rng)).map { i in
+                XMLAttribute(local: names.randomElement(using: &rng)!, namespace: Bool.random(using: &rng) ? "" : Namespace.xml,
+                             value: "v\(i)")
+            }
+            let el = XMLElement(local: "message", namespace: Namespace.server, attributes: attributes)
+            for name in names {
+                let expected = attributes.first { $0.local == name && $0.namespace.isEmpty }?.value
+                #expect(el[attribute: name] == expected, "\(name) in \(attributes)" as Comment)
+            }
+        }
+    }
+
     /// The definition of a JID's domain: before the first '/', after the last '@'; none when empty,
     /// over 1023 bytes or holding a space or a tab.
     static func referenceJIDDomain(_ j: String) -> String? {

@@ -6,9 +6,12 @@ import S2XMPP
 final class StanzaAddr: Rule {
     let interests: RuleInterests = .all
     let attribute: String
+    /// Whether the rule is about `to` (else `from`), decided once: it is asked for every stanza.
+    private let isTo: Bool
     let description: RuleDescription
     init(attribute: String) {
         self.attribute = attribute
+        isTo = attribute == "to"
         description = attribute == "to"
             ? RuleDescription(id: "STANZA-ADDR-1", title: "Stanza without a valid 'to'", severity: .high,
                               source: "RFC3920 §9.1.1; RFC6120 §8.1.1.2, §4.9.3.7",
@@ -23,9 +26,8 @@ final class StanzaAddr: Rule {
                                       Example.validated + "\nC> <message from='U@A.EXAMPLE/r' to='v@b.example'><body>x</body></message>"])
     }
     func check(_ input: RuleInput, _ ctx: RuleContext) {
-        guard let (e, el, c, _) = input.element, el.isStanza else { return }
+        guard let (e, el, c, _) = input.element, el.isStanza, (isTo ? el.toDomain : el.fromDomain) == nil else { return }
         let v = el[attribute: attribute]
-        guard (attribute == "to" ? el.toDomain : el.fromDomain) == nil else { return }
         ctx.report(self, c, e.direction, actor: e.direction.senderActor, frame: e.firstFrame,
                    v == nil ? "A <\(el.local)/> on an s2s stream has no '\(attribute)' address." : "A <\(el.local)/> has an unusable '\(attribute)' address '\(v!)'.",
                    evidence: el.render())

@@ -28,13 +28,13 @@ public final class Analyzer {
         }
         let enabled = RuleCatalog.makeRules().filter { !configuration.disabled.contains($0.description.id) && scopes.contains($0.scope) }
         rules = enabled
-        let kinds: [RuleInterests] = [.header, .stanza, .element, .streamEvent, .lifecycle]
+        let kinds: [RuleInterests] = [.header, .initiatorStanza, .element, .streamEvent, .lifecycle, .acceptorStanza]
         byInterest = kinds.map { k in enabled.filter { $0.interests.contains(k) } }
         pendingIQs = enabled.lazy.compactMap { $0 as? StanzaIQ2 }.first
     }
 
     private func rules(for e: XMPPEvent, _ el: XMLElement?) -> [Rule] {
-        if let el { return byInterest[el.isStanza ? 1 : 2] }
+        if let el { return byInterest[!el.isStanza ? 2 : e.direction == .clientToServer ? 1 : 5] }
         if case .streamOpened = e.kind { return byInterest[0] }
         return byInterest[3]
     }

@@ -87,8 +87,12 @@ public struct RuleInterests: OptionSet, Sendable {
     public init(rawValue: UInt8) { self.rawValue = rawValue }
     /// Stream headers.
     public static let header = RuleInterests(rawValue: 1)
-    /// `<message/>`, `<presence/>`, `<iq/>`.
-    public static let stanza = RuleInterests(rawValue: 2)
+    /// `<message/>`, `<presence/>`, `<iq/>` sent by the initiator (most of the traffic).
+    public static let initiatorStanza = RuleInterests(rawValue: 2)
+    /// Stanzas sent by the acceptor (bidi connections, errors, misbehaving peers).
+    public static let acceptorStanza = RuleInterests(rawValue: 32)
+    /// Stanzas in either direction.
+    public static let stanza: RuleInterests = [.initiatorStanza, .acceptorStanza]
     /// Every other top-level element (dialback, features, errors, TLS, SASL…).
     public static let element = RuleInterests(rawValue: 4)
     /// Stream close, restricted XML, ill-formed XML, TLS start, data after close.

@@ -19,7 +19,8 @@ final class Bidi1: Rule {
 
 /// BIDI-2: on a bidi connection the acceptor sends only for reverse validated pairs, after authentication.
 final class Bidi2: Rule {
-    let interests: RuleInterests = .all
+    /// Judges what the acceptor sends only.
+    let interests: RuleInterests = RuleInterests.all.subtracting(.initiatorStanza)
     let description = RuleDescription(
         id: "BIDI-2", title: "Acceptor sends stanzas on a bidi connection it is not authorized for", severity: .high,
         source: "XEP-0288 §2.2",

@@ -51,7 +51,8 @@ final class StreamVer2: Rule {
 
 /// STREAM-FEAT-1: after a 1.0 header the acceptor sends `<stream:features/>` first.
 final class StreamFeat1: Rule {
-    let interests: RuleInterests = .all
+    /// Judges what the acceptor sends only.
+    let interests: RuleInterests = RuleInterests.all.subtracting(.initiatorStanza)
     let description = RuleDescription(
         id: "STREAM-FEAT-1", title: "No <stream:features/> after the response header of a 1.0 stream", severity: .high,
         source: "RFC3920 §4.6; RFC6120 §4.3.2",

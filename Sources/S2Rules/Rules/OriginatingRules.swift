@@ -58,7 +58,8 @@ final class DBRes2: Rule {
 
 /// DB-RES-3: no stanzas before the pair is validated.
 final class DBRes3: Rule {
-    let interests: RuleInterests = .all
+    /// Judges what the initiator sends only.
+    let interests: RuleInterests = RuleInterests.all.subtracting(.acceptorStanza)
     let description = RuleDescription(
         id: "DB-RES-3", title: "Stanzas sent before dialback validated the domain pair", severity: .high,
         source: "XEP-0220 §1.4, §2.1.1; RFC3920 §8.3 s10, §4.3",
@@ -80,7 +81,8 @@ final class DBRes3: Rule {
 
 /// DB-RES-4: nothing for a pair after `type='invalid'` (and preferably nothing at all).
 final class DBRes4: Rule {
-    let interests: RuleInterests = .all
+    /// Judges what the initiator sends only.
+    let interests: RuleInterests = RuleInterests.all.subtracting(.acceptorStanza)
     let description = RuleDescription(
         id: "DB-RES-4", title: "Stanzas sent after the dialback result was invalid", severity: .high, source: "XEP-0220 §2.1.1",
         firing: [Example.openA + "\n" + Example.resultA + "\nS> <db:result from='b.example' to='a.example' type='invalid'/>\nC> ↓<message from='u@a.example' to='v@b.example' id='m1'><body>hi</body></message>"],

@@ -105,7 +105,8 @@ enum StanzaAuthorization {
 
 /// STANZA-ADDR-4: the from-domain is validated on this stream.
 final class StanzaAddr4: Rule {
-    let interests: RuleInterests = .all
+    /// Judges what the initiator sends only.
+    let interests: RuleInterests = RuleInterests.all.subtracting(.acceptorStanza)
     let description = RuleDescription(
         id: "STANZA-ADDR-4", title: "Stanza from a domain not validated on this stream (spoofed 'from')", severity: .critical,
         source: "RFC3920 §8.3, §9.1.2; RFC6120 §8.1.2.2, §4.9.3.9",
@@ -128,7 +129,8 @@ final class StanzaAddr4: Rule {
 
 /// STANZA-ADDR-5: an unvalidated from-domain is answered with `<invalid-from/>`.
 final class StanzaAddr5: Rule {
-    let interests: RuleInterests = .all
+    /// Judges what the initiator sends only.
+    let interests: RuleInterests = RuleInterests.all.subtracting(.acceptorStanza)
     let description = RuleDescription(
         id: "STANZA-ADDR-5", title: "Receiver does not answer a spoofed 'from' with <invalid-from/>", severity: .high,
         source: "RFC3920 §8.3, §9.1.2",
@@ -147,7 +149,8 @@ final class StanzaAddr5: Rule {
 
 /// STANZA-ADDR-6: the to-domain is the target of a pair validated with the from-domain.
 final class StanzaAddr6: Rule {
-    let interests: RuleInterests = .all
+    /// Judges what the initiator sends only.
+    let interests: RuleInterests = RuleInterests.all.subtracting(.acceptorStanza)
     let description = RuleDescription(
         id: "STANZA-ADDR-6", title: "Stanza for a domain pair that was not validated", severity: .high,
         source: "RFC6120 §8.1.1.2, §4.9.3.6; XEP-0220 §1.4",

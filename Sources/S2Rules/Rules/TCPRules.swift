@@ -4,7 +4,8 @@ import S2XMPP
 
 /// TCP-1: stanzas flow only from initiator to acceptor unless XEP-0288 bidi was requested.
 final class TCP1: Rule {
-    let interests: RuleInterests = .all
+    /// Judges what the acceptor sends only.
+    let interests: RuleInterests = RuleInterests.all.subtracting(.initiatorStanza)
     let description = RuleDescription(
         id: "TCP-1", title: "The acceptor sends stanzas on a connection without XEP-0288 bidi", severity: .high,
         source: "RFC3920 §4.2, §8.1; XEP-0220 §2.3; XEP-0288 §1–2.2",

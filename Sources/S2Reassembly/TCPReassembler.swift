@@ -158,20 +158,29 @@ public final class TCPReassembler {
 
     private func handle(_ seg: TCPSegment, on c: TCPConnection, _ dir: Direction) {
         let syn = seg.flags.contains(.syn)
-        c.withHalf(dir) { $0.packets += 1 }
         if syn {
             if dir == .clientToServer { c.clientISN = seg.sequence }
             c.sawHandshake = true
-            c.withHalf(dir) { h in
-                // Re-base only while nothing of this direction was delivered *or declared a gap*
-                // (`next` counts both): the sink has seen offsets up to `next` already.
-                if !h.started || (h.next == 0 && h.held.isEmpty) {
-                    h.space.base = seg.sequence &+ 1
-                    h.next = 0
-                    h.started = true
-                    h.startSeen = true
-                }
+        }
+        let dataSeq = syn ? seg.sequence &+ 1 : seg.sequence
+        let hasData = seg.payloadLength > 0
+        // This direction's half is changed in one access (each costs an exclusivity check at run
+        // time); what follows for the peer's half reads nothing of it.
+        let offset: Int64 = c.withHalf(dir) { h in
+            h.packets += 1
+            // Re-base only while nothing of this direction was delivered *or declared a gap*
+            // (`next` counts both): the sink has seen offsets up to `next` already.
+            if syn && (!h.started || (h.next == 0 && h.held.isEmpty)) {
+                h.space.base = seg.sequence &+ 1
+                h.next = 0
+                h.started = true
+                h.startSeen = true
             }
+            if !h.started && (hasData || seg.flags.contains(.fin)) {
+                h.space.base = dataSeq
+                h.started = true
+            }
+            return h.started ? h.space.offset(of: dataSeq, near: h.next) : 0
         }
         // One half of the handshake lost: the other half's acknowledgment still names where the
         // silent direction starts (its ISN + 1), so a later hole in it is known from its first
@@ -189,18 +198,6 @@ public final class TCPReassembler {
                     h.startSeen = true
                 }
             }
-        }
-        let dataSeq = syn ? seg.sequence &+ 1 : seg.sequence
-        let hasData = seg.payloadLength > 0
-        if !c.withHalf(dir, { $0.started }) && (hasData || seg.flags.contains(.fin)) {
-            c.withHalf(dir) { h in
-                h.space.base = dataSeq
-                h.started = true
-            }
-        }
-        var offset: Int64 = 0
-        if c.withHalf(dir, { $0.started }) {
-            offset = c.withHalf(dir) { $0.space.offset(of: dataSeq, near: $0.next) }
         }
         // The acknowledgment speaks of peer bytes sent before this segment: a hole it proves
         // (lost bytes) comes first, so what the peer lost is known before this segment's payload

@@ -45,7 +45,7 @@ final class ParallelParsing {
     private var inlineShare = 0
     private let fixedShare: Bool
     private var shareCredit = 0
-    static let shareUnits = 64
+    private static let shareUnits = 64
     /// At most half of the connections: the calling thread also reads, decodes and applies.
     private static let maxInlineShare = 32
 
@@ -173,11 +173,13 @@ final class ParallelParsing {
         steps.reserveCapacity(maxRoundSteps)
         roundBytes = 0
         // While the workers parse this round, the previous one is applied here.
-        if let previous = inFlight { apply(previous) }
+        if let previous = inFlight { apply(previous, steady: true) }
         inFlight = round
     }
 
-    private func apply(_ round: Round) {
+    /// `steady`: the round is applied while the workers parse the next one, as a run goes; the
+    /// share of the parsing moves only then (a flush waits for the workers by design).
+    private func apply(_ round: Round, steady: Bool = false) {
         // Each worker answers its batches in order: this is the round's batch. Having to wait for
         // it says the workers are the longer side: parse more here.
         var waited = false
@@ -186,7 +188,7 @@ final class ParallelParsing {
             appliedParsers[i] = w.outbox.take().liveParsers
         }
         appliedParsers[workers.count] = round.batches[workers.count].liveParsers
-        if !fixedShare { inlineShare = Self.nextShare(inlineShare, waited: waited) }
+        if steady && !fixedShare { inlineShare = Self.nextShare(inlineShare, waited: waited) }
         for s in round.steps {
             switch s {
             case .advance(let t): engine.advanceRules(to: t)

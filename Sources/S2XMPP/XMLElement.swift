@@ -1,5 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import S2Model
-import Synchronization
 
 /// Namespace names S2Scope cares about.
 public enum Namespace {
@@ -309,25 +311,42 @@ public func normalizedDomain(_ domain: String) -> String {
     }) {
         return folded
     }
-    if let known = foldedDomains.withLock({ $0[domain] }) { return known }
+    if let known = FoldedDomains.shared.folded(domain) { return known }
     var s = domain.lowercased()
     if s.hasSuffix("."), s.count > 1 { s.removeLast() }
-    if domain.utf8.count <= maxFoldedDomainBytes {
-        foldedDomains.withLock { known in
-            if known.count >= maxFoldedDomains { known.removeAll() }
-            known[domain] = s
-        }
-    }
+    FoldedDomains.shared.remember(domain, s)
     return s
 }
 
 /// Domains beyond ASCII, folded once per distinct value: Unicode lower-casing costs ~17,000
 /// instructions, and a server's few internationalised domains come back in stanza after stanza.
 /// `Dictionary` hashes with a per-process seed, so crafted names cannot pile up in one bucket;
-/// the table is emptied when full, and only names of DNS length are kept.
-private let foldedDomains = Mutex<[String: String]>([:])
-private let maxFoldedDomains = 1024
-private let maxFoldedDomainBytes = 255
+/// the table is emptied when full, and only names of DNS length are kept. Any thread may fold: a
+/// pthread mutex guards it (one ThreadSanitizer sees; it did not see `Synchronization.Mutex`'s).
+private final class FoldedDomains: @unchecked Sendable {
+    static let shared = FoldedDomains()
+    static let maxNames = 1024
+    static let maxNameBytes = 255
+
+    private let mutex = UnsafeMutablePointer<pthread_mutex_t>.allocate(capacity: 1)
+    private var table: [String: String] = [:]
+
+    private init() { pthread_mutex_init(mutex, nil) }
+
+    func folded(_ domain: String) -> String? {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return table[domain]
+    }
+
+    func remember(_ domain: String, _ folded: String) {
+        guard domain.utf8.count <= Self.maxNameBytes else { return }
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        if table.count >= Self.maxNames { table.removeAll() }
+        table[domain] = folded
+    }
+}
 
 /// Whether `normalizedDomain` leaves these bytes as they are: no upper-case ASCII, nothing
 /// beyond ASCII, no trailing dot.

@@ -7,6 +7,9 @@
 /// that sends ever new domains costs one miss per JID, never a longer search.
 public struct JIDDomainCache {
     public static let capacity = 4
+    /// Longer parts (no DNS name is) are answered without being kept: a connection's cache holds
+    /// at most `capacity` × this many bytes per direction, whatever its peer sends.
+    public static let maxPartBytes = 255
 
     private struct Entry {
         /// The domain part as sent (the bytes `jidDomain` reads).
@@ -30,6 +33,7 @@ public struct JIDDomainCache {
             }
             // `jidDomain` reads nothing but this part: its answer is the part's.
             let domain = jidDomain(part)
+            guard part.count <= Self.maxPartBytes else { return domain }
             let entry = Entry(raw: Array(part), domain: domain)
             if entries.count < Self.capacity {
                 entries.append(entry)

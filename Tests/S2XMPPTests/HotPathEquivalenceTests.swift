@@ -95,7 +95,7 @@ import Testing
     @Test func domainCacheAnswersAsJIDDomain() {
         var rng = SplitMix(state: 0x646f_6d73)
         let parts = ["ab.example", "ac.example", "AB.example", "ab.example.", "", "a b", "bücher.de", "x", "muc-24.example",
-                     "im.lab-43.example.net"]
+                     "im.lab-43.example.net", String(repeating: "l", count: 300), String(repeating: "l", count: 299) + "m"]
         let locals = ["", "u@", "Heidi@", "a@b@", "@"]
         let resources = ["", "/", "/r", "/Conversations.DX3xN0", "/a@b/c"]
         var cache = JIDDomainCache()

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The domains of the JIDs one stream's stanzas carry, normalised once per distinct raw domain
 /// (#17: domains normalised once per distinct value). A server sends from its own few domains to
 /// its peer's few, so nearly every stanza finds both of its domains here and costs a byte
@@ -29,7 +33,9 @@ public struct JIDDomainCache {
             let (start, end) = jidDomainBounds(u)
             let part = UnsafeBufferPointer(rebasing: u[start..<end])
             for e in entries where e.raw.count == part.count {
-                if e.raw.withUnsafeBufferPointer({ sameBytes($0, part) }) { return e.domain }
+                if part.isEmpty || e.raw.withUnsafeBufferPointer({ memcmp($0.baseAddress!, part.baseAddress!, part.count) == 0 }) {
+                    return e.domain
+                }
             }
             // `jidDomain` reads nothing but this part: its answer is the part's.
             let domain = jidDomain(part)
@@ -44,14 +50,4 @@ public struct JIDDomainCache {
             return domain
         }
     }
-}
-
-@inline(__always)
-private func sameBytes(_ a: UnsafeBufferPointer<UInt8>, _ b: UnsafeBufferPointer<UInt8>) -> Bool {
-    var i = 0
-    while i < a.count {
-        if a[i] != b[i] { return false }
-        i += 1
-    }
-    return true
 }

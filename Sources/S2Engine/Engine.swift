@@ -108,7 +108,7 @@ public final class Engine: ReassemblySink {
             // Workers only read the key store: it is complete before the first packet (offline).
             precondition(!configuration.followsKeyLog, "a key log that is still being written needs a single-threaded run")
             parallel = ParallelParsing(engine: self, workers: configuration.threads - 1, round: configuration.parallelRound,
-                                       inlineShare: configuration.parallelInlineShare) { [configuration, tlsKeys] id, sink, count in
+                                       depth: configuration.parallelDepth, inlineShare: configuration.parallelInlineShare) { [configuration, tlsKeys] id, sink, count in
                 ConnectionParser(connection: id, configuration: configuration, keys: tlsKeys, output: sink, onDecrypted: nil, parserCount: count)
             }
         }

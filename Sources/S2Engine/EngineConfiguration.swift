@@ -35,6 +35,13 @@ public struct EngineConfiguration: Sendable {
     /// until they are judged and freed: on the 100 MB benchmark capture 32 KiB rounds beat 1 MiB
     /// rounds in 7 of 7 alternating runs (by 0.2–1.0 s of ~2 s), on 1 GB by 8 s in the pair measured.
     public var parallelRound = (bytes: 32 << 10, steps: 512)
+    /// With `threads` > 1: how many rounds the workers may be ahead of the round being applied.
+    /// One makes the two sides wait for each other whenever a round is longer on one side than the
+    /// other; measured on the 100 MB benchmark capture with `--threads 2` (six alternating runs
+    /// each): the reading thread waited 116 ms per run at depth 1, 69 ms at depth 2, and the run
+    /// took 1.32 s and 1.12 s (medians). Deeper (4, 8) waited less but ran slower: the rounds'
+    /// events leave the caches before they are applied. The report does not depend on it.
+    public var parallelDepth = 2
     /// With `threads` > 1, the share of new connections (of 64) that the reading thread parses
     /// itself. Nil: as much as keeps it from waiting for the workers, adjusted after every round.
     /// A fixed share is for tests (the report does not depend on it).

@@ -14,7 +14,7 @@ import S2XMPP
 /// gap, close, anomaly, time). A full round goes to the workers; the round before it is then
 /// applied by walking its log and taking each data step's output from its worker, which
 /// reproduces exactly the order of the single-threaded run, so the verdicts are identical.
-/// Two rounds at most are in flight: memory stays bounded by the round size.
+/// `depth` + 1 rounds at most are in flight: memory stays bounded by the round size.
 ///
 /// The calling thread also parses a share of the connections itself (`inline`, a worker that it
 /// runs between rounds), as much as keeps it from waiting for the workers: when it has to wait
@@ -58,7 +58,10 @@ final class ParallelParsing {
     private var batches: [ParseBatch]
     private var steps: [Step] = []
     private var roundBytes = 0
-    private var inFlight: Round?
+    /// Rounds handed to the workers and not applied yet, oldest first.
+    private var inFlight: [Round] = []
+    /// How many rounds may be in flight after a submit before the oldest is applied.
+    private let depth: Int
     private var pool: [ParseBatch] = []
     private var stopped = false
     /// Each worker's live expat parsers at the end of its batch of the last round applied.
@@ -70,13 +73,14 @@ final class ParallelParsing {
 
     /// Starts up to `n` workers; nil when not even one thread could be started (the engine then
     /// parses on its own thread).
-    init?(engine: Engine, workers n: Int, round: (bytes: Int, steps: Int), inlineShare fixed: Int? = nil,
+    init?(engine: Engine, workers n: Int, round: (bytes: Int, steps: Int), depth: Int = 1, inlineShare fixed: Int? = nil,
           makeParser: @escaping @Sendable (ConnectionID, ParseOutputSink, ParserCount) -> ConnectionParser) {
         self.engine = engine
         fixedShare = fixed != nil
         inlineShare = min(max(fixed ?? 0, 0), Self.shareUnits)
         maxRoundBytes = max(1, round.bytes)
         maxRoundSteps = max(1, round.steps)
+        self.depth = max(1, depth)
         var started: [ParseWorker] = []
         for _ in 0..<max(1, n) {
             let w = ParseWorker(makeParser: makeParser)
@@ -109,8 +113,8 @@ final class ParallelParsing {
 
     /// Steps and payload bytes logged or in flight but not applied yet: what may still change the
     /// parsers and the rules' state that `liveParsers` and the analyzers do not show.
-    var unappliedSteps: Int { steps.count + (inFlight?.steps.count ?? 0) }
-    var unappliedBytes: Int { roundBytes + (inFlight?.bytes ?? 0) }
+    var unappliedSteps: Int { inFlight.reduce(steps.count) { $0 + $1.steps.count } }
+    var unappliedBytes: Int { inFlight.reduce(roundBytes) { $0 + $1.bytes } }
 
     var workerCount: Int { workers.count }
 
@@ -172,9 +176,9 @@ final class ParallelParsing {
         steps = []
         steps.reserveCapacity(maxRoundSteps)
         roundBytes = 0
-        // While the workers parse this round, the previous one is applied here.
-        if let previous = inFlight { apply(previous, steady: true) }
-        inFlight = round
+        // While the workers parse this round, an earlier one is applied here.
+        inFlight.append(round)
+        if inFlight.count > depth { apply(inFlight.removeFirst(), steady: true) }
     }
 
     /// `steady`: the round is applied while the workers parse the next one, as a run goes; the
@@ -213,10 +217,9 @@ final class ParallelParsing {
     /// Applies everything logged or in flight and keeps the workers (live runs: a finding is
     /// judged when its packets were read, not when a round happens to fill).
     func flush() {
-        guard !stopped, !steps.isEmpty || inFlight != nil else { return }
+        guard !stopped, !steps.isEmpty || !inFlight.isEmpty else { return }
         submit()
-        if let last = inFlight { apply(last) }
-        inFlight = nil
+        while !inFlight.isEmpty { apply(inFlight.removeFirst()) }
     }
 
     /// Applies everything still logged or in flight, then stops the workers.

@@ -34,10 +34,11 @@ struct ParallelStressTests {
     }()
 
     static func configuration(threads: Int, round: (bytes: Int, steps: Int), secretsFor paths: [String],
-                              inlineShare: Int? = nil) -> EngineConfiguration {
+                              inlineShare: Int? = nil, depth: Int = 2) -> EngineConfiguration {
         var c = EngineConfiguration()
         c.threads = threads
         c.parallelRound = round
+        c.parallelDepth = depth
         c.parallelInlineShare = inlineShare
         for k in keyLogs { #expect(c.loadKeyLog(path: k) == nil) }
         _ = c.loadEmbeddedSecrets(paths: paths)
@@ -46,8 +47,9 @@ struct ParallelStressTests {
 
     /// One offline run over `paths` as `analyze` does it: the JSON report.
     static func report(_ paths: [String], threads: Int, round: (bytes: Int, steps: Int) = (1 << 20, 16_384),
-                       inlineShare: Int? = nil) throws -> String {
-        let engine = Engine(configuration: configuration(threads: threads, round: round, secretsFor: paths, inlineShare: inlineShare))
+                       inlineShare: Int? = nil, depth: Int = 2) throws -> String {
+        let engine = Engine(configuration: configuration(threads: threads, round: round, secretsFor: paths, inlineShare: inlineShare,
+                                                         depth: depth))
         #expect(threads == 1 || engine.parsingThreads == threads - 1, "\(engine.parsingThreads) parsing threads started")
         for r in try Engine.open(paths: paths, filter: nil) { engine.read(r) }
         return JSONReport.document(engine.finish())
@@ -88,6 +90,18 @@ struct ParallelStressTests {
             #expect(plain == (try Self.plainReport.get()), "threads \(threads), \(share)/64 parsed by the reading thread, rounds of \(round.bytes) bytes / \(round.steps) steps")
             let tls = try Self.report(Self.tls, threads: threads, round: round, inlineShare: share)
             #expect(tls == (try Self.tlsReport.get()), "threads \(threads), \(share)/64 parsed by the reading thread, decrypted")
+        }
+    }
+
+    /// How many rounds the workers may run ahead of the one applied: one (each side waits for the
+    /// other) to many (tiny rounds, so that a capture's end or a flush finds several in flight).
+    @Test(arguments: [2, 8], [1, 3, 7])
+    func roundsInFlightChangeNothing(threads: Int, depth: Int) throws {
+        for round in [Self.rounds[0], Self.rounds[2]] {
+            let plain = try Self.report(Self.plain, threads: threads, round: round, depth: depth)
+            #expect(plain == (try Self.plainReport.get()), "threads \(threads), \(depth) rounds in flight, rounds of \(round.bytes) bytes / \(round.steps) steps")
+            let tls = try Self.report(Self.tls, threads: threads, round: round, depth: depth)
+            #expect(tls == (try Self.tlsReport.get()), "threads \(threads), \(depth) rounds in flight, decrypted")
         }
     }
 }

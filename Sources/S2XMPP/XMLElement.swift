@@ -148,6 +148,8 @@ public final class XMLElement: @unchecked Sendable {
     /// gives, without rendering past them.
     public func renderPrefix(_ length: Int) -> String {
         var out: [UInt8] = []
+        // One allocation instead of one per doubling: every IQ get/set is rendered so.
+        out.reserveCapacity(min(max(length, 0), 4096) + 64)
         render(into: &out, limit: length)
         return XMLElement.finish(out, limit: length, ellipsis: false)
     }
@@ -386,13 +388,19 @@ public func jidDomain(_ jid: String) -> String? {
 }
 
 /// Where the domain part of a JID's UTF-8 lies: after the last '@' before the first '/' (the
-/// resource starts there). Plain loops over the bytes: this runs for every stanza.
+/// resource starts there).
 @inline(__always)
 func jidDomainBounds(_ u: UnsafeBufferPointer<UInt8>) -> (start: Int, end: Int) {
-    var end = 0
-    while end < u.count && u[end] != 0x2f { end += 1 }
-    var start = end
-    while start > 0 && u[start - 1] != 0x40 { start -= 1 }
+    // memchr and memrchr rather than byte loops: every stanza's two JIDs come here, and the
+    // loops cost ~500 instructions a JID on the 100 MB bench capture.
+    guard let base = u.baseAddress, !u.isEmpty else { return (0, 0) }
+    let origin = UnsafeRawPointer(base)
+    let end = memchr(origin, 0x2f, u.count).map { UnsafeRawPointer($0) - origin } ?? u.count
+    // The last '@' before the resource (glibc's memrchr is not exported to Swift): a JID has one.
+    var start = 0
+    while start < end, let at = memchr(origin + start, 0x40, end - start) {
+        start = UnsafeRawPointer(at) - origin + 1
+    }
     return (start, end)
 }
 

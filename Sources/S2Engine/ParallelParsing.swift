@@ -11,10 +11,11 @@ import S2XMPP
 /// Connections are independent until correlation, so each one is parsed by one worker
 /// (its ID picks it). Everything the reassembler hands over is logged in a round: the bytes go
 /// to the connection's worker, and the main thread keeps the order of every step (open, data,
-/// gap, close, anomaly, time). A full round goes to the workers; the round before it is then
-/// applied by walking its log and taking each data step's output from its worker, which
-/// reproduces exactly the order of the single-threaded run, so the verdicts are identical.
-/// `depth` + 1 rounds at most are in flight: memory stays bounded by the round size.
+/// gap, close, anomaly, time). A full round goes to the workers; the round handed out `depth`
+/// rounds before it is then applied by walking its log and taking each data step's output from
+/// its worker, which reproduces exactly the order of the single-threaded run, so the verdicts are
+/// identical. At most `depth` rounds are in flight besides the one being logged: memory stays
+/// bounded by the round size.
 ///
 /// The calling thread also parses a share of the connections itself (`inline`, a worker that it
 /// runs between rounds), as much as keeps it from waiting for the workers: when it has to wait

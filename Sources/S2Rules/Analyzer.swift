@@ -79,7 +79,7 @@ public final class Analyzer {
         context.judgeExpectations(e, c)
         let el: XMLElement?
         if case .element(let x) = e.kind { el = x } else { el = nil }
-        let input = RuleInput.event(e, c, db, el)
+        let input = RuleInput.event(EventInput(e, c, db, el))
         for r in rules(for: e, el) { r.check(input, context) }
     }
 

@@ -68,12 +68,30 @@ public struct Violation: Sendable {
     }
 }
 
+/// An XMPP event as rules are shown it, after the dialback model applied it: one object per event,
+/// so that a rule receives one reference and reads the rest from `let`s. (A payload of four values
+/// was copied out, three retains and three releases, for each of the ~25 rules called per stanza.)
+public final class EventInput {
+    public let event: XMPPEvent
+    public let connection: ConnectionModel
+    /// What the dialback model made of the event.
+    public let dialback: DialbackEvent?
+    /// The top-level element of an element event, taken out once here (reading it from the event's
+    /// kind copies the whole kind enum each time).
+    public let element: XMLElement?
+
+    public init(_ event: XMPPEvent, _ connection: ConnectionModel, _ dialback: DialbackEvent?, _ element: XMLElement?) {
+        self.event = event
+        self.connection = connection
+        self.dialback = dialback
+        self.element = element
+    }
+}
+
 /// What rules are shown.
 public enum RuleInput {
-    /// An XMPP event, after the dialback model applied it; the top-level element of an element
-    /// event is taken out once here (every rule asks for it, and reading it from the event's kind
-    /// copies the whole kind enum each time).
-    case event(XMPPEvent, ConnectionModel, DialbackEvent?, XMLElement?)
+    /// An XMPP event.
+    case event(EventInput)
     /// The TCP connection ended (FIN, RST, timeout, or end of capture).
     case closed(ConnectionModel)
     /// The capture ended; cross-connection rules settle their accounts.

@@ -50,13 +50,19 @@ public enum Example {
 extension RuleInput {
     /// The top-level element of an event, with its event and connection.
     var element: (XMPPEvent, XMLElement, ConnectionModel, DialbackEvent?)? {
-        guard case .event(let e, let c, let db, let el?) = self else { return nil }
-        return (e, el, c, db)
+        guard case .event(let x) = self, let el = x.element else { return nil }
+        return (x.event, el, x.connection, x.dialback)
+    }
+
+    /// Any event, with its connection.
+    var event: (XMPPEvent, ConnectionModel)? {
+        guard case .event(let x) = self else { return nil }
+        return (x.event, x.connection)
     }
 
     var header: (XMPPEvent, StreamHeader, ConnectionModel)? {
-        guard case .event(let e, let c, _, nil) = self, case .streamOpened(let h) = e.kind else { return nil }
-        return (e, h, c)
+        guard case .event(let x) = self, x.element == nil, case .streamOpened(let h) = x.event.kind else { return nil }
+        return (x.event, h, x.connection)
     }
 }
 

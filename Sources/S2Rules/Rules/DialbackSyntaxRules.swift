@@ -18,7 +18,7 @@ final class DBNS1: Rule {
                        "The \(e.direction.sideName)'s header binds the dialback prefix 'db' to '\(uri)' instead of 'jabber:server:dialback'.",
                        evidence: h.render())
         }
-        if case .event(let e, let c, _, _) = input, case .notWellFormed(let code, _, _) = e.kind, code == 27,
+        if let (e, c) = input.event, case .notWellFormed(let code, _, _) = e.kind, code == 27,
            c.header(e.direction)?.namespace(forPrefix: "db") == nil {
             // expat's "unbound prefix": typically db:result without xmlns:db in scope.
             ctx.report(self, c, e.direction, actor: e.direction.senderActor, frame: e.firstFrame,

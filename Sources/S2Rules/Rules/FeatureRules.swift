@@ -102,7 +102,7 @@ final class TLS1: Rule {
         quiet: ["C> $HDR to='b.example' from='a.example'>\nS> $HDR from='b.example' to='a.example' id='x1'>\nS> <stream:features><starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/></stream:features>\nC> <starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\nS> <proceed xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>\nC> \\x16\\x03\\x01\\x00\\x05hello"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
         // Only after STARTTLS: a direction that starts with TLS (direct TLS) has no <proceed/> to follow.
-        guard case .event(let e, let c, _, _) = input, case .tlsStarted(let looks) = e.kind, !looks,
+        guard let (e, c) = input.event, case .tlsStarted(let looks) = e.kind, !looks,
               c.hasHeader(e.direction) || c.hasHeader(e.direction.reversed),
               // After lost bytes the first bytes seen are not the first bytes sent.
               !c.damaged[e.direction] else { return }

@@ -93,7 +93,7 @@ final class DBRcv3: Rule {
         quiet: [Example.openA + "\n" + Example.resultA + "\nS> <db:result from='b.example' to='a.example' type='error'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></db:result>\n+20\nS> </stream:stream>"])
     private var lastError: [ConnectionID: (Direction, FrameRef)] = [:]
     func check(_ input: RuleInput, _ ctx: RuleContext) {
-        guard case .event(let e, let c, _, _) = input else {
+        guard let (e, c) = input.event else {
             if case .closed(let c) = input { lastError[c.id] = nil }
             return
         }
@@ -230,7 +230,8 @@ final class DBRcv9: Rule {
         let trigger: FrameRef
         var failedSides: [Direction] = []
         switch input {
-        case .event(let e, let c, _, let el):
+        case .event(let x):
+            let e = x.event, c = x.connection, el = x.element
             if let el, el.isStreamError { failedSides = [e.direction] } else if case .streamClosed = e.kind { failedSides = [e.direction] }
             failed = c
             trigger = e.firstFrame

@@ -52,7 +52,7 @@ final class SASL1: Rule {
 
 /// The first event of `d` after SASL success that is not the new stream header RFC 6120 §6.4.6 demands.
 private func notARestart(_ input: RuleInput, _ d: Direction) -> (XMPPEvent, ConnectionModel, String)? {
-    guard case .event(let e, let c, _, _) = input, e.direction == d, c.firstAfterSASLSuccess, !c.damaged[d] else { return nil }
+    guard let (e, c) = input.event, e.direction == d, c.firstAfterSASLSuccess, !c.damaged[d] else { return nil }
     switch e.kind {
     case .streamOpened(let h) where h.isStreamRoot: return nil
     case .streamOpened(let h): return (e, c, h.render())

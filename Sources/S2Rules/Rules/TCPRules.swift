@@ -29,7 +29,7 @@ final class TCP2: Rule {
         firing: [Example.openA + "\nC> </stream:stream>\nC> ↓<message from='u@a.example' to='v@b.example'/>"],
         quiet: [Example.clean, Example.midstream + "\nC> <message from='u@a.example' to='v@b.example'/>\nC> </stream:stream>\nS> </stream:stream>\nclose"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
-        guard case .event(let e, let c, _, _) = input, case .dataAfterClose = e.kind else { return }
+        guard let (e, c) = input.event, case .dataAfterClose = e.kind else { return }
         ctx.report(self, c, e.direction, actor: e.direction.senderActor, frame: e.firstFrame,
                    "The \(e.direction.sideName) sent more data after its own </stream:stream>; a closed stream must stay silent.",
                    evidence: "data at stream offset \(e.startOffset) after the closing tag")
@@ -48,7 +48,7 @@ final class TCP3: Rule {
                 // The capture ends 10 s after both streams closed: the deadline had not passed.
                 Example.openA + "\nC> </stream:stream>\nS> </stream:stream>\n+10\n2C> $HDR to='b.example' from='a.example'>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
-        guard case .event(let e, let c, _, _) = input, case .streamClosed = e.kind,
+        guard let (e, c) = input.event, case .streamClosed = e.kind,
               c.streamClosed.clientToServer && c.streamClosed.serverToClient, !ctx.isAwaiting(self, on: c) else { return }
         ctx.expect(self, on: c, by: e.direction, actor: .acceptor, trigger: e.firstFrame, within: ctx.configuration.timers.close,
                    missing: ("Both XML streams were closed but the TCP connection stayed open longer than \(Int(ctx.configuration.timers.close)) s.",

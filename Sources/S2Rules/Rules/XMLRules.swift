@@ -12,7 +12,7 @@ final class XML1: Rule {
                  Example.openA + "\nC> ↓<message from='u@a.example' to='v@b.example'><body>&foo;</body></message>"],
         quiet: [Example.clean, "C> <?xml version='1.0'?>$HDR to='b.example' from='a.example'>\nS> $HDR from='b.example' id='x1'>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
-        guard case .event(let e, let c, _, _) = input, case .restricted(let r) = e.kind else { return }
+        guard let (e, c) = input.event, case .restricted(let r) = e.kind else { return }
         let what: String
         switch r {
         case .comment: what = "an XML comment"
@@ -36,7 +36,7 @@ final class XML2: Rule {
         firing: [Example.openA + "\nC> <!-- hello -->\nS> ↓<stream:features/>"],
         quiet: [Example.openA + "\nC> <!-- hello -->\nS> <stream:error><restricted-xml xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
-        guard case .event(let e, let c, _, _) = input, case .restricted(let r) = e.kind else { return }
+        guard let (e, c) = input.event, case .restricted(let r) = e.kind else { return }
         switch r {
         case .comment, .processingInstruction, .doctype, .entityReference: break
         default: return
@@ -69,7 +69,7 @@ final class XML3: Rule {
                 // A prefix declared on the header the capture missed is not undeclared.
                 "@1 10.0.0.1 -> 10.0.0.2 midstream\nC> <presence from='u@a.example/r' to='v@b.example'/>\nC> <presence from='u@a.example/r' to='v@b.example'/>\nC> <db2:result xmlns:x='y' from='a.example' to='b.example'>k</db2:result>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
-        guard case .event(let e, let c, _, _) = input, case .notWellFormed(let code, let reason, let offset) = e.kind else { return }
+        guard let (e, c) = input.event, case .notWellFormed(let code, let reason, let offset) = e.kind else { return }
         ctx.report(self, c, e.direction, actor: e.direction.senderActor, frame: e.firstFrame,
                    "The \(e.direction.sideName) sent XML that is not well-formed (expat: \(reason)).",
                    evidence: "expat error \(code) at stream offset \(offset): \(reason)")
@@ -84,7 +84,7 @@ final class XML4: Rule {
         firing: [Example.openA + "\nC> <message from='u@a.example' to='v@b.example'><body>x</bod></message>\nS> ↓<db:result from='b.example' to='a.example' type='valid'/>"],
         quiet: [Example.openA + "\nC> <message from='u@a.example' to='v@b.example'><body>x</bod></message>\nS> <stream:error><not-well-formed xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>\nS> </stream:stream>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
-        guard case .event(let e, let c, _, _) = input, case .notWellFormed = e.kind else { return }
+        guard let (e, c) = input.event, case .notWellFormed = e.kind else { return }
         demandStreamError(self, ctx, c, reactor: e.direction.reversed, actor: e.direction.reversed.senderActor,
                           trigger: e.firstFrame, conditions: ["not-well-formed", "xml-not-well-formed", "bad-format", "invalid-namespace", "restricted-xml"],
                           what: "ill-formed XML", keepSeverity: .medium, otherSeverity: nil)
@@ -99,7 +99,7 @@ final class XML5: Rule {
                  Example.openA + "\nC> ↓<message from='u@a.example' to='v@b.example'><body>\\xff</body></message>"],
         quiet: [Example.clean, "C> <?xml version='1.0' encoding='UTF-8'?>$HDR to='b.example' from='a.example'>"])
     func check(_ input: RuleInput, _ ctx: RuleContext) {
-        guard case .event(let e, let c, _, _) = input, case .restricted(let r) = e.kind else { return }
+        guard let (e, c) = input.event, case .restricted(let r) = e.kind else { return }
         switch r {
         case .nonUTF8Encoding(let enc):
             ctx.report(self, c, e.direction, actor: e.direction.senderActor, frame: e.firstFrame,

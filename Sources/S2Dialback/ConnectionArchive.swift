@@ -224,8 +224,12 @@ enum ArchiveCoder {
     }
 
     static func str(_ s: String, _ o: inout [UInt8]) {
-        int(s.utf8.count, &o)
-        o.append(contentsOf: s.utf8)
+        // From the contiguous UTF-8 (one copy): appending `s.utf8` goes byte by byte.
+        var s = s
+        s.withUTF8 { u in
+            int(u.count, &o)
+            o.append(contentsOf: u)
+        }
     }
 
     static func opt(_ s: String?, _ o: inout [UInt8]) {

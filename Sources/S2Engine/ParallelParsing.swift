@@ -75,7 +75,7 @@ final class ParallelParsing {
 
     /// Starts up to `n` workers; nil when not even one thread could be started (the engine then
     /// parses on its own thread).
-    init?(engine: Engine, workers n: Int, round: (bytes: Int, steps: Int), depth: Int = 1, inlineShare fixed: Int? = nil,
+    init?(engine: Engine, workers n: Int, round: (bytes: Int, steps: Int), depth: Int, inlineShare fixed: Int? = nil,
           makeParser: @escaping @Sendable (ConnectionID, ParseOutputSink, ParserCount) -> ConnectionParser) {
         self.engine = engine
         fixedShare = fixed != nil

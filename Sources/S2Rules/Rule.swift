@@ -68,9 +68,11 @@ public struct Violation: Sendable {
     }
 }
 
-/// An XMPP event as rules are shown it, after the dialback model applied it: one object per event,
-/// so that a rule receives one reference and reads the rest from `let`s. (A payload of four values
-/// was copied out, three retains and three releases, for each of the ~25 rules called per stanza.)
+/// An XMPP event as rules are shown it, after the dialback model applied it. One object per event
+/// makes `RuleInput`'s payload a single reference: with the four values as the payload, each of the
+/// ~25 rules called per stanza also copied the whole payload out (the optional `DialbackEvent`
+/// with it), 3.6 % of the instructions on the 8.7 MB bench capture. The accessors rules use
+/// (`element`, `event`, `header`) still retain the references they return.
 public final class EventInput {
     public let event: XMPPEvent
     public let connection: ConnectionModel

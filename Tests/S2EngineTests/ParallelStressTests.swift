@@ -81,28 +81,31 @@ struct ParallelStressTests {
         #expect(tls == (try Self.tlsReport.get()), "threads \(threads), rounds of \(round.bytes) bytes / \(round.steps) steps changed the decrypted report")
     }
 
+    /// The plain and the TLS captures give the one-thread reports with `threads` on each of `rounds`.
+    static func expectOneThreadReports(threads: Int, rounds: [(bytes: Int, steps: Int)], inlineShare: Int? = nil, depth: Int = 2,
+                                       _ what: String) throws {
+        for round in rounds {
+            let plainRun = try report(Self.plain, threads: threads, round: round, inlineShare: inlineShare, depth: depth)
+            #expect(plainRun == (try plainReport.get()), "threads \(threads), \(what), rounds of \(round.bytes) bytes / \(round.steps) steps")
+            let tlsRun = try report(Self.tls, threads: threads, round: round, inlineShare: inlineShare, depth: depth)
+            #expect(tlsRun == (try tlsReport.get()), "threads \(threads), \(what), rounds of \(round.bytes) bytes / \(round.steps) steps, decrypted")
+        }
+    }
+
     /// The reading thread parses a share of the connections itself (all of them at 64 of 64, half
     /// at 32): which thread parses a connection must not change the report.
     @Test(arguments: [2, 8], [64, 32, 5])
     func readingThreadsShareOfParsingChangesNothing(threads: Int, share: Int) throws {
-        for round in [Self.rounds[0], Self.rounds[3]] {
-            let plain = try Self.report(Self.plain, threads: threads, round: round, inlineShare: share)
-            #expect(plain == (try Self.plainReport.get()), "threads \(threads), \(share)/64 parsed by the reading thread, rounds of \(round.bytes) bytes / \(round.steps) steps")
-            let tls = try Self.report(Self.tls, threads: threads, round: round, inlineShare: share)
-            #expect(tls == (try Self.tlsReport.get()), "threads \(threads), \(share)/64 parsed by the reading thread, decrypted")
-        }
+        try Self.expectOneThreadReports(threads: threads, rounds: [Self.rounds[0], Self.rounds[3]], inlineShare: share,
+                                        "\(share)/64 parsed by the reading thread")
     }
 
     /// How many rounds the workers may run ahead of the one applied: one (each side waits for the
     /// other) to many (tiny rounds, so that a capture's end or a flush finds several in flight).
     @Test(arguments: [2, 8], [1, 3, 7])
     func roundsInFlightChangeNothing(threads: Int, depth: Int) throws {
-        for round in [Self.rounds[0], Self.rounds[2]] {
-            let plain = try Self.report(Self.plain, threads: threads, round: round, depth: depth)
-            #expect(plain == (try Self.plainReport.get()), "threads \(threads), \(depth) rounds in flight, rounds of \(round.bytes) bytes / \(round.steps) steps")
-            let tls = try Self.report(Self.tls, threads: threads, round: round, depth: depth)
-            #expect(tls == (try Self.tlsReport.get()), "threads \(threads), \(depth) rounds in flight, decrypted")
-        }
+        try Self.expectOneThreadReports(threads: threads, rounds: [Self.rounds[0], Self.rounds[2]], depth: depth,
+                                        "\(depth) rounds in flight")
     }
 }
 

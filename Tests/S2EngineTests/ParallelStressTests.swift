@@ -34,11 +34,11 @@ struct ParallelStressTests {
     }()
 
     static func configuration(threads: Int, round: (bytes: Int, steps: Int), secretsFor paths: [String],
-                              inlineShare: Int? = nil, depth: Int = 2) -> EngineConfiguration {
+                              inlineShare: Int? = nil, depth: Int? = nil) -> EngineConfiguration {
         var c = EngineConfiguration()
         c.threads = threads
         c.parallelRound = round
-        c.parallelDepth = depth
+        if let depth { c.parallelDepth = depth }  // nil: the engine's own default
         c.parallelInlineShare = inlineShare
         for k in keyLogs { #expect(c.loadKeyLog(path: k) == nil) }
         _ = c.loadEmbeddedSecrets(paths: paths)
@@ -47,7 +47,7 @@ struct ParallelStressTests {
 
     /// One offline run over `paths` as `analyze` does it: the JSON report.
     static func report(_ paths: [String], threads: Int, round: (bytes: Int, steps: Int) = (1 << 20, 16_384),
-                       inlineShare: Int? = nil, depth: Int = 2) throws -> String {
+                       inlineShare: Int? = nil, depth: Int? = nil) throws -> String {
         let engine = Engine(configuration: configuration(threads: threads, round: round, secretsFor: paths, inlineShare: inlineShare,
                                                          depth: depth))
         #expect(threads == 1 || engine.parsingThreads == threads - 1, "\(engine.parsingThreads) parsing threads started")
@@ -82,7 +82,7 @@ struct ParallelStressTests {
     }
 
     /// The plain and the TLS captures give the one-thread reports with `threads` on each of `rounds`.
-    static func expectOneThreadReports(threads: Int, rounds: [(bytes: Int, steps: Int)], inlineShare: Int? = nil, depth: Int = 2,
+    static func expectOneThreadReports(threads: Int, rounds: [(bytes: Int, steps: Int)], inlineShare: Int? = nil, depth: Int? = nil,
                                        _ what: String) throws {
         for round in rounds {
             let plainRun = try report(Self.plain, threads: threads, round: round, inlineShare: inlineShare, depth: depth)

@@ -77,7 +77,11 @@ final class ConnectionParser: XMPPEventSink, TLSRecordSink {
     func xmppEvent(_ event: XMPPEvent) { output.parsed(.event(event)) }
     func xmppAnomaly(_ anomaly: Anomaly) { output.parsed(.anomaly(anomaly)) }
 
-    func feed(_ d: Direction, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, frame: FrameRef) {
+    /// `parksWhenIdle`: whether a stream that waits after its header frees its expat parser
+    /// (decided by the engine in capture order, so that no thread count changes the parsers it
+    /// charges to the memory budget).
+    func feed(_ d: Direction, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, frame: FrameRef, parksWhenIdle: Bool) {
+        if decoder.parksWhenIdle != parksWhenIdle { decoder.parksWhenIdle = parksWhenIdle }
         decoder.feed(d, bytes, at: offset, frame: frame)
     }
 

@@ -450,10 +450,11 @@ public final class Engine: ReassemblySink {
                 if let parallel { parallel.midstream(ctx, d) } else { ctx.parser.startsMidstream(d) }
             }
         }
+        let park = xmppConnections > configuration.parkIdleParsersAbove
         if let parallel {
-            parallel.data(ctx, d, bytes, at: offset, frame: frame)
+            parallel.data(ctx, d, bytes, at: offset, frame: frame, parksWhenIdle: park)
         } else {
-            ctx.parser.feed(d, bytes, at: offset, frame: frame)
+            ctx.parser.feed(d, bytes, at: offset, frame: frame, parksWhenIdle: park)
         }
     }
 

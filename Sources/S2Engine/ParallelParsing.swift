@@ -135,12 +135,13 @@ final class ParallelParsing {
 
     func step(_ s: Step) { steps.append(s) }
 
-    func data(_ ctx: Engine.ConnectionContext, _ d: Direction, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, frame: FrameRef) {
+    func data(_ ctx: Engine.ConnectionContext, _ d: Direction, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, frame: FrameRef,
+              parksWhenIdle: Bool) {
         let w = ctx.worker
         let b = batches[w]
         let start = b.bytes.count
         b.bytes.append(contentsOf: bytes)
-        b.ops.append(.data(ctx.id, d, start: start, count: bytes.count, offset: offset, frame: frame))
+        b.ops.append(.data(ctx.id, d, start: start, count: bytes.count, offset: offset, frame: frame, parksWhenIdle: parksWhenIdle))
         steps.append(.parsed(worker: w, ctx))
         roundBytes += bytes.count
     }
@@ -256,7 +257,7 @@ final class ParseBatch: @unchecked Sendable {
     /// Steps name their connection: its parser exists only on the worker. The main thread never
     /// touches a parser, so no cache line of one bounces between the cores.
     enum Op {
-        case data(ConnectionID, Direction, start: Int, count: Int, offset: UInt64, frame: FrameRef)
+        case data(ConnectionID, Direction, start: Int, count: Int, offset: UInt64, frame: FrameRef, parksWhenIdle: Bool)
         case gap(ConnectionID, Direction, offset: UInt64, length: UInt64, frame: FrameRef)
         case midstream(ConnectionID, Direction)
         case finish(ConnectionID)
@@ -327,10 +328,10 @@ final class ParseWorker: ParseOutputSink, @unchecked Sendable {
         b.bytes.withUnsafeBytes { all in
             for op in b.ops {
                 switch op {
-                case .data(let id, let d, let start, let count, let offset, let frame):
+                case .data(let id, let d, let start, let count, let offset, let frame, let park):
                     // The batch's own layout: always inside `all`, checked all the same.
                     if let chunk = WireBytes(all).slice(at: start, length: count) {
-                        parser(id).feed(d, chunk.buffer, at: offset, frame: frame)
+                        parser(id).feed(d, chunk.buffer, at: offset, frame: frame, parksWhenIdle: park)
                     }
                 case .gap(let id, let d, let offset, let length, let frame):
                     parser(id).gap(d, at: offset, length: length, frame: frame)

@@ -20,6 +20,15 @@ public final class XMPPConnectionDecoder: XMPPEventSink {
         }
     }
 
+    /// Whether a direction that waits after its stream header frees its expat parser
+    /// (`XMPPStreamDecoder.parksWhenIdle`).
+    public var parksWhenIdle = true {
+        didSet {
+            initiator.parksWhenIdle = parksWhenIdle
+            acceptor.parksWhenIdle = parksWhenIdle
+        }
+    }
+
     public init(connection: ConnectionID, limits: XMLLimits = .init(), sink: XMPPEventSink, parserCount: ParserCount? = nil) {
         self.connection = connection
         self.sink = sink

@@ -70,9 +70,14 @@ public final class XMPPStreamDecoder {
     }
     /// Where this decoder's live parser is counted (nil: nowhere).
     public var parserCount: ParserCount?
-    /// The parser was freed right after a stream header (nothing else pending): the next byte
-    /// makes a new one primed with a synthetic header. A connection that only opened its stream
-    /// then costs no expat state (about 10 KB: docs/LIMITS.md).
+    /// Whether a stream that waits after its header (nothing else pending) frees its parser
+    /// (parks) until its next byte, which makes a new one primed with a synthetic header. A
+    /// connection that only opened its stream then costs no expat state (about 10 KB:
+    /// docs/LIMITS.md), but one that goes on pays a parser and a primed header (about 55,000
+    /// instructions; nearly every stream waits after its header). The engine asks for it only
+    /// when many connections are open (`EngineConfiguration.parkIdleParsersAbove`).
+    public var parksWhenIdle = true
+    /// The parser was freed right after a stream header.
     private var parked = false
     /// Top-level elements the current parser delivered.
     private var elementsInParser = 0
@@ -265,7 +270,7 @@ public final class XMPPStreamDecoder {
         }
         index.trim(before: depth >= 2 ? min(builder.elementStart, lastEventEnd) : lastEventEnd)
         if mode == .xml, let p = parser, depth == 1, elementsInParser == 0, max(lastEventEnd, parsedEnd) >= fedEnd, pendingStop == nil,
-           !suppressHeader, header != nil {
+           !suppressHeader, header != nil, parksWhenIdle {
             XML_ParserFree(p)
             parser = nil
             parked = true

@@ -121,8 +121,10 @@ public final class ConnectionModel {
     /// Position in `DialbackModel.connections` (removal in O(1)).
     var slot = -1
     /// The latest header per direction.
-    public internal(set) var initialHeader: StreamHeader? { didSet { headerSeen[.clientToServer] = initialHeader != nil } }
-    public internal(set) var responseHeader: StreamHeader? { didSet { headerSeen[.serverToClient] = responseHeader != nil } }
+    public var initialHeader: StreamHeader? { _initialHeader }
+    var _initialHeader: StreamHeader? { didSet { headerSeen[.clientToServer] = _initialHeader != nil } }
+    public var responseHeader: StreamHeader? { _responseHeader }
+    var _responseHeader: StreamHeader? { didSet { headerSeen[.serverToClient] = _responseHeader != nil } }
     /// Whether each header is set, asked for every stanza: even a test for nil copied the header
     /// (its strings and arrays), hundreds of instructions.
     private var headerSeen = PerDirection(false, false)
@@ -137,7 +139,8 @@ public final class ConnectionModel {
     /// Features offered before TLS (for STREAM-FEAT-2 / TLS-3).
     public internal(set) var preTLSFeatures: XMLElement?
     /// The pre-TLS features marked STARTTLS `<required/>`.
-    public internal(set) var startTLSRequired = false
+    public var startTLSRequired: Bool { _startTLSRequired }
+    var _startTLSRequired: Bool = false
     /// Features were seen inside TLS (a decrypted session).
     public internal(set) var featuresInTLS = false
     /// Some features of the acceptor offered dialback, dialback errors, bidi (kept for the
@@ -149,13 +152,17 @@ public final class ConnectionModel {
     public internal(set) var stanzaDomains = PerDirection<[String]>(repeating: [])
     /// The domains of the stanzas' JIDs, per stream direction (`JIDDomainCache`).
     var jidDomains = PerDirection(repeating: JIDDomainCache())
-    public internal(set) var tls = false
-    public internal(set) var tlsFrame: FrameRef?
+    public var tls: Bool { _tls }
+    var _tls: Bool = false
+    public var tlsFrame: FrameRef? { _tlsFrame }
+    var _tlsFrame: FrameRef?
     /// A stream header arrived after the switch to TLS: the session is being decrypted (key log).
-    public internal(set) var decrypted = false
+    public var decrypted: Bool { _decrypted }
+    var _decrypted: Bool = false
     /// TLS hides what follows: rules that need the content must stay quiet (unknown, not passed).
     public var hidden: Bool { tls && !decrypted }
-    public internal(set) var saslSucceeded = false
+    public var saslSucceeded: Bool { _saslSucceeded }
+    var _saslSucceeded: Bool = false
     /// SASL negotiations on this connection, in order (the first `maxSASLNegotiations`).
     public internal(set) var sasl: [SASLNegotiation] = []
     static let maxSASLNegotiations = 8
@@ -168,8 +175,10 @@ public final class ConnectionModel {
     /// output must be a new stream header (RFC 6120 §6.4.6).
     public internal(set) var saslRestart = PerDirection(repeating: false)
     /// The event being applied is the first of its direction after SASL success.
-    public internal(set) var firstAfterSASLSuccess = false
-    public internal(set) var bidi = false
+    public var firstAfterSASLSuccess: Bool { _firstAfterSASLSuccess }
+    var _firstAfterSASLSuccess: Bool = false
+    public var bidi: Bool { _bidi }
+    var _bidi: Bool = false
     public internal(set) var streamClosed = PerDirection(repeating: false)
     public internal(set) var streamClosedFrame = PerDirection<FrameRef?>(repeating: nil)
     /// The first stream error each direction sent.
@@ -192,7 +201,8 @@ public final class ConnectionModel {
     /// strings, from `JIDDomainCache`) costs less than hashing them.
     private var lastValidated: (pair: DomainPair, direction: Direction, version: Int)?
     /// Pairs answered `invalid`, per direction of their requests.
-    public internal(set) var invalidated = PerDirection<Set<DomainPair>>(repeating: [])
+    public var invalidated: PerDirection<Set<DomainPair>> { _invalidated }
+    var _invalidated: PerDirection<Set<DomainPair>> = PerDirection<Set<DomainPair>>(repeating: [])
     /// Targets the initiator asked for with db:result on this stream (for DB-RES-5), at most
     /// `DialbackModel.maxTargetsPerConnection`.
     public internal(set) var requestedTargets: Set<String> = []
@@ -259,7 +269,8 @@ public final class ConnectionModel {
         set { tally.stanzaCount = newValue }
     }
     /// Whether a direction lost bytes or parsing skipped some (gap, desync) at any point.
-    public internal(set) var damaged = PerDirection(repeating: false)
+    public var damaged: PerDirection<Bool> { _damaged }
+    var _damaged: PerDirection<Bool> = PerDirection(repeating: false)
     /// Whether the capture holds the TCP handshake: then nothing either side sent before the
     /// first bytes seen exists (without it, the acceptor may have sent its header unseen).
     public var handshakeSeen = true
@@ -270,8 +281,8 @@ public final class ConnectionModel {
     public func beganBeforeCapture() {
         handshakeSeen = false
         for d in Direction.allCases where !pickedUp[d] {
-            complete[d] = false
-            missing[d] = .midstream
+            _complete[d] = false
+            _missing[d] = .midstream
         }
     }
 
@@ -281,9 +292,11 @@ public final class ConnectionModel {
     /// after a mid-stream pickup or a loss, true again at its next header. What the model keeps
     /// (headers, features, pending requests, validated pairs, bidi, SASL) is complete only when
     /// both directions are.
-    public internal(set) var complete = PerDirection(repeating: true)
+    public var complete: PerDirection<Bool> { _complete }
+    var _complete: PerDirection<Bool> = PerDirection(repeating: true)
     /// Why the latest incompleteness arose, per direction.
-    public internal(set) var missing = PerDirection<Unobserved?>(repeating: nil)
+    public var missing: PerDirection<Unobserved?> { _missing }
+    var _missing: PerDirection<Unobserved?> = PerDirection<Unobserved?>(repeating: nil)
 
     init(id: ConnectionID, client: String, server: String, clientAddress: String, serverAddress: String,
          input: Int, frame: FrameRef) {

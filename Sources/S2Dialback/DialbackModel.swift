@@ -189,9 +189,9 @@ public final class DialbackModel {
     /// Bytes of direction `d` were lost or skipped: what they carried is unknown.
     public func markDamaged(_ c: ConnectionModel, _ d: Direction) {
         noteLoss(at: c.lastFrame.time)
-        c.damaged[d] = true
-        c.complete[d] = false
-        if c.missing[d] == nil { c.missing[d] = .gap }
+        c._damaged[d] = true
+        c._complete[d] = false
+        if c.missing[d] == nil { c._missing[d] = .gap }
     }
 
     /// Forgets per-connection bookkeeping of a connection that ended (bounded memory in live mode).
@@ -434,20 +434,20 @@ public final class DialbackModel {
         afterSASLSuccess(c, d)
         switch e.kind {
         case .streamOpened(let h):
-            if c.tls { c.decrypted = true }
+            if c.tls { c._decrypted = true }
             if c.firstAfterSASLSuccess, h.isStreamRoot, d == .serverToClient,
                let i = c.sasl.lastIndex(where: { $0.outcome == .success }) {
                 c.sasl[i].streamIDAfter = h.id
             }
             if d == .clientToServer {
-                c.initialHeader = h
+                c._initialHeader = h
             } else {
-                c.responseHeader = h
+                c._responseHeader = h
             }
             c.headerFrames[d] = e.firstFrame
             c.elementsSinceHeader[d] = 0
-            c.complete[d] = true
-            c.missing[d] = nil
+            c._complete[d] = true
+            c._missing[d] = nil
             if c.streams.count < Self.maxStreamsPerConnection {
                 c.streams.append(StreamRecord(direction: d, header: h, frame: e.firstFrame))
             } else {
@@ -467,12 +467,12 @@ public final class DialbackModel {
             if let i = c.streams.lastIndex(where: { $0.direction == d }) { c.streams[i].closed = true }
             return nil
         case .tlsStarted:
-            if !c.tls { c.tls = true; c.tlsFrame = e.firstFrame }
+            if !c.tls { c._tls = true; c._tlsFrame = e.firstFrame }
             return nil
         case .pickedUp:
             c.pickedUp[d] = true
-            c.complete[d] = false
-            c.missing[d] = .midstream
+            c._complete[d] = false
+            c._missing[d] = .midstream
             return nil
         case .bytesLost:
             markDamaged(c, d)
@@ -494,7 +494,7 @@ public final class DialbackModel {
     /// The first event of each direction after SASL `<success/>` is its restarted stream's.
     private func afterSASLSuccess(_ c: ConnectionModel, _ d: Direction) {
         if c.saslSucceeded {
-            c.firstAfterSASLSuccess = c.saslRestart[d]
+            c._firstAfterSASLSuccess = c.saslRestart[d]
             c.saslRestart[d] = false
         }
     }
@@ -520,7 +520,7 @@ public final class DialbackModel {
                 if el.child("bidi", namespace: Namespace.bidiFeature) != nil { c.bidiFeatureSeen = true }
                 if !c.tls {
                     c.preTLSFeatures = el
-                    c.startTLSRequired = el.child("starttls", namespace: Namespace.tls)?.child("required") != nil
+                    c._startTLSRequired = el.child("starttls", namespace: Namespace.tls)?.child("required") != nil
                 }
             } else if el.local == "error" && c.streamError[d] == nil {
                 c.streamError[d] = el
@@ -529,7 +529,7 @@ public final class DialbackModel {
             return nil
         }
         if el.namespace == Namespace.sasl { sasl(el, e, on: c) }
-        if el.is("bidi", Namespace.bidi) && d == .clientToServer { c.bidi = true }
+        if el.is("bidi", Namespace.bidi) && d == .clientToServer { c._bidi = true }
         if el.local == "message" || el.local == "presence" || el.local == "iq" {
             c.stanzaCount[d] += 1
             c.carriedOnlyVerify = false
@@ -623,8 +623,8 @@ public final class DialbackModel {
         // it is unsolicited.
         if request != nil || !c.stateKnown || c.dialbackOverflow {
             switch type {
-            case "valid": c.validated[asker].insert(pair); c.invalidated[asker].remove(pair)
-            case "invalid": c.invalidated[asker].insert(pair); c.validated[asker].remove(pair)
+            case "valid": c.validated[asker].insert(pair); c._invalidated[asker].remove(pair)
+            case "invalid": c._invalidated[asker].insert(pair); c.validated[asker].remove(pair)
             default: break
             }
         }
@@ -707,7 +707,8 @@ public final class DialbackModel {
     }
 
     /// When the capture last showed that it lost bytes (on any connection).
-    public private(set) var lastLoss = Timestamp(seconds: .min, nanoseconds: 0)
+    public var lastLoss: Timestamp { _lastLoss }
+    var _lastLoss: Timestamp = Timestamp(seconds: .min, nanoseconds: 0)
 
     /// Whether the capture lost bytes anywhere since `time`: an absence it would otherwise prove
     /// (no db:verify anywhere) may lie in what the sensor dropped, on a connection it never saw.
@@ -716,7 +717,7 @@ public final class DialbackModel {
     /// Packets the capture itself lost at `time` (kernel or interface drops in a live run): no
     /// connection may show a hole for them, since a connection whose last packets were dropped
     /// simply goes silent.
-    public func noteLoss(at time: Timestamp) { if time > lastLoss { lastLoss = time } }
+    public func noteLoss(at time: Timestamp) { if time > lastLoss { _lastLoss = time } }
 
     /// Whether some connection with `address` at either end, alive at some point between `a` and
     /// `b`, could not be fully read (TLS without keys, a mid-stream pickup, lost bytes). Either may

@@ -73,13 +73,13 @@ extension DialbackModel {
             if c.sasl.count < ConnectionModel.maxSASLNegotiations { c.sasl.append(n) }
         case "success" where !forward:
             guard let i = c.sasl.lastIndex(where: { $0.outcome == .pending }) else {
-                c.saslSucceeded = true  // the <auth/> was not seen (midstream): the identity is unknown
+                c._saslSucceeded = true  // the <auth/> was not seen (midstream): the identity is unknown
                 c.saslRestart = PerDirection(repeating: true)
                 return
             }
             c.sasl[i].outcome = .success
             c.sasl[i].outcomeFrame = e.firstFrame
-            c.saslSucceeded = true
+            c._saslSucceeded = true
             c.saslDomain = c.sasl[i].domain
             c.saslRestart = PerDirection(repeating: true)
         case "failure" where !forward:

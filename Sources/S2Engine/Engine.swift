@@ -38,7 +38,8 @@ public final class Engine: ReassemblySink {
     public var onConnectionClosed: ((ConnectionModel, TLSReportInfo?) -> Void)?
     /// Where the shard's facts go (`analyze --facts`, docs/FACTS.md): everything the correlator is
     /// fed, in the order it is fed, and what the connection rules and the capture layers found.
-    public var facts: FactWriter?
+    public var facts: FactWriter? { get { _facts } set { _facts = newValue } }
+    var _facts: FactWriter?
     /// Connections that never carried a byte (part of `silentConnections`).
     private var bytelessConnections = 0
     private var factsClockStarted = false

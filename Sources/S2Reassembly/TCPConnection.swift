@@ -17,11 +17,14 @@ public final class TCPConnection {
     public let client: Endpoint
     public let server: Endpoint
     public let firstFrame: FrameRef
-    public internal(set) var lastFrame: FrameRef
+    public var lastFrame: FrameRef { _lastFrame }
+    var _lastFrame: FrameRef
     /// Set once the connection ended (or the capture did); nil while it is open.
-    public internal(set) var closeReason: CloseReason?
+    public var closeReason: CloseReason? { _closeReason }
+    var _closeReason: CloseReason?
     /// True when the capture holds the connection's SYN or SYN-ACK.
-    public internal(set) var sawHandshake: Bool
+    public var sawHandshake: Bool { _sawHandshake }
+    var _sawHandshake: Bool
     public internal(set) var sawFIN = false
     /// When the connection was closed: its last frame's time for FIN/RST and the end of the
     /// capture, the time of the decision for an idle timeout or an eviction.
@@ -43,8 +46,8 @@ public final class TCPConnection {
         self.client = client
         self.server = server
         firstFrame = frame
-        lastFrame = frame
-        sawHandshake = handshake
+        _lastFrame = frame
+        _sawHandshake = handshake
         lastSeen = frame.time
         queuedAt = frame.time
     }

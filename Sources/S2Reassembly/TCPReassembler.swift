@@ -42,7 +42,8 @@ extension ReassemblySink {
 /// - Memory is bounded by `ReassemblyLimits`; idle connections expire on capture time.
 public final class TCPReassembler {
     public let limits: ReassemblyLimits
-    public private(set) var statistics = ReassemblyStatistics()
+    public var statistics: ReassemblyStatistics { _statistics }
+    var _statistics: ReassemblyStatistics = ReassemblyStatistics()
     /// Decides which port is the server side of a connection whose SYN was not seen.
     public var isServerPort: (UInt16) -> Bool
 
@@ -66,12 +67,13 @@ public final class TCPReassembler {
     public var activeConnections: Int { table.count }
     public var heldBytes: Int { heldTotal }
     /// Bytes of the retransmission-comparison rings of open connections.
-    public private(set) var ringBytes = 0
+    public var ringBytes: Int { _ringBytes }
+    var _ringBytes: Int = 0
 
     // MARK: - Segments
 
     public func process(_ seg: TCPSegment) {
-        statistics.segments += 1
+        _statistics.segments += 1
         let now = seg.frame.time
         if now.seconds != lastExpirySecond {
             lastExpirySecond = now.seconds
@@ -97,7 +99,7 @@ public final class TCPReassembler {
         }
         if conn == nil {
             if seg.flags.contains(.rst) && seg.payload.isEmpty && seg.payloadLength == 0 && !syn {
-                statistics.ignoredSegments += 1  // a lone RST for a connection we never saw
+                _statistics.ignoredSegments += 1  // a lone RST for a connection we never saw
                 return
             }
             conn = open(seg)
@@ -106,7 +108,7 @@ public final class TCPReassembler {
         lastKey = key
         lastConnection = c
         if c.isClosed {
-            statistics.ignoredSegments += 1
+            _statistics.ignoredSegments += 1
             c.lastSeen = now
             return
         }
@@ -115,14 +117,14 @@ public final class TCPReassembler {
             // held segment as far), so ending a stream here keeps every 64-bit offset, here and in
             // the layers above, far from overflow. Only a peer that acknowledges ~2 GiB ahead,
             // 2^31 times over, gets there.
-            statistics.limitHits += 1
+            _statistics.limitHits += 1
             sink.anomaly(Anomaly(kind: .limitReached, connection: c.id, frame: seg.frame,
                                  message: "stream offsets passed \(limits.maxStreamOffset) bytes (acknowledgments far ahead of any data): the connection is closed, and its next packet starts a new one"))
             close(c, reason: .evicted, frame: seg.frame)
             remove(c)
             return
         }
-        c.lastFrame = seg.frame
+        c._lastFrame = seg.frame
         c.lastSeen = now
         let dir: Direction = seg.source == c.client ? .clientToServer : .serverToClient
         handle(seg, on: c, dir)
@@ -145,11 +147,11 @@ public final class TCPReassembler {
         nextID += 1
         table[FlowKey(client, server)] = c
         queue.append(c)
-        statistics.connectionsOpened += 1
-        statistics.peakConnections = max(statistics.peakConnections, table.count)
+        _statistics.connectionsOpened += 1
+        _statistics.peakConnections = max(_statistics.peakConnections, table.count)
         sink.connectionOpened(c)
         if !syn {
-            statistics.midstreamConnections += 1
+            _statistics.midstreamConnections += 1
             sink.anomaly(Anomaly(kind: .midstreamPickup, connection: c.id, frame: seg.frame,
                                  message: "connection picked up mid-stream: its SYN was not captured; the stream starts at the first byte seen"))
         }
@@ -160,7 +162,7 @@ public final class TCPReassembler {
         let syn = seg.flags.contains(.syn)
         if syn {
             if dir == .clientToServer { c.clientISN = seg.sequence }
-            c.sawHandshake = true
+            c._sawHandshake = true
         }
         let dataSeq = syn ? seg.sequence &+ 1 : seg.sequence
         let hasData = seg.payloadLength > 0
@@ -255,14 +257,14 @@ public final class TCPReassembler {
     private func insert(_ bytes: UnsafeRawBufferPointer, at offset: Int64, on c: TCPConnection, _ dir: Direction, frame: FrameRef) {
         var start = offset
         let end = offset + Int64(bytes.count)
-        guard end > 0 else { statistics.ignoredSegments += 1; return }
+        guard end > 0 else { _statistics.ignoredSegments += 1; return }
         if start < 0 { start = 0 }
         let next = Int64(c.withHalf(dir) { $0.next })
         // offset <= start < end = offset + bytes.count, so every slice below exists; they are
         // taken through the checked reader all the same, and a miss drops the segment.
         let wire = WireBytes(bytes)
         if start < next {
-            statistics.retransmittedSegments += 1
+            _statistics.retransmittedSegments += 1
             let overlapEnd = min(end, next)
             if let overlap = wire.slice(from: Int(start - offset), to: Int(overlapEnd - offset)) {
                 compareWithDelivered(c, dir, overlap, at: UInt64(start), frame: frame)
@@ -270,7 +272,7 @@ public final class TCPReassembler {
             start = overlapEnd
             if start >= end { return }
         }
-        guard let slice = wire.suffix(from: Int(start - offset)) else { statistics.ignoredSegments += 1; return }
+        guard let slice = wire.suffix(from: Int(start - offset)) else { _statistics.ignoredSegments += 1; return }
         if start == next && c.withHalf(dir, { $0.held.isEmpty }) {
             deliver(slice, at: UInt64(start), on: c, dir, frame: frame)  // the common, copy-free path
             return
@@ -295,7 +297,7 @@ public final class TCPReassembler {
     }
 
     private func reportConflict(_ c: TCPConnection, _ dir: Direction, at offset: UInt64, frame: FrameRef) {
-        statistics.overlapConflicts += 1
+        _statistics.overlapConflicts += 1
         sink.anomaly(Anomaly(kind: .overlapConflict, connection: c.id, direction: dir, frame: frame,
                              message: "retransmitted bytes at stream offset \(offset) differ from the first copy; the first copy was kept"))
     }
@@ -333,7 +335,7 @@ public final class TCPReassembler {
             h.heldBytes += added
         }
         heldTotal += added
-        statistics.peakOutOfOrderBytes = max(statistics.peakOutOfOrderBytes, heldTotal)
+        _statistics.peakOutOfOrderBytes = max(_statistics.peakOutOfOrderBytes, heldTotal)
         if conflict { reportConflict(c, dir, at: offset, frame: frame) }
     }
 
@@ -412,7 +414,7 @@ public final class TCPReassembler {
                 }
             }
         }
-        ringBytes += size - h.ring.count
+        _ringBytes += size - h.ring.count
         h.ring = grown
     }
 
@@ -437,12 +439,12 @@ public final class TCPReassembler {
             h.retainedValid = false
             return h.snapCutCovers(offset..<(offset + length))
         }
-        statistics.gaps += 1
-        statistics.gapBytes = statistics.gapBytes.saturatingAdd(length)  // run-wide: no bound per connection helps
+        _statistics.gaps += 1
+        _statistics.gapBytes = _statistics.gapBytes.saturatingAdd(length)  // run-wide: no bound per connection helps
         sink.streamGap(c, dir, at: offset, length: length, frame: frame)
         if cutBySnapLength {
             // Not a loss: the capture kept only the start of those frames (counted with them).
-            statistics.snapLengthGaps += 1
+            _statistics.snapLengthGaps += 1
             sink.snapLengthCut(c, dir, frame: frame, missing: length, gap: true)
         } else {
             sink.anomaly(Anomaly(kind: .gap, connection: c.id, direction: dir, frame: frame, bytes: length,
@@ -456,7 +458,7 @@ public final class TCPReassembler {
             guard count > 0, bytes > limits.maxOutOfOrderBytesPerDirection
                 || count > limits.maxOutOfOrderSegmentsPerDirection
                 || heldTotal > limits.maxOutOfOrderBytesTotal else { return }
-            statistics.limitHits += 1
+            _statistics.limitHits += 1
             if !c.limitReported {
                 c.limitReported = true
                 sink.anomaly(Anomaly(kind: .limitReached, connection: c.id, direction: dir, frame: frame,
@@ -481,7 +483,7 @@ public final class TCPReassembler {
             flush(c, d, upTo: fin, frame: frame)
             checkFinished(c, d)
         }
-        c.closeReason = reason
+        c._closeReason = reason
         if c.c2s.packets == 0 || c.s2c.packets == 0 {
             let seen: Direction = c.c2s.packets == 0 ? .serverToClient : .clientToServer
             sink.anomaly(Anomaly(kind: .oneSided, connection: c.id, direction: seen, frame: c.firstFrame,
@@ -492,7 +494,7 @@ public final class TCPReassembler {
                 heldTotal -= h.heldBytes
                 h.held = []
                 h.heldBytes = 0
-                ringBytes -= h.ring.count
+                _ringBytes -= h.ring.count
                 h.ring = []
                 h.ringFilled = 0
             }
@@ -558,7 +560,7 @@ public final class TCPReassembler {
                 queue.append(c)
                 continue
             }
-            statistics.connectionsEvicted += 1
+            _statistics.connectionsEvicted += 1
             if tableFull && !tableLimitReported {
                 tableLimitReported = true
                 sink.anomaly(Anomaly(kind: .limitReached, connection: c.id, frame: frame,

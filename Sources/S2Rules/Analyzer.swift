@@ -73,7 +73,7 @@ public final class Analyzer {
         context.eventSerial += 1
         let db = model.apply(e, on: c)
         if case .bytesLost = e.kind {
-            context.lossEvents += 1
+            context._lossEvents += 1
             context.bytesLost(c, e.direction)
         }
         context.judgeExpectations(e, c)

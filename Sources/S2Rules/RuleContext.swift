@@ -126,10 +126,14 @@ public final class RuleContext {
     public var onAnomaly: ((Anomaly) -> Void)?
     /// Called for each violation as it is judged (live output).
     public var onViolation: ((Violation) -> Void)?
-    public private(set) var now: Timestamp = .zero
+    /// The capture time rules judge at. (State other modules read is stored under `_name` behind
+    /// a public getter, here and in the other layers: docs/PIPELINE.md, exclusivity checks.)
+    public var now: Timestamp { _now }
+    var _now: Timestamp = .zero
     /// Losses (gaps) seen on any connection so far: a cross-connection expectation whose answer
     /// may have been lost compares it with its value when the expectation began.
-    public internal(set) var lossEvents = 0
+    public var lossEvents: Int { _lossEvents }
+    var _lossEvents: Int = 0
     /// Counts the events the analyzer showed the rules: caches key on it.
     var eventSerial = 0
     /// The verdict of `StanzaAuthorization` on the event `stanzaAuthorizationSerial`.
@@ -162,7 +166,8 @@ public final class RuleContext {
     }
     private var expectationSerial = 0
     /// Expectations in the per-connection lists (the memory estimate).
-    public private(set) var expectationsHeld = 0
+    public var expectationsHeld: Int { _expectationsHeld }
+    var _expectationsHeld: Int = 0
     private var expectationCapReported: Set<ConnectionID> = []
 
     /// Reactions awaited at once on one connection (docs/LIMITS.md). Each event of the connection is
@@ -287,7 +292,7 @@ public final class RuleContext {
         expectationSerial += 1
         x.serial = expectationSerial
         expectations[c.id, default: []].append(x)
-        expectationsHeld += 1
+        _expectationsHeld += 1
         pushDeadline(Due(deadline: x.deadline, serial: x.serial, connection: c.id))
     }
 
@@ -339,7 +344,7 @@ public final class RuleContext {
     private func sweep(_ id: ConnectionID) {
         guard let list = expectations[id] else { return }
         let rest = list.filter { !$0.done }
-        expectationsHeld -= list.count - rest.count
+        _expectationsHeld -= list.count - rest.count
         expectations[id] = rest.isEmpty ? nil : rest
         if rest.isEmpty { expectationCapReported.remove(id) }
     }
@@ -379,8 +384,8 @@ public final class RuleContext {
     func connectionClosed(_ c: ConnectionModel) {
         expectationCapReported.remove(c.id)
         guard let list = expectations.removeValue(forKey: c.id) else { return }
-        expectationsHeld -= list.count
-        var decided = now
+        _expectationsHeld -= list.count
+        var decided = _now
         if case .unwatched(let at)? = c.end, at > decided { decided = at }
         for x in list where !x.done {
             x.done = true
@@ -423,7 +428,8 @@ public final class RuleContext {
     private var deferred: [(at: Timestamp, run: (RuleContext) -> Void)] = []
     private var deferredHead = 0
     /// The time of the first packet: what happened before it is unknown.
-    public private(set) var captureStart: Timestamp?
+    public var captureStart: Timestamp? { _captureStart }
+    var _captureStart: Timestamp?
 
     /// Runs `body` once capture time passes `seconds` after `t` (or when the capture ends).
     /// A loss is declared only when a later packet proves it (an acknowledgment past the hole,
@@ -470,8 +476,8 @@ public final class RuleContext {
     }
 
     func advance(to t: Timestamp) {
-        now = t
-        if captureStart == nil { captureStart = t }
+        _now = t
+        if _captureStart == nil { _captureStart = t }
         guard t > wake else { return }
         if deferredHead < deferred.count, t > deferred[deferredHead].at { runDeferred(until: t) }
         while let due = deadlines.first, t > due.deadline {

@@ -4,8 +4,10 @@ import S2Model
 /// *other* direction must be read: `<proceed/>` (both directions become TLS) and SASL
 /// `<success/>` (both streams restart).
 public final class XMPPConnectionDecoder: XMPPEventSink {
-    public private(set) var initiator: XMPPStreamDecoder!
-    public private(set) var acceptor: XMPPStreamDecoder!
+    public var initiator: XMPPStreamDecoder { _initiator }
+    var _initiator: XMPPStreamDecoder!
+    public var acceptor: XMPPStreamDecoder { _acceptor }
+    var _acceptor: XMPPStreamDecoder!
     public unowned let sink: XMPPEventSink
     public let connection: ConnectionID
     /// True once `<proceed/>` switched the connection to TLS.
@@ -32,8 +34,8 @@ public final class XMPPConnectionDecoder: XMPPEventSink {
     public init(connection: ConnectionID, limits: XMLLimits = .init(), sink: XMPPEventSink, parserCount: ParserCount? = nil) {
         self.connection = connection
         self.sink = sink
-        initiator = XMPPStreamDecoder(direction: .clientToServer, limits: limits, sink: self)
-        acceptor = XMPPStreamDecoder(direction: .serverToClient, limits: limits, sink: self)
+        _initiator = XMPPStreamDecoder(direction: .clientToServer, limits: limits, sink: self)
+        _acceptor = XMPPStreamDecoder(direction: .serverToClient, limits: limits, sink: self)
         initiator.connection = connection
         acceptor.connection = connection
         initiator.parserCount = parserCount

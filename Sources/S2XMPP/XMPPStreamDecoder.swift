@@ -7,9 +7,10 @@ import S2Model
 /// Counts the expat parsers alive among the decoders that share it (one thread only): the
 /// engine's memory estimate charges each one (docs/LIMITS.md).
 public final class ParserCount {
-    public private(set) var live = 0
+    public var live: Int { _live }
+    var _live: Int = 0
     public init() {}
-    func add(_ n: Int) { live += n }
+    func add(_ n: Int) { _live += n }
 }
 
 /// Receives XMPP stream events and the anomalies of the XML layer.
@@ -48,8 +49,10 @@ public final class XMPPStreamDecoder {
     public let direction: Direction
     public let limits: XMLLimits
     public unowned let sink: XMPPEventSink
-    public var connection: ConnectionID?
-    public private(set) var mode: Mode = .xml
+    public var connection: ConnectionID? { get { _connection } set { _connection = newValue } }
+    var _connection: ConnectionID?
+    public var mode: Mode { _mode }
+    var _mode: Mode = .xml
     /// The latest stream header of this direction.
     public private(set) var header: StreamHeader? { didSet { syntheticCache = nil } }
     /// Bytes seen after the switch to TLS.
@@ -69,7 +72,8 @@ public final class XMPPStreamDecoder {
         didSet { if (oldValue == nil) != (parser == nil) { parserCount?.add(parser == nil ? -1 : 1) } }
     }
     /// Where this decoder's live parser is counted (nil: nowhere).
-    public var parserCount: ParserCount?
+    public var parserCount: ParserCount? { get { _parserCount } set { _parserCount = newValue } }
+    var _parserCount: ParserCount?
     /// Whether a stream that waits after its header (nothing else pending) frees its parser
     /// (parks) until its next byte, which makes a new one primed with a synthetic header. A
     /// connection that only opened its stream then costs no expat state (about 10 KB:
@@ -164,7 +168,7 @@ public final class XMPPStreamDecoder {
     /// Returns true when the bytes were consumed here.
     private func classifyStreamStart(_ b: UnsafeRawBufferPointer, frame: FrameRef) -> Bool {
         if let first = WireBytes(b).u8(0), (0x14...0x17).contains(first) {  // TLS content types; control characters, never XML
-            mode = .tls
+            _mode = .tls
             transportTLS = true
             return false
         }
@@ -190,14 +194,14 @@ public final class XMPPStreamDecoder {
         lastFrame = frame
         emit(.pickedUp, start: offset, end: offset)
         if !looksLikeText(b), TLSRecordScan.looksLikeRecords(b) {
-            mode = .tls
+            _mode = .tls
             transportTLS = true
             return
         }
         assumedContext = true
         pickupSkip = true
         destroyParser()
-        mode = .resync
+        _mode = .resync
         resyncFrom = offset
         resyncCarry = []
     }
@@ -233,7 +237,7 @@ public final class XMPPStreamDecoder {
         if !insideTLS {
             insideTLS = true
             destroyParser()
-            mode = .xml
+            _mode = .xml
             depth = 0
             index = OffsetIndex()
             fedEnd = 0
@@ -290,7 +294,7 @@ public final class XMPPStreamDecoder {
         switch mode {
         case .xml:
             destroyParser()
-            mode = .resync
+            _mode = .resync
             resyncFrom = offset
             resyncCarry = []
         case .resync:
@@ -315,14 +319,14 @@ public final class XMPPStreamDecoder {
     /// The peer's `<proceed/>` switched this direction to TLS at its current position.
     public func switchToTLS() {
         destroyParser()
-        mode = .tls
+        _mode = .tls
         if !insideTLS { transportTLS = true }
     }
 
     /// The stream restarts (SASL success) at this direction's current position.
     public func restart() {
         destroyParser()
-        mode = .xml
+        _mode = .xml
         depth = 0
     }
 
@@ -420,10 +424,10 @@ public final class XMPPStreamDecoder {
                 pendingStop = nil
                 destroyParser()
                 switch stop {
-                case .tls: mode = .tls; if !insideTLS { transportTLS = true }
-                case .restart: mode = .xml; depth = 0
-                case .closed: mode = .closed
-                case .resync: mode = .resync; resyncFrom = at; resyncCarry = []
+                case .tls: _mode = .tls; if !insideTLS { transportTLS = true }
+                case .restart: _mode = .xml; depth = 0
+                case .closed: _mode = .closed
+                case .resync: _mode = .resync; resyncFrom = at; resyncCarry = []
                 }
                 return consumedUpTo(at, chunkStart: offset, count: data.count)
             }
@@ -440,7 +444,7 @@ public final class XMPPStreamDecoder {
                 sink.xmppAnomaly(Anomaly(kind: .encrypted, connection: connection, direction: direction, frame: index.frame(at: errorAt) ?? lastFrame,
                                          message: "TLS records begin in the \(direction.reportName) direction without a <proceed/> seen (lost or not captured); what follows is encrypted"))
                 destroyParser()
-                mode = .tls
+                _mode = .tls
                 if !insideTLS { transportTLS = true }
                 return consumedUpTo(errorAt, chunkStart: offset, count: data.count)
             }
@@ -448,7 +452,7 @@ public final class XMPPStreamDecoder {
                 reportError(code: code, at: errorAt)
             }
             destroyParser()
-            mode = .resync
+            _mode = .resync
             resyncFrom = errorAt
             resyncCarry = []
             // Rescan from just after the error position.
@@ -459,7 +463,7 @@ public final class XMPPStreamDecoder {
                                      bytes: fedEnd - lastEventEnd,
                                      message: "a single XML token (tag, comment or attribute) exceeds \(limits.maxTokenBytes) bytes; parsing resumes at the next top-level element"))
             destroyParser()
-            mode = .resync
+            _mode = .resync
             resyncFrom = lastEventEnd
             resyncCarry = []
         }
@@ -540,7 +544,7 @@ public final class XMPPStreamDecoder {
         if i == data.count { return i }
         emit(.dataAfterClose, start: offset + UInt64(i), end: offset + UInt64(data.count))
         // Keep analysing whatever follows as a new stream.
-        mode = .xml
+        _mode = .xml
         header = nil
         return i
     }
@@ -630,13 +634,13 @@ public final class XMPPStreamDecoder {
             reportDesync(skipped: offset - resyncFrom, found: true)
         }
         if text == "<?xml" || text == "<\(sp):stream" {
-            mode = .xml
+            _mode = .xml
             sync = .synced
             makeParser(base: Int64(offset))
             return
         }
         if !quietly { sync = .firstElement }
-        mode = .xml
+        _mode = .xml
         primeParser(at: offset)
     }
 

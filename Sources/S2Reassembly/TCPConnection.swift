@@ -33,8 +33,29 @@ public final class TCPConnection {
     /// The consumer's state for this connection.
     public var context: AnyObject?
 
-    var c2s = HalfStream()
-    var s2c = HalfStream()
+    /// Both directions' reassembly state, in one allocation the connection owns. Addressed through
+    /// a pointer: a stored `var` of a class is checked for exclusive access at run time wherever the
+    /// optimizer cannot prove that no other access overlaps (here: wherever an array in it grows,
+    /// which calls into the runtime), about 90 instructions per access and the reassembler's most
+    /// frequent (two million per 100 MB of capture). Only the reassembler touches them, one access
+    /// at a time (`withHalf`).
+    private let halves: UnsafeMutablePointer<HalfStream> = {
+        let p = UnsafeMutablePointer<HalfStream>.allocate(capacity: 2)
+        p.initialize(repeating: HalfStream(), count: 2)
+        return p
+    }()
+    var c2s: HalfStream {
+        unsafeAddress { UnsafePointer(halves) }
+        unsafeMutableAddress { halves }
+    }
+    var s2c: HalfStream {
+        unsafeAddress { UnsafePointer(halves + 1) }
+        unsafeMutableAddress { halves + 1 }
+    }
+    deinit {
+        halves.deinitialize(count: 2)
+        halves.deallocate()
+    }
     var clientISN: UInt32?
     var lastSeen: Timestamp
     var queuedAt: Timestamp

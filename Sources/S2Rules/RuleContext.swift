@@ -154,11 +154,21 @@ public final class RuleContext {
     public var onNotJudged: ((NotJudged) -> Void)?
     /// Pending expectations per connection (judged against each of its events), at most
     /// `maxExpectationsPerConnection`; settled ones may linger until the next sweep.
-    private var expectations: [ConnectionID: [Expectation]] = [:]
+    private let pinnedExpectations = PinnedValue<[ConnectionID: [Expectation]]>([:])
+    /// Pinned (`PinnedValue`): mutated on the hot path, growing inside the access.
+    private var expectations: [ConnectionID: [Expectation]] {
+        unsafeAddress { UnsafePointer(pinnedExpectations.pointer) }
+        unsafeMutableAddress { pinnedExpectations.pointer }
+    }
     /// When each connection has an expectation due (a binary min-heap, one entry per expectation),
     /// so that time passing costs O(log n) per deadline instead of a walk over every connection.
     /// Entries are small: an expectation settled early is freed at once, its entry stays until due.
-    private var deadlines: [Due] = []
+    private let pinnedDeadlines = PinnedValue<[Due]>([])
+    /// Pinned (`PinnedValue`): mutated on the hot path, growing inside the access.
+    private var deadlines: [Due] {
+        unsafeAddress { UnsafePointer(pinnedDeadlines.pointer) }
+        unsafeMutableAddress { pinnedDeadlines.pointer }
+    }
     private struct Due {
         var deadline: Timestamp
         var serial: Int

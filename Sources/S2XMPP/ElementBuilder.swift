@@ -113,7 +113,13 @@ struct ElementBuilder {
         guard stack.count == depth - 1 else { return nil }
         let done = stack.removeLast()
         if stack.isEmpty { return done }
-        stack[stack.count - 1].children.append(done)
+        // Taken out, grown, put back: growing the array inside an access to the element's property
+        // would keep that property's run-time exclusivity check (docs/PIPELINE.md).
+        let parent = stack[stack.count - 1]
+        var children = parent._children
+        parent._children = []
+        children.append(done)
+        parent._children = children
         return nil
     }
 
@@ -125,7 +131,11 @@ struct ElementBuilder {
             stack[i].truncated = true
             return
         }
-        stack[i].text += String(decoding: UnsafeRawBufferPointer(start: s, count: Int(len)), as: UTF8.self)
+        let element = stack[i]
+        var text = element._text  // taken out and put back, as the children in `end`
+        element._text = ""
+        text += String(decoding: UnsafeRawBufferPointer(start: s, count: Int(len)), as: UTF8.self)
+        element._text = text
     }
 
     static func readAttributes(_ atts: UnsafeMutablePointer<UnsafePointer<CChar>?>?, into out: inout [XMLAttribute]) {

@@ -61,10 +61,13 @@ public final class XMLElement: @unchecked Sendable {
     public let declarations: [NamespaceDeclaration]
     /// `<message/>`, `<presence/>` or `<iq/>` in jabber:server or jabber:client.
     public let isStanza: Bool
-    public var children: [XMLElement]
-    public var text: String
+    public var children: [XMLElement] { get { _children } set { _children = newValue } }
+    var _children: [XMLElement]
+    public var text: String { get { _text } set { _text = newValue } }
+    var _text: String
     /// True when children or text were dropped because a cap was reached.
-    public var truncated: Bool
+    public var truncated: Bool { get { _truncated } set { _truncated = newValue } }
+    var _truncated: Bool
 
     public init(local: String, namespace: String = "", prefix: String? = nil, attributes: [XMLAttribute] = [],
                 declarations: [NamespaceDeclaration] = [], children: [XMLElement] = [], text: String = "",
@@ -77,9 +80,9 @@ public final class XMLElement: @unchecked Sendable {
         let n = local.utf8.count  // "iq", "message", "presence": most names are none of these lengths
         isStanza = (n == 2 || n == 7 || n == 8) && (local == "message" || local == "presence" || local == "iq")
             && (namespace == Namespace.server || namespace == Namespace.client)
-        self.children = children
-        self.text = text
-        self.truncated = truncated
+        _children = children
+        _text = text
+        _truncated = truncated
     }
 
     public var qualifiedName: String { prefix.map { "\($0):\(local)" } ?? local }
@@ -111,9 +114,15 @@ public final class XMLElement: @unchecked Sendable {
     public subscript(attribute local: String) -> String? {
         // Lengths first: they are stored in the strings, while comparing two different names costs
         // a call (equal short names compare by their bits, which `==` tries first).
+        // Through the buffer: iterating the array copied each attribute (four strings retained and
+        // released) before its name was compared.
         let n = local.utf8.count
-        for a in attributes where a.local.utf8.count == n && a.local == local && a.namespace.isEmpty { return a.value }
-        return nil
+        return attributes.withUnsafeBufferPointer { buf in
+            for i in buf.indices where buf[i].local.utf8.count == n && buf[i].local == local && buf[i].namespace.isEmpty {
+                return buf[i].value
+            }
+            return nil
+        }
     }
 
     public func hasAttribute(_ local: String) -> Bool { self[attribute: local] != nil }

@@ -54,7 +54,8 @@ public final class XMPPStreamDecoder {
     public var mode: Mode { _mode }
     var _mode: Mode = .xml
     /// The latest stream header of this direction.
-    public private(set) var header: StreamHeader? { didSet { syntheticCache = nil } }
+    public var header: StreamHeader? { _header }
+    var _header: StreamHeader? { didSet { syntheticCache = nil } }
     /// Bytes seen after the switch to TLS.
     public private(set) var encryptedBytes: UInt64 = 0
     /// Bytes skipped while resynchronising.
@@ -80,7 +81,8 @@ public final class XMPPStreamDecoder {
     /// docs/LIMITS.md), but one that goes on pays a parser and a primed header (about 55,000
     /// instructions; nearly every stream waits after its header). The engine asks for it only
     /// when many connections are open (`EngineConfiguration.parkIdleParsersAbove`).
-    public var parksWhenIdle = true
+    public var parksWhenIdle: Bool { get { _parksWhenIdle } set { _parksWhenIdle = newValue } }
+    var _parksWhenIdle: Bool = true
     /// The parser was freed right after a stream header.
     private var parked = false
     /// Top-level elements the current parser delivered.
@@ -92,7 +94,12 @@ public final class XMPPStreamDecoder {
     private var hadXMLDeclaration = false
     private var declaredEncoding: String?
     /// The tree of the current top-level element, within the limits.
-    private var builder: ElementBuilder
+    private let pinnedBuilder: PinnedValue<ElementBuilder>
+    /// Pinned (`PinnedValue`): every element start and end mutates it, and its arrays grow there.
+    private var builder: ElementBuilder {
+        unsafeAddress { UnsafePointer(pinnedBuilder.pointer) }
+        unsafeMutableAddress { pinnedBuilder.pointer }
+    }
     private var headerStart: UInt64 = 0
     private var lastStartTagEnd: UInt64 = 0
     private var lastEventEnd: UInt64 = 0
@@ -102,7 +109,12 @@ public final class XMPPStreamDecoder {
     /// calling back for every piece of it.
     private var parsedEnd: UInt64 = 0
     private var fedEnd: UInt64 = 0
-    private var index = OffsetIndex()
+    private let pinnedIndex = PinnedValue(OffsetIndex())
+    /// Pinned (`PinnedValue`): every packet appends to it.
+    private var index: OffsetIndex {
+        unsafeAddress { UnsafePointer(pinnedIndex.pointer) }
+        unsafeMutableAddress { pinnedIndex.pointer }
+    }
     private var pendingStop: (Stop, UInt64)?
     private var resyncFrom: UInt64 = 0
     private var resyncCarry: [UInt8] = []
@@ -130,7 +142,7 @@ public final class XMPPStreamDecoder {
         self.direction = direction
         self.limits = limits
         self.sink = sink
-        builder = ElementBuilder(limits: limits)
+        pinnedBuilder = PinnedValue(ElementBuilder(limits: limits))
     }
 
     deinit { destroyParser() }
@@ -545,7 +557,7 @@ public final class XMPPStreamDecoder {
         emit(.dataAfterClose, start: offset + UInt64(i), end: offset + UInt64(data.count))
         // Keep analysing whatever follows as a new stream.
         _mode = .xml
-        header = nil
+        _header = nil
         return i
     }
 
@@ -746,7 +758,7 @@ public final class XMPPStreamDecoder {
             if suppressHeader {
                 suppressHeader = false
             } else {
-                header = h
+                _header = h
                 assumedContext = false
                 learnedDeclarations = []
                 sync = .synced

@@ -249,7 +249,12 @@ final class StanzaIQ2: Rule {
         var to: String
     }
     /// The requests still waiting, by serial; answered and replaced ones leave at once.
-    private var waitingRequests: [Int: Pending] = [:]
+    private let pinnedWaitingRequests = PinnedValue<[Int: Pending]>([:])
+    /// Pinned (`PinnedValue`): mutated on the hot path, growing inside the access.
+    private var waitingRequests: [Int: Pending] {
+        unsafeAddress { UnsafePointer(pinnedWaitingRequests.pointer) }
+        unsafeMutableAddress { pinnedWaitingRequests.pointer }
+    }
     /// Every request's serial and time in arrival order (so in deadline order): 16 bytes each for
     /// the IQ timer's window, whatever became of the request.
     private var deadlines: [(serial: Int, time: Timestamp)] = []
@@ -257,10 +262,20 @@ final class StanzaIQ2: Rule {
     /// The pending request each (id, from, to) waits on, by serial. A get/set that repeats the key of
     /// one still pending replaces it: a reply cannot say which of the two it answers, so the earlier
     /// one is not judged (never a finding) and only the later one waits.
-    private var index: [Key: Int] = [:]
+    private let pinnedIndex = PinnedValue<[Key: Int]>([:])
+    /// Pinned (`PinnedValue`): mutated on the hot path, growing inside the access.
+    private var index: [Key: Int] {
+        unsafeAddress { UnsafePointer(pinnedIndex.pointer) }
+        unsafeMutableAddress { pinnedIndex.pointer }
+    }
     private var serials = 0
     /// Requests waiting per connection (the per-connection cap).
-    private var waiting: [ConnectionID: Int] = [:]
+    private let pinnedWaiting = PinnedValue<[ConnectionID: Int]>([:])
+    /// Pinned (`PinnedValue`): mutated on the hot path, growing inside the access.
+    private var waiting: [ConnectionID: Int] {
+        unsafeAddress { UnsafePointer(pinnedWaiting.pointer) }
+        unsafeMutableAddress { pinnedWaiting.pointer }
+    }
     private var capReported: Set<ConnectionID> = []
     private var globalCapReported = false
 

@@ -8,15 +8,22 @@
 /// (`unsafeAddress` / `unsafeMutableAddress` accessors), which is not checked: the owner keeps the
 /// discipline the check would have enforced, one access at a time (docs/PIPELINE.md).
 public struct PinnedValue<Value>: ~Copyable {
+    /// The first value; the others (`init(repeating:count:)`) follow it.
     public let pointer: UnsafeMutablePointer<Value>
+    private let count: Int
 
-    public init(_ value: Value) {
-        pointer = .allocate(capacity: 1)
-        pointer.initialize(to: value)
+    public init(_ value: Value) { self.init(repeating: value, count: 1) }
+
+    /// `count` values in one allocation.
+    public init(repeating value: Value, count: Int) {
+        precondition(count > 0)
+        self.count = count
+        pointer = .allocate(capacity: count)
+        pointer.initialize(repeating: value, count: count)
     }
 
     deinit {
-        pointer.deinitialize(count: 1)
+        pointer.deinitialize(count: count)
         pointer.deallocate()
     }
 }

@@ -33,28 +33,18 @@ public final class TCPConnection {
     /// The consumer's state for this connection.
     public var context: AnyObject?
 
-    /// Both directions' reassembly state, in one allocation the connection owns. Addressed through
-    /// a pointer: a stored `var` of a class is checked for exclusive access at run time wherever the
-    /// optimizer cannot prove that no other access overlaps (here: wherever an array in it grows,
-    /// which calls into the runtime), about 90 instructions per access and the reassembler's most
-    /// frequent (two million per 100 MB of capture). Only the reassembler touches them, one access
-    /// at a time (`withHalf`).
-    private let halves: UnsafeMutablePointer<HalfStream> = {
-        let p = UnsafeMutablePointer<HalfStream>.allocate(capacity: 2)
-        p.initialize(repeating: HalfStream(), count: 2)
-        return p
-    }()
+    /// Both directions' reassembly state, in one allocation the connection owns (`PinnedValue`):
+    /// their arrays grow inside the accesses, so a stored `var` kept its run-time exclusivity check,
+    /// the reassembler's most frequent (two million per 100 MB of capture). Only the reassembler
+    /// touches them, one access at a time (`withHalf`).
+    private let halves = PinnedValue(repeating: HalfStream(), count: 2)
     var c2s: HalfStream {
-        unsafeAddress { UnsafePointer(halves) }
-        unsafeMutableAddress { halves }
+        unsafeAddress { UnsafePointer(halves.pointer) }
+        unsafeMutableAddress { halves.pointer }
     }
     var s2c: HalfStream {
-        unsafeAddress { UnsafePointer(halves + 1) }
-        unsafeMutableAddress { halves + 1 }
-    }
-    deinit {
-        halves.deinitialize(count: 2)
-        halves.deallocate()
+        unsafeAddress { UnsafePointer(halves.pointer + 1) }
+        unsafeMutableAddress { halves.pointer + 1 }
     }
     var clientISN: UInt32?
     var lastSeen: Timestamp

@@ -146,7 +146,9 @@ final class SlotStore {
 /// each entry costs one 8-byte slot (open addressing, linear probing, at most ¾ full): the top
 /// 24 bits of the hash beside a value below 2⁴⁰; offline, the slots are on disk (`SlotStore`).
 /// Two hashes that share their top bits both answer; the caller's confirmation (against the
-/// archive) sorts them out.
+/// archive) sorts them out. All values of one hash sit in one probe run, which every insert there
+/// walks: callers keep few values per hash (`DialbackModel` keeps two per stream id at most, one
+/// per binding), or inserts grow quadratic.
 final class HashIndex {
     private let onDisk: Bool
     private var slots: SlotStore?

@@ -52,7 +52,7 @@ public final class DialbackModel {
     /// Spilled exchanges brought back by a late db:verify, by number: they stay in memory.
     private var pagedIn: [Int: DialbackExchange] = [:]
     /// Numbers of spilled exchanges by their binding's hash (confirmed against the archive when read).
-    private let spilledBindings = HashIndex(onDisk: true)
+    let spilledBindings = HashIndex(onDisk: true)
     /// Exchanges by the connection their db:result travelled on, while it is open.
     private var exchangesOf: [ConnectionID: [DialbackExchange]] = [:]
     private var byID: [ConnectionID: ConnectionModel] = [:]
@@ -121,8 +121,9 @@ public final class DialbackModel {
 
     /// Closed connections of an offline run, on disk (see `retire`).
     public let archive = ConnectionArchive()
-    /// Retired connections by the hash of their stream ID (confirmed against the archive).
-    private let retiredByStreamID = HashIndex(onDisk: true)
+    /// Retired connections by the hash of their stream ID (confirmed against the archive): at most
+    /// two per stream ID, the first and the first unreadable one (see `fileRetired`).
+    let retiredByStreamID = HashIndex(onDisk: true)
     /// A retired connection whose content the capture could not fully read (TLS without keys, a
     /// mid-stream pickup, lost bytes): what DB-CORR-9 asks about paths a verify may have taken.
     public struct UnreadableConnection: Sendable {
@@ -206,9 +207,7 @@ public final class DialbackModel {
     public func retire(_ c: ConnectionModel) {
         let s = c.summary
         archive.append(s)
-        if let id = s.streamID {
-            retiredByStreamID.insert(c.id.value, at: id.hashValue)
-        }
+        if let id = s.streamID { fileRetired(s, streamID: id) }
         if s.tls || s.initiatorDamaged {
             let k = AddressAndDomain(address: c.clientAddress, domain: s.initialTo)
             if retiredUnreadableLatest[k].map({ $0 < s.firstFrame.time }) ?? true { retiredUnreadableLatest[k] = s.firstFrame.time }
@@ -262,7 +261,16 @@ public final class DialbackModel {
             let b = ResultBinding(streamID: id, sender: x.originating, target: x.receiving)
             if resultsByBinding[b] === x {
                 resultsByBinding[b] = nil
-                spilledBindings.insert(x.number, at: b.hashValue)
+                let h = b.hashValue
+                // An older exchange spilled under the same binding can no longer answer (the newer
+                // one does, as in `resultsByBinding`): it goes, so that one binding reused on every
+                // exchange keeps one entry and lookups stay short.
+                for n in spilledBindings[h] {
+                    guard let old = exchangeArchive.exchange(n), old.streamID == b.streamID,
+                          old.originating == b.sender, old.receiving == b.target else { continue }
+                    spilledBindings.remove(n, at: h)
+                }
+                spilledBindings.insert(x.number, at: h)
             }
         }
         // It is verified, so `latestUnverified` would never return it: only its memory goes.
@@ -804,11 +812,38 @@ public final class DialbackModel {
         issuedStreamIDs.firstConnection(issuing: id, at: address)
     }
 
-    /// Connections (open or retired) whose acceptor issued `streamID`, in ID order.
-    public func connections(withStreamID id: String) -> [ConnectionSummary] {
-        let open = connections.filter { $0.streamID == id }.map(\.summary)
-        let closed = retiredByStreamID[id.hashValue].compactMap { archive.summary(of: ConnectionID($0)) }.filter { $0.streamID == id }
-        return (open + closed).sorted { $0.id < $1.id }
+    /// What the capture saw of the streams whose acceptor issued `streamID`.
+    public struct StreamIDSighting: Sendable {
+        /// The first connection (lowest ID, open or retired) that carried it.
+        public var first: ConnectionSummary
+        /// Whether the capture could not fully read the initiator's side of one of them (TLS
+        /// without keys, a gap, a mid-stream pickup): what it carried there is unknown.
+        public var anyUnreadable: Bool
+    }
+
+    /// The connections (open or retired) whose acceptor issued `id`, as far as a rule asks about
+    /// them; nil when the capture saw none.
+    public func sighting(ofStreamID id: String) -> StreamIDSighting? {
+        let named = connections.filter { $0.streamID == id }.map(\.summary)
+            + retiredByStreamID[id.hashValue].compactMap { archive.summary(of: ConnectionID($0)) }.filter { $0.streamID == id }
+        guard let first = named.min(by: { $0.id < $1.id }) else { return nil }
+        return StreamIDSighting(first: first, anyUnreadable: named.contains(where: Self.unreadable))
+    }
+
+    private static func unreadable(_ s: ConnectionSummary) -> Bool { s.hidden || s.initiatorDamaged }
+
+    /// Files retired connection `s` under its stream ID, keeping only what `sighting` answers
+    /// from: the first connection and the first unreadable one. A stream ID that a hostile peer
+    /// reuses on every connection would otherwise make each sighting, and each insert into the
+    /// index's probe run (one tag for them all), walk every connection that carried it.
+    private func fileRetired(_ s: ConnectionSummary, streamID id: String) {
+        let h = id.hashValue
+        let filed = retiredByStreamID[h].compactMap { archive.summary(of: ConnectionID($0)) }.filter { $0.streamID == id }
+        let all = filed + [s]
+        let first = all.min { $0.id < $1.id }?.id
+        let firstUnreadable = all.filter(Self.unreadable).min { $0.id < $1.id }?.id
+        for o in filed where o.id != first && o.id != firstUnreadable { retiredByStreamID.remove(o.id.value, at: h) }
+        if s.id == first || s.id == firstUnreadable { retiredByStreamID.insert(s.id.value, at: h) }
     }
 
     /// Every connection seen, in ID order (for the report): open ones are retired first.

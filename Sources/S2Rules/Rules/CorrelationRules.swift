@@ -43,8 +43,8 @@ final class DBCorr1: Rule {
                 // The db:result may have reached the RS where the capture cannot see. The finding is strong
                 // (HIGH) when the capture does see connections toward the RS — or the stream the id names —
                 // and none of them carried such a db:result; otherwise it is only a hint (LOW).
-                let named = ctx.model.connections(withStreamID: key.id)
-                if !named.isEmpty && !named.allSatisfy({ !$0.initiatorDamaged && !$0.hidden }) {
+                let named = ctx.model.sighting(ofStreamID: key.id)
+                if named?.anyUnreadable == true {
                     ctx.skip(description, c.id, e.firstFrame, .gap)
                     return
                 }
@@ -55,9 +55,9 @@ final class DBCorr1: Rule {
                 }
                 let inbound = ctx.model.connections.contains { $0.serverAddress == c.clientAddress && !$0.hidden && !$0.damaged.clientToServer }
                     || ctx.model.retiredReadableAcceptors.contains(c.clientAddress)
-                let seen = (!named.isEmpty || inbound) && !recentStart
+                let seen = (named != nil || inbound) && !recentStart
                 ctx.report(self, severity: seen ? .high : .low, c, e.direction, actor: .receiving, frame: e.firstFrame,
-                           "The receiving server asks to verify (\(key.to) → \(key.from)) for stream id '\(key.id)', but no such db:result was sent on \(named.isEmpty ? "any stream in the capture" : "that stream (\(named[0].id))")\(seen ? "" : " (it may have travelled outside the capture)").",
+                           "The receiving server asks to verify (\(key.to) → \(key.from)) for stream id '\(key.id)', but no such db:result was sent on \(named.map { "that stream (\($0.first.id))" } ?? "any stream in the capture")\(seen ? "" : " (it may have travelled outside the capture)").",
                            evidence: el.render())
             }
         case .exact: break

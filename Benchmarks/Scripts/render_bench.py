@@ -89,8 +89,10 @@ def main():
                 engine_failed = dict(rc=p[1], log=p[2])
             elif kind == "work":
                 key, nbytes, ir, allocs, abytes = p[1:6]
+                xir = p[6] if len(p) > 6 else ""
                 work[key] = dict(bytes=int(nbytes), ir=int(ir) if ir else None,
-                                 allocs=int(allocs) if allocs else None, abytes=int(abytes) if abytes else None)
+                                 allocs=int(allocs) if allocs else None, abytes=int(abytes) if abytes else None,
+                                 xir=int(xir) if xir else None)
             elif kind == "live":
                 live = p[1:]
 
@@ -226,7 +228,7 @@ def main():
         w("Not measured in this run (BENCH_ENGINE=0 and BENCH_VALGRIND=0).")
     else:
         render_work(w, engine, engine_failed, eng_rows, work, measured_bytes)
-    render_checks(w, o, threads, t_ref, sizes, times, checks, verdicts, fixtures, live)
+    render_checks(w, o, threads, t_ref, sizes, times, checks, verdicts, fixtures, live, work)
     print("\n".join(out))
     return 0
 
@@ -268,12 +270,34 @@ def render_work(w, engine, engine_failed, eng_rows, work, measured_bytes):
         mb = r["bytes"] / MB
         what = "C yardstick `pcap_xml` (whole process)" if key == "c" else f"`s2scope analyze --threads {key[1:]} --format json` (whole process)"
         ir_mb = r["ir"] / mb if r["ir"] else None
+        xir = r.get("xir")
+        note = f"{xir / mb:,.0f} of them in libexpat ({100 * xir / r['ir']:.0f} %)" if xir and r["ir"] else ""
         w(f"| valgrind | {what} | {fmt(r['allocs'] / mb if r['allocs'] is not None else None, ',.0f')} | "
           f"{fmt(r['abytes'] / mb if r['abytes'] is not None else None, ',.0f')} | {fmt(ir_mb, ',.0f')} | "
-          f"{fmt(ir_mb / c_ir_mb if ir_mb and c_ir_mb else None, '.2f')} | — | |")
+          f"{fmt(ir_mb / c_ir_mb if ir_mb and c_ir_mb else None, '.2f')} | — | {note} |")
 
 
-def render_checks(w, o, threads, t_ref, sizes, times, checks, verdicts, fixtures, live):
+def expat_budget(work):
+    """What the one-thread target leaves, in callgrind's exact instructions (no load noise): both
+    programs run the same libexpat on the same bytes, so its instructions are a floor S2Scope shares
+    with the yardstick; at the yardstick's instructions per second, S2Scope may spend
+    C / 0.85 instructions in all."""
+    c, s = work.get("c", {}), work.get("t1", {})
+    if not (c.get("ir") and c.get("xir") and s.get("ir") and s.get("xir")):
+        return None
+    mb = c["bytes"] / MB
+    allowed = c["ir"] / ONE_THREAD_VS_C
+    left = allowed - s["xir"]
+    return (f"Exactly, in instructions (callgrind, the {mb:,.1f} MB capture): libexpat runs {s['xir'] / 1e6:,.0f} M "
+            f"instructions inside `s2scope analyze --threads 1` and {c['xir'] / 1e6:,.0f} M inside the yardstick, "
+            f"whose whole run is {c['ir'] / 1e6:,.0f} M (expat {100 * c['xir'] / c['ir']:.0f} % of it). At the "
+            f"yardstick's instructions per second, {ONE_THREAD_VS_C}× allows {allowed / 1e6:,.0f} M in all: "
+            f"{left / 1e6:,.0f} M for everything besides expat — reading, decoding and reassembling (the "
+            f"yardstick's own {(c['ir'] - c['xir']) / 1e6:,.0f} M) and all S2Scope adds. S2Scope spends "
+            f"{(s['ir'] - s['xir']) / 1e6:,.0f} M on it today ({(s['ir'] - s['xir']) / left:.1f}× that budget).")
+
+
+def render_checks(w, o, threads, t_ref, sizes, times, checks, verdicts, fixtures, live, work=None):
 
     # --- issue #17 -----------------------------------------------------------------------------
     w("")
@@ -294,6 +318,9 @@ def render_checks(w, o, threads, t_ref, sizes, times, checks, verdicts, fixtures
             w(f"- What the {ONE_THREAD_VS_C}× target leaves on {size}: the yardstick with expat set up as S2Scope does runs at "
               f"{xcx:.2f}× C, so everything S2Scope adds to that (element trees, events, the dialback model, the rules, "
               f"correlation, the report) must fit in {left * 100:.0f} % of the C yardstick's time")
+    budget = expat_budget(work or {})
+    if budget:
+        w(f"- {budget}")
     for size, sp in checks["two"]:
         w(f"- `--threads 2` ≥ {TWO_THREADS_SPEEDUP}× one thread on {size}: **{fmt(sp, '.2f')}×** — {met(sp is not None and sp >= TWO_THREADS_SPEEDUP)}")
     for size, sps in checks["speedups"]:

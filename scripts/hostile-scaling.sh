@@ -33,6 +33,7 @@ log() { echo "hostile-scaling: $*" >&2; }
 declare -A N=(
   [iq-duplicate-ids]=16000 [piggybacked-results]=10000 [header-connections]=8000 [stream-id-reuse]=2000
   [exchanges-one-pair]=2500 [unknown-verifies]=4000 [stream-errors]=2000 [spoofed-stanzas]=10000
+  [fat-connections]=2000
 )
 for o in ${HOSTILE_N:-}; do N[${o%%=*}]=${o#*=}; done
 

@@ -94,7 +94,9 @@ public final class Engine: ReassemblySink {
             self.onDialback?(x)
         }
         // The per-server hooks (onFinding) see the findings of both stages, listed or not.
+        let listed = ListedViolations()
         for a in [connectionRules, correlator] {
+            a.context.listed = listed
             a.context.onViolation = { [unowned self] v in self.count(v) }
             a.context.onUnlisted = { [unowned self] rule, severity, c, d, actor in self.onFinding?(rule, severity, c, d, actor) }
             a.context.keepViolations = configuration.retainHistory

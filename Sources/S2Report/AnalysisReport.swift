@@ -71,7 +71,11 @@ public final class AnalysisReport {
     public init() {}
 
     /// Violations at or above `severity`.
-    public func count(atLeast severity: Severity) -> Int { violations.filter { $0.severity >= severity }.count }
+    /// Findings at or above `severity`, listed or only counted (`unlistedViolations`).
+    public func count(atLeast severity: Severity) -> Int {
+        violations.filter { $0.severity >= severity }.count
+            + unlistedViolations.filter { $0.severity >= severity }.reduce(0) { $0 + $1.count }
+    }
 
     public var xmppStreamCount: Int { connections.streamCount }
 }

@@ -24,6 +24,18 @@ public struct RuleConfiguration: Sendable {
     public var secrets: [String: String] = [:]
     /// Findings kept per (rule, connection); the rest are counted.
     public var maxPerRuleAndConnection = 5
+    /// Findings an offline run lists one by one, both stages together (nil: no bound); the rest
+    /// are counted like those past `maxPerRuleAndConnection`. A listed finding holds its message
+    /// and evidence in memory (0.3–1.2 KB): a capture of hostile traffic can carry millions.
+    public var maxListedViolations: Int? = 100_000
+    public init() {}
+}
+
+/// How many findings the analyzers of one run listed (shared by its two stages, which judge on one
+/// thread in capture order: the same findings are listed whatever the thread count).
+public final class ListedViolations {
+    public internal(set) var count = 0
+    var boundReported = false
     public init() {}
 }
 
@@ -139,8 +151,11 @@ public final class RuleContext {
     /// The verdict of `StanzaAuthorization` on the event `stanzaAuthorizationSerial`.
     var stanzaAuthorization: StanzaAuthorization = .fine
     var stanzaAuthorizationSerial = -1
-    /// Keep every violation in `violations` (offline); live runs only stream them.
+    /// Keep every violation in `violations` (offline, up to `maxListedViolations`); live runs
+    /// only stream them.
     public var keepViolations = true
+    /// The run's count of listed findings (the engine gives both stages the same).
+    public var listed = ListedViolations()
 
     private var perKey: [ConnectionID: [String: Int]] = [:]
     private struct NotJudgedKey: Hashable { var rule: String; var connection: ConnectionID; var why: Unobserved }
@@ -216,7 +231,12 @@ public final class RuleContext {
         guard !configuration.disabled.contains(desc.id) else { return }
         let n = perKey[c, default: [:]][desc.id, default: 0]
         perKey[c, default: [:]][desc.id] = n + 1
-        if n >= configuration.maxPerRuleAndConnection {
+        let full = keepViolations && configuration.maxListedViolations.map { listed.count >= $0 } ?? false
+        if full && !listed.boundReported {
+            listed.boundReported = true
+            limitReached(c, frame: frame, "\(listed.count) findings listed: the later ones are counted by connection, rule and severity, not listed one by one (--max-findings)")
+        }
+        if n >= configuration.maxPerRuleAndConnection || full {
             suppressed[desc.id, default: 0] += 1
             let sev = severity ?? desc.severity
             if keepViolations {
@@ -235,7 +255,10 @@ public final class RuleContext {
         }
         let v = Violation(rule: desc.id, severity: severity ?? desc.severity, connection: c, direction: d, actor: actor,
                           frame: frame, message: message, evidence: String(evidence.prefix(600)))
-        if keepViolations { violations.append(v) }
+        if keepViolations {
+            violations.append(v)
+            listed.count += 1
+        }
         onViolation?(v)
     }
 

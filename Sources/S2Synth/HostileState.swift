@@ -18,6 +18,10 @@ public enum HostileState {
         case piggybackedResults = "piggybacked-results"
         /// `n` connections that each send only an initial stream header and stay open.
         case headerConnections = "header-connections"
+        /// `n` connections that stay open, each as large as a peer can make what S2Scope keeps of
+        /// it: headers with 250-byte domains and stream id, then four stanzas each way whose
+        /// addresses carry other 250-byte domains.
+        case fatConnections = "fat-connections"
         /// `n` connections to one server that issues the same stream id on each, every one
         /// closed after a db:result; every 10th followed by a db:verify naming that id.
         case streamIDReuse = "stream-id-reuse"
@@ -66,6 +70,23 @@ public enum HostileState {
                 let f = b.flow(client: Builder.address(i), port: UInt16(20000 + i % 40000), server: "10.0.0.2")
                 b.open(f, step: 0.00005)
                 b.send(f, client: "\(header) to='b.example' from='h\(i).example'>", step: 0.00005)
+            }
+        case .fatConnections:
+            // A DNS name's longest form: 63-byte labels, 250 bytes in all.
+            func long(_ tag: String) -> String {
+                let label = String(repeating: "x", count: 63 - tag.count - 1)
+                return "\(tag)-\(label).\(String(repeating: "y", count: 62)).\(String(repeating: "z", count: 62)).\(String(repeating: "w", count: 59))"
+            }
+            for i in 0..<n {
+                let f = b.flow(client: Builder.address(i), port: UInt16(20000 + i % 40000), server: "10.0.0.2")
+                let (from, to) = (long("o\(i)"), long("r\(i)"))
+                b.open(f, step: 0.00005)
+                b.send(f, client: "\(header) to='\(to)' from='\(from)'>", step: 0.00005)
+                b.send(f, client: false, "\(header) from='\(to)' to='\(from)' id='\(long("i\(i)"))'>", step: 0.00005)
+                for k in 0..<4 {
+                    b.send(f, client: "<message from='u@\(long("a\(k)-\(i)"))' to='v@\(long("b\(k)-\(i)"))'/>", step: 0.00005)
+                    b.send(f, client: false, "<message from='v@\(long("c\(k)-\(i)"))' to='u@\(long("d\(k)-\(i)"))'/>", step: 0.00005)
+                }
             }
         case .streamIDReuse:
             for i in 0..<n {

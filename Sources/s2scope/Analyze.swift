@@ -75,6 +75,9 @@ struct AnalysisOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp("Memory budget of the analysis state in MiB (connections, their parsers and buffers, pending requests): beyond it the least recently active connections are closed early, and what they awaited is not judged. 0: no budget. See docs/LIMITS.md.", valueName: "MiB"))
     var maxMemory: Int = EngineConfiguration.defaultMaxMemoryMiB
 
+    @Option(name: .long, help: ArgumentHelp("Findings the report lists one by one (analyze, correlate); later ones are counted by connection, rule and severity (summary.suppressed_violations) and still decide the exit status. 0: no bound.", valueName: "n"))
+    var maxFindings: Int = 100_000
+
     func validate() throws {
         for h in host where !h.contains("=") { throw ValidationError("--host expects DOMAIN=ADDRESS, got '\(h)'") }
         for s in dialbackSecret where !s.contains("=") { throw ValidationError("--dialback-secret expects DOMAIN=SECRET") }
@@ -83,6 +86,7 @@ struct AnalysisOptions: ParsableArguments {
         }
         if reactTimeout <= 0 || dialbackTimeout <= 0 || closeTimeout <= 0 { throw ValidationError("timeouts must be positive") }
         if maxConnections < 1 { throw ValidationError("--max-connections must be at least 1") }
+        if maxFindings < 0 { throw ValidationError("--max-findings must be 0 (no bound) or more") }
         if maxMemory != 0 && maxMemory < 16 { throw ValidationError("--max-memory must be at least 16 (MiB), or 0 for no budget") }
         if keylog.contains("") { throw ValidationError("--keylog needs a file name") }
         if !(keylogWait > 0 && keylogWait <= 300) { throw ValidationError("--keylog-wait takes 0 < seconds <= 300") }
@@ -99,6 +103,7 @@ struct AnalysisOptions: ParsableArguments {
         c.rules.timers.react = reactTimeout
         c.rules.timers.dialback = dialbackTimeout
         c.rules.timers.close = closeTimeout
+        c.rules.maxListedViolations = maxFindings == 0 ? nil : maxFindings
         c.reassembly.maxConnections = maxConnections
         c.reassembly.idleTimeoutSeconds = idleTimeout
         c.maxMemory = maxMemory == 0 ? nil : maxMemory << 20

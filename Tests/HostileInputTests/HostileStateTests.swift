@@ -71,6 +71,27 @@ struct HostileStateTests {
         #expect(findings(json, "DB-CORR-5") == 0)
     }
 
+    /// 2,000 connections with nine findings each (headers and stanzas with 250-byte domains, no
+    /// dialback), past `--max-findings 1000` and under `--max-memory 16`: 1,000 listed, every later
+    /// one counted in `summary.suppressed_violations` (the bound's own and the per-connection one),
+    /// one anomaly naming the bound, the exit status still says there were findings, and the
+    /// peak stays near the budget (57 MiB with the debug binary's ~31 MiB start; 135 MiB with
+    /// neither bound).
+    @Test func findingsPastMaxFindingsAreCountedNotListed() throws {
+        let n = 2_000
+        let (r, json) = try run(.fatConnections, n, ["--max-findings", "1000", "--max-memory", "16"])
+        hostile.expectBelow(r, Bound.state, "2,000 fat connections, --max-findings 1000 --max-memory 16")
+        #expect(r.status == 1)
+        let listed = (json["violations"] as? [Any])?.count ?? -1
+        #expect(listed == 1_000)
+        let summary = json["summary"] as? [String: Any] ?? [:]
+        let suppressed = (summary["suppressed_violations"] as? [String: Int] ?? [:]).values.reduce(0, +)
+        // Four stanzas each way before any dialback (DB-RES-3, TCP-1 on the initiator's four),
+        // no stream features (STREAM-FEAT-1); two more on the validated pair before them.
+        #expect(listed + suppressed == 9 * n + 2, "listed \(listed), counted \(suppressed)")
+        #expect(limitAnomalies(json, containing: "--max-findings") == 1)
+    }
+
     /// 100,000 connections that each send a stream header, under a 64 MiB budget: the least
     /// recently active are evicted, with one anomaly naming the budget, and the peak stays near it.
     @Test func hundredThousandHeaderConnectionsStayWithinTheMemoryBudget() throws {

@@ -838,7 +838,13 @@ public final class DialbackModel {
     /// index's probe run (one tag for them all), walk every connection that carried it.
     private func fileRetired(_ s: ConnectionSummary, streamID id: String) {
         let h = id.hashValue
-        let filed = retiredByStreamID[h].compactMap { archive.summary(of: ConnectionID($0)) }.filter { $0.streamID == id }
+        let candidates = retiredByStreamID[h]
+        // Nearly every stream id is issued once: nothing filed under it yet.
+        if candidates.isEmpty {
+            retiredByStreamID.insert(s.id.value, at: h)
+            return
+        }
+        let filed = candidates.compactMap { archive.summary(of: ConnectionID($0)) }.filter { $0.streamID == id }
         let all = filed + [s]
         let first = all.min { $0.id < $1.id }?.id
         let firstUnreadable = all.filter(Self.unreadable).min { $0.id < $1.id }?.id

@@ -36,6 +36,50 @@ import Testing
         #expect(w.output.contains("\\u0001") && w.output.contains("\\u2028") && w.output.contains("\"ünïcödé\""))
     }
 
+    /// What the escaping wrote when it went by Unicode scalar: the byte-wise writer must give the
+    /// same text for any string.
+    static func scalarWise(_ s: String) -> String {
+        var out = "\""
+        for u in s.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 || u.value == 0x7f || (u.value >= 0x80 && u.value < 0xa0) || u.value == 0x2028 || u.value == 0x2029 {
+                    let hex = String(u.value, radix: 16)
+                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        return out + "\""
+    }
+
+    @Test(arguments: [1, 2, 3, 4])
+    func escapingMatchesTheScalarDefinition(seed: UInt64) {
+        // Scalars next to and inside every escaped range, in every UTF-8 length.
+        let pool: [UInt32] = [0, 1, 0x09, 0x0a, 0x0d, 0x1f, 0x20, 0x22, 0x27, 0x3c, 0x5c, 0x61, 0x7e, 0x7f, 0x80, 0x85, 0x9f,
+                              0xa0, 0xc2, 0xe9, 0x7ff, 0x800, 0x2027, 0x2028, 0x2029, 0x202a, 0x20ac, 0xfeff, 0xffff,
+                              0x10000, 0x1f600, 0x10ffff]
+        var state = seed &* 0x9E37_79B9_7F4A_7C15
+        func next() -> UInt64 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            return state >> 33
+        }
+        for _ in 0..<2_000 {
+            var s = String.UnicodeScalarView()
+            for _ in 0..<Int(next() % 12) { s.append(Unicode.Scalar(pool[Int(next() % UInt64(pool.count))])!) }
+            let string = String(s)
+            var bytes: [UInt8] = []
+            JSONWriter.appendString(string, to: &bytes)
+            #expect(String(decoding: bytes, as: UTF8.self) == Self.scalarWise(string), "\(Array(string.unicodeScalars.map(\.value)))")
+        }
+    }
+
     @Test func streamingHandsOverTheSameText() {
         var chunks: [String] = []
         var s = JSONWriter(pretty: false, streamingTo: { chunks.append($0) })

@@ -221,6 +221,22 @@ public final class RuleContext {
         return .either
     }
 
+    /// Evidence is kept to its first 600 characters. `prefix` walks grapheme clusters (~35
+    /// instructions a character, most of a long finding's cost): a string of at most 600 UTF-8
+    /// bytes has at most 600 characters, and in ASCII without CR (CR LF is one character) each
+    /// byte is one.
+    static func evidencePrefix(_ evidence: String) -> String {
+        let limit = 600
+        var e = evidence
+        if e.utf8.count <= limit { return e }
+        let cut = e.withUTF8 { u -> Int? in
+            for b in u[..<(limit + 1)] where b >= 0x80 || b == 0x0d { return nil }
+            return limit
+        }
+        if let cut { return String(decoding: e.utf8.prefix(cut), as: UTF8.self) }
+        return String(e.prefix(limit))
+    }
+
     public func report(_ rule: Rule, severity: Severity? = nil, _ c: ConnectionModel, _ d: Direction, actor: Actor,
                        frame: FrameRef, _ message: String, evidence: String) {
         report(rule.description, severity: severity, c.id, d, actor: actor, frame: frame, message, evidence: evidence)
@@ -254,7 +270,7 @@ public final class RuleContext {
             return
         }
         let v = Violation(rule: desc.id, severity: severity ?? desc.severity, connection: c, direction: d, actor: actor,
-                          frame: frame, message: message, evidence: String(evidence.prefix(600)))
+                          frame: frame, message: message, evidence: Self.evidencePrefix(evidence))
         if keepViolations {
             violations.append(v)
             listed.count += 1

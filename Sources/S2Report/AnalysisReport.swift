@@ -70,7 +70,6 @@ public final class AnalysisReport {
 
     public init() {}
 
-    /// Violations at or above `severity`.
     /// Findings at or above `severity`, listed or only counted (`unlistedViolations`).
     public func count(atLeast severity: Severity) -> Int {
         violations.filter { $0.severity >= severity }.count

@@ -135,52 +135,51 @@ public struct JSONWriter {
         // the escaped scalars are found by their bytes: C1 controls are C2 80…C2 9F, U+2028/2029
         // E2 80 A8/A9; no continuation byte equals a lead byte.
         var s = s
-        s.withUTF8 { u in
-            // Nothing to escape, the common case: one scan, one copy.
-            var plain = true
-            for b in u where b < 0x20 || b == 0x22 || b == 0x5c || b == 0x7f || b >= 0xc2 {
-                plain = false
-                break
-            }
-            if plain {
-                out.append(contentsOf: u)
-                return
-            }
-            var run = 0
-            var i = 0
-            while i < u.count {
-                let b = u[i]
-                var short: UInt8 = 0        // a two-character escape
-                var code: UInt32 = 0        // or a \u escape, with the bytes it replaces
-                var length = 0
-                switch b {
-                case 0x22: short = 0x22
-                case 0x5c: short = 0x5c
-                case 0x0a: short = 0x6e
-                case 0x0d: short = 0x72
-                case 0x09: short = 0x74
-                case 0..<0x20, 0x7f: (code, length) = (UInt32(b), 1)
-                case 0xc2 where i + 1 < u.count && u[i + 1] < 0xa0: (code, length) = (UInt32(u[i + 1]), 2)
-                case 0xe2 where i + 2 < u.count && u[i + 1] == 0x80 && (u[i + 2] == 0xa8 || u[i + 2] == 0xa9):
-                    (code, length) = (0x2000 + UInt32(u[i + 2] - 0x80), 3)
-                default:
-                    i += 1
-                    continue
-                }
-                out.append(contentsOf: UnsafeBufferPointer(rebasing: u[run..<i]))
-                if short != 0 {
-                    out.append(0x5c)
-                    out.append(short)
-                    i += 1
-                } else {
-                    appendUnicodeEscape(code, to: &out)
-                    i += length
-                }
-                run = i
-            }
-            out.append(contentsOf: UnsafeBufferPointer(rebasing: u[run..<u.count]))
+        // Nothing to escape, the common case: one scan, one copy.
+        let plain = s.withUTF8 { u -> Bool in
+            for b in u where b < 0x20 || b == 0x22 || b == 0x5c || b == 0x7f || b >= 0xc2 { return false }
+            out.append(contentsOf: u)
+            return true
         }
+        if !plain { s.withUTF8 { appendEscaped($0, to: &out) } }
         out.append(0x22)
+    }
+
+    /// `u` with its escapes, the runs between them in one piece each.
+    private static func appendEscaped(_ u: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
+        var run = 0
+        var i = 0
+        while i < u.count {
+            let b = u[i]
+            var short: UInt8 = 0        // a two-character escape
+            var code: UInt32 = 0        // or a \u escape, with the bytes it replaces
+            var length = 0
+            switch b {
+            case 0x22: short = 0x22
+            case 0x5c: short = 0x5c
+            case 0x0a: short = 0x6e
+            case 0x0d: short = 0x72
+            case 0x09: short = 0x74
+            case 0..<0x20, 0x7f: (code, length) = (UInt32(b), 1)
+            case 0xc2 where i + 1 < u.count && u[i + 1] < 0xa0: (code, length) = (UInt32(u[i + 1]), 2)
+            case 0xe2 where i + 2 < u.count && u[i + 1] == 0x80 && (u[i + 2] == 0xa8 || u[i + 2] == 0xa9):
+                (code, length) = (0x2000 + UInt32(u[i + 2] - 0x80), 3)
+            default:
+                i += 1
+                continue
+            }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: u[run..<i]))
+            if short != 0 {
+                out.append(0x5c)
+                out.append(short)
+                i += 1
+            } else {
+                appendUnicodeEscape(code, to: &out)
+                i += length
+            }
+            run = i
+        }
+        out.append(contentsOf: UnsafeBufferPointer(rebasing: u[run..<u.count]))
     }
 
     private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)

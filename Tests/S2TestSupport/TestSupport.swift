@@ -39,7 +39,7 @@ public func runProcess(_ executable: String, _ arguments: [String], stdin: Data?
     if let environment { p.environment = environment }
     let out = Pipe()
     let errPath = NSTemporaryDirectory() + "s2scope-stderr-\(UUID().uuidString)"
-    FileManager.default.createFile(atPath: errPath, contents: nil)
+    precondition(FileManager.default.createFile(atPath: errPath, contents: nil), "cannot create \(errPath)")
     defer { try? FileManager.default.removeItem(atPath: errPath) }
     p.standardOutput = out
     p.standardError = FileHandle(forWritingAtPath: errPath)
@@ -59,7 +59,7 @@ public func runProcess(_ executable: String, _ arguments: [String], stdin: Data?
 
 public func temporaryFile(_ bytes: [UInt8], suffix: String = ".pcap") -> String {
     let path = NSTemporaryDirectory() + "s2scope-test-\(UUID().uuidString)\(suffix)"
-    FileManager.default.createFile(atPath: path, contents: Data(bytes))
+    precondition(FileManager.default.createFile(atPath: path, contents: Data(bytes)), "cannot create \(path)")
     return path
 }
 

@@ -223,7 +223,7 @@ public final class DialbackModel {
         let errors = c.usesDialbackErrors
         if errors.acceptor { retiredDialbackErrorAddresses.insert(c.serverAddress) }
         if errors.initiator { retiredDialbackErrorAddresses.insert(c.clientAddress) }
-        if !s.hidden && !s.initiatorDamaged { retiredReadableAcceptors.insert(c.serverAddress) }
+        if !Self.unreadable(s) { retiredReadableAcceptors.insert(c.serverAddress) }
         if correlates, let mine = exchangesOf[c.id] {
             // Settled and verified: nothing on this connection can change it any more, and a late
             // db:verify on another one pages it back in.

@@ -17,11 +17,7 @@ struct ListedFindingsTests {
         c.rules.maxListedViolations = max
         c.threads = threads
         let engine = Engine(configuration: c)
-        let reader = try Engine.open(path: pcap, inputIndex: 0, filter: nil)
-        _ = reader.read { p in
-            engine.process(p.bytes, linkType: p.linkType, frame: p.frame, wireLength: p.wireLength)
-            return true
-        }
+        engine.read(try Engine.open(path: pcap, inputIndex: 0, filter: nil))
         return engine.finish()
     }
 

@@ -17,6 +17,7 @@ let package = Package(
         .executable(name: "s2scope-gen", targets: ["s2scope-gen"]),
         .executable(name: "xmpp-bench", targets: ["xmpp-bench"]),
         .executable(name: "hostile-state-gen", targets: ["hostile-state-gen"]),
+        .executable(name: "floor-bench", targets: ["floor-bench"]),
     ],
     dependencies: [
         .package(name: "S2Scope", path: ".."),
@@ -31,6 +32,9 @@ let package = Package(
         .executableTarget(name: "xmpp-bench", dependencies: [.product(name: "S2XMPPStream", package: "S2Scope")]),
         // The hostile-state corpus (S2Synth.HostileState) as pcap files, for `make hostile-scaling`.
         .executableTarget(name: "hostile-state-gen", dependencies: [.product(name: "S2Synth", package: "S2Scope")]),
+        // The floor of S2Scope's own reading, decoding and reassembly layers and of the cheapest
+        // Swift use of expat, stage by stage, beside the C yardstick (scripts/floor.sh).
+        .executableTarget(name: "floor-bench", dependencies: [.product(name: "S2Scope", package: "S2Scope")]),
         // package-benchmark finds its suites under Benchmarks/<target>/.
         .executableTarget(
             name: "EngineBenchmarks",

@@ -22,6 +22,10 @@
 #                            without it the table says so and the "x C" column stays empty.
 #                            A second C row, the same program with expat set up as S2Scope sets it
 #                            up (scripts/yardstick-s2-expat.py), shows the parse S2Scope cannot avoid.
+#   BENCH_FLOOR=1            three more tools in every round: S2Scope's own layers without any analysis
+#                            (Benchmarks/Sources/floor-bench): read + decode + reassembly; + expat set up
+#                            as the C yardstick sets it up; + the least per-element work of an analyzer
+#                            (names interned, events as values): the floor under the one-thread figure
 #   BENCH_ENGINE=1           package-benchmark suite (Benchmarks/Benchmarks/EngineBenchmarks): mallocs,
 #                            bytes allocated, wall time (and instructions where the CPU counter is
 #                            readable) per MB, on a capture of BENCH_ENGINE_SIZE=8M, with
@@ -60,6 +64,7 @@ ENGINE_SIZE="${BENCH_ENGINE_SIZE:-8M}"
 ENGINE_THREADS="${BENCH_ENGINE_THREADS:-1 2}"
 ENGINE_ITERATIONS="${BENCH_ENGINE_ITERATIONS:-5}"
 VALGRIND="${BENCH_VALGRIND:-1}"
+FLOOR="${BENCH_FLOOR:-1}"
 FIXTURES="${BENCH_FIXTURES:-1}"
 LIVE="${BENCH_LIVE:-auto}"
 LIVE_SIZE="${BENCH_LIVE_SIZE:-100M}"
@@ -73,6 +78,7 @@ SWIFT="${SWIFT:-swift}"
 GEN="$ROOT/Benchmarks/.build/release/s2scope-gen"
 S2SCOPE="$ROOT/.build-bench/release/s2scope"
 READLOOP="$DATA/readloop"
+FLOOR_BENCH="$ROOT/Benchmarks/.build/release/floor-bench"
 YARDSTICK="$DATA/pcap_xml"
 YARDSTICK_S2EXPAT="$DATA/pcap_xml_s2expat"
 CHECK="$ROOT/Benchmarks/Scripts/check_truth.py"
@@ -129,6 +135,10 @@ BUILD_NOTE=""
 if [ "$SKIP_BUILD" != 1 ]; then
   log "building s2scope-gen (Benchmarks/, release)"
   (cd "$ROOT/Benchmarks" && "$SWIFT" build -c release --product s2scope-gen 2>&1 | tail -1) >&2
+  if [ "$FLOOR" = 1 ]; then
+    log "building floor-bench (Benchmarks/, release)"
+    (cd "$ROOT/Benchmarks" && "$SWIFT" build -c release --product floor-bench 2>&1 | tail -1) >&2
+  fi
   log "building s2scope (release, --scratch-path .build-bench)"
   (cd "$ROOT" && "$SWIFT" build -c release --scratch-path .build-bench --product s2scope 2>&1 | tail -1) >&2
 fi
@@ -169,6 +179,8 @@ for size in $SIZES; do make_capture "$size"; done
 packets_of() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["packets"])' "${1%.pcap}.truth.json"; }
 
 # --- timing --------------------------------------------------------------------------------------
+# What a parsing run counted (C yardstick, floor-bench): the fields both print.
+counts() { tr ' ' '\n' < "$1" | grep -E '^(bytes_parsed|elements|stanzas|dialback)=' | sort | tr '\n' ' '; }
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
 
 # run_once NAME CMD... : one run under GNU time; sets WALL (s, from the shell's clock: time's %e has
@@ -206,6 +218,9 @@ for size in $SIZES; do
   [ -n "$CEILING" ] && tools+=(c)
   [ -x "$YARDSTICK_S2EXPAT" ] && tools+=(cx)
   tools+=(readloop)
+  # The floor: S2Scope's layers without analysis (fr: read, decode, reassembly; fx: + expat as C
+  # sets it up; fe: + interned names and event values).
+  if [ "$FLOOR" = 1 ] && [ -x "$FLOOR_BENCH" ]; then tools+=(fr fx fe); fi
   for n in $THREADS; do tools+=("t$n"); done
   declare -A walls=() rss=()
   for ((k = 0; k < RUNS; k++)); do
@@ -215,6 +230,9 @@ for size in $SIZES; do
         c) run_once yardstick "$YARDSTICK" "$f" ;;
         cx) run_once yardstick-s2expat "$YARDSTICK_S2EXPAT" "$f" ;;
         readloop) run_once readloop "$READLOOP" "$f" ;;
+        fr) run_once floor-reassemble "$FLOOR_BENCH" reassemble "$f" ;;
+        fx) run_once floor-expat "$FLOOR_BENCH" expat "$f" ;;
+        fe) run_once floor-events "$FLOOR_BENCH" events "$f" ;;
         t*) run_once "s2scope-$t" "$S2SCOPE" analyze --threads "${t#t}" --format json -o "$DATA/s2s-$size-seed$SEED.report.$t.json" "$f" ;;
       esac
       walls[$t]="${walls[$t]:-} $WALL"
@@ -226,6 +244,16 @@ for size in $SIZES; do
     # time SIZE BYTES PACKETS KEY RUNS RSS_KB WALLS(comma-separated, in round order) NOTE
     note=""
     [ "$t" = c ] && note=$(tr -d '\n' < "$DATA/.stdout.yardstick")
+    if [ "$t" = fx ] || [ "$t" = fe ]; then
+      # A floor that parsed something else than the yardstick would be no floor: same bytes,
+      # elements, depth-1 elements and dialback elements, or the row says it differs.
+      stage=expat; [ "$t" = fe ] && stage=events
+      if [ "$(counts "$DATA/.stdout.floor-$stage")" = "$(counts "$DATA/.stdout.yardstick")" ]; then
+        note="parsed what the yardstick parsed"
+      else
+        note="DIFFERS from the yardstick: $(counts "$DATA/.stdout.floor-$stage")"
+      fi
+    fi
     # shellcheck disable=SC2086
     emit time "$size" "$bytes" "$packets" "$t" "$RUNS" "${rss[$t]}" "$(echo ${walls[$t]} | tr ' ' ,)" "$note"
   done

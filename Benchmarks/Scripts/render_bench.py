@@ -5,7 +5,7 @@
                     --runs N --ceiling DIR|absent --profile PROFILE.md
 
 RESULTS.tsv holds one fact per line, tab-separated, first field the kind:
-  time     SIZE BYTES PACKETS KEY RUNS RSS_KB WALLS NOTE   KEY: c (the C yardstick), cx (it with S2Scope's expat set-up), readloop, tN
+  time     SIZE BYTES PACKETS KEY RUNS RSS_KB WALLS NOTE   KEY: c (the C yardstick), cx (it with S2Scope's expat set-up), readloop, fr/fx/fe (floor-bench stages), tN
                                                           (s2scope --threads N), tshark, gen; WALLS:
                                                           seconds, comma-separated, in round order
   verdict  SIZE PASS|FAIL FIRST_THREADS SAME CHECK_OUTPUT_FILE
@@ -121,7 +121,8 @@ def main():
     w("non-s2s noise (HTTPS, HTTP, IMAPS, DNS, QUIC, ARP), graceful closes, and injected violations at known counts")
     w("(truth file next to each capture). All tools read the same file from the page cache (warmed first).")
     w("")
-    w(f"Each capture gets {o.runs} rounds; a round runs the C yardstick (and the same program with expat set up as S2Scope sets it up), the read loop and `s2scope analyze --threads N "
+    w(f"Each capture gets {o.runs} rounds; a round runs the C yardstick (and the same program with expat set up as S2Scope sets it up), the read loop, "
+      "the three stages of `floor-bench` (S2Scope's own layers without analysis: the floor under its one-thread figure) and `s2scope analyze --threads N "
       f"--format json -o FILE` for N in {', '.join(map(str, threads))} once each, starting one tool further along every round, "
       "so that the machine's drift hits all alike. Wall time is the median over the rounds; **× C** is the median over the "
       "rounds of (C's wall time / this row's wall time of the same round), i.e. this row's MB/s as a fraction of C's; "
@@ -130,7 +131,7 @@ def main():
     w("")
     w("| capture | tool | runs | wall s (median) | MB/s | × C | speedup | packets/s | peak RSS MiB | note |")
     w("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
-    checks = {"one": [], "two": [], "speedups": [], "rss": [], "parse": []}
+    checks = {"one": [], "two": [], "speedups": [], "rss": [], "parse": [], "floor": []}
     for size in sizes:
         rows = times[size]
         any_row = next(iter(rows.values()))
@@ -163,6 +164,16 @@ def main():
         if "readloop" in rows:
             line("readloop", "libpcap read loop (C)", "floor: read only",
                  ratio_of_rounds(c_walls, rows["readloop"]["walls"]) if c_walls else None)
+        floor = {}
+        for key, tool, what in (("fr", "floor-bench reassemble", "S2Scope's read, decode and reassembly layers, no XML"),
+                                ("fx", "floor-bench expat", "+ expat set up as the yardstick sets it up"),
+                                ("fe", "floor-bench events", "+ the least an analyzer keeps per element: names interned, events as values")):
+            if key in rows:
+                floor[key] = ratio_of_rounds(c_walls, rows[key]["walls"]) if c_walls else None
+                note = what + (f" ({rows[key]['note']})" if rows[key]["note"] else "")
+                line(key, tool, note, floor[key])
+        if floor:
+            checks["floor"].append((size, floor))
         for n in threads:
             key = f"t{n}"
             if key not in rows:
@@ -318,6 +329,16 @@ def render_checks(w, o, threads, t_ref, sizes, times, checks, verdicts, fixtures
             w(f"- What the {ONE_THREAD_VS_C}× target leaves on {size}: the yardstick with expat set up as S2Scope does runs at "
               f"{xcx:.2f}× C, so everything S2Scope adds to that (element trees, events, the dialback model, the rules, "
               f"correlation, the report) must fit in {left * 100:.0f} % of the C yardstick's time")
+    for size, floor in checks["floor"]:
+        fr, fx, fe = floor.get("fr"), floor.get("fx"), floor.get("fe")
+        if fx and fe:
+            w(f"- The floor under the one-thread figure on {size} (`floor-bench`, S2Scope's own layers with no analysis): "
+              f"read, decode and reassembly {fmt(fr, '.2f')}× C; with expat set up as the yardstick sets it up "
+              f"**{fx:.2f}×**; with the least per-element work any analyzer does (names interned, events as values, "
+              f"no allocation) **{fe:.2f}×**. "
+              + (f"Both below {ONE_THREAD_VS_C}×: the target leaves nothing for the dialback model, the rules and the report."
+                 if fe < ONE_THREAD_VS_C and fx < ONE_THREAD_VS_C else
+                 f"What the target leaves for the dialback model, the rules and the report: {max(0.0, 1 / ONE_THREAD_VS_C - 1 / fe) * 100:.0f} % of the C yardstick's time."))
     budget = expat_budget(work or {})
     if budget:
         w(f"- {budget}")

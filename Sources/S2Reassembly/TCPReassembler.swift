@@ -552,10 +552,16 @@ public final class TCPReassembler {
     @discardableResult
     private func evictOne(frame: FrameRef, tableFull: Bool = true) -> Bool {
         var requeued = 0
+        // The queue is in the order connections were queued, not of their last activity: those
+        // requeued here go behind connections opened after they were last active. One such newer
+        // connection, not active since it was queued, must not be taken for the least recently
+        // active (it was a connection in its handshake, the newest of all): it goes behind them too.
+        var oldestRequeued: Timestamp?
         while let c = popQueue() {
             if c.removed { continue }
-            if c.queuedAt < c.lastSeen && requeued < table.count {
+            if requeued < table.count && (c.queuedAt < c.lastSeen || oldestRequeued.map { $0 < c.lastSeen } ?? false) {
                 requeued += 1
+                oldestRequeued = min(oldestRequeued ?? c.lastSeen, c.lastSeen)
                 c.queuedAt = c.lastSeen
                 queue.append(c)
                 continue

@@ -239,6 +239,45 @@ struct ReassemblyLimitTests {
         // parallel, so this process's peak says little).
     }
 
+    /// The queue the eviction walks is in the order connections were queued. Connections active
+    /// since they were queued go behind the newest one; the newest, in its handshake and not active
+    /// since it opened, was then taken for the least recently active and closed (a memory budget
+    /// reached every ~12,000 connections of the header flood closed the connection being opened,
+    /// whose next packet then began a one-sided connection). The oldest goes first.
+    @Test func evictionClosesTheLeastRecentlyActiveNotTheNewest() {
+        final class ClosedOrder: ReassemblySink {
+            var closed: [Int] = []
+            func connectionOpened(_ c: TCPConnection) {}
+            func streamData(_ c: TCPConnection, _ d: Direction, _ b: UnsafeRawBufferPointer, at o: UInt64, frame: FrameRef) {}
+            func streamGap(_ c: TCPConnection, _ d: Direction, at o: UInt64, length: UInt64, frame: FrameRef) {}
+            func connectionClosed(_ c: TCPConnection) { closed.append(c.id.value) }
+            func anomaly(_ a: Anomaly) {}
+        }
+        let sink = ClosedOrder()
+        let r = TCPReassembler(sink: sink, isServerPort: { $0 == 5269 })
+        let server = Endpoint(address: IPAddress(ipv4: 0x0A00_0002), port: 5269)
+        var frame = 0
+        func segment(_ client: Int, _ flags: TCPFlags, sequence: UInt32) {
+            frame += 1
+            let src = Endpoint(address: IPAddress(ipv4: 0x0B00_0000 | UInt32(client)), port: 40000)
+            [UInt8]().withUnsafeBytes { empty in
+                r.process(TCPSegment(source: src, destination: server, sequence: sequence, acknowledgment: 0, flags: flags, window: 1024,
+                                     payload: empty, payloadLength: 0,
+                                     frame: FrameRef(input: 0, number: frame, time: Timestamp(seconds: 1_000, nanoseconds: Int32(frame) * 1000))))
+            }
+        }
+        // Connections 1-3 each open and stay active after that; connection 4 has only opened.
+        for c in 1...3 {
+            segment(c, .syn, sequence: 100)
+            segment(c, .ack, sequence: 101)
+        }
+        segment(4, .syn, sequence: 100)
+        #expect(r.evictLeastRecentlyActive(frame: FrameRef(input: 0, number: frame, time: Timestamp(seconds: 1_000, nanoseconds: 0))))
+        #expect(sink.closed == [1])
+        r.evictLeastRecentlyActive(frame: FrameRef(input: 0, number: frame, time: Timestamp(seconds: 1_000, nanoseconds: 0)))
+        #expect(sink.closed == [1, 2])
+    }
+
     /// Acknowledgments that each jump 2^31 - 1 bytes ahead turn into gaps that move the stream's
     /// offset; past `maxStreamOffset` the connection ends (with the default of 2^62 that takes 2^31
     /// packets, so the bound is lowered here). Without it the 64-bit offsets would overflow after

@@ -152,6 +152,23 @@ public final class ConnectionModel {
     public internal(set) var stanzaDomains = PerDirection<[String]>(repeating: [])
     /// The domains of the stanzas' JIDs, per stream direction (`JIDDomainCache`).
     var jidDomains = PerDirection(repeating: JIDDomainCache())
+
+    /// What this connection keeps of what its peers sent (headers and their records, features,
+    /// stream errors, stanza domains, the domain caches), estimated when kept (`retainedBytes` of
+    /// S2XMPP): the memory budget charges it on top of the flat per-connection figure.
+    public var retainedBytes: Int {
+        retainedAppended + retainedFeatures + retainedPreTLSFeatures + retainedHeaders.clientToServer + retainedHeaders.serverToClient
+            + retainedStreamErrors.clientToServer + retainedStreamErrors.serverToClient
+            + jidDomains.clientToServer.retainedBytes + jidDomains.serverToClient.retainedBytes
+    }
+    /// Stream records and stanza domains: lists that only grow, each capped.
+    var retainedAppended = 0
+    /// The current headers once records are no longer kept (before that, a record holds each).
+    var retainedHeaders = PerDirection(repeating: 0)
+    /// `features` once TLS began, and `preTLSFeatures` (before TLS, `features` is that element).
+    var retainedFeatures = 0
+    var retainedPreTLSFeatures = 0
+    var retainedStreamErrors = PerDirection(repeating: 0)
     public var tls: Bool { _tls }
     var _tls: Bool = false
     public var tlsFrame: FrameRef? { _tlsFrame }

@@ -320,11 +320,42 @@ public final class DialbackModel {
 
     /// Takes `c` out of `connections` and the indexes of open connections in O(1) (the order of
     /// `connections` means nothing).
+    /// What the open connections keep of what their peers sent (`ConnectionModel.retainedBytes`),
+    /// a running total the memory budget reads (never a walk over the connections).
+    public var openRetainedBytes: Int { _openRetainedBytes }
+    var _openRetainedBytes = 0
+    /// The part of `openRetainedBytes` that is this model's own: the domain caches. The rest
+    /// (headers, features, stream errors, stanza domains) is storage of the events themselves,
+    /// shared with any other model shown the same events.
+    public var openDomainCacheBytes: Int { _openDomainCacheBytes }
+    var _openDomainCacheBytes = 0
+
+    /// What one kept value is charged: its estimate, but at most this many bytes per byte of the XML
+    /// it came from. Real headers and features keep 2–5 bytes per byte; only names repeated in long
+    /// namespaces keep more (each node's namespace is its own string). The cap lets the engine bound
+    /// what rounds not yet applied may add from their byte count alone (`--threads`).
+    public static let maxRetainedBytesPerWireByte = 16
+
+    private static func retained(_ bytes: Int, of e: XMPPEvent) -> Int {
+        let wire = e.endOffset > e.startOffset ? Int(e.endOffset - e.startOffset) : 1
+        return min(bytes, maxRetainedBytesPerWireByte * wire)
+    }
+
+    /// Applies a change to what `c` keeps, and to the running total.
+    @inline(__always)
+    private func retain(_ c: ConnectionModel, _ change: (ConnectionModel) -> Void) {
+        let before = c.retainedBytes
+        change(c)
+        _openRetainedBytes += c.retainedBytes - before
+    }
+
     private func removeFromConnections(_ c: ConnectionModel) {
         Self.remove(c.id, c.serverAddress, from: &openByServerAddress)
         Self.remove(c.id, c.clientAddress, from: &openByClientAddress)
         let i = c.slot
         guard i >= 0, i < connections.count, connections[i] === c else { return }
+        _openRetainedBytes -= c.retainedBytes
+        _openDomainCacheBytes -= c.jidDomains.clientToServer.retainedBytes + c.jidDomains.serverToClient.retainedBytes
         let last = connections.removeLast()
         if last !== c {
             connections[i] = last
@@ -452,13 +483,20 @@ public final class DialbackModel {
             } else {
                 c._responseHeader = h
             }
+            let headerBytes = Self.retained(h.retainedBytes, of: e)
             c.headerFrames[d] = e.firstFrame
             c.elementsSinceHeader[d] = 0
             c._complete[d] = true
             c._missing[d] = nil
             if c.streams.count < Self.maxStreamsPerConnection {
                 c.streams.append(StreamRecord(direction: d, header: h, frame: e.firstFrame))
+                // The current header is the record's value: one storage, charged once.
+                retain(c) { c in
+                    c.retainedAppended += headerBytes
+                    c.retainedHeaders[d] = 0
+                }
             } else {
+                retain(c) { c in c.retainedHeaders[d] = headerBytes }
                 c.streamsNotRecorded += 1
                 if c.streamsNotRecorded == 1 {
                     onLimit?(c, e.firstFrame, "more than \(Self.maxStreamsPerConnection) stream headers on this connection; the report lists the first \(Self.maxStreamsPerConnection)")
@@ -497,6 +535,7 @@ public final class DialbackModel {
               let domain = el.fromDomain, !domain.isEmpty,
               !c.stanzaDomains[d].contains(domain) else { return }
         c.stanzaDomains[d].append(domain)
+        retain(c) { c in c.retainedAppended += 32 + domain.utf8.count }
     }
 
     /// The first event of each direction after SASL `<success/>` is its restarted stream's.
@@ -512,7 +551,12 @@ public final class DialbackModel {
         if el.isStanza {
             // Counted with the element (`ElementTally`); nothing else of the model changes. The
             // stanza's domains, which the rules ask for, come from the stream's cache.
-            el.resolveDomains(&c.jidDomains[d])
+            // Grows only when a domain was new to the cache (nearly never: a test per stanza).
+            let grown = el.resolveDomains(&c.jidDomains[d])
+            if grown != 0 {
+                _openRetainedBytes += grown
+                _openDomainCacheBytes += grown
+            }
             noteStanzaDomain(el, d, on: c)
             return nil
         }
@@ -526,12 +570,17 @@ public final class DialbackModel {
                     if db.child("errors") != nil { c.dialbackErrorsFeatureSeen = true }
                 }
                 if el.child("bidi", namespace: Namespace.bidiFeature) != nil { c.bidiFeatureSeen = true }
+                let featureBytes = Self.retained(el.retainedBytes, of: e)
+                // Before TLS, `features` is `preTLSFeatures`: one element, counted once.
+                retain(c) { c in if c.tls { c.retainedFeatures = featureBytes } else { c.retainedPreTLSFeatures = featureBytes } }
                 if !c.tls {
                     c.preTLSFeatures = el
                     c._startTLSRequired = el.child("starttls", namespace: Namespace.tls)?.child("required") != nil
                 }
             } else if el.local == "error" && c.streamError[d] == nil {
                 c.streamError[d] = el
+                let errorBytes = Self.retained(el.retainedBytes, of: e)
+                retain(c) { c in c.retainedStreamErrors[d] = errorBytes }
                 c.streamErrorFrame[d] = e.firstFrame
             }
             return nil

@@ -74,9 +74,10 @@ public final class Engine: ReassemblySink {
 
     /// Bytes one TCP connection costs in the reassembler's table (object, table and queue slots),
     /// and one connection that carried XMPP on top of that (model, parsers, expat's parser state):
-    /// measured with `s2scope analyze` on the header-connections corpus (docs/LIMITS.md).
+    /// measured with `s2scope analyze` on the header-connections corpus (docs/LIMITS.md), where the
+    /// models' `openRetainedBytes` charge each connection ~600 B more for its header (4,000 in all).
     public static let bytesPerTCPConnection = 700
-    public static let bytesPerXMPPConnection = 4_000
+    public static let bytesPerXMPPConnection = 3_400
     /// One live expat parser (a direction inside an element, or past its first element).
     public static let bytesPerParser = 10_000
     /// Live expat parsers of a single-threaded run.
@@ -743,11 +744,19 @@ public final class Engine: ReassemblySink {
     private func stateBytes(parsers: Int, rules: Int) -> Int {
         reassembler.activeConnections * Engine.bytesPerTCPConnection + reassembler.ringBytes + reassembler.heldBytes
             + xmppConnections * Engine.bytesPerXMPPConnection + rules + parsers * Engine.bytesPerParser
+            // Both models are shown the same events: what they keep of them is one storage, counted
+            // once; the correlator's domain caches are its own.
+            + connectionRules.model.openRetainedBytes + correlator.model.openDomainCacheBytes
     }
 
     /// At most this many bytes of rules' state per byte of XML not yet applied (an expectation,
     /// ~700 B, needs an element of tens of bytes; a pending IQ, ~360 B, one of at least 20).
     private static let maxRuleBytesPerXMLByte = 64
+    /// Likewise what the dialback models keep of an element: one charge of at most
+    /// `maxRetainedBytesPerWireByte` per byte (the event's own storage), and the two models' domain
+    /// caches, whose entries come from a stanza's addresses (a few bytes per byte of them): twice
+    /// that charge is ample.
+    private static let maxModelBytesPerXMLByte = 4 * DialbackModel.maxRetainedBytesPerWireByte
 
     /// The memory budget decides at each packet, on the state after that packet, as one thread
     /// would: which connections are closed early must not depend on `--threads`. With parsing
@@ -763,7 +772,7 @@ public final class Engine: ReassemblySink {
         // and even a step without bytes (a gap, a close) is allowed one expectation more.
         let bound = stateBytes(parsers: parallel.liveParsers + 2 * parallel.unappliedSteps,
                                rules: connectionRules.pendingStateBytes + correlator.pendingStateBytes
-                                   + parallel.unappliedBytes * Engine.maxRuleBytesPerXMLByte
+                                   + parallel.unappliedBytes * (Engine.maxRuleBytesPerXMLByte + Engine.maxModelBytesPerXMLByte)
                                    + parallel.unappliedSteps * (RuleContext.bytesPerExpectation + RuleContext.bytesPerDeadline))
         guard bound > budget else { return }
         parallel.flush()

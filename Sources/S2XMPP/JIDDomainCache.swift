@@ -23,6 +23,10 @@ public struct JIDDomainCache {
 
     private var entries: [Entry] = []
     private var next = 0
+    /// What the entries hold (`retainedBytes`): at most `capacity` × (`maxPartBytes` × 2 + 48).
+    public private(set) var retainedBytes = 0
+
+    private static func retainedBytes(_ e: Entry) -> Int { 48 + e.raw.count + (e.domain?.utf8.count ?? 0) }
 
     public init() {}
 
@@ -41,9 +45,11 @@ public struct JIDDomainCache {
             let domain = jidDomain(part)
             guard part.count <= Self.maxPartBytes else { return domain }
             let entry = Entry(raw: Array(part), domain: domain)
+            retainedBytes += Self.retainedBytes(entry)
             if entries.count < Self.capacity {
                 entries.append(entry)
             } else {
+                retainedBytes -= Self.retainedBytes(entries[next])
                 entries[next] = entry
                 next = (next + 1) % Self.capacity
             }

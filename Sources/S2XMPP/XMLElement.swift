@@ -96,11 +96,15 @@ public final class XMLElement: @unchecked Sendable {
 
     /// Sets `fromDomain` and `toDomain` through the cache of the stream that carried the element
     /// (the values are those computed without it); once per element, whoever asks first.
-    public func resolveDomains(_ cache: inout JIDDomainCache) {
-        guard !domainsResolved else { return }
+    /// Returns how much the cache's `retainedBytes` grew (the memory budget's running total).
+    @discardableResult
+    public func resolveDomains(_ cache: inout JIDDomainCache) -> Int {
+        guard !domainsResolved else { return 0 }
         domainsResolved = true
+        let before = cache.retainedBytes
         fromDomain = self[attribute: "from"].flatMap { cache.domain(ofJID: $0) }
         toDomain = self[attribute: "to"].flatMap { cache.domain(ofJID: $0) }
+        return cache.retainedBytes - before
     }
     /// The `from` and `to` JIDs as compared (`normalizedJID`; empty when absent). IQ pairing asks.
     public private(set) lazy var normalizedFrom: String = normalizedJID(self[attribute: "from"] ?? "")

@@ -91,7 +91,7 @@ struct PcapngWriterTests {
         let long = String(repeating: "a", count: 65_533) + "☃☃"  // the first snowman ends at byte 65,536
         let cut = PcapngWriter.utf8(long)
         #expect(cut.count == 65_533)
-        #expect(String(validatingUTF8: cut.map { CChar(bitPattern: $0) } + [0]) != nil)
+        #expect(String(validatingCString: cut.map { CChar(bitPattern: $0) } + [0]) != nil)
         let b = [UInt8]().withUnsafeBytes {
             PcapngWriter.enhancedPacketBlock(interface: 0, nanosecondTimestamps: true, bytes: $0, wireLength: 0, time: .zero, comments: [long])
         }

@@ -168,7 +168,7 @@ struct HTMLReportTests {
         let dir = try scratchDirectory("html-hostile")
         defer { try? FileManager.default.removeItem(at: dir) }
         let pcap = dir.appendingPathComponent("hostile.pcap")
-        FileManager.default.createFile(atPath: pcap.path, contents: Data(try HostileCapture.pcap))
+        #expect(FileManager.default.createFile(atPath: pcap.path, contents: Data(try HostileCapture.pcap)), "\(pcap.path) could not be written")
 
         // The text report: no control character from the wire reaches the terminal.
         let text = try runS2Scope(["analyze", "--no-color", "--verbose", pcap.path])

@@ -19,7 +19,7 @@ struct KeyLogFollowerTests {
         func append(_ name: String, _ text: String, mode: Int = 0o600) {
             let p = path + "/" + name
             if !FileManager.default.fileExists(atPath: p) {
-                FileManager.default.createFile(atPath: p, contents: nil, attributes: [.posixPermissions: mode])
+                precondition(FileManager.default.createFile(atPath: p, contents: nil, attributes: [.posixPermissions: mode]), "\(p) could not be created")
             }
             let h = FileHandle(forWritingAtPath: p)!
             h.seekToEndOfFile()

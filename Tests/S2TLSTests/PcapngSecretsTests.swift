@@ -8,7 +8,7 @@ struct PcapngSecretsTests {
     /// The secrets of a file holding `bytes` (written to a temporary file, removed after).
     static func read(_ bytes: [UInt8]) -> PcapngSecrets.Result {
         let p = NSTemporaryDirectory() + "s2scope-dsb-\(UUID().uuidString).pcapng"
-        FileManager.default.createFile(atPath: p, contents: Data(bytes))
+        precondition(FileManager.default.createFile(atPath: p, contents: Data(bytes)), "\(p) could not be written")
         defer { try? FileManager.default.removeItem(atPath: p) }
         return PcapngSecrets.read(path: p)
     }

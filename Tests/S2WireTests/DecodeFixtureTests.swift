@@ -146,7 +146,7 @@ struct AddressTests {
 struct CaptureErrorTests {
     func tempFile(_ bytes: [UInt8]) -> String {
         let path = NSTemporaryDirectory() + "s2scope-\(UUID().uuidString)"
-        FileManager.default.createFile(atPath: path, contents: Data(bytes))
+        #expect(FileManager.default.createFile(atPath: path, contents: Data(bytes)), "\(path) could not be written")
         return path
     }
 

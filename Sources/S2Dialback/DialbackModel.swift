@@ -318,8 +318,6 @@ public final class DialbackModel {
         }
     }
 
-    /// Takes `c` out of `connections` and the indexes of open connections in O(1) (the order of
-    /// `connections` means nothing).
     /// What the open connections keep of what their peers sent (`ConnectionModel.retainedBytes`),
     /// a running total the memory budget reads (never a walk over the connections).
     public var openRetainedBytes: Int { _openRetainedBytes }
@@ -349,6 +347,8 @@ public final class DialbackModel {
         _openRetainedBytes += c.retainedBytes - before
     }
 
+    /// Takes `c` out of `connections` and the indexes of open connections in O(1) (the order of
+    /// `connections` means nothing).
     private func removeFromConnections(_ c: ConnectionModel) {
         Self.remove(c.id, c.serverAddress, from: &openByServerAddress)
         Self.remove(c.id, c.clientAddress, from: &openByClientAddress)

@@ -752,10 +752,10 @@ public final class Engine: ReassemblySink {
     /// At most this many bytes of rules' state per byte of XML not yet applied (an expectation,
     /// ~700 B, needs an element of tens of bytes; a pending IQ, ~360 B, one of at least 20).
     private static let maxRuleBytesPerXMLByte = 64
-    /// Likewise what the dialback models keep of an element: one charge of at most
-    /// `maxRetainedBytesPerWireByte` per byte (the event's own storage), and the two models' domain
-    /// caches, whose entries come from a stanza's addresses (a few bytes per byte of them): twice
-    /// that charge is ample.
+    /// Likewise what the dialback models keep of an element: the event's own storage, charged once
+    /// and at most `maxRetainedBytesPerWireByte` per byte, and the entries of the two models' domain
+    /// caches, which come from a stanza's addresses (a few bytes per byte of them): four times the
+    /// cap is ample.
     private static let maxModelBytesPerXMLByte = 4 * DialbackModel.maxRetainedBytesPerWireByte
 
     /// The memory budget decides at each packet, on the state after that packet, as one thread

@@ -33,7 +33,7 @@ let package = Package(
         // The hostile-state corpus (S2Synth.HostileState) as pcap files, for `make hostile-scaling`.
         .executableTarget(name: "hostile-state-gen", dependencies: [.product(name: "S2Synth", package: "S2Scope")]),
         // The floor of S2Scope's own reading, decoding and reassembly layers and of the cheapest
-        // Swift use of expat, stage by stage, beside the C yardstick (scripts/floor.sh).
+        // Swift use of expat, stage by stage, beside the C yardstick (make bench).
         .executableTarget(name: "floor-bench", dependencies: [.product(name: "S2Scope", package: "S2Scope")]),
         // package-benchmark finds its suites under Benchmarks/<target>/.
         .executableTarget(

@@ -490,11 +490,10 @@ public final class DialbackModel {
             c._missing[d] = nil
             if c.streams.count < Self.maxStreamsPerConnection {
                 c.streams.append(StreamRecord(direction: d, header: h, frame: e.firstFrame))
-                // The current header is the record's value: one storage, charged once.
-                retain(c) { c in
-                    c.retainedAppended += headerBytes
-                    c.retainedHeaders[d] = 0
-                }
+                // The current header is the record's value: one storage, charged once. (The
+                // header slot is charged only past the cap, after which no record is added.)
+                c.retainedAppended += headerBytes
+                _openRetainedBytes += headerBytes
             } else {
                 retain(c) { c in c.retainedHeaders[d] = headerBytes }
                 c.streamsNotRecorded += 1
@@ -535,7 +534,9 @@ public final class DialbackModel {
               let domain = el.fromDomain, !domain.isEmpty,
               !c.stanzaDomains[d].contains(domain) else { return }
         c.stanzaDomains[d].append(domain)
-        retain(c) { c in c.retainedAppended += 32 + domain.utf8.count }
+        let kept = 32 + domain.utf8.count
+        c.retainedAppended += kept
+        _openRetainedBytes += kept
     }
 
     /// The first event of each direction after SASL `<success/>` is its restarted stream's.

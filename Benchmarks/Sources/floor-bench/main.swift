@@ -72,10 +72,9 @@ final class Counters {
     var packets = 0, tcp = 0, s2s = 0, bytesFed = 0, elements = 0, stanzas = 0, dialback = 0, xmlErrors = 0, tlsStops = 0
     var events: [ElementEvent] = []
     var names = NameTable()
-    var dialbackNamespace = 0 as Int32
 }
 
-final class Direction_ {
+final class DirectionParser {
     let parser: XML_Parser
     unowned let counters: Counters
     let s2scopeSetup: Bool
@@ -120,8 +119,8 @@ final class Direction_ {
     }
 }
 
-private func direction(_ ud: UnsafeMutableRawPointer?) -> Direction_ {
-    Unmanaged<Direction_>.fromOpaque(ud!).takeUnretainedValue()
+private func direction(_ ud: UnsafeMutableRawPointer?) -> DirectionParser {
+    Unmanaged<DirectionParser>.fromOpaque(ud!).takeUnretainedValue()
 }
 
 private func hasPrefix(_ s: UnsafePointer<CChar>, _ prefix: StaticString) -> Bool {
@@ -182,7 +181,7 @@ nonisolated(unsafe) private let onEventsEnd: XML_EndElementHandler = { ud, _ in
 final class Sink: ReassemblySink {
     let counters: Counters
     let stage: Stage
-    var parsers: [ConnectionID: (Direction_, Direction_)] = [:]
+    var parsers: [ConnectionID: (DirectionParser, DirectionParser)] = [:]
     init(counters: Counters, stage: Stage) {
         self.counters = counters
         self.stage = stage
@@ -190,10 +189,9 @@ final class Sink: ReassemblySink {
     func connectionOpened(_ connection: TCPConnection) {
         guard stage == .expat || stage == .events else { return }
         let s = stage == .events
-        parsers[connection.id] = (Direction_(counters: counters, s2scopeSetup: s), Direction_(counters: counters, s2scopeSetup: s))
+        parsers[connection.id] = (DirectionParser(counters: counters, s2scopeSetup: s), DirectionParser(counters: counters, s2scopeSetup: s))
     }
     func streamData(_ connection: TCPConnection, _ direction: Direction, _ bytes: UnsafeRawBufferPointer, at offset: UInt64, frame: FrameRef) {
-        counters.s2s += 0
         guard let p = parsers[connection.id] else { counters.bytesFed += bytes.count; return }
         (direction == .clientToServer ? p.0 : p.1).feed(bytes)
     }
@@ -207,10 +205,11 @@ final class Sink: ReassemblySink {
 
 let args = CommandLine.arguments
 guard args.count == 3, let stage = Stage(rawValue: args[1]) else {
-    FileHandle_stderr("usage: floor-bench {\(Stage.allCases.map(\.rawValue).joined(separator: "|"))} FILE\n")
+    printError("usage: floor-bench {\(Stage.allCases.map(\.rawValue).joined(separator: "|"))} FILE\n")
     exit(2)
 }
-func FileHandle_stderr(_ s: String) {
+/// Standard error, written whole (no Foundation here).
+func printError(_ s: String) {
     var s = s
     s.withUTF8 { _ = write(2, $0.baseAddress, $0.count) }
 }
@@ -218,7 +217,7 @@ func FileHandle_stderr(_ s: String) {
 let counters = Counters()
 let reader: PcapFileReader
 do { reader = try PcapFileReader(path: args[2], inputIndex: 0) } catch {
-    FileHandle_stderr("floor-bench: \(error)\n")
+    printError("floor-bench: \(error)\n")
     exit(1)
 }
 let decoder = FrameDecoder()
